@@ -1,0 +1,217 @@
+#include "node/node_runtime.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <csignal>
+#include <memory>
+#include <zmq.hpp>
+
+#include "codecs/zmq_wire.h"
+#include "node/partition.h"
+#include "splitnets/learner.h"
+
+namespace edgebed {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+class Node {
+ public:
+  explicit Node(const NodeOptions& opt)
+      : opt_(opt), id_(opt.node_id.empty() ? "node-" + std::to_string(opt.index) : opt.node_id),
+        sock_(ctx_, zmq::socket_type::dealer) {}
+
+  int Run() {
+    sock_.set(zmq::sockopt::routing_id, id_);
+    sock_.set(zmq::sockopt::linger, 2000);
+    sock_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(wire::kDefaultMaxFrameBytes * 4));
+    sock_.connect(opt_.server);
+    spdlog::info("{}: connecting to {}", id_, opt_.server);
+    wire::Envelope env;
+    env.set_sender(id_);
+    auto* join = env.mutable_join();
+    join->set_node_id(id_);
+    join->set_node_index(opt_.index);
+    join->set_device(opt_.device);
+    join->set_role("trainer");
+    wire::SendEnvelope(sock_, env);
+
+    for (;;) {
+      zmq::pollitem_t items[] = {{sock_.handle(), 0, ZMQ_POLLIN, 0}};
+      zmq::poll(items, 1, std::chrono::milliseconds(static_cast<int64_t>(opt_.server_timeout_s * 1000)));
+      if (!(items[0].revents & ZMQ_POLLIN)) {
+        spdlog::error("{}: server {} silent for {:.0f} s; giving up", id_, opt_.server, opt_.server_timeout_s);
+        return 1;
+      }
+      zmq::message_t msg;
+      if (!sock_.recv(msg)) continue;
+      wire::Envelope in;
+      Status st = wire::Decode(msg.data(), msg.size(), wire::kDefaultMaxFrameBytes * 4, &in);
+      if (!st.ok()) {
+        spdlog::error("{}: dropped a frame from the server: {}", id_, st.ToString());
+        continue;
+      }
+      switch (in.body_case()) {
+        case wire::Envelope::kJoinAck:
+          if (!OnJoinAck(in.join_ack())) return 1;
+          break;
+        case wire::Envelope::kFitIns:
+          OnFit(in.fit_ins());
+          break;
+        case wire::Envelope::kEvaluateIns:
+          OnEvaluate(in.evaluate_ins());
+          break;
+        case wire::Envelope::kShutdown: {
+          spdlog::info("{}: server says shutdown ({}); leaving", id_, in.shutdown().reason());
+          wire::Envelope bye;
+          bye.set_sender(id_);
+          bye.mutable_leave()->set_reason("shutdown");
+          wire::SendEnvelope(sock_, bye);
+          return 0;
+        }
+        case wire::Envelope::kError:
+          spdlog::error("{}: server error {}: {}", id_, wire::ErrorCode_Name(in.error().code()),
+                        in.error().message());
+          if (in.error().code() == wire::REJECTED) return 1;
+          break;
+        default:
+          spdlog::warn("{}: ignoring unexpected {} from the server", id_, wire::BodyName(in));
+      }
+    }
+  }
+
+ private:
+  bool OnJoinAck(const wire::JoinAck& ack) {
+    if (!ack.accepted()) {
+      spdlog::error("{}: join refused: {}", id_, ack.reason());
+      return false;
+    }
+    auto data = LoadFashionMnist(opt_.data_dir.empty() ? DefaultFashionMnistDir() : opt_.data_dir, true,
+                                 ack.train_limit());
+    if (!data.ok()) {
+      spdlog::error("{}: {}", id_, data.status().ToString());
+      return false;
+    }
+    data_ = std::move(data.value());
+    PartitionSpec spec;
+    spec.kind = ack.partition();
+    spec.alpha = ack.dirichlet_alpha();
+    spec.shards_per_node = ack.shards_per_node();
+    spec.num_nodes = ack.num_nodes();
+    spec.seed = ack.seed();
+    auto part = PartitionFor(data_.labels, data_.num_classes, spec, opt_.index);
+    if (!part.ok()) {
+      spdlog::error("{}: {}", id_, part.status().ToString());
+      return false;
+    }
+    indices_ = std::move(part.value());
+    auto learner = Learner::Create(ack.model(), ack.seed());
+    if (!learner.ok()) {
+      spdlog::error("{}: {}", id_, learner.status().ToString());
+      return false;
+    }
+    learner_ = std::move(learner.value());
+    spdlog::info("{}: joined run {} with {} samples ({} partition), model {}", id_, ack.run_id(),
+                 indices_.size(), spec.kind, ack.model());
+    return true;
+  }
+
+  void ReplyError(wire::ErrorCode code, const std::string& message, uint32_t round) {
+    spdlog::error("{}: {}", id_, message);
+    wire::Envelope e;
+    e.set_sender(id_);
+    e.mutable_error()->set_code(code);
+    e.mutable_error()->set_message(message);
+    e.mutable_error()->set_round(round);
+    wire::SendEnvelope(sock_, e);
+  }
+
+  void OnFit(const wire::FitIns& ins) {
+    if (!learner_) return ReplyError(wire::UNEXPECTED, "fit_ins before join_ack", ins.round());
+    ParamSet global;
+    Status st = wire::FromTensors(ins.params(), "fit_ins.params", &learner_->specs(), &global);
+    if (st.ok()) st = learner_->SetParams(global);
+    if (!st.ok()) return ReplyError(wire::BAD_TENSOR, st.message(), ins.round());
+
+    TrainOptions topt;
+    topt.epochs = static_cast<int>(ins.local_epochs());
+    topt.batch_size = static_cast<int>(ins.batch_size());
+    topt.learning_rate = ins.learning_rate();
+    topt.momentum = ins.momentum();
+    topt.seed = ins.seed();
+    auto last_beat = Clock::now();
+    const bool crash = ins.crash_mid_round();
+    topt.on_progress = [&](float done) {
+      if (crash && done >= 0.5f) {
+        spdlog::warn("{}: fault injection: killing this process mid-round {}", id_, ins.round());
+        spdlog::default_logger()->flush();
+        std::raise(SIGKILL);
+      }
+      if (std::chrono::duration<double>(Clock::now() - last_beat).count() >= opt_.heartbeat_s) {
+        last_beat = Clock::now();
+        wire::Envelope hb;
+        hb.set_sender(id_);
+        hb.mutable_heartbeat()->set_round(ins.round());
+        hb.mutable_heartbeat()->set_progress(done);
+        wire::SendEnvelope(sock_, hb, "", /*dont_wait=*/true);
+      }
+      return true;
+    };
+    TrainStats ts = learner_->Train(data_, indices_, topt);
+
+    ParamSet update = learner_->GetParams();
+    for (size_t i = 0; i < update.flat.size(); ++i) update.flat[i] -= global.flat[i];
+    wire::Envelope out;
+    out.set_sender(id_);
+    auto* res = out.mutable_fit_res();
+    res->set_round(ins.round());
+    wire::ToTensors(update, res->mutable_update());
+    res->set_num_samples(ts.samples);
+    res->set_train_loss(static_cast<float>(ts.mean_loss));
+    res->set_train_time_s(ts.seconds);
+    wire::SendEnvelope(sock_, out);
+    spdlog::info("{}: round {} trained {} samples in {:.2f} s, loss {:.4f}", id_, ins.round(), ts.samples,
+                 ts.seconds, ts.mean_loss);
+  }
+
+  void OnEvaluate(const wire::EvaluateIns& ins) {
+    if (!learner_) return ReplyError(wire::UNEXPECTED, "evaluate_ins before join_ack", ins.round());
+    ParamSet p;
+    Status st = wire::FromTensors(ins.params(), "evaluate_ins.params", &learner_->specs(), &p);
+    if (st.ok()) st = learner_->SetParams(p);
+    if (!st.ok()) return ReplyError(wire::BAD_TENSOR, st.message(), ins.round());
+    EvalStats es = learner_->Evaluate(data_, &indices_);
+    wire::Envelope out;
+    out.set_sender(id_);
+    auto* res = out.mutable_evaluate_res();
+    res->set_round(ins.round());
+    res->set_num_samples(es.samples);
+    res->set_loss(static_cast<float>(es.loss));
+    res->set_accuracy(static_cast<float>(es.accuracy));
+    wire::SendEnvelope(sock_, out);
+  }
+
+  NodeOptions opt_;
+  std::string id_;
+  zmq::context_t ctx_{1};
+  zmq::socket_t sock_;
+  Dataset data_;
+  std::vector<uint32_t> indices_;
+  std::unique_ptr<Learner> learner_;
+};
+
+}  // namespace
+
+int RunNode(const NodeOptions& opt) {
+  SetTorchThreads(opt.threads);
+  try {
+    Node node(opt);
+    return node.Run();
+  } catch (const zmq::error_t& e) {
+    spdlog::error("node {}: ZeroMQ error: {}", opt.index, e.what());
+    return 1;
+  }
+}
+
+}  // namespace edgebed

@@ -1,0 +1,24 @@
+// The edge node process: joins a server over ZeroMQ, prepares its data share, and answers the
+// server's instructions (train, evaluate, shut down) until the run ends. Simulated and real nodes
+// (a Raspberry Pi) run this same code; only --connect differs.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace edgebed {
+
+struct NodeOptions {
+  std::string server = "tcp://127.0.0.1:5555";
+  uint32_t index = 0;           // selects the data partition
+  std::string node_id;          // empty = "node-<index>"
+  std::string data_dir;         // empty = default Fashion-MNIST location
+  std::string device = "x86_64 process";
+  int threads = 1;              // libtorch intra-op threads
+  double server_timeout_s = 900.0;  // exit with an error when the server is silent this long
+  double heartbeat_s = 1.0;     // sign-of-life period while training
+};
+
+// Runs until the server says shutdown (returns 0) or something fatal happens (returns 1).
+int RunNode(const NodeOptions& opt);
+
+}  // namespace edgebed

@@ -1,0 +1,28 @@
+// Which training samples a node holds. Computed identically on every machine from (seed, number of
+// nodes, partition kind): a node needs only its index to find its own share.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "codecs/status.h"
+
+namespace edgebed {
+
+struct PartitionSpec {
+  std::string kind = "iid";   // iid | dirichlet | shards
+  double alpha = 0.5;         // Dirichlet concentration, > 0: small = strong label skew
+  uint32_t shards_per_node = 2;
+  uint32_t num_nodes = 1;
+  uint64_t seed = 1;
+  uint32_t min_samples = 10;  // Dirichlet redraws until every node has at least this many
+};
+
+// Sample indices of every node (sorted ascending within each node). Errors name the field.
+Result<std::vector<std::vector<uint32_t>>> PartitionAll(const std::vector<uint8_t>& labels,
+                                                        int num_classes, const PartitionSpec& spec);
+// One node's share of PartitionAll.
+Result<std::vector<uint32_t>> PartitionFor(const std::vector<uint8_t>& labels, int num_classes,
+                                           const PartitionSpec& spec, uint32_t node_index);
+
+}  // namespace edgebed

@@ -1,0 +1,236 @@
+#include "scenarios/scenario.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+namespace edgebed {
+namespace {
+
+const char kDefaultText[] =
+#include "scenarios/default_scenario.inc"
+    ;
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+// Reads typed fields by dotted path, checks ranges, remembers which keys were read.
+class Reader {
+ public:
+  explicit Reader(const toml::table& root) : root_(root) {}
+
+  Status Str(const std::string& path, std::string* out, const std::vector<std::string>& allowed = {}) {
+    used_.insert(path);
+    auto node = root_.at_path(path);
+    if (!node) return Status::Ok();
+    auto v = node.value<std::string>();
+    if (!v || !node.is_string())
+      return Status::InvalidArgument(path + " must be a string");
+    if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), *v) == allowed.end())
+      return Status::InvalidArgument(path + " = '" + *v + "' is not allowed; allowed: " + Join(allowed));
+    *out = *v;
+    return Status::Ok();
+  }
+
+  template <typename T>
+  Status Int(const std::string& path, T* out, int64_t lo, int64_t hi) {
+    used_.insert(path);
+    auto node = root_.at_path(path);
+    if (!node) return Status::Ok();
+    if (!node.is_integer())
+      return Status::InvalidArgument(path + " must be an integer in [" + std::to_string(lo) + ", " +
+                                     std::to_string(hi) + "]");
+    const int64_t v = *node.value<int64_t>();
+    if (v < lo || v > hi)
+      return Status::InvalidArgument(path + " = " + std::to_string(v) + " is out of range [" +
+                                     std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    *out = static_cast<T>(v);
+    return Status::Ok();
+  }
+
+  // Range (lo, hi] when lo_open, else [lo, hi].
+  Status Real(const std::string& path, double* out, double lo, double hi, bool lo_open = false) {
+    used_.insert(path);
+    auto node = root_.at_path(path);
+    if (!node) return Status::Ok();
+    if (!node.is_number()) return Status::InvalidArgument(path + " must be a number");
+    const double v = *node.value<double>();
+    const bool below = lo_open ? !(v > lo) : !(v >= lo);
+    if (!std::isfinite(v) || below || v > hi) {
+      std::ostringstream m;
+      m << path << " = " << v << " is out of range " << (lo_open ? "(" : "[") << lo << ", " << hi << "]";
+      return Status::InvalidArgument(m.str());
+    }
+    *out = v;
+    return Status::Ok();
+  }
+
+  void MarkUsed(const std::string& path) { used_.insert(path); }
+
+  // The first key in the file that no field reads.
+  Status CheckNoUnknown() const { return Walk(root_, ""); }
+
+ private:
+  Status Walk(const toml::table& t, const std::string& prefix) const {
+    for (const auto& [k, v] : t) {
+      const std::string path = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+      if (used_.count(path)) continue;
+      if (v.is_table()) {
+        EDGEBED_RETURN_IF_ERROR(Walk(*v.as_table(), path));
+        continue;
+      }
+      return Status::InvalidArgument("unknown field '" + path + "' (misspelt? see scenarios/default.toml)");
+    }
+    return Status::Ok();
+  }
+  const toml::table& root_;
+  std::set<std::string> used_;
+};
+
+Status ApplyOverride(toml::table& root, const std::string& kv) {
+  const auto eq = kv.find('=');
+  if (eq == std::string::npos || eq == 0)
+    return Status::InvalidArgument("override '" + kv + "' must look like section.field=value");
+  std::string path = kv.substr(0, eq), value = kv.substr(eq + 1);
+  toml::table parsed;
+  try {
+    parsed = toml::parse("v = " + value);
+  } catch (const toml::parse_error&) {
+    parsed = toml::table{};
+    parsed.insert("v", value);  // a bare word is a string
+  }
+  toml::table* t = &root;
+  size_t start = 0;
+  for (size_t dot; (dot = path.find('.', start)) != std::string::npos; start = dot + 1) {
+    const std::string part = path.substr(start, dot - start);
+    auto* child = t->get(part);
+    if (!child) child = &t->insert(part, toml::table{}).first->second;
+    if (!child->is_table())
+      return Status::InvalidArgument("override '" + kv + "': '" + part + "' is not a section");
+    t = child->as_table();
+  }
+  t->insert_or_assign(path.substr(start), *parsed.get("v"));
+  return Status::Ok();
+}
+
+Status Read(Reader& r, const toml::table& root, Scenario* s) {
+  EDGEBED_RETURN_IF_ERROR(r.Str("name", &s->name));
+  EDGEBED_RETURN_IF_ERROR(r.Int("seed", &s->seed, 0, INT64_MAX));
+  EDGEBED_RETURN_IF_ERROR(r.Str("output_dir", &s->output_dir));
+  EDGEBED_RETURN_IF_ERROR(r.Str("model.name", &s->model, {"cnn", "mlp", "logreg"}));
+  EDGEBED_RETURN_IF_ERROR(r.Str("data.dataset", &s->dataset, {"fashion-mnist"}));
+  EDGEBED_RETURN_IF_ERROR(r.Str("data.dir", &s->data_dir));
+  EDGEBED_RETURN_IF_ERROR(r.Str("data.partition", &s->partition, {"iid", "dirichlet", "shards"}));
+  EDGEBED_RETURN_IF_ERROR(r.Real("data.alpha", &s->dirichlet_alpha, 0.0, 1e6, true));
+  EDGEBED_RETURN_IF_ERROR(r.Int("data.shards_per_node", &s->shards_per_node, 1, 1000));
+  EDGEBED_RETURN_IF_ERROR(r.Int("data.train_limit", &s->train_limit, 0, 60000));
+  EDGEBED_RETURN_IF_ERROR(r.Int("data.test_limit", &s->test_limit, 0, 10000));
+  EDGEBED_RETURN_IF_ERROR(r.Int("federation.nodes", &s->nodes, 1, 100000));
+  EDGEBED_RETURN_IF_ERROR(r.Int("federation.rounds", &s->rounds, 1, 1000000));
+  EDGEBED_RETURN_IF_ERROR(r.Real("federation.fraction", &s->fraction, 0.0, 1.0, true));
+  EDGEBED_RETURN_IF_ERROR(r.Real("federation.min_quorum", &s->min_quorum, 0.0, 1.0, true));
+  EDGEBED_RETURN_IF_ERROR(r.Str("federation.strategy", &s->strategy, {"fedavg"}));
+  EDGEBED_RETURN_IF_ERROR(r.Int("training.local_epochs", &s->local_epochs, 1, 1000));
+  EDGEBED_RETURN_IF_ERROR(r.Int("training.batch_size", &s->batch_size, 1, 65536));
+  EDGEBED_RETURN_IF_ERROR(r.Real("training.learning_rate", &s->learning_rate, 0.0, 10.0, true));
+  EDGEBED_RETURN_IF_ERROR(r.Real("training.momentum", &s->momentum, 0.0, 0.999));
+  EDGEBED_RETURN_IF_ERROR(r.Str("server.bind", &s->bind));
+  if (s->bind.rfind("tcp://", 0) != 0 && s->bind.rfind("ipc://", 0) != 0)
+    return Status::InvalidArgument("server.bind = '" + s->bind + "' must be tcp://host:port or ipc://path");
+  EDGEBED_RETURN_IF_ERROR(r.Real("server.round_deadline_s", &s->round_deadline_s, 0.0, 1e6, true));
+  EDGEBED_RETURN_IF_ERROR(r.Real("server.join_timeout_s", &s->join_timeout_s, 0.0, 1e6, true));
+  EDGEBED_RETURN_IF_ERROR(r.Real("server.liveness_timeout_s", &s->liveness_timeout_s, 0.0, 1e6, true));
+  EDGEBED_RETURN_IF_ERROR(r.Real("server.max_frame_mb", &s->max_frame_mb, 0.0, 2047.0, true));
+  EDGEBED_RETURN_IF_ERROR(r.Int("server.threads", &s->server_threads, 1, 256));
+  EDGEBED_RETURN_IF_ERROR(r.Str("channel.uplink", &s->uplink, {"ideal"}));
+
+  r.MarkUsed("faults.crash");
+  if (auto crash = root.at_path("faults.crash")) {
+    const auto* arr = crash.as_array();
+    if (!arr) return Status::InvalidArgument("faults.crash must be an array of {node, round} tables");
+    for (size_t i = 0; i < arr->size(); ++i) {
+      const auto* t = arr->get(i)->as_table();
+      const std::string where = "faults.crash[" + std::to_string(i) + "]";
+      if (!t) return Status::InvalidArgument(where + " must be a table {node = N, round = R}");
+      Reader sub(*t);
+      CrashFault f;
+      Status st = sub.Int("node", &f.node, 0, int64_t{s->nodes} - 1);
+      if (st.ok()) st = sub.Int("round", &f.round, 1, s->rounds);
+      if (st.ok()) st = sub.CheckNoUnknown();
+      if (!st.ok()) return Status::InvalidArgument(where + "." + st.message());
+      s->crashes.push_back(f);
+    }
+  }
+  return r.CheckNoUnknown();
+}
+
+}  // namespace
+
+const std::string& DefaultScenarioText() {
+  static const std::string text(kDefaultText);
+  return text;
+}
+
+Result<Scenario> ParseScenario(const std::string& toml_text, const std::vector<std::string>& overrides,
+                               const std::string& source_name) {
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, source_name);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream m;
+    m << source_name << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
+      << e.description();
+    return Status::InvalidArgument(m.str());
+  }
+  for (const auto& o : overrides) EDGEBED_RETURN_IF_ERROR(ApplyOverride(root, o));
+  Scenario s;
+  Reader r(root);
+  Status st = Read(r, root, &s);
+  if (!st.ok()) return Status::InvalidArgument(source_name + ": " + st.message());
+  return s;
+}
+
+Result<Scenario> LoadScenario(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  if (!in) return Status::NotFound("cannot read scenario file " + path);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return ParseScenario(buf.str(), overrides, path);
+}
+
+std::string Scenario::ToToml() const {
+  toml::table crashes_tbl;
+  toml::array crash_arr;
+  for (const auto& c : crashes)
+    crash_arr.push_back(toml::table{{"node", int64_t{c.node}}, {"round", int64_t{c.round}}});
+  toml::table t{
+      {"name", name},
+      {"seed", static_cast<int64_t>(seed)},
+      {"output_dir", output_dir},
+      {"model", toml::table{{"name", model}}},
+      {"data", toml::table{{"dataset", dataset}, {"dir", data_dir}, {"partition", partition},
+                           {"alpha", dirichlet_alpha}, {"shards_per_node", int64_t{shards_per_node}},
+                           {"train_limit", int64_t{train_limit}}, {"test_limit", int64_t{test_limit}}}},
+      {"federation", toml::table{{"nodes", int64_t{nodes}}, {"rounds", int64_t{rounds}},
+                                 {"fraction", fraction}, {"min_quorum", min_quorum},
+                                 {"strategy", strategy}}},
+      {"training", toml::table{{"local_epochs", int64_t{local_epochs}}, {"batch_size", int64_t{batch_size}},
+                               {"learning_rate", learning_rate}, {"momentum", momentum}}},
+      {"server", toml::table{{"bind", bind}, {"round_deadline_s", round_deadline_s},
+                             {"join_timeout_s", join_timeout_s}, {"liveness_timeout_s", liveness_timeout_s},
+                             {"max_frame_mb", max_frame_mb}, {"threads", int64_t{server_threads}}}},
+      {"channel", toml::table{{"uplink", uplink}}},
+  };
+  if (!crash_arr.empty()) t.insert("faults", toml::table{{"crash", crash_arr}});
+  std::ostringstream out;
+  out << t << "\n";
+  return out.str();
+}
+
+}  // namespace edgebed

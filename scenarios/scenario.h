@@ -1,0 +1,67 @@
+// A whole experiment as one value: loaded from a TOML scenario file (or the embedded default),
+// changed by command-line overrides, checked field by field, written back as the resolved scenario.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "codecs/status.h"
+
+namespace edgebed {
+
+struct CrashFault {
+  uint32_t node = 0;   // node index
+  uint32_t round = 1;  // the node's process kills itself half way through this round's training
+};
+
+struct Scenario {
+  std::string name = "default";
+  uint64_t seed = 1;
+  std::string output_dir = "runs/default";
+
+  std::string model = "cnn";
+
+  std::string dataset = "fashion-mnist";
+  std::string data_dir;             // empty = $EDGEBED_DATA_DIR or Debian's dataset path
+  std::string partition = "dirichlet";
+  double dirichlet_alpha = 0.5;     // (0, 1e6]
+  uint32_t shards_per_node = 2;
+  uint32_t train_limit = 0;         // 0 = all
+  uint32_t test_limit = 0;          // 0 = all
+
+  uint32_t nodes = 10;
+  uint32_t rounds = 20;
+  double fraction = 1.0;            // (0, 1]
+  double min_quorum = 0.5;          // (0, 1]
+  std::string strategy = "fedavg";
+
+  uint32_t local_epochs = 1;
+  uint32_t batch_size = 32;
+  double learning_rate = 0.05;
+  double momentum = 0.5;
+
+  std::string bind = "tcp://127.0.0.1:0";
+  double round_deadline_s = 600.0;
+  double join_timeout_s = 120.0;
+  double liveness_timeout_s = 15.0;
+  double max_frame_mb = 64.0;
+  uint32_t server_threads = 2;
+
+  std::string uplink = "ideal";
+
+  std::vector<CrashFault> crashes;
+
+  size_t max_frame_bytes() const { return static_cast<size_t>(max_frame_mb * 1024.0 * 1024.0); }
+  std::string ToToml() const;  // the resolved scenario, loadable again
+};
+
+// The embedded default scenario's text (scenarios/default.toml).
+const std::string& DefaultScenarioText();
+
+// Parses TOML text, applies "a.b=value" overrides (value in TOML syntax; bare words are strings),
+// and checks every field. Unknown keys are errors (a typo must not silently use a default).
+Result<Scenario> ParseScenario(const std::string& toml_text, const std::vector<std::string>& overrides,
+                               const std::string& source_name);
+Result<Scenario> LoadScenario(const std::string& path, const std::vector<std::string>& overrides);
+
+}  // namespace edgebed

@@ -1,0 +1,26 @@
+// Streaming aggregation kernels: memory is one accumulator the size of the model, however many
+// updates are folded in.
+#pragma once
+#include <cstddef>
+#include <vector>
+
+namespace edgebed {
+
+// sum_k w_k x_k / sum_k w_k, accumulated in double so that the result hardly depends on the order
+// in which updates arrive.
+class WeightedMean {
+ public:
+  void Reset(size_t n);
+  void Add(const float* x, size_t n, double weight);  // n must equal the size given to Reset
+  void Mean(float* out) const;                         // out[n]; zeros when nothing was added
+  double total_weight() const { return total_; }
+  size_t count() const { return count_; }
+  size_t size() const { return acc_.size(); }
+
+ private:
+  std::vector<double> acc_;
+  double total_ = 0.0;
+  size_t count_ = 0;
+};
+
+}  // namespace edgebed

@@ -1,0 +1,49 @@
+#include "server/registry.h"
+
+namespace edgebed {
+
+Status NodeRegistry::Join(const std::string& id, uint32_t index, const std::string& device,
+                          std::chrono::steady_clock::time_point now) {
+  if (id.empty() || id.size() > 128) return Status::InvalidArgument("join.node_id must be 1..128 characters");
+  if (index >= num_nodes_)
+    return Status::InvalidArgument("join.node_index = " + std::to_string(index) + " is out of range [0, " +
+                                   std::to_string(num_nodes_ - 1) + "]");
+  for (const auto& [other_id, rec] : nodes_)
+    if (rec.alive && rec.index == index && other_id != id)
+      return Status::InvalidArgument("join.node_index = " + std::to_string(index) + " is already held by " + other_id);
+  NodeRecord& rec = nodes_[id];
+  rec.id = id;
+  rec.index = index;
+  rec.device = device;
+  rec.alive = true;
+  rec.last_seen = now;
+  return Status::Ok();
+}
+
+NodeRecord* NodeRegistry::Find(const std::string& id) {
+  auto it = nodes_.find(id);
+  return it == nodes_.end() ? nullptr : &it->second;
+}
+
+void NodeRegistry::Touch(const std::string& id, std::chrono::steady_clock::time_point now) {
+  if (auto* r = Find(id)) r->last_seen = now;
+}
+
+void NodeRegistry::MarkGone(const std::string& id) {
+  if (auto* r = Find(id)) r->alive = false;
+}
+
+std::vector<std::string> NodeRegistry::AliveIds() const {
+  std::vector<std::string> ids;
+  for (const auto& [id, rec] : nodes_)
+    if (rec.alive) ids.push_back(id);
+  return ids;
+}
+
+size_t NodeRegistry::alive_count() const {
+  size_t n = 0;
+  for (const auto& kv : nodes_) n += kv.second.alive;
+  return n;
+}
+
+}  // namespace edgebed

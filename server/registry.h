@@ -1,0 +1,40 @@
+// Which nodes have joined, which are alive, and when each was last heard from (Flower's
+// ClientManager). The server loop asks it; it never talks to the network itself.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "codecs/status.h"
+
+namespace edgebed {
+
+struct NodeRecord {
+  std::string id;
+  uint32_t index = 0;
+  std::string device;
+  bool alive = false;
+  std::chrono::steady_clock::time_point last_seen;
+  uint32_t rounds_ok = 0, rounds_failed = 0;
+};
+
+class NodeRegistry {
+ public:
+  explicit NodeRegistry(uint32_t num_nodes) : num_nodes_(num_nodes) {}
+  // Admits a node; a node re-joining under its own id is admitted again. Errors say why not.
+  Status Join(const std::string& id, uint32_t index, const std::string& device,
+              std::chrono::steady_clock::time_point now);
+  NodeRecord* Find(const std::string& id);
+  void Touch(const std::string& id, std::chrono::steady_clock::time_point now);
+  void MarkGone(const std::string& id);
+  std::vector<std::string> AliveIds() const;  // sorted
+  size_t alive_count() const;
+
+ private:
+  uint32_t num_nodes_;
+  std::map<std::string, NodeRecord> nodes_;
+};
+
+}  // namespace edgebed

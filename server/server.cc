@@ -1,0 +1,542 @@
+#include "server/server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <future>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <zmq.hpp>
+
+#include "channel/uplink.h"
+#include "codecs/rng.h"
+#include "codecs/zmq_wire.h"
+#include "server/registry.h"
+#include "server/strategy.h"
+#include "splitnets/learner.h"
+
+namespace edgebed {
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using json = nlohmann::json;
+
+namespace {
+double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+}  // namespace
+
+struct Server::Impl {
+  Scenario sc;
+  std::unique_ptr<Learner> learner;
+  std::unique_ptr<Strategy> strategy;
+  std::unique_ptr<Uplink> uplink;
+  Dataset test;
+  ParamSet global;
+  NodeRegistry registry{1};
+  ServerStats stats;
+  Rng select_rng;
+  std::string run_id;
+
+  zmq::context_t ctx{1};
+  zmq::socket_t router{ctx, zmq::socket_type::router};
+  zmq::socket_t monitor{ctx, zmq::socket_type::pair};
+  std::string endpoint;
+  std::map<int, std::string> peer_endpoints;  // fd -> "tcp://ip:port" from monitor events
+
+  // State of the round in progress.
+  uint32_t round = 0;
+  std::set<std::string> pending;
+  std::vector<FitFailure> failures;
+  size_t accepted = 0;
+  double train_time_max_s = 0.0;
+  double train_loss_sum = 0.0;
+  uint64_t samples_sum = 0;
+  uint64_t uplink_bytes = 0, downlink_bytes = 0;
+  LinkAccounting link;
+
+  std::ofstream metrics_jsonl, metrics_csv;
+
+  // ---- sending -------------------------------------------------------------------------------
+  size_t Send(const std::string& to, wire::Envelope& env) {
+    env.set_sender("server");
+    const size_t n = wire::SendEnvelope(router, env, to, /*dont_wait=*/true);
+    downlink_bytes += n;
+    return n;
+  }
+  void SendError(const std::string& to, wire::ErrorCode code, const std::string& msg) {
+    if (to.empty()) return;
+    wire::Envelope e;
+    e.mutable_error()->set_code(code);
+    e.mutable_error()->set_message(msg);
+    e.mutable_error()->set_round(round);
+    Send(to, e);
+  }
+  void Fail(const std::string& id, const std::string& reason) {
+    if (!pending.erase(id)) return;
+    failures.push_back({id, reason});
+    if (auto* r = registry.Find(id)) ++r->rounds_failed;
+    spdlog::warn("round {}: {} failed: {}", round, id, reason);
+  }
+
+  // ---- receiving -----------------------------------------------------------------------------
+  // Waits up to `timeout` for one frame or monitor event and handles it.
+  void PollOnce(std::chrono::milliseconds timeout) {
+    zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0}, {monitor.handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::poll(items, 2, timeout);
+    if (items[1].revents & ZMQ_POLLIN) HandleMonitorEvent();
+    if (items[0].revents & ZMQ_POLLIN) HandleRouterMessage();
+  }
+
+  void HandleMonitorEvent() {
+    zmq::message_t ev, addr;
+    if (!monitor.recv(ev, zmq::recv_flags::dontwait)) return;
+    if (ev.more()) (void)monitor.recv(addr);
+    if (ev.size() < 6) return;
+    uint16_t event;
+    int32_t value;
+    std::memcpy(&event, ev.data(), 2);
+    std::memcpy(&value, static_cast<const char*>(ev.data()) + 2, 4);
+    const std::string peer = addr.to_string();
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL || event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+      ++stats.handshake_failed;
+      spdlog::error("dropped a connection on {}: ZMTP handshake failed (code {:#x}); the peer did not "
+                    "speak ZeroMQ (random bytes?)", peer, value);
+    } else if (event == ZMQ_EVENT_DISCONNECTED) {
+      spdlog::info("a connection to {} closed (peer left, or sent a frame over twice server.max_frame_mb = "
+                   "{} and was cut off)", peer, sc.max_frame_mb);
+    }
+  }
+
+  void HandleRouterMessage() {
+    std::vector<zmq::message_t> parts;
+    zmq::message_t part;
+    do {
+      if (!router.recv(part, zmq::recv_flags::dontwait)) break;
+      parts.push_back(std::move(part));
+      part = zmq::message_t();
+    } while (parts.back().more() && parts.size() < 64);
+    while (!parts.empty() && parts.back().more()) {  // drain an over-long multipart message
+      if (!router.recv(part, zmq::recv_flags::dontwait)) break;
+      parts.push_back(std::move(part));
+      part = zmq::message_t();
+    }
+    if (parts.empty()) return;
+    ++stats.frames;
+    const std::string from = parts[0].to_string();
+    if (parts.size() != 2) {
+      ++stats.malformed;
+      spdlog::error("dropped a message from '{}': {} frames, a message is exactly one Envelope frame", from,
+                    parts.size() - 1);
+      SendError(from, wire::MALFORMED, "a message must be exactly one frame holding one Envelope");
+      return;
+    }
+    const zmq::message_t& payload = parts[1];
+    registry.Touch(from, Clock::now());
+    if (round > 0 && pending.count(from)) uplink_bytes += payload.size();
+    wire::Envelope env;
+    Status st = wire::Decode(payload.data(), payload.size(), sc.max_frame_bytes(), &env);
+    if (!st.ok()) {
+      wire::ErrorCode code = wire::MALFORMED;
+      if (payload.size() > sc.max_frame_bytes()) {
+        ++stats.oversize;
+        code = wire::OVERSIZE;
+      } else if (st.code() == Status::Code::kInvalidArgument) {
+        ++stats.bad_version;
+        code = wire::BAD_VERSION;
+      } else {
+        ++stats.malformed;
+      }
+      spdlog::error("dropped a frame of {} bytes from '{}': {}", payload.size(), from, st.ToString());
+      SendError(from, code, st.message());
+      return;
+    }
+    switch (env.body_case()) {
+      case wire::Envelope::kJoin: return OnJoin(from, env.join());
+      case wire::Envelope::kFitRes: return OnFitRes(from, env.fit_res());
+      case wire::Envelope::kHeartbeat: return OnHeartbeat(from);
+      case wire::Envelope::kLeave: return OnLeave(from, env.leave());
+      case wire::Envelope::kEvaluateRes:
+        spdlog::info("{} evaluated round {}: accuracy {:.4f} on {} local samples", from,
+                     env.evaluate_res().round(), env.evaluate_res().accuracy(), env.evaluate_res().num_samples());
+        return;
+      case wire::Envelope::kError:
+        spdlog::warn("{} reports error {}: {}", from, wire::ErrorCode_Name(env.error().code()), env.error().message());
+        return;
+      default:
+        ++stats.unexpected;
+        spdlog::error("dropped {} from '{}': nodes do not send that", wire::BodyName(env), from);
+        SendError(from, wire::UNEXPECTED, wire::BodyName(env) + " is a server-to-node message");
+    }
+  }
+
+  bool KnownAlive(const std::string& from, const char* what) {
+    auto* rec = registry.Find(from);
+    if (rec && rec->alive) return true;
+    ++stats.unknown_node;
+    spdlog::error("dropped {} from '{}': that node has not joined", what, from);
+    SendError(from, wire::UNKNOWN_NODE, std::string(what) + " from a node that has not joined; send join first");
+    return false;
+  }
+
+  void OnJoin(const std::string& from, const wire::Join& j) {
+    wire::Envelope out;
+    auto* ack = out.mutable_join_ack();
+    Status st = from == j.node_id()
+                    ? registry.Join(from, j.node_index(), j.device(), Clock::now())
+                    : Status::InvalidArgument("join.node_id '" + j.node_id() + "' differs from the socket identity '" + from + "'");
+    if (!st.ok()) {
+      ++stats.rejected_joins;
+      spdlog::error("refused join from '{}': {}", from, st.message());
+      ack->set_accepted(false);
+      ack->set_reason(st.message());
+      Send(from, out);
+      return;
+    }
+    ack->set_accepted(true);
+    ack->set_run_id(run_id);
+    ack->set_model(sc.model);
+    ack->set_dataset(sc.dataset);
+    ack->set_partition(sc.partition);
+    ack->set_dirichlet_alpha(sc.dirichlet_alpha);
+    ack->set_shards_per_node(sc.shards_per_node);
+    ack->set_num_nodes(sc.nodes);
+    ack->set_seed(sc.seed);
+    ack->set_train_limit(sc.train_limit);
+    Send(from, out);
+    spdlog::info("{} joined (index {}, {}); {} of {} nodes", from, j.node_index(), j.device(),
+                 registry.alive_count(), sc.nodes);
+  }
+
+  void OnHeartbeat(const std::string& from) { KnownAlive(from, "heartbeat"); }
+
+  void OnLeave(const std::string& from, const wire::Leave& l) {
+    if (!KnownAlive(from, "leave")) return;
+    registry.MarkGone(from);
+    Fail(from, "left the federation: " + l.reason());
+    spdlog::info("{} left: {}", from, l.reason());
+  }
+
+  void OnFitRes(const std::string& from, const wire::FitRes& res) {
+    if (!KnownAlive(from, "fit_res")) return;
+    if (res.round() != round || !pending.count(from)) {
+      ++stats.unexpected;
+      spdlog::warn("dropped fit_res for round {} from {}: {}", res.round(), from,
+                   res.round() != round ? "not the current round " + std::to_string(round)
+                                        : std::string("not selected or already answered"));
+      return;
+    }
+    FitResult r;
+    r.node_id = from;
+    r.node_index = registry.Find(from)->index;
+    r.num_samples = res.num_samples();
+    r.train_loss = res.train_loss();
+    r.train_time_s = res.train_time_s();
+    Status st = wire::FromTensors(res.update(), "fit_res.update", &global.specs, &r.update);
+    if (!st.ok()) {
+      ++stats.bad_tensor;
+      spdlog::error("rejected the update of {}: {}", from, st.message());
+      SendError(from, wire::BAD_TENSOR, st.message());
+      return Fail(from, "bad update: " + st.message());
+    }
+    if (!std::isfinite(r.train_time_s) || r.train_time_s < 0 || r.num_samples == 0) {
+      ++stats.bad_tensor;
+      const std::string m = "fit_res.num_samples must be >= 1 and fit_res.train_time_s finite and >= 0";
+      SendError(from, wire::BAD_TENSOR, m);
+      return Fail(from, "bad update: " + m);
+    }
+    LinkAccounting acc;
+    st = uplink->Carry(r.node_index, &r.update.flat, res.ByteSizeLong(), &acc);
+    link.Add(acc);
+    if (st.ok()) st = strategy->Accumulate(r);
+    if (!st.ok()) return Fail(from, "update lost: " + st.message());
+    pending.erase(from);
+    ++accepted;
+    if (auto* rec = registry.Find(from)) ++rec->rounds_ok;
+    train_time_max_s = std::max(train_time_max_s, r.train_time_s);
+    train_loss_sum += r.train_loss * static_cast<double>(r.num_samples);
+    samples_sum += r.num_samples;
+  }
+
+  // ---- the run -------------------------------------------------------------------------------
+  void WaitForNodes() {
+    const auto t0 = Clock::now();
+    spdlog::info("waiting up to {:.0f} s for {} nodes on {}", sc.join_timeout_s, sc.nodes, endpoint);
+    while (registry.alive_count() < sc.nodes && Since(t0) < sc.join_timeout_s)
+      PollOnce(std::chrono::milliseconds(100));
+  }
+
+  // Evaluates `params` on the test set (the learner is used for nothing else while a run goes on).
+  EvalStats Evaluate(const ParamSet& params) {
+    (void)learner->SetParams(params);
+    return learner->Evaluate(test);
+  }
+
+  // Evaluation of round r's model overlaps round r+1's training: the federation never waits for the
+  // server's test pass. The round's metrics row is written when its evaluation finishes.
+  std::future<void> eval_done;
+  void WaitEval() {
+    if (eval_done.valid()) eval_done.get();
+  }
+  void EvaluateAndWrite(json row, bool async) {
+    WaitEval();
+    auto job = [this, row = std::move(row), params = global]() mutable {
+      const EvalStats ev = Evaluate(params);
+      row["test_accuracy"] = ev.accuracy;
+      row["test_loss"] = ev.loss;
+      row["eval_s"] = ev.seconds;
+      WriteRow(row);
+      spdlog::info("round {:>3}/{}: accuracy {:.4f}  loss {:.4f}  participants {}/{}  failures {}  {:.1f} s",
+                   row["round"].get<uint32_t>(), sc.rounds, ev.accuracy, ev.loss, row["participants"].get<size_t>(),
+                   row["selected"].get<size_t>(), row["failures"].get<size_t>(), row["wall_s"].get<double>());
+    };
+    if (async) {
+      eval_done = std::async(std::launch::async, std::move(job));
+    } else {
+      job();
+    }
+  }
+
+  void WriteRow(const json& row) {
+    metrics_jsonl << row.dump() << "\n";
+    metrics_jsonl.flush();
+    metrics_csv << row["round"] << ',' << row["test_accuracy"] << ',' << row["test_loss"] << ','
+                << row["participants"] << ',' << row["failures"] << ',' << row["uplink_bytes"] << ','
+                << row["downlink_bytes"] << ',' << row["wall_s"] << ',' << row["elapsed_s"] << "\n";
+    metrics_csv.flush();
+  }
+
+  void RunRound(uint32_t r, Clock::time_point run_start) {
+    const auto t0 = Clock::now();
+    round = r;
+    failures.clear();
+    pending.clear();
+    accepted = 0;
+    train_time_max_s = train_loss_sum = 0.0;
+    samples_sum = uplink_bytes = downlink_bytes = 0;
+    link = LinkAccounting();
+
+    const auto selected = strategy->ConfigureFit(r, registry.AliveIds(), select_rng);
+    strategy->BeginRound(r, global);
+    wire::Envelope ins_env;
+    auto* ins = ins_env.mutable_fit_ins();
+    ins->set_round(r);
+    wire::ToTensors(global, ins->mutable_params());
+    ins->set_local_epochs(sc.local_epochs);
+    ins->set_batch_size(sc.batch_size);
+    ins->set_learning_rate(static_cast<float>(sc.learning_rate));
+    ins->set_momentum(static_cast<float>(sc.momentum));
+    ins->set_deadline_s(sc.round_deadline_s);
+    for (const auto& id : selected) {
+      const auto* rec = registry.Find(id);
+      ins->set_seed(DeriveSeed(sc.seed, "local-train", rec->index, r));
+      bool crash = false;
+      for (const auto& c : sc.crashes) crash |= (c.node == rec->index && c.round == r);
+      ins->set_crash_mid_round(crash);
+      if (Send(id, ins_env) == 0) {
+        failures.push_back({id, "could not queue fit_ins (peer gone)"});
+        continue;
+      }
+      pending.insert(id);
+      registry.Touch(id, Clock::now());
+    }
+    const size_t needed = std::max<size_t>(
+        1, static_cast<size_t>(std::ceil(sc.min_quorum * static_cast<double>(selected.size()) - 1e-9)));
+
+    const auto deadline = t0 + std::chrono::duration_cast<Clock::duration>(
+                                   std::chrono::duration<double>(sc.round_deadline_s));
+    while (!pending.empty() && Clock::now() < deadline && !stop_flag->load()) {
+      PollOnce(std::chrono::milliseconds(200));
+      const auto now = Clock::now();
+      std::vector<std::string> silent;
+      for (const auto& id : pending) {
+        const auto* rec = registry.Find(id);
+        if (std::chrono::duration<double>(now - rec->last_seen).count() > sc.liveness_timeout_s) silent.push_back(id);
+      }
+      for (const auto& id : silent) {
+        registry.MarkGone(id);
+        Fail(id, "silent for more than server.liveness_timeout_s = " + std::to_string(sc.liveness_timeout_s) +
+                     " s (process died or link lost)");
+      }
+    }
+    for (const auto& id : std::vector<std::string>(pending.begin(), pending.end()))
+      Fail(id, "missed the round deadline of " + std::to_string(sc.round_deadline_s) + " s");
+
+    const auto t_agg = Clock::now();
+    bool aggregated = false;
+    if (accepted >= needed) {
+      auto next = strategy->AggregateFit(r, global, failures);
+      if (next.ok()) {
+        global = std::move(next.value());
+        aggregated = true;
+      } else {
+        spdlog::error("round {}: aggregation failed: {}", r, next.status().ToString());
+      }
+    } else {
+      spdlog::error("round {}: only {} of {} selected nodes answered, quorum is {}; the global model is kept", r,
+                    accepted, selected.size(), needed);
+    }
+    const double aggregate_s = Since(t_agg);
+    const double wall = Since(t0);
+
+    json failed = json::array();
+    for (const auto& f : failures) failed.push_back({{"node", f.node_id}, {"reason", f.reason}});
+    json row = {{"round", r},
+                {"train_loss", samples_sum ? train_loss_sum / static_cast<double>(samples_sum) : 0.0},
+                {"selected", selected.size()},
+                {"participants", accepted},
+                {"failures", failures.size()},
+                {"failed_nodes", failed},
+                {"aggregated", aggregated},
+                {"uplink_bytes", uplink_bytes},
+                {"downlink_bytes", downlink_bytes},
+                {"uplink_payload_bits", link.payload_bits},
+                {"uplink_channel_uses", link.channel_uses},
+                {"uplink_airtime_s", link.airtime_s},
+                {"uplink_tx_energy_j", link.tx_energy_j},
+                {"train_time_max_s", train_time_max_s},
+                {"aggregate_s", aggregate_s},
+                {"wall_s", wall},
+                {"overhead_s", std::max(0.0, wall - train_time_max_s)},
+                {"elapsed_s", Since(run_start)}};
+    EvaluateAndWrite(std::move(row), /*async=*/true);
+  }
+
+  void Shutdown() {
+    wire::Envelope bye;
+    bye.mutable_shutdown()->set_reason("run complete");
+    const auto ids = registry.AliveIds();
+    for (const auto& id : ids) Send(id, bye);
+    const auto t0 = Clock::now();
+    round = 0;
+    while (registry.alive_count() > 0 && Since(t0) < 3.0) PollOnce(std::chrono::milliseconds(100));
+  }
+
+  std::atomic<bool>* stop_flag = nullptr;
+};
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) { impl_->stop_flag = &stop_; }
+Server::~Server() = default;
+const ServerStats& Server::stats() const { return impl_->stats; }
+const ParamSet& Server::global() const { return impl_->global; }
+
+Result<std::unique_ptr<Server>> Server::Create(const Scenario& sc) {
+  auto impl = std::make_unique<Impl>();
+  impl->sc = sc;
+  impl->registry = NodeRegistry(sc.nodes);
+  impl->select_rng = MakeRng(sc.seed, "select");
+  SetTorchThreads(static_cast<int>(sc.server_threads));
+  auto learner = Learner::Create(sc.model, sc.seed);
+  if (!learner.ok()) return learner.status();
+  impl->learner = std::move(learner.value());
+  impl->global = impl->learner->GetParams();
+  auto strategy = MakeStrategy({sc.strategy, sc.fraction});
+  if (!strategy.ok()) return strategy.status();
+  impl->strategy = std::move(strategy.value());
+  auto uplink = MakeUplink(sc.uplink);
+  if (!uplink.ok()) return uplink.status();
+  impl->uplink = std::move(uplink.value());
+  auto test = LoadFashionMnist(sc.data_dir.empty() ? DefaultFashionMnistDir() : sc.data_dir, false, sc.test_limit);
+  if (!test.ok()) return test.status();
+  impl->test = std::move(test.value());
+  impl->run_id = sc.name + "-" + std::to_string(sc.seed);
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+Result<std::string> Server::Bind() {
+  auto& m = *impl_;
+  std::string ep = m.sc.bind;
+  if (ep.size() > 2 && ep.compare(ep.size() - 2, 2, ":0") == 0) ep = ep.substr(0, ep.size() - 1) + "*";
+  try {
+    // Frames up to twice server.max_frame_mb reach Decode, which refuses those over the limit with an
+    // Error naming it; ZeroMQ itself cuts connections whose frames exceed twice the limit, so no
+    // peer can make the server buffer more than that.
+    m.router.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(2 * m.sc.max_frame_bytes() + 4096));
+    m.router.set(zmq::sockopt::linger, 1000);
+    m.router.set(zmq::sockopt::router_mandatory, 1);  // sending to a vanished node fails, not blocks
+    m.router.set(zmq::sockopt::sndhwm, 0);
+    const std::string mon = "inproc://edgebed-monitor-" + std::to_string(reinterpret_cast<uintptr_t>(this));
+    if (zmq_socket_monitor(m.router.handle(), mon.c_str(),
+                           ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                               ZMQ_EVENT_DISCONNECTED) != 0)
+      return Status::IoError("cannot monitor the server socket: " + std::string(zmq_strerror(zmq_errno())));
+    m.monitor.connect(mon);
+    m.router.bind(ep);
+    m.endpoint = m.router.get(zmq::sockopt::last_endpoint);
+  } catch (const zmq::error_t& e) {
+    return Status::IoError("server.bind = '" + m.sc.bind + "': " + e.what());
+  }
+  return m.endpoint;
+}
+
+Status Server::Run() {
+  auto& m = *impl_;
+  if (m.endpoint.empty()) {
+    auto ep = Bind();
+    if (!ep.ok()) return ep.status();
+  }
+  std::error_code ec;
+  fs::create_directories(m.sc.output_dir, ec);
+  if (ec) return Status::IoError("output_dir '" + m.sc.output_dir + "': " + ec.message());
+  m.metrics_jsonl.open(m.sc.output_dir + "/metrics.jsonl", std::ios::trunc);
+  m.metrics_csv.open(m.sc.output_dir + "/metrics.csv", std::ios::trunc);
+  if (!m.metrics_jsonl || !m.metrics_csv) return Status::IoError("cannot write metrics into " + m.sc.output_dir);
+  m.metrics_csv << "round,test_accuracy,test_loss,participants,failures,uplink_bytes,downlink_bytes,wall_s,elapsed_s\n";
+  {
+    std::ofstream sc_out(m.sc.output_dir + "/scenario.toml");
+    sc_out << m.sc.ToToml();
+  }
+
+  const auto run_start = Clock::now();
+  m.WaitForNodes();
+  if (m.registry.alive_count() == 0)
+    return Status::Unavailable("no node joined within server.join_timeout_s = " + std::to_string(m.sc.join_timeout_s) + " s");
+  if (m.registry.alive_count() < m.sc.nodes)
+    spdlog::warn("{} of {} nodes joined within {:.0f} s; starting with those", m.registry.alive_count(), m.sc.nodes,
+                 m.sc.join_timeout_s);
+
+  m.EvaluateAndWrite({{"round", 0}, {"train_loss", 0.0}, {"selected", 0}, {"participants", 0}, {"failures", 0},
+                      {"failed_nodes", json::array()}, {"aggregated", false}, {"uplink_bytes", 0},
+                      {"downlink_bytes", 0}, {"wall_s", 0.0}, {"overhead_s", 0.0}, {"elapsed_s", Since(run_start)}},
+                     /*async=*/false);
+  uint32_t done = 0;
+  for (uint32_t r = 1; r <= m.sc.rounds && !stop_; ++r) {
+    if (m.registry.alive_count() == 0) {
+      spdlog::error("round {}: no node is alive; stopping the run", r);
+      break;
+    }
+    m.RunRound(r, run_start);
+    done = r;
+  }
+  m.WaitEval();
+  m.Shutdown();
+
+  const EvalStats final_eval = m.Evaluate(m.global);
+  Status saved = m.learner->Save(m.sc.output_dir + "/final_model.pt");
+  if (!saved.ok()) spdlog::error("{}", saved.ToString());
+  const auto& s = m.stats;
+  json summary = {{"run_id", m.run_id},
+                  {"rounds_completed", done},
+                  {"final_test_accuracy", final_eval.accuracy},
+                  {"final_test_loss", final_eval.loss},
+                  {"wall_s", Since(run_start)},
+                  {"model", m.sc.model},
+                  {"parameters", m.global.numel()},
+                  {"dropped", {{"frames", s.frames},
+                               {"malformed", s.malformed},
+                               {"oversize", s.oversize},
+                               {"bad_version", s.bad_version},
+                               {"bad_tensor", s.bad_tensor},
+                               {"unexpected", s.unexpected},
+                               {"unknown_node", s.unknown_node},
+                               {"handshake_failed", s.handshake_failed},
+                               {"rejected_joins", s.rejected_joins}}}};
+  std::ofstream(m.sc.output_dir + "/summary.json") << summary.dump(2) << "\n";
+  spdlog::info("run complete: {} rounds, final test accuracy {:.4f}, {:.1f} s; outputs in {}", done,
+               final_eval.accuracy, Since(run_start), m.sc.output_dir);
+  return Status::Ok();
+}
+
+}  // namespace edgebed

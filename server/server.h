@@ -1,0 +1,51 @@
+// The parameter server: binds a ZeroMQ ROUTER socket, admits nodes, and runs the rounds
+// (configure -> fit -> aggregate -> evaluate) with a deadline, a quorum and liveness checks.
+// Anything malformed that arrives is logged, answered with an Error where possible, counted, and
+// dropped; the server keeps serving.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "codecs/params.h"
+#include "codecs/status.h"
+#include "scenarios/scenario.h"
+
+namespace edgebed {
+
+// What the server dropped, by cause; tests and summary.json read it.
+struct ServerStats {
+  uint64_t frames = 0;            // frames received
+  uint64_t malformed = 0;         // not an Envelope, empty, or more than one frame
+  uint64_t oversize = 0;          // over server.max_frame_mb
+  uint64_t bad_version = 0;
+  uint64_t bad_tensor = 0;        // wrong name/shape/dtype/size or non-finite values
+  uint64_t unexpected = 0;        // valid message, wrong time or sender
+  uint64_t unknown_node = 0;      // sender never joined
+  uint64_t handshake_failed = 0;  // connections that were not ZMTP (e.g. random bytes)
+  uint64_t rejected_joins = 0;
+};
+
+class Server {
+ public:
+  static Result<std::unique_ptr<Server>> Create(const Scenario& scenario);
+  ~Server();
+  // Binds server.bind (port 0 = any free port); returns the endpoint nodes connect to.
+  Result<std::string> Bind();
+  // Runs every round and writes metrics.jsonl, metrics.csv, summary.json and final_model.pt into
+  // the output folder. Returns an error only when the run cannot go on (no node ever joined).
+  Status Run();
+  // Asks Run() to stop after the current round (from a signal handler or another thread).
+  void RequestStop() { stop_ = true; }
+  const ServerStats& stats() const;
+  const ParamSet& global() const;
+
+ private:
+  struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace edgebed

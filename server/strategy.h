@@ -1,0 +1,52 @@
+// How a round is configured and its results combined (Flower's Strategy, trimmed to what the
+// server loop needs). Results stream in one at a time, so a strategy keeps O(model) state.
+// FedProx, FedAdam/Yogi, SCAFFOLD, FedBuff and Krum are further implementations of this interface.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "codecs/params.h"
+#include "codecs/rng.h"
+#include "codecs/status.h"
+
+namespace edgebed {
+
+struct FitResult {
+  std::string node_id;
+  uint32_t node_index = 0;
+  ParamSet update;             // trained minus global, layout checked by the server
+  uint64_t num_samples = 0;
+  double train_loss = 0.0;
+  double train_time_s = 0.0;
+};
+
+struct FitFailure {
+  std::string node_id;
+  std::string reason;
+};
+
+class Strategy {
+ public:
+  virtual ~Strategy() = default;
+  virtual std::string name() const = 0;
+  // Nodes to train in `round`, chosen from `available` (sorted ids) with `rng`.
+  virtual std::vector<std::string> ConfigureFit(uint32_t round, const std::vector<std::string>& available,
+                                                Rng& rng) = 0;
+  virtual void BeginRound(uint32_t round, const ParamSet& global) = 0;
+  // Folds in one accepted result; an error rejects this result only.
+  virtual Status Accumulate(const FitResult& result) = 0;
+  // The new global model; failures are part of the input, as in Flower's aggregate_fit.
+  virtual Result<ParamSet> AggregateFit(uint32_t round, const ParamSet& global,
+                                        const std::vector<FitFailure>& failures) = 0;
+};
+
+struct StrategyOptions {
+  std::string name = "fedavg";
+  double fraction = 1.0;  // share of available nodes selected per round, (0, 1]
+};
+
+Result<std::unique_ptr<Strategy>> MakeStrategy(const StrategyOptions& opt);
+
+}  // namespace edgebed

@@ -1,0 +1,112 @@
+// The node runtime against a scripted server: join, evaluate, a bad model download, a good fit,
+// shutdown.
+#include <doctest/doctest.h>
+
+#include <thread>
+#include <zmq.hpp>
+
+#include "codecs/zmq_wire.h"
+#include "node/node_runtime.h"
+#include "splitnets/learner.h"
+
+using namespace edgebed;
+using namespace std::chrono_literals;
+
+namespace {
+struct Frame {
+  std::string from;
+  wire::Envelope env;
+};
+bool Recv(zmq::socket_t& s, Frame* f, std::chrono::milliseconds timeout = 30000ms) {
+  zmq::pollitem_t it[] = {{s.handle(), 0, ZMQ_POLLIN, 0}};
+  zmq::poll(it, 1, timeout);
+  if (!(it[0].revents & ZMQ_POLLIN)) return false;
+  zmq::message_t id, m;
+  (void)s.recv(id);
+  (void)s.recv(m);
+  f->from = id.to_string();
+  return wire::Decode(m.data(), m.size(), 64 << 20, &f->env).ok();
+}
+}  // namespace
+
+TEST_CASE("a node joins, evaluates, refuses a bad model, trains, and leaves on shutdown") {
+  zmq::context_t ctx(1);
+  zmq::socket_t router(ctx, zmq::socket_type::router);
+  router.bind("tcp://127.0.0.1:*");
+  const std::string ep = router.get(zmq::sockopt::last_endpoint);
+  int rc = -1;
+  std::thread node([&] {
+    NodeOptions o;
+    o.server = ep;
+    o.index = 1;
+    rc = RunNode(o);
+  });
+
+  Frame f;
+  REQUIRE(Recv(router, &f));
+  REQUIRE(f.env.has_join());
+  CHECK(f.from == "node-1");
+  CHECK(f.env.join().node_index() == 1);
+
+  wire::Envelope ack;
+  auto* a = ack.mutable_join_ack();
+  a->set_accepted(true);
+  a->set_model("logreg");
+  a->set_partition("iid");
+  a->set_num_nodes(2);
+  a->set_seed(1);
+  a->set_train_limit(1000);
+  wire::SendEnvelope(router, ack, f.from);
+
+  auto learner = Learner::Create("logreg", 5).value();
+  wire::Envelope ev;
+  ev.mutable_evaluate_ins()->set_round(0);
+  wire::ToTensors(learner->GetParams(), ev.mutable_evaluate_ins()->mutable_params());
+  wire::SendEnvelope(router, ev, f.from);
+  REQUIRE(Recv(router, &f));
+  REQUIRE(f.env.has_evaluate_res());
+  CHECK(f.env.evaluate_res().num_samples() == 500);  // half of 1,000 with two IID nodes
+  CHECK(f.env.evaluate_res().accuracy() >= 0.0f);
+  CHECK(f.env.evaluate_res().accuracy() <= 1.0f);
+
+  wire::Envelope bad;
+  bad.mutable_fit_ins()->set_round(1);
+  ParamSet wrong = learner->GetParams();
+  wrong.specs[1].shape = {11};
+  wrong.flat.push_back(0.0f);
+  wire::ToTensors(wrong, bad.mutable_fit_ins()->mutable_params());
+  wire::SendEnvelope(router, bad, f.from);
+  REQUIRE(Recv(router, &f));
+  REQUIRE(f.env.has_error());
+  CHECK(f.env.error().code() == wire::BAD_TENSOR);
+  CHECK(f.env.error().message().find("expected [10]") != std::string::npos);
+
+  wire::Envelope fit;
+  auto* ins = fit.mutable_fit_ins();
+  ins->set_round(2);
+  ins->set_local_epochs(1);
+  ins->set_batch_size(50);
+  ins->set_learning_rate(0.1f);
+  ins->set_seed(3);
+  wire::ToTensors(learner->GetParams(), ins->mutable_params());
+  wire::SendEnvelope(router, fit, f.from);
+  do {
+    REQUIRE(Recv(router, &f));
+  } while (f.env.has_heartbeat());
+  REQUIRE(f.env.has_fit_res());
+  CHECK(f.env.fit_res().round() == 2);
+  CHECK(f.env.fit_res().num_samples() == 500);
+  ParamSet update;
+  REQUIRE(wire::FromTensors(f.env.fit_res().update(), "fit_res.update", &learner->specs(), &update).ok());
+  double norm = 0;
+  for (float x : update.flat) norm += x * x;
+  CHECK(norm > 0.0);  // it trained
+
+  wire::Envelope bye;
+  bye.mutable_shutdown()->set_reason("test over");
+  wire::SendEnvelope(router, bye, f.from);
+  REQUIRE(Recv(router, &f));
+  CHECK(f.env.has_leave());
+  node.join();
+  CHECK(rc == 0);
+}

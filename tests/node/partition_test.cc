@@ -1,0 +1,90 @@
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <numeric>
+#include <set>
+
+#include "codecs/rng.h"
+#include "node/partition.h"
+
+using namespace edgebed;
+
+namespace {
+std::vector<uint8_t> Labels(size_t n, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<uint8_t> y(n);
+  for (auto& v : y) v = static_cast<uint8_t>(rng() % 10);
+  return y;
+}
+// Every index appears in exactly one node.
+void CheckCover(const std::vector<std::vector<uint32_t>>& parts, size_t n) {
+  std::vector<int> seen(n, 0);
+  for (const auto& p : parts)
+    for (uint32_t i : p) ++seen[i];
+  CHECK(std::all_of(seen.begin(), seen.end(), [](int c) { return c == 1; }));
+}
+// Mean over nodes of the number of classes holding >= 5% of the node's samples.
+double MeanClassesPerNode(const std::vector<std::vector<uint32_t>>& parts, const std::vector<uint8_t>& y) {
+  double total = 0;
+  for (const auto& p : parts) {
+    std::vector<int> c(10, 0);
+    for (uint32_t i : p) ++c[y[i]];
+    for (int k : c) total += k >= 0.05 * static_cast<double>(p.size());
+  }
+  return total / static_cast<double>(parts.size());
+}
+}  // namespace
+
+TEST_CASE("IID splits evenly and covers every sample once") {
+  const auto y = Labels(6000, 1);
+  PartitionSpec s{"iid", 0.5, 2, 7, 11};
+  auto parts = PartitionAll(y, 10, s);
+  REQUIRE(parts.ok());
+  CheckCover(parts.value(), y.size());
+  for (const auto& p : parts.value()) CHECK((p.size() == 857 || p.size() == 858));
+}
+
+TEST_CASE("Dirichlet label skew grows as alpha shrinks, covers all samples, is seeded") {
+  const auto y = Labels(20000, 2);
+  PartitionSpec skewed{"dirichlet", 0.1, 2, 10, 5};
+  PartitionSpec mild{"dirichlet", 100.0, 2, 10, 5};
+  auto a = PartitionAll(y, 10, skewed), b = PartitionAll(y, 10, mild);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CheckCover(a.value(), y.size());
+  CheckCover(b.value(), y.size());
+  CHECK(MeanClassesPerNode(a.value(), y) < 5.0);
+  CHECK(MeanClassesPerNode(b.value(), y) == doctest::Approx(10.0));
+  for (const auto& p : a.value()) CHECK(p.size() >= skewed.min_samples);
+
+  auto again = PartitionAll(y, 10, skewed);
+  CHECK(again.value() == a.value());
+  PartitionSpec other = skewed;
+  other.seed = 6;
+  CHECK(PartitionAll(y, 10, other).value() != a.value());
+}
+
+TEST_CASE("shards give each node about shards_per_node labels") {
+  const auto y = Labels(10000, 3);
+  PartitionSpec s{"shards", 0.5, 2, 10, 9};
+  auto parts = PartitionAll(y, 10, s);
+  REQUIRE(parts.ok());
+  CheckCover(parts.value(), y.size());
+  CHECK(MeanClassesPerNode(parts.value(), y) <= 3.0);
+}
+
+TEST_CASE("a node's own share equals its slot in the full partition") {
+  const auto y = Labels(3000, 4);
+  PartitionSpec s{"dirichlet", 0.5, 2, 5, 1};
+  auto all = PartitionAll(y, 10, s);
+  for (uint32_t k = 0; k < 5; ++k) CHECK(PartitionFor(y, 10, s, k).value() == all.value()[k]);
+  CHECK(PartitionFor(y, 10, s, 5).status().message().find("out of range [0, 4]") != std::string::npos);
+}
+
+TEST_CASE("impossible partitions fail naming the field") {
+  const auto y = Labels(100, 5);
+  CHECK(PartitionAll(y, 10, {"zipf", 0.5, 2, 4, 1}).status().message().find("data.partition") != std::string::npos);
+  CHECK(PartitionAll(y, 10, {"dirichlet", 0.0, 2, 4, 1}).status().message().find("data.alpha") != std::string::npos);
+  CHECK(PartitionAll(y, 10, {"shards", 0.5, 50, 4, 1}).status().message().find("data.shards_per_node") != std::string::npos);
+  CHECK(PartitionAll(y, 10, {"iid", 0.5, 2, 101, 1}).status().message().find("federation.nodes") != std::string::npos);
+}

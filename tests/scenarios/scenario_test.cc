@@ -1,0 +1,80 @@
+#include <doctest/doctest.h>
+
+#include "scenarios/scenario.h"
+
+using namespace edgebed;
+
+namespace {
+Status Parse(const std::vector<std::string>& overrides) {
+  return ParseScenario(DefaultScenarioText(), overrides, "default").status();
+}
+bool Names(const Status& st, const std::string& field) {
+  return !st.ok() && st.message().find(field) != std::string::npos;
+}
+}  // namespace
+
+TEST_CASE("the embedded default is the 10-node Dirichlet(0.5) federation") {
+  auto sc = ParseScenario(DefaultScenarioText(), {}, "default");
+  REQUIRE(sc.ok());
+  CHECK(sc->nodes == 10);
+  CHECK(sc->partition == "dirichlet");
+  CHECK(sc->dirichlet_alpha == doctest::Approx(0.5));
+  CHECK(sc->model == "cnn");
+  CHECK(sc->strategy == "fedavg");
+}
+
+TEST_CASE("command-line overrides change any field, typed by TOML syntax") {
+  auto sc = ParseScenario(DefaultScenarioText(),
+                          {"federation.rounds=3", "data.alpha=0.1", "data.partition=iid", "training.learning_rate=1e-2",
+                           "faults.crash=[{node = 2, round = 2}]", "output_dir=/tmp/x"},
+                          "default");
+  REQUIRE(sc.ok());
+  CHECK(sc->rounds == 3);
+  CHECK(sc->dirichlet_alpha == doctest::Approx(0.1));
+  CHECK(sc->partition == "iid");
+  CHECK(sc->learning_rate == doctest::Approx(0.01));
+  CHECK(sc->output_dir == "/tmp/x");
+  REQUIRE(sc->crashes.size() == 1);
+  CHECK(sc->crashes[0].node == 2);
+}
+
+TEST_CASE("bad fields fail at load with a message naming the field and the allowed range") {
+  CHECK(Names(Parse({"data.alpha=0"}), "data.alpha = 0 is out of range (0, 1e+06]"));
+  CHECK(Names(Parse({"data.alpha=-1"}), "data.alpha"));
+  CHECK(Names(Parse({"federation.rounds=0"}), "federation.rounds = 0 is out of range [1,"));
+  CHECK(Names(Parse({"federation.nodes=\"ten\""}), "federation.nodes must be an integer"));
+  CHECK(Names(Parse({"federation.fraction=1.5"}), "federation.fraction"));
+  CHECK(Names(Parse({"data.partition=zipf"}), "data.partition = 'zipf' is not allowed; allowed: iid, dirichlet, shards"));
+  CHECK(Names(Parse({"model.name=resnet"}), "model.name"));
+  CHECK(Names(Parse({"federation.strategy=krum"}), "federation.strategy"));
+  CHECK(Names(Parse({"channel.uplink=laser"}), "channel.uplink"));
+  CHECK(Names(Parse({"server.bind=localhost"}), "server.bind"));
+  CHECK(Names(Parse({"server.liveness_timeout_s=-2"}), "server.liveness_timeout_s"));
+  CHECK(Names(Parse({"faults.crash=[{node = 99, round = 1}]"}), "faults.crash[0].node"));
+  CHECK(Names(Parse({"training.batchsize=3"}), "unknown field 'training.batchsize'"));
+  CHECK(Names(Parse({"rounds"}), "must look like section.field=value"));
+}
+
+TEST_CASE("TOML syntax errors name the source, line and column") {
+  auto sc = ParseScenario("name = \n", {}, "broken.toml");
+  REQUIRE_FALSE(sc.ok());
+  CHECK(sc.status().message().rfind("broken.toml:1:", 0) == 0);
+}
+
+TEST_CASE("the resolved scenario loads back to the same values") {
+  auto a = ParseScenario(DefaultScenarioText(), {"federation.rounds=7", "faults.crash=[{node = 1, round = 3}]"}, "a");
+  REQUIRE(a.ok());
+  auto b = ParseScenario(a->ToToml(), {}, "resolved");
+  REQUIRE(b.ok());
+  CHECK(b->ToToml() == a->ToToml());
+  CHECK(b->rounds == 7);
+  CHECK(b->crashes.size() == 1);
+}
+
+TEST_CASE("every scenario file in scenarios/ loads") {
+  for (const char* f : {"default.toml", "quick.toml"}) {
+    auto sc = LoadScenario(std::string(EDGEBED_SOURCE_DIR) + "/scenarios/" + f, {});
+    CHECK_MESSAGE(sc.ok(), f << ": " << sc.status().message());
+  }
+  CHECK(LoadScenario("/nonexistent.toml", {}).status().code() == Status::Code::kNotFound);
+}

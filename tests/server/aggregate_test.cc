@@ -1,0 +1,73 @@
+#include <doctest/doctest.h>
+
+#include "server/aggregate.h"
+#include "server/registry.h"
+#include "server/strategy.h"
+
+using namespace edgebed;
+
+TEST_CASE("the weighted mean matches the hand computation") {
+  WeightedMean m;
+  m.Reset(3);
+  const float a[] = {1, 2, 3}, b[] = {4, 5, 6};
+  m.Add(a, 3, 1.0);
+  m.Add(b, 3, 3.0);
+  float out[3];
+  m.Mean(out);
+  CHECK(out[0] == doctest::Approx((1 + 12) / 4.0));
+  CHECK(out[1] == doctest::Approx((2 + 15) / 4.0));
+  CHECK(out[2] == doctest::Approx((3 + 18) / 4.0));
+  CHECK(m.count() == 2);
+}
+
+TEST_CASE("FedAvg moves the global model by the sample-weighted mean update") {
+  auto s = MakeStrategy({"fedavg", 1.0}).value();
+  ParamSet g = ParamSet::Zeros({{"w", {2}}});
+  g.flat = {10.0f, 20.0f};
+  s->BeginRound(1, g);
+  FitResult r1{"node-0", 0, g, 100, 0, 0};
+  r1.update.flat = {1.0f, -1.0f};
+  FitResult r2{"node-1", 1, g, 300, 0, 0};
+  r2.update.flat = {-1.0f, 3.0f};
+  REQUIRE(s->Accumulate(r1).ok());
+  REQUIRE(s->Accumulate(r2).ok());
+  FitResult wrong{"node-2", 2, ParamSet::Zeros({{"w", {3}}}), 10, 0, 0};
+  CHECK(s->Accumulate(wrong).message().find("has 3 values, the model has 2") != std::string::npos);
+  auto next = s->AggregateFit(1, g, {});
+  REQUIRE(next.ok());
+  CHECK(next->flat[0] == doctest::Approx(10.0 + (100 * 1.0 + 300 * -1.0) / 400));
+  CHECK(next->flat[1] == doctest::Approx(20.0 + (100 * -1.0 + 300 * 3.0) / 400));
+}
+
+TEST_CASE("FedAvg with nothing accumulated refuses to aggregate") {
+  auto s = MakeStrategy({"fedavg", 1.0}).value();
+  ParamSet g = ParamSet::Zeros({{"w", {2}}});
+  s->BeginRound(4, g);
+  CHECK_FALSE(s->AggregateFit(4, g, {{"node-0", "died"}}).ok());
+}
+
+TEST_CASE("selection takes the configured fraction, seeded") {
+  auto s = MakeStrategy({"fedavg", 0.3}).value();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 10; ++i) ids.push_back("node-" + std::to_string(i));
+  Rng r1 = MakeRng(1, "select"), r2 = MakeRng(1, "select");
+  auto a = s->ConfigureFit(1, ids, r1), b = s->ConfigureFit(1, ids, r2);
+  CHECK(a.size() == 3);
+  CHECK(a == b);
+  CHECK(MakeStrategy({"fedavg", 0.0}).status().message().find("federation.fraction") != std::string::npos);
+  CHECK(MakeStrategy({"krum", 1.0}).status().message().find("federation.strategy") != std::string::npos);
+}
+
+TEST_CASE("the registry admits, refuses out-of-range and duplicate indices, and tracks liveness") {
+  NodeRegistry reg(3);
+  const auto now = std::chrono::steady_clock::now();
+  REQUIRE(reg.Join("node-0", 0, "x", now).ok());
+  REQUIRE(reg.Join("node-1", 1, "x", now).ok());
+  CHECK(reg.Join("node-9", 9, "x", now).message().find("join.node_index = 9 is out of range [0, 2]") != std::string::npos);
+  CHECK(reg.Join("imposter", 1, "x", now).message().find("already held by node-1") != std::string::npos);
+  CHECK(reg.Join("", 2, "x", now).message().find("join.node_id") != std::string::npos);
+  CHECK(reg.Join("node-0", 0, "x", now).ok());  // a restarted node joins again
+  reg.MarkGone("node-1");
+  CHECK(reg.AliveIds() == std::vector<std::string>{"node-0"});
+  CHECK(reg.Join("node-1b", 1, "x", now).ok());  // its index is free again
+}

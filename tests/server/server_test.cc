@@ -1,0 +1,219 @@
+// The server in-process with two real nodes (threads running the node runtime) and hostile peers:
+// raw TCP garbage, malformed frames, a wrong version, unknown senders, oversized frames, and a
+// joined node that sends a wrong shape, then NaN, then a good update, then vanishes mid-round.
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <zmq.hpp>
+
+#include "codecs/rng.h"
+#include "codecs/zmq_wire.h"
+#include "node/node_runtime.h"
+#include "server/server.h"
+
+using namespace edgebed;
+using namespace std::chrono_literals;
+
+namespace {
+
+int PortOf(const std::string& ep) { return std::stoi(ep.substr(ep.rfind(':') + 1)); }
+
+// Sends bytes that are not ZeroMQ at all over a plain TCP connection.
+void SendRawTcp(int port, const std::string& bytes) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  (void)!write(fd, bytes.data(), bytes.size());
+  std::this_thread::sleep_for(200ms);
+  close(fd);
+}
+
+// Waits for one Envelope on a DEALER; false on timeout.
+bool Recv(zmq::socket_t& s, wire::Envelope* env, std::chrono::milliseconds timeout = 5000ms) {
+  zmq::pollitem_t it[] = {{s.handle(), 0, ZMQ_POLLIN, 0}};
+  zmq::poll(it, 1, timeout);
+  if (!(it[0].revents & ZMQ_POLLIN)) return false;
+  zmq::message_t m;
+  (void)s.recv(m);
+  return wire::Decode(m.data(), m.size(), 64 << 20, env).ok();
+}
+
+std::vector<nlohmann::json> ReadMetrics(const std::string& dir) {
+  std::vector<nlohmann::json> rows;
+  std::ifstream in(dir + "/metrics.jsonl");
+  for (std::string line; std::getline(in, line);) rows.push_back(nlohmann::json::parse(line));
+  return rows;
+}
+
+}  // namespace
+
+TEST_CASE("garbage and broken nodes are logged and dropped; the run finishes unharmed") {
+  const std::string out = std::filesystem::temp_directory_path() / ("edgebed-server-test-" + std::to_string(getpid()));
+  std::filesystem::remove_all(out);
+  auto sc = ParseScenario(DefaultScenarioText(),
+                          {"model.name=logreg", "data.train_limit=3000", "data.test_limit=500", "data.partition=iid",
+                           "federation.nodes=3", "federation.rounds=4", "federation.min_quorum=0.3",
+                           "server.liveness_timeout_s=2.0", "server.round_deadline_s=60.0", "server.max_frame_mb=1.0",
+                           "server.threads=1", "output_dir=\"" + out + "\""},
+                          "test");
+  REQUIRE(sc.ok());
+  auto server = Server::Create(sc.value());
+  REQUIRE(server.ok());
+  auto ep = server.value()->Bind();
+  REQUIRE(ep.ok());
+  Status run_status = Status::Unavailable("not run");
+  std::thread server_thread([&] { run_status = server.value()->Run(); });
+
+  zmq::context_t ctx(1);
+  auto dealer = [&](const std::string& id) {
+    zmq::socket_t s(ctx, zmq::socket_type::dealer);
+    s.set(zmq::sockopt::routing_id, id);
+    s.set(zmq::sockopt::linger, 0);
+    s.connect(ep.value());
+    return s;
+  };
+
+  // 1. Random bytes on the TCP port: not even ZeroMQ.
+  Rng rng = MakeRng(1, "garbage");
+  std::string junk(512, '\0');
+  for (auto& c : junk) c = static_cast<char>(rng());
+  SendRawTcp(PortOf(ep.value()), junk);
+
+  // 2. ZeroMQ frames that are not Envelopes, cut short, of another version, or several frames.
+  auto bad = dealer("junk-peer");
+  bad.send(zmq::buffer(junk.substr(0, 100)));
+  wire::Envelope reply;
+  REQUIRE(Recv(bad, &reply));
+  CHECK(reply.error().code() == wire::MALFORMED);
+
+  wire::Envelope join;
+  join.mutable_join()->set_node_id("junk-peer");
+  std::string bytes;
+  REQUIRE(wire::Encode(join, &bytes).ok());
+  bad.send(zmq::buffer(bytes.substr(0, bytes.size() - 4)));  // truncated
+  REQUIRE(Recv(bad, &reply));
+  CHECK(reply.error().code() == wire::MALFORMED);
+
+  join.set_version(7);
+  std::string v7;
+  join.SerializeToString(&v7);
+  bad.send(zmq::buffer(v7));
+  REQUIRE(Recv(bad, &reply));
+  CHECK(reply.error().code() == wire::BAD_VERSION);
+  CHECK(reply.error().message().find("version 7") != std::string::npos);
+
+  bad.send(zmq::str_buffer("a"), zmq::send_flags::sndmore);
+  bad.send(zmq::str_buffer("b"));
+  REQUIRE(Recv(bad, &reply));
+  CHECK(reply.error().code() == wire::MALFORMED);
+
+  wire::Envelope fit;
+  fit.mutable_fit_res()->set_round(1);
+  wire::SendEnvelope(bad, fit);
+  REQUIRE(Recv(bad, &reply));
+  CHECK(reply.error().code() == wire::UNKNOWN_NODE);
+
+  // 3. Frames over server.max_frame_mb = 1: up to twice the limit they are refused with an Error
+  //    naming the limit; beyond that ZeroMQ cuts the connection before buffering the frame whole.
+  auto big = dealer("big-peer");
+  big.send(zmq::buffer(std::string(3 << 19, 'x')));
+  REQUIRE(Recv(big, &reply));
+  CHECK(reply.error().code() == wire::OVERSIZE);
+  CHECK(reply.error().message().find("exceeds the limit of 1048576 bytes") != std::string::npos);
+  auto huge = dealer("huge-peer");
+  huge.send(zmq::buffer(std::string(3 << 20, 'x')));
+
+  // 4. A join with an out-of-range index is refused with the range.
+  auto stray = dealer("node-77");
+  wire::Envelope j77;
+  j77.mutable_join()->set_node_id("node-77");
+  j77.mutable_join()->set_node_index(77);
+  wire::SendEnvelope(stray, j77);
+  REQUIRE(Recv(stray, &reply));
+  CHECK_FALSE(reply.join_ack().accepted());
+  CHECK(reply.join_ack().reason().find("out of range [0, 2]") != std::string::npos);
+
+  // 5. Two real nodes, and a joined node (index 2) that misbehaves round by round.
+  std::vector<std::thread> nodes;
+  for (uint32_t i = 0; i < 2; ++i) {
+    nodes.emplace_back([&, i] {
+      NodeOptions o;
+      o.server = ep.value();
+      o.index = i;
+      RunNode(o);
+    });
+  }
+  auto rogue = dealer("node-2");
+  wire::Envelope j2;
+  j2.mutable_join()->set_node_id("node-2");
+  j2.mutable_join()->set_node_index(2);
+  wire::SendEnvelope(rogue, j2);
+  REQUIRE(Recv(rogue, &reply));
+  REQUIRE(reply.join_ack().accepted());
+  std::vector<std::string> errors_seen;
+  for (uint32_t round = 1; round <= 4; ++round) {
+    wire::Envelope ins;
+    REQUIRE(Recv(rogue, &ins, 60000ms));
+    REQUIRE(ins.has_fit_ins());
+    CHECK(ins.fit_ins().round() == round);
+    ParamSet global;
+    REQUIRE(wire::FromTensors(ins.fit_ins().params(), "fit_ins.params", nullptr, &global).ok());
+    if (round == 4) break;  // vanish mid-round: no answer, no heartbeat
+    wire::Envelope res;
+    auto* fr = res.mutable_fit_res();
+    fr->set_round(round);
+    fr->set_num_samples(1000);
+    ParamSet update = ParamSet::Zeros(global.specs);
+    if (round == 1) update.specs[0].shape = {5, 784};  // wrong shape (and size)
+    if (round == 2) update.flat[17] = std::nanf("");    // NaN
+    if (round == 1) update.flat.resize(5 * 784 + 10);
+    wire::ToTensors(update, fr->mutable_update());
+    wire::SendEnvelope(rogue, res);
+    if (round <= 2) {
+      REQUIRE(Recv(rogue, &reply));
+      CHECK(reply.error().code() == wire::BAD_TENSOR);
+      errors_seen.push_back(reply.error().message());
+    }
+  }
+  for (auto& t : nodes) t.join();
+  server_thread.join();
+
+  CHECK(run_status.ok());
+  REQUIRE(errors_seen.size() == 2);
+  CHECK(errors_seen[0].find("fit_res.update[0] '1.weight' has shape [5, 784], expected [10, 784]") != std::string::npos);
+  CHECK(errors_seen[1].find("non-finite") != std::string::npos);
+  const ServerStats& st = server.value()->stats();
+  CHECK(st.handshake_failed >= 1);
+  CHECK(st.malformed >= 3);
+  CHECK(st.bad_version == 1);
+  CHECK(st.unknown_node == 1);
+  CHECK(st.bad_tensor == 2);
+  CHECK(st.oversize == 1);
+  CHECK(st.rejected_joins == 1);
+
+  const auto rows = ReadMetrics(out);
+  REQUIRE(rows.size() == 5);  // round 0 (initial model) + 4 rounds
+  CHECK(rows[1]["participants"] == 2);
+  CHECK(rows[1]["failures"] == 1);
+  CHECK(rows[1]["failed_nodes"][0]["reason"].get<std::string>().find("bad update") != std::string::npos);
+  CHECK(rows[2]["failures"] == 1);
+  CHECK(rows[3]["participants"] == 3);
+  CHECK(rows[3]["failures"] == 0);
+  CHECK(rows[4]["participants"] == 2);
+  CHECK(rows[4]["failed_nodes"][0]["reason"].get<std::string>().find("silent") != std::string::npos);
+  CHECK(rows[4]["test_accuracy"].get<double>() > 0.6);  // logreg on 2,000 images still learned
+  for (const auto& r : rows) CHECK(r["uplink_bytes"].get<uint64_t>() <= 4 * 40000);
+  CHECK(std::filesystem::exists(out + "/final_model.pt"));
+  CHECK(std::filesystem::exists(out + "/summary.json"));
+  std::filesystem::remove_all(out);
+}

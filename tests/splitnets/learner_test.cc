@@ -1,0 +1,87 @@
+#include <doctest/doctest.h>
+
+#include <numeric>
+
+#include "splitnets/learner.h"
+
+using namespace edgebed;
+
+namespace {
+const Dataset& Train() {
+  static Dataset d = [] {
+    auto r = LoadFashionMnist(DefaultFashionMnistDir(), true, 3000);
+    REQUIRE(r.ok());
+    return std::move(r.value());
+  }();
+  return d;
+}
+std::vector<uint32_t> Range(uint32_t lo, uint32_t hi) {
+  std::vector<uint32_t> v(hi - lo);
+  std::iota(v.begin(), v.end(), lo);
+  return v;
+}
+}  // namespace
+
+TEST_CASE("Fashion-MNIST loads from Debian's idx.gz files") {
+  auto test = LoadFashionMnist(DefaultFashionMnistDir(), false);
+  REQUIRE(test.ok());
+  CHECK(test->size() == 10000);
+  CHECK(test->rows == 28);
+  CHECK(test->cols == 28);
+  CHECK(test->images.size() == 10000u * 784u);
+  std::vector<int> count(10, 0);
+  for (uint8_t y : test->labels) ++count[y];
+  for (int c : count) CHECK(c == 1000);  // the test set is balanced
+  CHECK(Train().size() == 3000);
+}
+
+TEST_CASE("a missing data folder is an error naming the file") {
+  auto r = LoadFashionMnist("/nonexistent", true);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().message().find("/nonexistent/train-images-idx3-ubyte.gz") != std::string::npos);
+}
+
+TEST_CASE("models are built by name; unknown names list the known ones") {
+  auto cnn = Learner::Create("cnn", 1);
+  REQUIRE(cnn.ok());
+  CHECK(cnn.value()->GetParams().numel() == 16 * 9 + 16 + 32 * 16 * 9 + 32 + 1568 * 64 + 64 + 64 * 10 + 10);
+  auto bad = Learner::Create("resnet", 1);
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().message().find("known: cnn, mlp, logreg") != std::string::npos);
+}
+
+TEST_CASE("parameters go out and back in unchanged; a wrong layout is refused") {
+  auto a = Learner::Create("mlp", 1).value();
+  auto b = Learner::Create("mlp", 2).value();
+  CHECK(a->GetParams().flat != b->GetParams().flat);  // different seeds, different weights
+  REQUIRE(b->SetParams(a->GetParams()).ok());
+  CHECK(b->GetParams().flat == a->GetParams().flat);
+  ParamSet wrong = a->GetParams();
+  wrong.specs[0].shape = {64, 784};
+  CHECK(b->SetParams(wrong).message().find("expected [128, 784]") != std::string::npos);
+}
+
+TEST_CASE("local training lowers the loss and raises accuracy, the same way for the same seed") {
+  SetTorchThreads(1);
+  auto a = Learner::Create("cnn", 3).value();
+  const auto held_out = Range(2000, 3000);
+  const EvalStats before = a->Evaluate(Train(), &held_out);
+  TrainOptions opt;
+  opt.epochs = 1;
+  opt.batch_size = 32;
+  opt.learning_rate = 0.05f;
+  opt.momentum = 0.5f;
+  opt.seed = 9;
+  int calls = 0;
+  opt.on_progress = [&](float) { return ++calls > 0; };
+  const TrainStats ts = a->Train(Train(), Range(0, 2000), opt);
+  const EvalStats after = a->Evaluate(Train(), &held_out);
+  CHECK(ts.samples == 2000);
+  CHECK(calls == 63);  // ceil(2000 / 32) batches
+  CHECK(after.loss < before.loss);
+  CHECK(after.accuracy > before.accuracy + 0.3);
+
+  auto b = Learner::Create("cnn", 3).value();
+  b->Train(Train(), Range(0, 2000), opt);
+  CHECK(b->GetParams().flat == a->GetParams().flat);  // bit-identical with one thread and one seed
+}

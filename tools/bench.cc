@@ -1,0 +1,180 @@
+#include "tools/bench.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <zmq.hpp>
+
+#include "codecs/zmq_wire.h"
+#include "scenarios/scenario.h"
+#include "server/aggregate.h"
+#include "tools/launcher.h"
+
+namespace edgebed {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double Secs(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// A 10 MB update (2,621,440 float32) in the layout of a model with a few tensors.
+ParamSet MakeUpdate(size_t floats) {
+  std::vector<TensorSpec> specs = {{"conv.weight", {64, 32, 3, 3}}, {"conv.bias", {64}}};
+  const int64_t used = 64 * 32 * 9 + 64;
+  specs.push_back({"fc.weight", {static_cast<int64_t>(floats - used)}});
+  ParamSet p = ParamSet::Zeros(specs);
+  for (size_t i = 0; i < p.flat.size(); ++i) p.flat[i] = static_cast<float>((i * 2654435761u) % 1000) * 1e-3f;
+  return p;
+}
+
+// Seconds to move `burst` messages of the update from a DEALER to a ROUTER over TCP loopback.
+// protocol = false: raw ZeroMQ frames of the same size; true: FitRes encode, send, decode, check.
+double TransferBurst(const ParamSet& update, int burst, bool protocol) {
+  zmq::context_t ctx(1);
+  zmq::socket_t router(ctx, zmq::socket_type::router);
+  router.set(zmq::sockopt::rcvhwm, 4);
+  router.bind("tcp://127.0.0.1:*");
+  const std::string ep = router.get(zmq::sockopt::last_endpoint);
+  zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+  dealer.set(zmq::sockopt::routing_id, std::string("bench-node"));
+  dealer.set(zmq::sockopt::sndhwm, 4);
+  dealer.connect(ep);
+  // Warm the connection up so the handshake is not timed.
+  dealer.send(zmq::str_buffer("hi"));
+  zmq::message_t m;
+  (void)router.recv(m);
+  (void)router.recv(m);
+
+  const auto t0 = Clock::now();
+  std::thread sender([&] {
+    for (int i = 0; i < burst; ++i) {
+      if (protocol) {
+        wire::Envelope env;
+        env.set_sender("bench-node");
+        auto* res = env.mutable_fit_res();
+        res->set_round(1);
+        res->set_num_samples(100);
+        wire::ToTensors(update, res->mutable_update());
+        wire::SendEnvelope(dealer, env);
+      } else {
+        dealer.send(zmq::buffer(update.flat.data(), update.bytes()));
+      }
+    }
+  });
+  size_t checksum = 0;
+  for (int i = 0; i < burst; ++i) {
+    zmq::message_t id, payload;
+    (void)router.recv(id);
+    (void)router.recv(payload);
+    if (protocol) {
+      wire::Envelope env;
+      ParamSet got;
+      Status st = wire::Decode(payload.data(), payload.size(), wire::kDefaultMaxFrameBytes, &env);
+      if (st.ok()) st = wire::FromTensors(env.fit_res().update(), "fit_res.update", &update.specs, &got);
+      if (!st.ok()) spdlog::error("bench transfer: {}", st.ToString());
+      checksum += got.flat.size();
+    } else {
+      checksum += payload.size();
+    }
+  }
+  const double s = Secs(t0, Clock::now());
+  sender.join();
+  if (checksum == 0) spdlog::error("bench transfer: nothing received");
+  return s;
+}
+
+nlohmann::json BenchTransfer(int reps) {
+  const size_t floats = (10u << 20) / sizeof(float);
+  const ParamSet update = MakeUpdate(floats);
+  const int burst = 8;
+  std::vector<double> raw, proto;
+  for (int r = 0; r < reps; ++r) {  // interleaved so both see the same machine load
+    raw.push_back(TransferBurst(update, burst, false));
+    proto.push_back(TransferBurst(update, burst, true));
+  }
+  const double mb = static_cast<double>(update.bytes()) * burst / 1e6;
+  const double raw_mbs = mb / Median(raw), proto_mbs = mb / Median(proto);
+  spdlog::info("transfer  10 MB update node->server, TCP loopback, median of {}:", reps);
+  spdlog::info("          raw ZeroMQ frames            {:8.0f} MB/s", raw_mbs);
+  spdlog::info("          edgebed FitRes (encode+check) {:8.0f} MB/s  = {:.0f}% of raw (target >= 50%)", proto_mbs,
+               100.0 * proto_mbs / raw_mbs);
+  return {{"raw_MBps", raw_mbs}, {"protocol_MBps", proto_mbs}, {"ratio", proto_mbs / raw_mbs}};
+}
+
+nlohmann::json BenchAggregate(int reps) {
+  const size_t n = (10u << 20) / sizeof(float);
+  const int k = 10;
+  std::vector<std::vector<float>> updates(k, std::vector<float>(n));
+  for (int j = 0; j < k; ++j)
+    for (size_t i = 0; i < n; ++i) updates[j][i] = static_cast<float>((i + j) % 977) * 1e-3f;
+  std::vector<float> out(n), copy(n);
+  WeightedMean mean;
+  std::vector<double> agg, cpy;
+  for (int r = 0; r < reps; ++r) {
+    auto t0 = Clock::now();
+    mean.Reset(n);
+    for (int j = 0; j < k; ++j) mean.Add(updates[j].data(), n, 100.0 + j);
+    mean.Mean(out.data());
+    agg.push_back(Secs(t0, Clock::now()));
+    t0 = Clock::now();
+    for (int j = 0; j < k; ++j) std::memcpy(copy.data(), updates[j].data(), n * sizeof(float));
+    cpy.push_back(Secs(t0, Clock::now()));
+  }
+  const double gb = static_cast<double>(k) * n * sizeof(float) / 1e9;
+  const double agg_gbs = gb / Median(agg), cpy_gbs = gb / Median(cpy);
+  spdlog::info("aggregate FedAvg of {} x 10 MB float32 updates, one core, median of {}:", k, reps);
+  spdlog::info("          weighted mean (double accumulators) {:6.2f} GB/s of updates (target >= 2 GB/s)", agg_gbs);
+  spdlog::info("          memcpy of the same bytes            {:6.2f} GB/s (memory ceiling)", cpy_gbs);
+  return {{"fedavg_GBps", agg_gbs}, {"memcpy_GBps", cpy_gbs}, {"check", out[12345]}};
+}
+
+nlohmann::json BenchOverhead(int rounds, const std::string& exe) {
+  auto sc = ParseScenario(DefaultScenarioText(),
+                          {"federation.rounds=" + std::to_string(rounds), "output_dir=\"runs/bench-overhead\"",
+                           "name=\"bench-overhead\""},
+                          "<default scenario>");
+  if (!sc.ok()) return {{"error", sc.status().message()}};
+  if (RunFederation(sc.value(), exe) != 0) return {{"error", "the federation failed"}};
+  std::ifstream in(sc->output_dir + "/metrics.jsonl");
+  std::string line;
+  std::vector<double> share;
+  double wall = 0, overhead = 0;
+  while (std::getline(in, line)) {
+    auto row = nlohmann::json::parse(line);
+    if (row["round"].get<int>() == 0) continue;
+    const double w = row["wall_s"], o = row["overhead_s"];
+    share.push_back(o / w);
+    wall += w;
+    overhead += o;
+    spdlog::info("          round {}: wall {:.2f} s, slowest node training {:.2f} s, overhead {:.2f} s ({:.1f}%)",
+                 row["round"].get<int>(), w, row["train_time_max_s"].get<double>(), o, 100.0 * o / w);
+  }
+  if (share.empty()) return {{"error", "no rounds"}};
+  spdlog::info("overhead  default scenario, {} rounds: framework overhead {:.1f}% of round wall time "
+               "(max {:.1f}%; target <= 5%)", share.size(), 100.0 * overhead / wall,
+               100.0 * *std::max_element(share.begin(), share.end()));
+  return {{"overhead_share", overhead / wall}, {"max_round_share", *std::max_element(share.begin(), share.end())}};
+}
+
+}  // namespace
+
+int RunBench(const BenchOptions& opt, const std::string& exe) {
+  nlohmann::json out;
+  if (opt.which == "transfer" || opt.which == "all") out["transfer"] = BenchTransfer(opt.reps);
+  if (opt.which == "aggregate" || opt.which == "all") out["aggregate"] = BenchAggregate(opt.reps);
+  if (opt.which == "overhead" || opt.which == "all") out["overhead"] = BenchOverhead(opt.overhead_rounds, exe);
+  std::cout << out.dump(2) << std::endl;
+  return 0;
+}
+
+}  // namespace edgebed

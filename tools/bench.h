@@ -1,0 +1,15 @@
+// `edgebed bench`: the figures in BENCHMARKS.md, each measured beside its reference in one run.
+#pragma once
+#include <string>
+
+namespace edgebed {
+
+struct BenchOptions {
+  std::string which = "all";  // transfer | aggregate | overhead | all
+  int reps = 20;
+  int overhead_rounds = 3;
+};
+
+int RunBench(const BenchOptions& opt, const std::string& exe);
+
+}  // namespace edgebed

@@ -1,0 +1,164 @@
+#include "tools/launcher.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <spdlog/spdlog.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
+#include <algorithm>
+
+extern char** environ;
+
+namespace edgebed {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Starts `args` with stdout/stderr sent to `log` (empty = inherit). Returns the pid or -1.
+pid_t Spawn(const std::vector<std::string>& args, const std::string& log) {
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  if (!log.empty()) {
+    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  }
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) {
+    spdlog::error("cannot start {}: {}", args[0], std::strerror(rc));
+    return -1;
+  }
+  return pid;
+}
+
+// Reaps `pid` if it has exited; returns its exit code, or -1 while it runs.
+int TryReap(pid_t pid) {
+  int status = 0;
+  if (waitpid(pid, &status, WNOHANG) != pid) return -1;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+// A round-axis tic step that gives about ten tics.
+int XTicStep(const std::string& dir) {
+  std::ifstream in(dir + "/metrics.csv");
+  int lines = 0;
+  for (std::string l; std::getline(in, l);) ++lines;
+  return std::max(1, (lines - 2) / 10);
+}
+
+}  // namespace
+
+bool PlotMetrics(const std::string& dir, const std::string& title) {
+  const std::string script = dir + "/metrics.gp";
+  {
+    std::ofstream gp(script);
+    gp << "set terminal pngcairo size 1000,420 font 'sans,10'\n"
+       << "set output '" << dir << "/metrics.png'\n"
+       << "set datafile separator ','\n"
+       << "set key autotitle columnhead bottom right\n"
+       << "set multiplot layout 1,2 title '" << title << "'\n"
+       << "set xtics " << XTicStep(dir) << "\n"
+       << "set xlabel 'round'; set ylabel 'test accuracy'; set grid\n"
+       << "plot '" << dir << "/metrics.csv' using 1:2 with linespoints pt 7 ps 0.6 title 'test accuracy'\n"
+       << "set ylabel 'test loss'\n"
+       << "plot '" << dir << "/metrics.csv' using 1:3 with linespoints pt 7 ps 0.6 lc 2 title 'test loss'\n"
+       << "unset multiplot\n";
+  }
+  const std::string cmd = "gnuplot '" + script + "' 2>'" + dir + "/logs/gnuplot.log'";
+  fs::create_directories(dir + "/logs");
+  if (std::system(cmd.c_str()) != 0) {
+    spdlog::warn("no plot: gnuplot failed or is not installed (see {}/logs/gnuplot.log)", dir);
+    return false;
+  }
+  return true;
+}
+
+int RunFederation(const Scenario& sc, const std::string& exe) {
+  const std::string out = sc.output_dir;
+  std::error_code ec;
+  fs::create_directories(out + "/logs", ec);
+  if (ec) {
+    spdlog::error("output_dir '{}': {}", out, ec.message());
+    return 1;
+  }
+  const std::string resolved = out + "/scenario.toml";
+  std::ofstream(resolved) << sc.ToToml();
+  const std::string endpoint_file = out + "/endpoint";
+  fs::remove(endpoint_file, ec);
+
+  spdlog::info("edgebed run '{}': server + {} node processes, {} rounds; outputs in {}", sc.name, sc.nodes,
+               sc.rounds, out);
+  const pid_t server = Spawn({exe, "server", "--scenario", resolved, "--endpoint-file", endpoint_file}, "");
+  if (server < 0) return 1;
+
+  std::string endpoint;
+  for (int i = 0; i < 600 && endpoint.empty(); ++i) {
+    std::ifstream in(endpoint_file);
+    std::getline(in, endpoint);
+    if (endpoint.empty()) {
+      if (TryReap(server) >= 0) {
+        spdlog::error("the server exited before binding (see above)");
+        return 1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  if (endpoint.empty()) {
+    spdlog::error("the server did not write {} within 60 s", endpoint_file);
+    kill(server, SIGTERM);
+    return 1;
+  }
+
+  std::vector<pid_t> nodes;
+  for (uint32_t i = 0; i < sc.nodes; ++i) {
+    std::vector<std::string> args = {exe, "node", "--connect", endpoint, "--index", std::to_string(i)};
+    if (!sc.data_dir.empty()) args.insert(args.end(), {"--data-dir", sc.data_dir});
+    nodes.push_back(Spawn(args, out + "/logs/node-" + std::to_string(i) + ".log"));
+  }
+
+  int server_rc = -1;
+  while ((server_rc = TryReap(server)) < 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+
+  // Nodes leave on the server's shutdown; give stragglers a moment, then stop them.
+  const auto t0 = std::chrono::steady_clock::now();
+  size_t running = nodes.size();
+  std::vector<bool> reaped(nodes.size(), false);
+  while (running > 0 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5)) {
+    running = 0;
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      if (nodes[i] > 0 && !reaped[i]) {
+        if (TryReap(nodes[i]) >= 0) reaped[i] = true; else ++running;
+      }
+    }
+    if (running) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (nodes[i] > 0 && !reaped[i]) {
+      spdlog::warn("node {} still running after the server finished; stopping it", i);
+      kill(nodes[i], SIGKILL);
+      waitpid(nodes[i], nullptr, 0);
+    }
+  }
+  if (server_rc != 0) {
+    spdlog::error("the server exited with code {}", server_rc);
+    return server_rc;
+  }
+  PlotMetrics(out, sc.name);
+  spdlog::info("results: {0}/metrics.jsonl, {0}/metrics.png, {0}/summary.json, {0}/final_model.pt", out);
+  return 0;
+}
+
+}  // namespace edgebed

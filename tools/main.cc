@@ -1,0 +1,136 @@
+// The edgebed command line: run a federation, or be one of its processes, benchmark, plot.
+#include <signal.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <climits>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "node/node_runtime.h"
+#include "scenarios/scenario.h"
+#include "server/server.h"
+#include "tools/bench.h"
+#include "tools/launcher.h"
+
+namespace {
+
+edgebed::Server* g_server = nullptr;
+void OnSignal(int) {
+  if (g_server) g_server->RequestStop();
+}
+
+std::string SelfExe(const char* argv0) {
+  char buf[PATH_MAX];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n > 0) return std::string(buf, static_cast<size_t>(n));
+  return argv0;
+}
+
+edgebed::Result<edgebed::Scenario> Resolve(const std::string& path, const std::vector<std::string>& sets) {
+  if (path.empty()) return edgebed::ParseScenario(edgebed::DefaultScenarioText(), sets, "<default scenario>");
+  return edgebed::LoadScenario(path, sets);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  spdlog::set_pattern("%H:%M:%S.%e %^%l%$ %v");
+  CLI::App app{"edgebed: federated and split learning over a simulated wireless uplink"};
+  app.require_subcommand(1);
+
+  std::string scenario_path;
+  std::vector<std::string> sets;
+
+  auto* run = app.add_subcommand("run", "run a federation on this machine: a server and N node processes");
+  run->add_option("scenario", scenario_path, "scenario file (TOML); none = the embedded default")
+      ->check(CLI::ExistingFile);
+  run->add_option("--set", sets, "override a field: section.field=value (repeatable)");
+
+  std::string endpoint_file, bind;
+  auto* server = app.add_subcommand("server", "be the parameter server of a federation");
+  server->add_option("--scenario", scenario_path, "scenario file; none = the embedded default")
+      ->check(CLI::ExistingFile);
+  server->add_option("--set", sets, "override a field: section.field=value (repeatable)");
+  server->add_option("--bind", bind, "endpoint to listen on, e.g. tcp://0.0.0.0:5555 (overrides server.bind)");
+  server->add_option("--endpoint-file", endpoint_file, "write the bound endpoint to this file");
+
+  edgebed::NodeOptions nopt;
+  auto* node = app.add_subcommand("node", "be an edge node: join a server and train when asked");
+  node->add_option("--connect", nopt.server, "server endpoint, e.g. tcp://10.0.0.1:5555")->required();
+  node->add_option("--index", nopt.index, "node index: selects the data partition")->required();
+  node->add_option("--id", nopt.node_id, "node identity (default node-<index>)");
+  node->add_option("--data-dir", nopt.data_dir, "Fashion-MNIST folder (default: Debian's)");
+  node->add_option("--threads", nopt.threads, "libtorch threads")->check(CLI::Range(1, 256));
+  node->add_option("--device", nopt.device, "device description sent at join");
+
+  edgebed::BenchOptions bopt;
+  auto* bench = app.add_subcommand("bench", "measure: transfer, aggregate, overhead, or all");
+  bench->add_option("which", bopt.which, "transfer | aggregate | overhead | all")
+      ->check(CLI::IsMember({"transfer", "aggregate", "overhead", "all"}));
+  bench->add_option("--reps", bopt.reps, "repetitions per measurement")->check(CLI::Range(1, 10000));
+  bench->add_option("--overhead-rounds", bopt.overhead_rounds, "rounds of the default scenario for 'overhead'");
+
+  std::string plot_dir;
+  auto* plot = app.add_subcommand("plot", "draw metrics.png of a run folder");
+  plot->add_option("dir", plot_dir, "run output folder (holds metrics.csv)")->required();
+
+  auto* show = app.add_subcommand("scenario", "print the resolved scenario (default or a file) and check it");
+  show->add_option("scenario", scenario_path, "scenario file")->check(CLI::ExistingFile);
+  show->add_option("--set", sets, "override a field: section.field=value (repeatable)");
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (*node) return edgebed::RunNode(nopt);
+  if (*bench) return edgebed::RunBench(bopt, SelfExe(argv[0]));
+  if (*plot) return edgebed::PlotMetrics(plot_dir, std::filesystem::path(plot_dir).filename().string()) ? 0 : 1;
+
+  auto sc = Resolve(scenario_path, sets);
+  if (!sc.ok()) {
+    spdlog::error("{}", sc.status().message());
+    return 2;
+  }
+  if (*show) {
+    std::cout << sc->ToToml();
+    return 0;
+  }
+  if (*run) return edgebed::RunFederation(sc.value(), SelfExe(argv[0]));
+
+  // server
+  if (!bind.empty()) sc->bind = bind;
+  std::filesystem::create_directories(sc->output_dir + "/logs");
+  auto file_sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(sc->output_dir + "/logs/server.log", true);
+  auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  auto logger = std::make_shared<spdlog::logger>("server", spdlog::sinks_init_list{console, file_sink});
+  logger->set_pattern("%H:%M:%S.%e %^%l%$ %v");
+  spdlog::set_default_logger(logger);
+  auto srv = edgebed::Server::Create(sc.value());
+  if (!srv.ok()) {
+    spdlog::error("{}", srv.status().message());
+    return 2;
+  }
+  auto ep = srv.value()->Bind();
+  if (!ep.ok()) {
+    spdlog::error("{}", ep.status().message());
+    return 2;
+  }
+  if (!endpoint_file.empty()) {
+    const std::string tmp = endpoint_file + ".tmp";
+    std::ofstream(tmp) << ep.value() << "\n";
+    std::filesystem::rename(tmp, endpoint_file);
+  }
+  g_server = srv.value().get();
+  signal(SIGINT, OnSignal);
+  signal(SIGTERM, OnSignal);
+  edgebed::Status st = srv.value()->Run();
+  g_server = nullptr;
+  if (!st.ok()) {
+    spdlog::error("{}", st.ToString());
+    return 1;
+  }
+  return 0;
+}
