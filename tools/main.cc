@@ -1,4 +1,5 @@
 // The edgebed command line: run a federation, or be one of its processes, benchmark, plot.
+#include <malloc.h>
 #include <signal.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -39,6 +40,10 @@ edgebed::Result<edgebed::Scenario> Resolve(const std::string& path, const std::v
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Updates are megabytes; keep such buffers in the heap for reuse instead of mapping fresh pages
+  // (and taking a page fault per 4 KiB) for every frame.
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
   spdlog::set_pattern("%H:%M:%S.%e %^%l%$ %v");
   CLI::App app{"edgebed: federated and split learning over a simulated wireless uplink"};
   app.require_subcommand(1);
