@@ -1,38 +1,79 @@
-// The uplink between a node and the server: every update the server aggregates has crossed one.
-// Swappable (ns-3 style: non-virtual Carry() calls private DoCarry()). Version 1 has the ideal
-// error-free link; the Liquid-DSP links (fading, noise, bit errors, OTA superposition) plug in here.
+// The uplink between nodes and the server: every update the server aggregates has crossed one.
+// Two kinds (ns-3 style: non-virtual public calls, private virtual Do* ones):
+// - orthogonal links carry each node's update on its own (ideal, digital packets);
+// - superposing links (analog OTA) carry all of a round's updates at once and give the server only
+//   what the channel summed.
+// Every random draw of node k in round r comes from a stream seeded by (seed, k, r): the same run
+// sees the same channel whatever order updates arrive in.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "channel/channel_config.h"
 #include "codecs/status.h"
 
 namespace edgebed {
 
-// What carrying updates cost, summed over a round; goes into metrics.jsonl.
+struct NodeLinkStats {
+  uint64_t payload_bits = 0;     // bits of update handed to the link
+  uint64_t coded_bits = 0;       // after CRC and FEC (digital)
+  double channel_uses = 0.0;     // complex symbols this node put on air
+  double airtime_s = 0.0;        // this node's time on air
+  double tx_energy_j = 0.0;      // transmit energy
+  uint64_t packets = 0, lost_packets = 0, retransmissions = 0;  // digital
+  bool active = true;            // analog OTA: above the truncation threshold
+  double snr_db = 0.0;           // mean receive SNR of this node's link (after path loss)
+};
+
+// What carrying updates cost in one round.
 struct LinkAccounting {
-  uint64_t payload_bits = 0;  // bits handed to the link
-  double channel_uses = 0.0;  // complex symbols on air (0 for the ideal link: not modelled)
-  double airtime_s = 0.0;     // time on air (0 for the ideal link)
-  double tx_energy_j = 0.0;   // transmit energy summed over nodes (0 for the ideal link)
-  void Add(const LinkAccounting& o);
+  uint64_t payload_bits = 0;
+  double channel_uses = 0.0;   // complex symbols on air (superposed symbols count once)
+  double airtime_s = 0.0;      // time the uplink was busy (orthogonal links: summed over nodes)
+  double tx_energy_j = 0.0;    // summed over nodes
+  uint64_t control_bits = 0;   // side information over the error-free control channel (OTA)
+  uint64_t lost_packets = 0, retransmissions = 0;
+  std::map<uint32_t, NodeLinkStats> per_node;
+  void AddNode(uint32_t node, const NodeLinkStats& s);
+};
+
+struct OtaInput {
+  uint32_t node = 0;
+  const std::vector<float>* values = nullptr;
+};
+
+struct OtaOutput {
+  std::vector<float> mean;  // the server's estimate of the mean of the active nodes' updates
+  uint32_t active = 0;      // K_a: nodes above the threshold
+  double rho0 = 0.0;        // common receive power of each active node [W]
+  double noise_power = 0.0; // N0 [W]
+  double scale = 1.0;       // sigma of the common normalisation
 };
 
 class Uplink {
  public:
   virtual ~Uplink() = default;
-  // Carries one node's update of `values` (may alter them the way the channel would) whose encoded
-  // size is `payload_bytes`; adds the cost to `acc`. A Status that is not Ok means the update is lost.
-  Status Carry(uint32_t node_index, std::vector<float>* values, uint64_t payload_bytes, LinkAccounting* acc) {
-    return DoCarry(node_index, values, payload_bytes, acc);
-  }
   virtual std::string Describe() const = 0;
+  virtual bool superposes() const { return false; }
+
+  // Orthogonal links: carries node `node`'s update in `round`. Values the receiver lost are set to
+  // NaN (erasures); `payload_bytes` is the encoded size where the link counts bytes, not values.
+  Status Carry(uint32_t node, uint32_t round, std::vector<float>* values, uint64_t payload_bytes,
+               LinkAccounting* acc) {
+    return DoCarry(node, round, values, payload_bytes, acc);
+  }
+  // Superposing links: all of the round's updates (same length) at once.
+  Result<OtaOutput> Superpose(uint32_t round, const std::vector<OtaInput>& inputs, LinkAccounting* acc) {
+    return DoSuperpose(round, inputs, acc);
+  }
 
  private:
-  virtual Status DoCarry(uint32_t node_index, std::vector<float>* values, uint64_t payload_bytes,
-                         LinkAccounting* acc) = 0;
+  virtual Status DoCarry(uint32_t node, uint32_t round, std::vector<float>* values, uint64_t payload_bytes,
+                         LinkAccounting* acc);
+  virtual Result<OtaOutput> DoSuperpose(uint32_t round, const std::vector<OtaInput>& inputs, LinkAccounting* acc);
 };
 
 // Error-free, instantaneous link: counts bits, changes nothing.
@@ -41,10 +82,14 @@ class IdealUplink final : public Uplink {
   std::string Describe() const override { return "ideal (error-free)"; }
 
  private:
-  Status DoCarry(uint32_t, std::vector<float>*, uint64_t payload_bytes, LinkAccounting* acc) override;
+  Status DoCarry(uint32_t node, uint32_t round, std::vector<float>* values, uint64_t payload_bytes,
+                 LinkAccounting* acc) override;
 };
 
-// Builds the uplink a scenario names ("ideal"); errors name the field channel.uplink.
-Result<std::unique_ptr<Uplink>> MakeUplink(const std::string& kind);
+// Builds the uplink `cfg.uplink` names for `num_nodes` nodes of a run seeded `seed`.
+Result<std::unique_ptr<Uplink>> MakeUplink(const ChannelConfig& cfg, uint32_t num_nodes, uint64_t seed);
+
+// Node distances drawn from the seed, uniform in [distance_min_m, distance_max_m].
+std::vector<double> NodeDistances(const ChannelConfig& cfg, uint32_t num_nodes, uint64_t seed);
 
 }  // namespace edgebed

@@ -148,7 +148,24 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Real("server.liveness_timeout_s", &s->liveness_timeout_s, 0.0, 1e6, true));
   EDGEBED_RETURN_IF_ERROR(r.Real("server.max_frame_mb", &s->max_frame_mb, 0.0, 2047.0, true));
   EDGEBED_RETURN_IF_ERROR(r.Int("server.threads", &s->server_threads, 1, 256));
-  EDGEBED_RETURN_IF_ERROR(r.Str("channel.uplink", &s->uplink, {"ideal"}));
+  ChannelConfig& c = s->channel;
+  EDGEBED_RETURN_IF_ERROR(r.Str("channel.uplink", &c.uplink, {"ideal", "digital", "analog_ota"}));
+  EDGEBED_RETURN_IF_ERROR(r.Real("channel.snr_db", &c.snr_db, -30.0, 60.0));
+  EDGEBED_RETURN_IF_ERROR(r.Str("channel.fading", &c.fading, {"none", "rayleigh", "rician"}));
+  EDGEBED_RETURN_IF_ERROR(r.Real("channel.rician_k_db", &c.rician_k_db, -20.0, 40.0));
+  EDGEBED_RETURN_IF_ERROR(r.Real("channel.path_loss_exponent", &c.path_loss_exponent, 1.0, 8.0));
+  EDGEBED_RETURN_IF_ERROR(r.Real("channel.reference_distance_m", &c.reference_distance_m, 0.0, 1e6, true));
+  EDGEBED_RETURN_IF_ERROR(r.Real("channel.distance_min_m", &c.distance_min_m, 0.0, 1e6, true));
+  EDGEBED_RETURN_IF_ERROR(r.Real("channel.distance_max_m", &c.distance_max_m, 0.0, 1e6, true));
+  EDGEBED_RETURN_IF_ERROR(r.Real("channel.carrier_offset", &c.carrier_offset, 0.0, 0.5));
+  EDGEBED_RETURN_IF_ERROR(r.Real("channel.symbol_rate_hz", &c.symbol_rate_hz, 0.0, 1e12, true));
+  EDGEBED_RETURN_IF_ERROR(r.Real("channel.tx_power_w", &c.tx_power_w, 0.0, 1e3, true));
+  EDGEBED_RETURN_IF_ERROR(r.Str("channel.modulation", &c.modulation));
+  EDGEBED_RETURN_IF_ERROR(r.Str("channel.fec", &c.fec));
+  EDGEBED_RETURN_IF_ERROR(r.Int("channel.packet_bytes", &c.packet_bytes, 16, 65536));
+  EDGEBED_RETURN_IF_ERROR(r.Int("channel.max_retransmissions", &c.max_retransmissions, 0, 100));
+  EDGEBED_RETURN_IF_ERROR(r.Real("channel.gain_threshold", &c.gain_threshold, 0.0, 100.0));
+  EDGEBED_RETURN_IF_ERROR(c.Validate());  // cross-field checks and the liquid name sets
 
   r.MarkUsed("faults.crash");
   if (auto crash = root.at_path("faults.crash")) {
@@ -225,7 +242,15 @@ std::string Scenario::ToToml() const {
       {"server", toml::table{{"bind", bind}, {"round_deadline_s", round_deadline_s},
                              {"join_timeout_s", join_timeout_s}, {"liveness_timeout_s", liveness_timeout_s},
                              {"max_frame_mb", max_frame_mb}, {"threads", int64_t{server_threads}}}},
-      {"channel", toml::table{{"uplink", uplink}}},
+      {"channel", toml::table{{"uplink", channel.uplink}, {"snr_db", channel.snr_db}, {"fading", channel.fading},
+                              {"rician_k_db", channel.rician_k_db}, {"path_loss_exponent", channel.path_loss_exponent},
+                              {"reference_distance_m", channel.reference_distance_m},
+                              {"distance_min_m", channel.distance_min_m}, {"distance_max_m", channel.distance_max_m},
+                              {"carrier_offset", channel.carrier_offset}, {"symbol_rate_hz", channel.symbol_rate_hz},
+                              {"tx_power_w", channel.tx_power_w}, {"modulation", channel.modulation},
+                              {"fec", channel.fec}, {"packet_bytes", int64_t{channel.packet_bytes}},
+                              {"max_retransmissions", int64_t{channel.max_retransmissions}},
+                              {"gain_threshold", channel.gain_threshold}}},
   };
   if (!crash_arr.empty()) t.insert("faults", toml::table{{"crash", crash_arr}});
   std::ostringstream out;

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "channel/channel_config.h"
 #include "codecs/status.h"
 
 namespace edgebed {
@@ -47,7 +48,7 @@ struct Scenario {
   double max_frame_mb = 64.0;
   uint32_t server_threads = 2;
 
-  std::string uplink = "ideal";
+  ChannelConfig channel;  // [channel]
 
   std::vector<CrashFault> crashes;
 

@@ -6,13 +6,29 @@ namespace edgebed {
 
 void WeightedMean::Reset(size_t n) {
   acc_.assign(n, 0.0);
+  missing_.clear();
+  erased_ = 0;
   total_ = 0.0;
   count_ = 0;
 }
 
 void WeightedMean::Add(const float* __restrict x, size_t n, double weight) {
   double* __restrict a = acc_.data();
-  for (size_t i = 0; i < n; ++i) a[i] += weight * static_cast<double>(x[i]);
+  bool any_nan = false;
+  for (size_t i = 0; i < n; ++i) any_nan |= (x[i] != x[i]);
+  if (!any_nan) {
+    for (size_t i = 0; i < n; ++i) a[i] += weight * static_cast<double>(x[i]);
+  } else {
+    if (missing_.empty()) missing_.assign(acc_.size(), 0.0);
+    for (size_t i = 0; i < n; ++i) {
+      if (x[i] != x[i]) {
+        missing_[i] += weight;
+        ++erased_;
+      } else {
+        a[i] += weight * static_cast<double>(x[i]);
+      }
+    }
+  }
   total_ += weight;
   ++count_;
 }
@@ -22,8 +38,15 @@ void WeightedMean::Mean(float* out) const {
     std::fill(out, out + acc_.size(), 0.0f);
     return;
   }
-  const double inv = 1.0 / total_;
-  for (size_t i = 0; i < acc_.size(); ++i) out[i] = static_cast<float>(acc_[i] * inv);
+  if (missing_.empty()) {
+    const double inv = 1.0 / total_;
+    for (size_t i = 0; i < acc_.size(); ++i) out[i] = static_cast<float>(acc_[i] * inv);
+    return;
+  }
+  for (size_t i = 0; i < acc_.size(); ++i) {
+    const double w = total_ - missing_[i];
+    out[i] = w > 0.0 ? static_cast<float>(acc_[i] / w) : 0.0f;  // erased everywhere: no change
+  }
 }
 
 }  // namespace edgebed

@@ -56,6 +56,8 @@ struct Server::Impl {
   uint64_t samples_sum = 0;
   uint64_t uplink_bytes = 0, downlink_bytes = 0;
   LinkAccounting link;
+  std::vector<FitResult> ota_updates;  // a superposing uplink's round: all updates sent at once
+  json ota_info;
 
   std::ofstream metrics_jsonl, metrics_csv;
 
@@ -247,17 +249,56 @@ struct Server::Impl {
       SendError(from, wire::BAD_TENSOR, m);
       return Fail(from, "bad update: " + m);
     }
-    LinkAccounting acc;
-    st = uplink->Carry(r.node_index, &r.update.flat, res.ByteSizeLong(), &acc);
-    link.Add(acc);
-    if (st.ok()) st = strategy->Accumulate(r);
-    if (!st.ok()) return Fail(from, "update lost: " + st.message());
+    if (uplink->superposes()) {
+      ota_updates.push_back(std::move(r));  // transmitted all at once when the round closes
+    } else {
+      st = uplink->Carry(r.node_index, round, &r.update.flat, res.ByteSizeLong(), &link);
+      if (st.ok()) st = strategy->Accumulate(r);
+      if (!st.ok()) return Fail(from, "update lost: " + st.message());
+    }
     pending.erase(from);
     ++accepted;
     if (auto* rec = registry.Find(from)) ++rec->rounds_ok;
     train_time_max_s = std::max(train_time_max_s, r.train_time_s);
     train_loss_sum += r.train_loss * static_cast<double>(r.num_samples);
     samples_sum += r.num_samples;
+  }
+
+  // All accepted updates cross the superposing channel together; the strategy sees one update, the
+  // channel's estimate of their mean, weighted by the number of nodes that transmitted.
+  void SuperposeRound() {
+    std::vector<OtaInput> in;
+    for (const auto& r : ota_updates) in.push_back({r.node_index, &r.update.flat});
+    auto out = uplink->Superpose(round, in, &link);
+    if (!out.ok()) {
+      spdlog::warn("round {}: {}", round, out.status().message());
+      accepted = 0;  // nothing reached the server
+      ota_info = {{"active", 0}};
+      return;
+    }
+    const OtaOutput& o = out.value();
+    ota_info = {{"active", o.active},
+                {"rho0_w", o.rho0},
+                {"noise_w", o.noise_power},
+                {"expected_mse", o.scale * o.scale * o.noise_power / (o.rho0 * o.active * o.active)}};
+    FitResult agg;
+    agg.node_id = "ota-aggregate";
+    agg.update.specs = global.specs;
+    agg.update.flat = o.mean;
+    agg.num_samples = o.active;
+    Status st = strategy->Accumulate(agg);
+    if (!st.ok()) spdlog::error("round {}: {}", round, st.ToString());
+    ota_updates.clear();
+  }
+
+  json LinkJson() const {
+    json nodes = json::array();
+    for (const auto& [k, s] : link.per_node)
+      nodes.push_back({{"node", k}, {"snr_db", s.snr_db}, {"payload_bits", s.payload_bits}, {"coded_bits", s.coded_bits},
+                       {"channel_uses", s.channel_uses}, {"airtime_s", s.airtime_s}, {"tx_energy_j", s.tx_energy_j},
+                       {"packets", s.packets}, {"lost_packets", s.lost_packets},
+                       {"retransmissions", s.retransmissions}, {"active", s.active}});
+    return nodes;
   }
 
   // ---- the run -------------------------------------------------------------------------------
@@ -317,6 +358,8 @@ struct Server::Impl {
     train_time_max_s = train_loss_sum = 0.0;
     samples_sum = uplink_bytes = downlink_bytes = 0;
     link = LinkAccounting();
+    ota_updates.clear();
+    ota_info = json();
 
     const auto selected = strategy->ConfigureFit(r, registry.AliveIds(), select_rng);
     strategy->BeginRound(r, global);
@@ -365,6 +408,7 @@ struct Server::Impl {
       Fail(id, "missed the round deadline of " + std::to_string(sc.round_deadline_s) + " s");
 
     const auto t_agg = Clock::now();
+    if (!ota_updates.empty()) SuperposeRound();
     bool aggregated = false;
     if (accepted >= needed) {
       auto next = strategy->AggregateFit(r, global, failures);
@@ -390,12 +434,17 @@ struct Server::Impl {
                 {"failures", failures.size()},
                 {"failed_nodes", failed},
                 {"aggregated", aggregated},
+                {"ota", ota_info},
                 {"uplink_bytes", uplink_bytes},
                 {"downlink_bytes", downlink_bytes},
                 {"uplink_payload_bits", link.payload_bits},
                 {"uplink_channel_uses", link.channel_uses},
                 {"uplink_airtime_s", link.airtime_s},
                 {"uplink_tx_energy_j", link.tx_energy_j},
+                {"uplink_control_bits", link.control_bits},
+                {"lost_packets", link.lost_packets},
+                {"retransmissions", link.retransmissions},
+                {"link_per_node", LinkJson()},
                 {"train_time_max_s", train_time_max_s},
                 {"aggregate_s", aggregate_s},
                 {"wall_s", wall},
@@ -435,12 +484,13 @@ Result<std::unique_ptr<Server>> Server::Create(const Scenario& sc) {
   auto strategy = MakeStrategy({sc.strategy, sc.fraction});
   if (!strategy.ok()) return strategy.status();
   impl->strategy = std::move(strategy.value());
-  auto uplink = MakeUplink(sc.uplink);
+  auto uplink = MakeUplink(sc.channel, sc.nodes, sc.seed);
   if (!uplink.ok()) return uplink.status();
   impl->uplink = std::move(uplink.value());
   auto test = LoadFashionMnist(sc.data_dir.empty() ? DefaultFashionMnistDir() : sc.data_dir, false, sc.test_limit);
   if (!test.ok()) return test.status();
   impl->test = std::move(test.value());
+  spdlog::info("uplink: {}", impl->uplink->Describe());
   impl->run_id = sc.name + "-" + std::to_string(sc.seed);
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }

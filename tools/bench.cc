@@ -11,6 +11,13 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include <complex>
+// clang-format off
+#include <liquid/liquid.h>
+// clang-format on
+
+#include "channel/analog_ota.h"
+#include "channel/fading.h"
 #include "codecs/zmq_wire.h"
 #include "scenarios/scenario.h"
 #include "server/aggregate.h"
@@ -166,12 +173,48 @@ nlohmann::json BenchOverhead(int rounds, const std::string& exe) {
   return {{"overhead_share", overhead / wall}, {"max_round_share", *std::max_element(share.begin(), share.end())}};
 }
 
+// Output samples per second: liquid-dsp's channel_cccf adding AWGN to one signal, against edgebed's
+// superposition of K = 10 device signals, each with its own fading coefficient, plus noise.
+nlohmann::json BenchChannel(int reps) {
+  const size_t n = 1 << 18;
+  const int k = 10;
+  ComplexGaussian g(DeriveSeed(1, "bench-channel"));
+  std::vector<std::vector<cfloat>> x(k, std::vector<cfloat>(n));
+  for (auto& v : x)
+    for (auto& s : v) s = g.Next();
+  std::vector<cfloat> y(n);
+  channel_cccf ch = channel_cccf_create();
+  channel_cccf_add_awgn(ch, -10.0f, 10.0f);
+  std::vector<double> liquid_s, ours_s;
+  std::vector<const cfloat*> ptrs;
+  for (auto& v : x) ptrs.push_back(v.data());
+  for (int r = 0; r < reps; ++r) {  // interleaved
+    auto t0 = Clock::now();
+    channel_cccf_execute_block(ch, reinterpret_cast<liquid_float_complex*>(x[0].data()), n,
+                               reinterpret_cast<liquid_float_complex*>(y.data()));
+    liquid_s.push_back(Secs(t0, Clock::now()));
+    std::vector<cfloat> gains;
+    for (int j = 0; j < k; ++j) gains.push_back(DrawFading("rayleigh", 0.0, g));
+    t0 = Clock::now();
+    SuperposeSignals(ptrs, gains, n, 0.3f, g, y.data());
+    ours_s.push_back(Secs(t0, Clock::now()));
+  }
+  channel_cccf_destroy(ch);
+  const double liquid_msps = n / Median(liquid_s) / 1e6, ours_msps = n / Median(ours_s) / 1e6;
+  spdlog::info("channel   output samples per second, one core, median of {}:", reps);
+  spdlog::info("          liquid-dsp channel_cccf, AWGN on 1 signal       {:6.1f} Msps", liquid_msps);
+  spdlog::info("          edgebed K = 10 signals, fading + sum + AWGN      {:6.1f} Msps = {:.0f}% (target >= 50%)",
+               ours_msps, 100.0 * ours_msps / liquid_msps);
+  return {{"liquid_awgn_Msps", liquid_msps}, {"superpose_k10_Msps", ours_msps}, {"ratio", ours_msps / liquid_msps}};
+}
+
 }  // namespace
 
 int RunBench(const BenchOptions& opt, const std::string& exe) {
   nlohmann::json out;
   if (opt.which == "transfer" || opt.which == "all") out["transfer"] = BenchTransfer(opt.reps);
   if (opt.which == "aggregate" || opt.which == "all") out["aggregate"] = BenchAggregate(opt.reps);
+  if (opt.which == "channel" || opt.which == "all") out["channel"] = BenchChannel(opt.reps);
   if (opt.which == "overhead" || opt.which == "all") out["overhead"] = BenchOverhead(opt.overhead_rounds, exe);
   std::cout << out.dump(2) << std::endl;
   return 0;

@@ -5,7 +5,7 @@
 namespace edgebed {
 
 struct BenchOptions {
-  std::string which = "all";  // transfer | aggregate | overhead | all
+  std::string which = "all";  // transfer | aggregate | channel | overhead | all
   int reps = 20;
   int overhead_rounds = 3;
 };

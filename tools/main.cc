@@ -11,12 +11,14 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "node/node_runtime.h"
 #include "scenarios/scenario.h"
 #include "server/server.h"
 #include "tools/bench.h"
 #include "tools/launcher.h"
+#include "tools/sweep.h"
 
 namespace {
 
@@ -74,11 +76,21 @@ int main(int argc, char** argv) {
   node->add_option("--device", nopt.device, "device description sent at join");
 
   edgebed::BenchOptions bopt;
-  auto* bench = app.add_subcommand("bench", "measure: transfer, aggregate, overhead, or all");
-  bench->add_option("which", bopt.which, "transfer | aggregate | overhead | all")
-      ->check(CLI::IsMember({"transfer", "aggregate", "overhead", "all"}));
+  auto* bench = app.add_subcommand("bench", "measure: transfer, aggregate, channel, overhead, or all");
+  bench->add_option("which", bopt.which, "transfer | aggregate | channel | overhead | all")
+      ->check(CLI::IsMember({"transfer", "aggregate", "channel", "overhead", "all"}));
   bench->add_option("--reps", bopt.reps, "repetitions per measurement")->check(CLI::Range(1, 10000));
   bench->add_option("--overhead-rounds", bopt.overhead_rounds, "rounds of the default scenario for 'overhead'");
+
+  edgebed::SweepOptions sopt;
+  std::string sweep_values;
+  auto* sweep = app.add_subcommand("sweep", "run a scenario once per value of a field; plot a curve per value");
+  sweep->add_option("scenario", sopt.scenario_path, "scenario file; none = the embedded default")
+      ->check(CLI::ExistingFile);
+  sweep->add_option("--field", sopt.field, "the field to sweep, e.g. channel.snr_db")->required();
+  sweep->add_option("--values", sweep_values, "comma-separated values, e.g. 0,5,10,20")->required();
+  sweep->add_option("--set", sopt.overrides, "override a field in every run (repeatable)");
+  sweep->add_option("--out", sopt.out_dir, "output folder (default <output_dir>/sweep-<field>)");
 
   std::string plot_dir;
   auto* plot = app.add_subcommand("plot", "draw metrics.png of a run folder");
@@ -92,6 +104,12 @@ int main(int argc, char** argv) {
 
   if (*node) return edgebed::RunNode(nopt);
   if (*bench) return edgebed::RunBench(bopt, SelfExe(argv[0]));
+  if (*sweep) {
+    std::stringstream ss(sweep_values);
+    for (std::string v; std::getline(ss, v, ',');)
+      if (!v.empty()) sopt.values.push_back(v);
+    return edgebed::RunSweep(sopt, SelfExe(argv[0]));
+  }
   if (*plot) return edgebed::PlotMetrics(plot_dir, std::filesystem::path(plot_dir).filename().string()) ? 0 : 1;
 
   auto sc = Resolve(scenario_path, sets);

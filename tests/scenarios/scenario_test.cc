@@ -48,6 +48,12 @@ TEST_CASE("bad fields fail at load with a message naming the field and the allow
   CHECK(Names(Parse({"model.name=resnet"}), "model.name"));
   CHECK(Names(Parse({"federation.strategy=krum"}), "federation.strategy"));
   CHECK(Names(Parse({"channel.uplink=laser"}), "channel.uplink"));
+  CHECK(Names(Parse({"channel.gain_threshold=-0.5"}), "channel.gain_threshold = -0.5 is out of range [0, 100]"));
+  CHECK(Names(Parse({"channel.modulation=qam1024"}), "channel.modulation = 'qam1024' is not allowed"));
+  CHECK(Names(Parse({"channel.fec=turbo"}), "channel.fec = 'turbo' is not allowed"));
+  CHECK(Names(Parse({"channel.snr_db=-45"}), "channel.snr_db = -45 is out of range [-30, 60]"));
+  CHECK(Names(Parse({"channel.packet_bytes=30"}), "channel.packet_bytes = 30 must be a multiple of 4"));
+  CHECK(Names(Parse({"channel.distance_min_m=50"}), "channel.distance_max_m = 10 is out of range [50,"));
   CHECK(Names(Parse({"server.bind=localhost"}), "server.bind"));
   CHECK(Names(Parse({"server.liveness_timeout_s=-2"}), "server.liveness_timeout_s"));
   CHECK(Names(Parse({"faults.crash=[{node = 99, round = 1}]"}), "faults.crash[0].node"));
@@ -68,11 +74,13 @@ TEST_CASE("the resolved scenario loads back to the same values") {
   REQUIRE(b.ok());
   CHECK(b->ToToml() == a->ToToml());
   CHECK(b->rounds == 7);
+  CHECK(b->channel.uplink == a->channel.uplink);
+  CHECK(b->channel.gain_threshold == a->channel.gain_threshold);
   CHECK(b->crashes.size() == 1);
 }
 
 TEST_CASE("every scenario file in scenarios/ loads") {
-  for (const char* f : {"default.toml", "quick.toml"}) {
+  for (const char* f : {"default.toml", "quick.toml", "channel.toml"}) {
     auto sc = LoadScenario(std::string(EDGEBED_SOURCE_DIR) + "/scenarios/" + f, {});
     CHECK_MESSAGE(sc.ok(), f << ": " << sc.status().message());
   }

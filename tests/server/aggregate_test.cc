@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <cmath>
+
 #include "server/aggregate.h"
 #include "server/registry.h"
 #include "server/strategy.h"
@@ -70,4 +72,28 @@ TEST_CASE("the registry admits, refuses out-of-range and duplicate indices, and 
   reg.MarkGone("node-1");
   CHECK(reg.AliveIds() == std::vector<std::string>{"node-0"});
   CHECK(reg.Join("node-1b", 1, "x", now).ok());  // its index is free again
+}
+
+TEST_CASE("erased values (NaN) are left out of their coordinate's mean only") {
+  WeightedMean m;
+  m.Reset(3);
+  const float nan = std::nanf("");
+  const float a[] = {1, nan, 3}, b[] = {5, 7, nan}, c[] = {nan, nan, nan};
+  m.Add(a, 3, 1.0);
+  m.Add(b, 3, 3.0);
+  m.Add(c, 3, 2.0);
+  float out[3];
+  m.Mean(out);
+  CHECK(out[0] == doctest::Approx((1 * 1 + 5 * 3) / 4.0));
+  CHECK(out[1] == doctest::Approx(7.0));
+  CHECK(out[2] == doctest::Approx(3.0));
+  CHECK(m.erased() == 5);
+  WeightedMean all_lost;
+  all_lost.Reset(2);
+  const float d[] = {nan, 1.0f};
+  all_lost.Add(d, 2, 1.0);
+  float o2[2];
+  all_lost.Mean(o2);
+  CHECK(o2[0] == 0.0f);  // nobody delivered it: the global value stays
+  CHECK(o2[1] == 1.0f);
 }

@@ -1,0 +1,116 @@
+#include "tools/sweep.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "tools/launcher.h"
+
+namespace edgebed {
+namespace fs = std::filesystem;
+
+namespace {
+
+Result<Scenario> Resolve(const SweepOptions& opt, const std::vector<std::string>& extra) {
+  std::vector<std::string> all = opt.overrides;
+  all.insert(all.end(), extra.begin(), extra.end());
+  if (opt.scenario_path.empty()) return ParseScenario(DefaultScenarioText(), all, "<default scenario>");
+  return LoadScenario(opt.scenario_path, all);
+}
+
+std::string Label(const std::string& v) {
+  std::string s;
+  for (char c : v) s += (c == '"' || c == '\'') ? '\0' : c;
+  s.erase(std::remove(s.begin(), s.end(), '\0'), s.end());
+  return s;
+}
+
+}  // namespace
+
+int RunSweep(const SweepOptions& opt, const std::string& exe) {
+  if (opt.values.empty()) {
+    spdlog::error("sweep: --values is empty");
+    return 2;
+  }
+  // Check every run's scenario before starting any.
+  std::vector<Scenario> runs;
+  auto base = Resolve(opt, {});
+  if (!base.ok()) {
+    spdlog::error("{}", base.status().message());
+    return 2;
+  }
+  const std::string out = opt.out_dir.empty() ? base->output_dir + "/sweep-" + opt.field : opt.out_dir;
+  for (const auto& v : opt.values) {
+    auto sc = Resolve(opt, {opt.field + "=" + v});
+    if (!sc.ok()) {
+      spdlog::error("sweep value {} = {}: {}", opt.field, v, sc.status().message());
+      return 2;
+    }
+    sc->output_dir = out + "/" + opt.field + "=" + Label(v);
+    runs.push_back(sc.value());
+  }
+  fs::create_directories(out);
+  nlohmann::json summary = nlohmann::json::array();
+  for (size_t i = 0; i < runs.size(); ++i) {
+    spdlog::info("sweep {}/{}: {} = {}", i + 1, runs.size(), opt.field, Label(opt.values[i]));
+    if (RunFederation(runs[i], exe) != 0) {
+      spdlog::error("sweep: the run with {} = {} failed; see {}", opt.field, opt.values[i], runs[i].output_dir);
+      return 1;
+    }
+    std::ifstream in(runs[i].output_dir + "/metrics.jsonl");
+    double final_acc = 0, best = 0, airtime = 0, energy = 0, lost = 0;
+    int rounds = 0;
+    for (std::string line; std::getline(in, line);) {
+      auto row = nlohmann::json::parse(line);
+      final_acc = row["test_accuracy"];
+      best = std::max(best, final_acc);
+      if (row["round"].get<int>() == 0) continue;
+      ++rounds;
+      airtime += row.value("uplink_airtime_s", 0.0);
+      energy += row.value("uplink_tx_energy_j", 0.0);
+      lost += row.value("lost_packets", 0.0);
+    }
+    summary.push_back({{"value", Label(opt.values[i])}, {"final_test_accuracy", final_acc}, {"best_test_accuracy", best},
+                       {"rounds", rounds}, {"uplink_airtime_s_per_round", rounds ? airtime / rounds : 0.0},
+                       {"uplink_tx_energy_j_per_round", rounds ? energy / rounds : 0.0},
+                       {"lost_packets_per_round", rounds ? lost / rounds : 0.0}, {"dir", runs[i].output_dir}});
+  }
+  std::ofstream(out + "/summary.json") << summary.dump(2) << "\n";
+  {
+    std::ofstream csv(out + "/summary.csv");
+    csv << opt.field << ",final_test_accuracy,best_test_accuracy,uplink_airtime_s_per_round,uplink_tx_energy_j_per_round,"
+        << "lost_packets_per_round\n";
+    for (const auto& s : summary)
+      csv << s["value"].get<std::string>() << ',' << s["final_test_accuracy"] << ',' << s["best_test_accuracy"] << ','
+          << s["uplink_airtime_s_per_round"] << ',' << s["uplink_tx_energy_j_per_round"] << ','
+          << s["lost_packets_per_round"] << "\n";
+  }
+  // One plot, a curve per value.
+  std::ofstream gp(out + "/sweep.gp");
+  gp << "set terminal pngcairo size 1100,440 font 'sans,10'\nset output '" << out << "/sweep.png'\n"
+     << "set datafile separator ','\nset grid\nset key bottom right\n"
+     << "set multiplot layout 1,2 title '" << base->name << ": " << opt.field << "'\n"
+     << "set xlabel 'round'; set ylabel 'test accuracy'\nplot ";
+  for (size_t i = 0; i < runs.size(); ++i)
+    gp << (i ? ", " : "") << "'" << runs[i].output_dir << "/metrics.csv' using 1:2 skip 1 with linespoints pt 7 ps 0.5 title '"
+       << Label(opt.values[i]) << "'";
+  gp << "\nset ylabel 'test loss'; set key top right\nplot ";
+  for (size_t i = 0; i < runs.size(); ++i)
+    gp << (i ? ", " : "") << "'" << runs[i].output_dir << "/metrics.csv' using 1:3 skip 1 with linespoints pt 7 ps 0.5 title '"
+       << Label(opt.values[i]) << "'";
+  gp << "\nunset multiplot\n";
+  gp.close();
+  if (std::system(("gnuplot '" + out + "/sweep.gp'").c_str()) != 0) spdlog::warn("sweep: gnuplot failed");
+  spdlog::info("sweep done: {0}/sweep.png, {0}/summary.csv", out);
+  for (const auto& s : summary)
+    spdlog::info("  {} = {:<12} final accuracy {:.4f}  best {:.4f}  airtime/round {:.3f} s  lost packets/round {:.0f}",
+                 opt.field, s["value"].get<std::string>(), s["final_test_accuracy"].get<double>(),
+                 s["best_test_accuracy"].get<double>(), s["uplink_airtime_s_per_round"].get<double>(),
+                 s["lost_packets_per_round"].get<double>());
+  return 0;
+}
+
+}  // namespace edgebed

@@ -1,0 +1,20 @@
+// `edgebed sweep`: one scenario run once per value of a field, and one plot with a curve per value.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "scenarios/scenario.h"
+
+namespace edgebed {
+
+struct SweepOptions {
+  std::string scenario_path;          // empty = the embedded default
+  std::vector<std::string> overrides; // applied to every run
+  std::string field;                  // e.g. channel.snr_db
+  std::vector<std::string> values;    // TOML values: 0, 5, "digital" or bare words
+  std::string out_dir;                // empty = <output_dir of the scenario>/sweep-<field>
+};
+
+int RunSweep(const SweepOptions& opt, const std::string& exe);
+
+}  // namespace edgebed
