@@ -28,6 +28,10 @@ struct ChannelConfig {
   uint32_t packet_bytes = 1024;      // payload bytes per packet, a multiple of 4 (whole float32s)
   uint32_t max_retransmissions = 0;  // 0: a lost packet's values are erased; else resend up to N times
 
+  // Deployment: nodes 0..relay_nodes-1 reach the server through a standalone channel process
+  // (`edgebed channel`), which applies this channel to their updates; the others go direct.
+  uint32_t relay_nodes = 0;
+
   // Analog over-the-air aggregation (AirComp, truncated channel inversion).
   double gain_threshold = 0.2;       // a node transmits only if |h|^2 >= this [linear]
 

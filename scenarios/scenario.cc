@@ -165,6 +165,7 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Int("channel.packet_bytes", &c.packet_bytes, 16, 65536));
   EDGEBED_RETURN_IF_ERROR(r.Int("channel.max_retransmissions", &c.max_retransmissions, 0, 100));
   EDGEBED_RETURN_IF_ERROR(r.Real("channel.gain_threshold", &c.gain_threshold, 0.0, 100.0));
+  EDGEBED_RETURN_IF_ERROR(r.Int("channel.relay_nodes", &c.relay_nodes, 0, s->nodes));
   EDGEBED_RETURN_IF_ERROR(c.Validate());  // cross-field checks and the liquid name sets
 
   r.MarkUsed("faults.crash");
@@ -250,7 +251,8 @@ std::string Scenario::ToToml() const {
                               {"tx_power_w", channel.tx_power_w}, {"modulation", channel.modulation},
                               {"fec", channel.fec}, {"packet_bytes", int64_t{channel.packet_bytes}},
                               {"max_retransmissions", int64_t{channel.max_retransmissions}},
-                              {"gain_threshold", channel.gain_threshold}}},
+                              {"gain_threshold", channel.gain_threshold},
+                              {"relay_nodes", int64_t{channel.relay_nodes}}}},
   };
   if (!crash_arr.empty()) t.insert("faults", toml::table{{"crash", crash_arr}});
   std::ostringstream out;

@@ -54,7 +54,8 @@ struct Server::Impl {
   double train_time_max_s = 0.0;
   double train_loss_sum = 0.0;
   uint64_t samples_sum = 0;
-  uint64_t uplink_bytes = 0, downlink_bytes = 0;
+  uint64_t uplink_bytes = 0, downlink_bytes = 0;  // update uploads (fit_res frames) / everything sent
+  uint64_t control_bytes = 0;                       // other frames from participants (heartbeats, ...)
   LinkAccounting link;
   std::vector<FitResult> ota_updates;  // a superposing uplink's round: all updates sent at once
   json ota_info;
@@ -137,9 +138,10 @@ struct Server::Impl {
     }
     const zmq::message_t& payload = parts[1];
     registry.Touch(from, Clock::now());
-    if (round > 0 && pending.count(from)) uplink_bytes += payload.size();
+    const bool from_participant = round > 0 && pending.count(from);
     wire::Envelope env;
     Status st = wire::Decode(payload.data(), payload.size(), sc.max_frame_bytes(), &env);
+    if (from_participant) (st.ok() && env.has_fit_res() ? uplink_bytes : control_bytes) += payload.size();
     if (!st.ok()) {
       wire::ErrorCode code = wire::MALFORMED;
       if (payload.size() > sc.max_frame_bytes()) {
@@ -249,19 +251,90 @@ struct Server::Impl {
       SendError(from, wire::BAD_TENSOR, m);
       return Fail(from, "bad update: " + m);
     }
-    if (uplink->superposes()) {
+    if (res.aggregate_of_size() > 0) return OnRelayedAggregate(from, res, std::move(r));
+    if (res.link_size() > 0) {
+      // Carried by a channel process already: restore its erasures, take its report.
+      st = ApplyErasures(res, &r.update.flat);
+      if (!st.ok()) {
+        ++stats.bad_tensor;
+        SendError(from, wire::BAD_TENSOR, st.message());
+        return Fail(from, "bad update: " + st.message());
+      }
+      for (const auto& l : res.link()) AddReport(l);
+      link.channel_uses += res.link(0).channel_uses();
+      link.airtime_s += res.link(0).airtime_s();
+      st = strategy->Accumulate(r);
+      if (!st.ok()) return Fail(from, "update lost: " + st.message());
+    } else if (uplink->superposes()) {
       ota_updates.push_back(std::move(r));  // transmitted all at once when the round closes
+      return Answered(from, ota_updates.back());
     } else {
       st = uplink->Carry(r.node_index, round, &r.update.flat, res.ByteSizeLong(), &link);
       if (st.ok()) st = strategy->Accumulate(r);
       if (!st.ok()) return Fail(from, "update lost: " + st.message());
     }
-    pending.erase(from);
+    Answered(from, r);
+  }
+
+  void Answered(const std::string& id, const FitResult& r) {
+    pending.erase(id);
     ++accepted;
-    if (auto* rec = registry.Find(from)) ++rec->rounds_ok;
+    if (auto* rec = registry.Find(id)) ++rec->rounds_ok;
     train_time_max_s = std::max(train_time_max_s, r.train_time_s);
     train_loss_sum += r.train_loss * static_cast<double>(r.num_samples);
     samples_sum += r.num_samples;
+  }
+
+  void AddReport(const wire::LinkReport& l) {
+    NodeLinkStats s;
+    s.payload_bits = l.payload_bits();
+    s.coded_bits = l.coded_bits();
+    s.channel_uses = l.channel_uses();
+    s.airtime_s = l.airtime_s();
+    s.tx_energy_j = l.tx_energy_j();
+    s.packets = l.packets();
+    s.lost_packets = l.lost_packets();
+    s.retransmissions = l.retransmissions();
+    s.active = l.active();
+    s.snr_db = l.snr_db();
+    link.AddNode(l.node_index(), s);
+  }
+
+  // fit_res.erased: [start, end) pairs of values the channel lost; they become NaN (erasures).
+  static Status ApplyErasures(const wire::FitRes& res, std::vector<float>* v) {
+    if (res.erased_size() % 2 != 0) return Status::InvalidArgument("fit_res.erased must hold [start, end) pairs");
+    for (int i = 0; i < res.erased_size(); i += 2) {
+      const uint64_t lo = res.erased(i), hi = res.erased(i + 1);
+      if (lo >= hi || hi > v->size())
+        return Status::InvalidArgument("fit_res.erased range [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                                       ") is outside [0, " + std::to_string(v->size()) + "]");
+      std::fill(v->begin() + static_cast<std::ptrdiff_t>(lo), v->begin() + static_cast<std::ptrdiff_t>(hi), NAN);
+    }
+    return Status::Ok();
+  }
+
+  // Analog OTA through a channel process: one update standing for several selected nodes.
+  void OnRelayedAggregate(const std::string& from, const wire::FitRes& res, FitResult r) {
+    for (const auto& id : res.aggregate_of()) {
+      if (!pending.count(id)) {
+        ++stats.unexpected;
+        spdlog::error("dropped an OTA aggregate from {}: {} is not waiting for round {}", from, id, round);
+        return SendError(from, wire::UNEXPECTED, "fit_res.aggregate_of names " + id + ", not selected or already answered");
+      }
+    }
+    for (const auto& l : res.link()) AddReport(l);
+    link.channel_uses += res.ota_channel_uses();
+    link.airtime_s += res.ota_airtime_s();
+    link.control_bits += res.ota_control_bits();
+    ota_info = {{"active", res.ota_active()}, {"via", "channel process"}};
+    if (res.ota_active() > 0) {
+      r.num_samples = res.ota_active();
+      Status st = strategy->Accumulate(r);
+      if (!st.ok()) spdlog::error("round {}: OTA aggregate: {}", round, st.ToString());
+    }
+    FitResult each = r;
+    each.num_samples = res.num_samples() / static_cast<uint64_t>(res.aggregate_of_size());
+    for (const auto& id : res.aggregate_of()) Answered(id, each);
   }
 
   // All accepted updates cross the superposing channel together; the strategy sees one update, the
@@ -356,7 +429,7 @@ struct Server::Impl {
     pending.clear();
     accepted = 0;
     train_time_max_s = train_loss_sum = 0.0;
-    samples_sum = uplink_bytes = downlink_bytes = 0;
+    samples_sum = uplink_bytes = downlink_bytes = control_bytes = 0;
     link = LinkAccounting();
     ota_updates.clear();
     ota_info = json();
@@ -436,6 +509,7 @@ struct Server::Impl {
                 {"aggregated", aggregated},
                 {"ota", ota_info},
                 {"uplink_bytes", uplink_bytes},
+                {"uplink_control_bytes", control_bytes},
                 {"downlink_bytes", downlink_bytes},
                 {"uplink_payload_bits", link.payload_bits},
                 {"uplink_channel_uses", link.channel_uses},

@@ -122,9 +122,31 @@ int RunFederation(const Scenario& sc, const std::string& exe) {
     return 1;
   }
 
+  // Nodes 0..relay_nodes-1 go through a standalone channel process.
+  pid_t relay = -1;
+  std::string relay_endpoint;
+  if (sc.channel.relay_nodes > 0) {
+    const std::string relay_file = out + "/channel-endpoint";
+    fs::remove(relay_file, ec);
+    relay = Spawn({exe, "channel", "--scenario", resolved, "--server", endpoint, "--endpoint-file", relay_file},
+                  out + "/logs/channel.log");
+    for (int i = 0; i < 600 && relay_endpoint.empty() && relay > 0; ++i) {
+      std::ifstream in(relay_file);
+      std::getline(in, relay_endpoint);
+      if (relay_endpoint.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (relay_endpoint.empty()) {
+      spdlog::error("the channel process did not start (see {}/logs/channel.log)", out);
+      kill(server, SIGTERM);
+      return 1;
+    }
+    spdlog::info("nodes 0..{} send through the channel process on {}", sc.channel.relay_nodes - 1, relay_endpoint);
+  }
+
   std::vector<pid_t> nodes;
   for (uint32_t i = 0; i < sc.nodes; ++i) {
-    std::vector<std::string> args = {exe, "node", "--connect", endpoint, "--index", std::to_string(i)};
+    const std::string& target = i < sc.channel.relay_nodes ? relay_endpoint : endpoint;
+    std::vector<std::string> args = {exe, "node", "--connect", target, "--index", std::to_string(i)};
     if (!sc.data_dir.empty()) args.insert(args.end(), {"--data-dir", sc.data_dir});
     nodes.push_back(Spawn(args, out + "/logs/node-" + std::to_string(i) + ".log"));
   }
@@ -133,6 +155,7 @@ int RunFederation(const Scenario& sc, const std::string& exe) {
   while ((server_rc = TryReap(server)) < 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
 
   // Nodes leave on the server's shutdown; give stragglers a moment, then stop them.
+  if (relay > 0) nodes.push_back(relay);  // it exits once its nodes have left
   const auto t0 = std::chrono::steady_clock::now();
   size_t running = nodes.size();
   std::vector<bool> reaped(nodes.size(), false);
@@ -147,7 +170,8 @@ int RunFederation(const Scenario& sc, const std::string& exe) {
   }
   for (size_t i = 0; i < nodes.size(); ++i) {
     if (nodes[i] > 0 && !reaped[i]) {
-      spdlog::warn("node {} still running after the server finished; stopping it", i);
+      spdlog::warn("{} still running after the server finished; stopping it",
+                   nodes[i] == relay ? std::string("the channel process") : "node " + std::to_string(i));
       kill(nodes[i], SIGKILL);
       waitpid(nodes[i], nullptr, 0);
     }

@@ -7,12 +7,14 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <climits>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
+#include "channel/relay.h"
 #include "node/node_runtime.h"
 #include "scenarios/scenario.h"
 #include "server/server.h"
@@ -82,6 +84,15 @@ int main(int argc, char** argv) {
   bench->add_option("--reps", bopt.reps, "repetitions per measurement")->check(CLI::Range(1, 10000));
   bench->add_option("--overhead-rounds", bopt.overhead_rounds, "rounds of the default scenario for 'overhead'");
 
+  std::string relay_server, relay_listen = "tcp://127.0.0.1:0";
+  auto* chan = app.add_subcommand("channel", "be the uplink channel between real nodes and the server");
+  chan->add_option("--scenario", scenario_path, "scenario file ([channel] section); none = the default")
+      ->check(CLI::ExistingFile);
+  chan->add_option("--set", sets, "override a field: section.field=value (repeatable)");
+  chan->add_option("--server", relay_server, "the server's endpoint")->required();
+  chan->add_option("--listen", relay_listen, "where nodes connect, e.g. tcp://0.0.0.0:5600");
+  chan->add_option("--endpoint-file", endpoint_file, "write the bound endpoint to this file");
+
   edgebed::SweepOptions sopt;
   std::string sweep_values;
   auto* sweep = app.add_subcommand("sweep", "run a scenario once per value of a field; plot a curve per value");
@@ -122,6 +133,22 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*run) return edgebed::RunFederation(sc.value(), SelfExe(argv[0]));
+  if (*chan) {
+    static std::atomic<bool> stop{false};
+    signal(SIGINT, [](int) { stop = true; });
+    signal(SIGTERM, [](int) { stop = true; });
+    edgebed::RelayOptions ro;
+    ro.listen = relay_listen;
+    ro.server = relay_server;
+    ro.channel = sc->channel;
+    ro.num_nodes = sc->nodes;
+    ro.seed = sc->seed;
+    ro.liveness_timeout_s = sc->liveness_timeout_s;
+    ro.max_frame_bytes = sc->max_frame_bytes();
+    ro.endpoint_file = endpoint_file;
+    ro.stop = &stop;
+    return edgebed::RunRelay(ro);
+  }
 
   // server
   if (!bind.empty()) sc->bind = bind;

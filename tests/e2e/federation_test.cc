@@ -101,3 +101,38 @@ TEST_CASE("a bad scenario fails at load naming the field, before any process sta
   CHECK(Slurp(out + ".log").find("data.alpha = -1 is out of range (0, 1e+06]") != std::string::npos);
   CHECK_FALSE(fs::exists(out + "/metrics.jsonl"));
 }
+
+TEST_CASE("the channel as its own process: relayed and in-process nodes see the same channel") {
+  const std::string small = "--set federation.rounds=2 --set data.train_limit=3000 --set channel.snr_db=8 ";
+  for (const char* uplink : {"digital", "analog_ota"}) {
+    const std::string tag = uplink;
+    const std::string direct = TempDir(tag + "-direct"), relayed = TempDir(tag + "-relay");
+    const std::string common = small + "--set channel.uplink=" + tag + " ";
+    // digital: a mixed federation (nodes 0-1 through the channel process, 2-3 direct);
+    // analog OTA: every node through it, so that one channel superposes them all.
+    const std::string relay_nodes = tag == "digital" ? "2" : "4";
+    REQUIRE_MESSAGE(Run(direct, common) == 0, Slurp(direct + ".log"));
+    REQUIRE_MESSAGE(Run(relayed, common + "--set channel.relay_nodes=" + relay_nodes) == 0, Slurp(relayed + ".log"));
+    const auto a = Metrics(direct), b = Metrics(relayed);
+    REQUIRE(a.size() == 3);
+    REQUIRE(b.size() == 3);
+    for (size_t i = 1; i < a.size(); ++i) {
+      INFO(tag << " round " << i);
+      CHECK(b[i]["participants"] == 4);
+      CHECK(a[i]["test_accuracy"] == b[i]["test_accuracy"]);  // channel draws depend on (seed, node, round) only
+      CHECK(a[i]["lost_packets"] == b[i]["lost_packets"]);
+      CHECK(a[i]["uplink_tx_energy_j"].get<double>() ==
+            doctest::Approx(b[i]["uplink_tx_energy_j"].get<double>()).epsilon(1e-6));
+      CHECK(b[i]["link_per_node"].size() == 4);
+    }
+    if (tag == "digital") {
+      CHECK(b[1]["lost_packets"].get<int>() > 0);  // 8 dB Rayleigh loses packets
+    } else {
+      CHECK(b[1]["ota"]["via"] == "channel process");
+      CHECK(b[1]["ota"]["active"] == a[1]["ota"]["active"]);
+    }
+    CHECK(Slurp(relayed + "/logs/channel.log").find("joins through the channel") != std::string::npos);
+    fs::remove_all(direct);
+    fs::remove_all(relayed);
+  }
+}

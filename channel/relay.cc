@@ -1,0 +1,288 @@
+#include "channel/relay.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <zmq.hpp>
+
+#include "channel/uplink.h"
+#include "codecs/zmq_wire.h"
+
+namespace edgebed {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+wire::LinkReport ToReport(uint32_t node, const NodeLinkStats& s) {
+  wire::LinkReport r;
+  r.set_node_index(node);
+  r.set_payload_bits(s.payload_bits);
+  r.set_coded_bits(s.coded_bits);
+  r.set_channel_uses(s.channel_uses);
+  r.set_airtime_s(s.airtime_s);
+  r.set_tx_energy_j(s.tx_energy_j);
+  r.set_packets(s.packets);
+  r.set_lost_packets(s.lost_packets);
+  r.set_retransmissions(s.retransmissions);
+  r.set_active(s.active);
+  r.set_snr_db(s.snr_db);
+  return r;
+}
+
+struct Peer {
+  std::unique_ptr<zmq::socket_t> up;  // DEALER to the server with the node's identity
+  uint32_t index = 0;
+  Clock::time_point last_seen;
+  bool left = false;
+};
+
+struct Held {  // an OTA round's update waiting for the others
+  std::string id;
+  ParamSet update;
+  wire::FitRes meta;  // everything but the tensors
+};
+
+class Relay {
+ public:
+  explicit Relay(const RelayOptions& o) : opt_(o), front_(ctx_, zmq::socket_type::router) {}
+
+  int Run() {
+    auto up = MakeUplink(opt_.channel, opt_.num_nodes, opt_.seed);
+    if (!up.ok()) {
+      spdlog::error("channel: {}", up.status().message());
+      return 1;
+    }
+    uplink_ = std::move(up.value());
+    std::string ep = opt_.listen;
+    if (ep.size() > 2 && ep.compare(ep.size() - 2, 2, ":0") == 0) ep = ep.substr(0, ep.size() - 1) + "*";
+    front_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(2 * opt_.max_frame_bytes + 4096));
+    front_.set(zmq::sockopt::router_mandatory, 1);
+    front_.set(zmq::sockopt::linger, 1000);
+    front_.bind(ep);
+    const std::string bound = front_.get(zmq::sockopt::last_endpoint);
+    if (!opt_.endpoint_file.empty()) {
+      std::ofstream(opt_.endpoint_file + ".tmp") << bound << "\n";
+      std::filesystem::rename(opt_.endpoint_file + ".tmp", opt_.endpoint_file);
+    }
+    spdlog::info("channel: {} between nodes on {} and the server on {}", uplink_->Describe(), bound, opt_.server);
+    while (!(opt_.stop && opt_.stop->load())) {
+      std::vector<zmq::pollitem_t> items = {{front_.handle(), 0, ZMQ_POLLIN, 0}};
+      std::vector<std::string> ids;
+      for (auto& [id, p] : peers_) {
+        items.push_back({p.up->handle(), 0, ZMQ_POLLIN, 0});
+        ids.push_back(id);
+      }
+      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(200));
+      if (items[0].revents & ZMQ_POLLIN) FromNode();
+      for (size_t i = 1; i < items.size(); ++i)
+        if (items[i].revents & ZMQ_POLLIN) FromServer(ids[i - 1]);
+      if (uplink_->superposes()) MaybeSuperpose(false);
+      if (!peers_.empty() && std::all_of(peers_.begin(), peers_.end(), [](auto& kv) { return kv.second.left; })) {
+        spdlog::info("channel: every node has left; exiting");
+        return 0;
+      }
+    }
+    return 0;
+  }
+
+ private:
+  void ToServer(const std::string& id, zmq::message_t&& payload) {
+    auto it = peers_.find(id);
+    if (it == peers_.end()) return;
+    (void)it->second.up->send(std::move(payload), zmq::send_flags::dontwait);
+  }
+  void ToServer(const std::string& id, wire::Envelope& env) {
+    auto it = peers_.find(id);
+    if (it != peers_.end()) wire::SendEnvelope(*it->second.up, env, "", true);
+  }
+
+  void FromNode() {
+    zmq::message_t id_frame, payload;
+    if (!front_.recv(id_frame, zmq::recv_flags::dontwait)) return;
+    if (!id_frame.more()) return;
+    (void)front_.recv(payload);
+    while (payload.more()) {  // not our protocol: drain, and let the server judge one frame of it
+      zmq::message_t extra;
+      (void)front_.recv(extra);
+    }
+    const std::string id = id_frame.to_string();
+    wire::Envelope env;
+    const bool parsed = wire::Decode(payload.data(), payload.size(), opt_.max_frame_bytes, &env).ok();
+    if (parsed && env.has_join() && !peers_.count(id)) {
+      Peer p;
+      p.up = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::dealer);
+      p.up->set(zmq::sockopt::routing_id, id);
+      p.up->set(zmq::sockopt::linger, 1000);
+      p.up->connect(opt_.server);
+      p.index = env.join().node_index();
+      peers_[id] = std::move(p);
+      spdlog::info("channel: {} (index {}) joins through the channel", id, env.join().node_index());
+    }
+    auto it = peers_.find(id);
+    if (it == peers_.end()) {
+      spdlog::warn("channel: dropped a frame from '{}', which has not sent join", id);
+      return;
+    }
+    it->second.last_seen = Clock::now();
+    if (parsed && env.has_leave()) it->second.left = true;
+    if (parsed && env.has_fit_res() && env.fit_res().link_size() == 0) return CarryFit(id, env);
+    ToServer(id, std::move(payload));  // everything else, and anything the server must judge, as is
+  }
+
+  void CarryFit(const std::string& id, wire::Envelope& env) {
+    const uint32_t index = peers_[id].index;
+    if (index >= opt_.num_nodes) {
+      spdlog::warn("channel: {} has index {} outside [0, {}); relayed without a channel", id, index, opt_.num_nodes);
+      return ToServer(id, env);
+    }
+    ParamSet update;
+    Status st = wire::FromTensors(env.fit_res().update(), "fit_res.update", nullptr, &update);
+    if (!st.ok()) return ToServer(id, env);  // the server rejects it and tells the node why
+    auto* res = env.mutable_fit_res();
+    if (uplink_->superposes()) {
+      Held h{id, std::move(update), *res};
+      h.meta.clear_update();
+      held_.push_back(std::move(h));
+      return MaybeSuperpose(false);
+    }
+    LinkAccounting acc;
+    st = uplink_->Carry(index, res->round(), &update.flat, 0, &acc);
+    if (!st.ok()) {
+      spdlog::error("channel: {}: {}", id, st.message());
+      return;
+    }
+    for (size_t i = 0; i < update.flat.size();) {  // NaN = erased: send 0 and the range
+      if (!std::isnan(update.flat[i])) {
+        ++i;
+        continue;
+      }
+      const size_t lo = i;
+      while (i < update.flat.size() && std::isnan(update.flat[i])) update.flat[i++] = 0.0f;
+      res->add_erased(lo);
+      res->add_erased(i);
+    }
+    wire::ToTensors(update, res->mutable_update());
+    *res->add_link() = ToReport(index, acc.per_node[index]);
+    ToServer(id, env);
+  }
+
+  void FromServer(const std::string& id) {
+    auto& p = peers_[id];
+    zmq::message_t payload;
+    if (!p.up->recv(payload, zmq::recv_flags::dontwait)) return;
+    if (uplink_->superposes()) {  // learn who trains in which round
+      wire::Envelope env;
+      if (wire::Decode(payload.data(), payload.size(), 4 * opt_.max_frame_bytes, &env).ok() && env.has_fit_ins()) {
+        if (env.fit_ins().round() != round_) {
+          MaybeSuperpose(true);  // whatever is left of the last round goes now
+          round_ = env.fit_ins().round();
+          expected_.clear();
+          round_start_ = Clock::now();
+          deadline_s_ = env.fit_ins().deadline_s();
+        }
+        expected_.insert(id);
+      }
+    }
+    try {
+      front_.send(zmq::buffer(id), zmq::send_flags::sndmore);
+      front_.send(std::move(payload), zmq::send_flags::none);
+    } catch (const zmq::error_t& e) {
+      spdlog::warn("channel: cannot reach {}: {}", id, e.what());
+    }
+  }
+
+  // Analog OTA: once every node expected this round has answered, left, or gone silent, the held
+  // updates cross the channel together and one update goes to the server.
+  void MaybeSuperpose(bool force) {
+    if (held_.empty()) return;
+    const auto now = Clock::now();
+    bool waiting = false;
+    for (const auto& id : expected_) {
+      const bool answered = std::any_of(held_.begin(), held_.end(), [&](const Held& h) { return h.id == id; });
+      const auto& p = peers_[id];
+      const double silent = std::chrono::duration<double>(now - p.last_seen).count();
+      if (!answered && !p.left && silent < opt_.liveness_timeout_s) waiting = true;
+    }
+    const bool late = deadline_s_ > 0 && std::chrono::duration<double>(now - round_start_).count() > deadline_s_;
+    if (waiting && !force && !late) return;
+    std::vector<OtaInput> in;
+    std::vector<Held> group;
+    for (auto& h : held_)
+      if (h.meta.round() == round_) group.push_back(std::move(h));
+    held_.clear();
+    if (group.empty()) return;
+    const size_t n = group[0].update.flat.size();
+    for (const auto& h : group) {
+      if (h.update.flat.size() != n) {
+        spdlog::error("channel: round {}: updates differ in size; round dropped", round_);
+        return;
+      }
+      in.push_back({peers_[h.id].index, &h.update.flat});
+    }
+    LinkAccounting acc;
+    auto out = uplink_->Superpose(round_, in, &acc);
+    wire::Envelope env;
+    auto* res = env.mutable_fit_res();
+    res->set_round(round_);
+    double loss = 0, samples = 0, slowest = 0;
+    for (const auto& h : group) {
+      res->add_aggregate_of(h.id);
+      loss += h.meta.train_loss() * static_cast<double>(h.meta.num_samples());
+      samples += static_cast<double>(h.meta.num_samples());
+      slowest = std::max(slowest, h.meta.train_time_s());
+    }
+    res->set_num_samples(static_cast<uint64_t>(samples));
+    res->set_train_loss(samples > 0 ? static_cast<float>(loss / samples) : 0.0f);
+    res->set_train_time_s(slowest);
+    for (const auto& [node, s] : acc.per_node) *res->add_link() = ToReport(node, s);
+    res->set_ota_channel_uses(acc.channel_uses);
+    res->set_ota_airtime_s(acc.airtime_s);
+    res->set_ota_control_bits(acc.control_bits);
+    ParamSet mean;
+    mean.specs = group[0].update.specs;
+    if (out.ok()) {
+      mean.flat = out->mean;
+      res->set_ota_active(out->active);
+    } else {
+      spdlog::warn("channel: round {}: {}", round_, out.status().message());
+      mean.flat.assign(n, 0.0f);
+      res->set_ota_active(0);
+    }
+    wire::ToTensors(mean, res->mutable_update());
+    spdlog::info("channel: round {}: {} updates superposed, {} above the threshold", round_, group.size(),
+                 res->ota_active());
+    ToServer(group[0].id, env);
+  }
+
+  RelayOptions opt_;
+  zmq::context_t ctx_{1};
+  zmq::socket_t front_;
+  std::unique_ptr<Uplink> uplink_;
+  std::map<std::string, Peer> peers_;
+  std::vector<Held> held_;
+  std::set<std::string> expected_;
+  uint32_t round_ = 0;
+  Clock::time_point round_start_;
+  double deadline_s_ = 0;
+};
+
+}  // namespace
+
+int RunRelay(const RelayOptions& opt) {
+  try {
+    Relay r(opt);
+    return r.Run();
+  } catch (const zmq::error_t& e) {
+    spdlog::error("channel: ZeroMQ error: {}", e.what());
+    return 1;
+  }
+}
+
+}  // namespace edgebed
