@@ -136,3 +136,23 @@ TEST_CASE("the channel as its own process: relayed and in-process nodes see the 
     fs::remove_all(relayed);
   }
 }
+
+TEST_CASE("a sweep runs one scenario per value and draws one plot; bad values fail before any run") {
+  const std::string out = TempDir("sweep");
+  fs::remove_all(out);
+  const std::string base = std::string(EDGEBED_BINARY) + " sweep " + EDGEBED_SOURCE_DIR +
+                           "/scenarios/quick.toml --field channel.snr_db --out " + out +
+                           " --set federation.rounds=1 --set data.train_limit=2000 --set channel.uplink=digital";
+  int rc = std::system((base + " --values 5,-45 > " + out + ".log 2>&1").c_str());
+  CHECK(WEXITSTATUS(rc) == 2);
+  CHECK(Slurp(out + ".log").find("channel.snr_db = -45 is out of range [-30, 60]") != std::string::npos);
+  CHECK_FALSE(fs::exists(out + "/channel.snr_db=5"));
+  rc = std::system((base + " --values 0,20 > " + out + ".log 2>&1").c_str());
+  REQUIRE_MESSAGE(WEXITSTATUS(rc) == 0, Slurp(out + ".log"));
+  CHECK(fs::file_size(out + "/sweep.png") > 1000);
+  const std::string summary = Slurp(out + "/summary.csv");
+  CHECK(summary.find("channel.snr_db,final_test_accuracy") == 0);
+  CHECK(Metrics(out + "/channel.snr_db=0")[1]["lost_packets"].get<int>() >
+        Metrics(out + "/channel.snr_db=20")[1]["lost_packets"].get<int>());
+  fs::remove_all(out);
+}

@@ -62,7 +62,7 @@ TEST_CASE("garbage and broken nodes are logged and dropped; the run finishes unh
   std::filesystem::remove_all(out);
   auto sc = ParseScenario(DefaultScenarioText(),
                           {"model.name=logreg", "data.train_limit=3000", "data.test_limit=500", "data.partition=iid",
-                           "federation.nodes=3", "federation.rounds=4", "federation.min_quorum=0.3",
+                           "federation.nodes=3", "federation.rounds=5", "federation.min_quorum=0.3",
                            "server.liveness_timeout_s=2.0", "server.round_deadline_s=60.0", "server.max_frame_mb=1.0",
                            "server.threads=1", "output_dir=\"" + out + "\""},
                           "test");
@@ -161,14 +161,14 @@ TEST_CASE("garbage and broken nodes are logged and dropped; the run finishes unh
   REQUIRE(Recv(rogue, &reply));
   REQUIRE(reply.join_ack().accepted());
   std::vector<std::string> errors_seen;
-  for (uint32_t round = 1; round <= 4; ++round) {
+  for (uint32_t round = 1; round <= 5; ++round) {
     wire::Envelope ins;
     REQUIRE(Recv(rogue, &ins, 60000ms));
     REQUIRE(ins.has_fit_ins());
     CHECK(ins.fit_ins().round() == round);
     ParamSet global;
     REQUIRE(wire::FromTensors(ins.fit_ins().params(), "fit_ins.params", nullptr, &global).ok());
-    if (round == 4) break;  // vanish mid-round: no answer, no heartbeat
+    if (round == 5) break;  // vanish mid-round: no answer, no heartbeat
     wire::Envelope res;
     auto* fr = res.mutable_fit_res();
     fr->set_round(round);
@@ -178,8 +178,16 @@ TEST_CASE("garbage and broken nodes are logged and dropped; the run finishes unh
     if (round == 2) update.flat[17] = std::nanf("");    // NaN
     if (round == 1) update.flat.resize(5 * 784 + 10);
     wire::ToTensors(update, fr->mutable_update());
+    if (round >= 3) {  // as if a channel process carried it: a report and erased ranges
+      wire::LinkReport* l = fr->add_link();
+      l->set_node_index(2);
+      l->set_lost_packets(1);
+      l->set_airtime_s(0.5);
+      fr->add_erased(10);
+      fr->add_erased(round == 3 ? 20 : 99999);  // round 4: a range beyond the update
+    }
     wire::SendEnvelope(rogue, res);
-    if (round <= 2) {
+    if (round == 1 || round == 2 || round == 4) {
       REQUIRE(Recv(rogue, &reply));
       CHECK(reply.error().code() == wire::BAD_TENSOR);
       errors_seen.push_back(reply.error().message());
@@ -189,7 +197,8 @@ TEST_CASE("garbage and broken nodes are logged and dropped; the run finishes unh
   server_thread.join();
 
   CHECK(run_status.ok());
-  REQUIRE(errors_seen.size() == 2);
+  REQUIRE(errors_seen.size() == 3);
+  CHECK(errors_seen[2].find("fit_res.erased range [10, 99999) is outside [0, 7850]") != std::string::npos);
   CHECK(errors_seen[0].find("fit_res.update[0] '1.weight' has shape [5, 784], expected [10, 784]") != std::string::npos);
   CHECK(errors_seen[1].find("non-finite") != std::string::npos);
   const ServerStats& st = server.value()->stats();
@@ -197,21 +206,24 @@ TEST_CASE("garbage and broken nodes are logged and dropped; the run finishes unh
   CHECK(st.malformed >= 3);
   CHECK(st.bad_version == 1);
   CHECK(st.unknown_node == 1);
-  CHECK(st.bad_tensor == 2);
+  CHECK(st.bad_tensor == 3);
   CHECK(st.oversize == 1);
   CHECK(st.rejected_joins == 1);
 
   const auto rows = ReadMetrics(out);
-  REQUIRE(rows.size() == 5);  // round 0 (initial model) + 4 rounds
+  REQUIRE(rows.size() == 6);  // round 0 (initial model) + 5 rounds
   CHECK(rows[1]["participants"] == 2);
   CHECK(rows[1]["failures"] == 1);
   CHECK(rows[1]["failed_nodes"][0]["reason"].get<std::string>().find("bad update") != std::string::npos);
   CHECK(rows[2]["failures"] == 1);
   CHECK(rows[3]["participants"] == 3);
   CHECK(rows[3]["failures"] == 0);
-  CHECK(rows[4]["participants"] == 2);
-  CHECK(rows[4]["failed_nodes"][0]["reason"].get<std::string>().find("silent") != std::string::npos);
-  CHECK(rows[4]["test_accuracy"].get<double>() > 0.6);  // logreg on 2,000 images still learned
+  CHECK(rows[3]["lost_packets"] == 1);  // the relayed report reached the metrics
+  CHECK(rows[3]["uplink_airtime_s"].get<double>() == doctest::Approx(0.5));
+  CHECK(rows[4]["failures"] == 1);
+  CHECK(rows[5]["participants"] == 2);
+  CHECK(rows[5]["failed_nodes"][0]["reason"].get<std::string>().find("silent") != std::string::npos);
+  CHECK(rows[5]["test_accuracy"].get<double>() > 0.6);  // logreg on 2,000 images still learned
   for (const auto& r : rows) CHECK(r["uplink_bytes"].get<uint64_t>() <= 4 * 40000);
   CHECK(std::filesystem::exists(out + "/final_model.pt"));
   CHECK(std::filesystem::exists(out + "/summary.json"));
