@@ -20,22 +20,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-wire::LinkReport ToReport(uint32_t node, const NodeLinkStats& s) {
-  wire::LinkReport r;
-  r.set_node_index(node);
-  r.set_payload_bits(s.payload_bits);
-  r.set_coded_bits(s.coded_bits);
-  r.set_channel_uses(s.channel_uses);
-  r.set_airtime_s(s.airtime_s);
-  r.set_tx_energy_j(s.tx_energy_j);
-  r.set_packets(s.packets);
-  r.set_lost_packets(s.lost_packets);
-  r.set_retransmissions(s.retransmissions);
-  r.set_active(s.active);
-  r.set_snr_db(s.snr_db);
-  return r;
-}
-
 struct Peer {
   std::unique_ptr<zmq::socket_t> up;  // DEALER to the server with the node's identity
   uint32_t index = 0;
@@ -169,7 +153,7 @@ class Relay {
       res->add_erased(i);
     }
     wire::ToTensors(update, res->mutable_update());
-    *res->add_link() = ToReport(index, acc.per_node[index]);
+    ToLinkReport(index, acc.per_node[index], res->add_link());
     ToServer(id, env);
   }
 
@@ -241,7 +225,7 @@ class Relay {
     res->set_num_samples(static_cast<uint64_t>(samples));
     res->set_train_loss(samples > 0 ? static_cast<float>(loss / samples) : 0.0f);
     res->set_train_time_s(slowest);
-    for (const auto& [node, s] : acc.per_node) *res->add_link() = ToReport(node, s);
+    for (const auto& [node, s] : acc.per_node) ToLinkReport(node, s, res->add_link());
     res->set_ota_channel_uses(acc.channel_uses);
     res->set_ota_airtime_s(acc.airtime_s);
     res->set_ota_control_bits(acc.control_bits);

@@ -4,6 +4,7 @@
 
 #include "channel/analog_ota.h"
 #include "channel/digital_uplink.h"
+#include "codecs/edgebed.pb.h"
 #include "codecs/rng.h"
 
 namespace edgebed {
@@ -30,6 +31,35 @@ Status IdealUplink::DoCarry(uint32_t node, uint32_t, std::vector<float>*, uint64
   s.payload_bits = payload_bytes * 8;
   acc->AddNode(node, s);
   return Status::Ok();
+}
+
+void ToLinkReport(uint32_t node, const NodeLinkStats& s, wire::LinkReport* r) {
+  r->set_node_index(node);
+  r->set_payload_bits(s.payload_bits);
+  r->set_coded_bits(s.coded_bits);
+  r->set_channel_uses(s.channel_uses);
+  r->set_airtime_s(s.airtime_s);
+  r->set_tx_energy_j(s.tx_energy_j);
+  r->set_packets(s.packets);
+  r->set_lost_packets(s.lost_packets);
+  r->set_retransmissions(s.retransmissions);
+  r->set_active(s.active);
+  r->set_snr_db(s.snr_db);
+}
+
+NodeLinkStats FromLinkReport(const wire::LinkReport& r) {
+  NodeLinkStats s;
+  s.payload_bits = r.payload_bits();
+  s.coded_bits = r.coded_bits();
+  s.channel_uses = r.channel_uses();
+  s.airtime_s = r.airtime_s();
+  s.tx_energy_j = r.tx_energy_j();
+  s.packets = r.packets();
+  s.lost_packets = r.lost_packets();
+  s.retransmissions = r.retransmissions();
+  s.active = r.active();
+  s.snr_db = r.snr_db();
+  return s;
 }
 
 std::vector<double> NodeDistances(const ChannelConfig& cfg, uint32_t num_nodes, uint64_t seed) {

@@ -89,6 +89,11 @@ class IdealUplink final : public Uplink {
 // Builds the uplink `cfg.uplink` names for `num_nodes` nodes of a run seeded `seed`.
 Result<std::unique_ptr<Uplink>> MakeUplink(const ChannelConfig& cfg, uint32_t num_nodes, uint64_t seed);
 
+// NodeLinkStats <-> the wire's LinkReport (what a channel process tells the server it did).
+namespace wire { class LinkReport; }
+void ToLinkReport(uint32_t node, const NodeLinkStats& s, wire::LinkReport* out);
+NodeLinkStats FromLinkReport(const wire::LinkReport& r);
+
 // Node distances drawn from the seed, uniform in [distance_min_m, distance_max_m].
 std::vector<double> NodeDistances(const ChannelConfig& cfg, uint32_t num_nodes, uint64_t seed);
 

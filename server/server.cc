@@ -285,20 +285,7 @@ struct Server::Impl {
     samples_sum += r.num_samples;
   }
 
-  void AddReport(const wire::LinkReport& l) {
-    NodeLinkStats s;
-    s.payload_bits = l.payload_bits();
-    s.coded_bits = l.coded_bits();
-    s.channel_uses = l.channel_uses();
-    s.airtime_s = l.airtime_s();
-    s.tx_energy_j = l.tx_energy_j();
-    s.packets = l.packets();
-    s.lost_packets = l.lost_packets();
-    s.retransmissions = l.retransmissions();
-    s.active = l.active();
-    s.snr_db = l.snr_db();
-    link.AddNode(l.node_index(), s);
-  }
+  void AddReport(const wire::LinkReport& l) { link.AddNode(l.node_index(), FromLinkReport(l)); }
 
   // fit_res.erased: [start, end) pairs of values the channel lost; they become NaN (erasures).
   static Status ApplyErasures(const wire::FitRes& res, std::vector<float>* v) {
