@@ -1,6 +1,8 @@
 #include "server/aggregate.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 
 namespace edgebed {
 
@@ -12,13 +14,24 @@ void WeightedMean::Reset(size_t n) {
   count_ = 0;
 }
 
+namespace {
+// True when x holds a NaN; an OR-reduction over the exponent/mantissa bits that vectorises.
+bool AnyNan(const float* __restrict x, size_t n) {
+  uint32_t any = 0;
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, x + i, sizeof(bits));
+    any |= static_cast<uint32_t>((bits & 0x7fffffffu) > 0x7f800000u);
+  }
+  return any != 0;
+}
+}  // namespace
+
 void WeightedMean::Add(const float* __restrict x, size_t n, double weight) {
   double* __restrict a = acc_.data();
-  bool any_nan = false;
-  for (size_t i = 0; i < n; ++i) any_nan |= (x[i] != x[i]);
-  if (!any_nan) {
+  if (!AnyNan(x, n)) {
     for (size_t i = 0; i < n; ++i) a[i] += weight * static_cast<double>(x[i]);
-  } else {
+  } else {  // erased values (NaN) add nothing to their coordinate, nor to its weight
     if (missing_.empty()) missing_.assign(acc_.size(), 0.0);
     for (size_t i = 0; i < n; ++i) {
       if (x[i] != x[i]) {

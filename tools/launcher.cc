@@ -65,7 +65,7 @@ bool PlotMetrics(const std::string& dir, const std::string& title) {
   const std::string script = dir + "/metrics.gp";
   {
     std::ofstream gp(script);
-    gp << "set terminal pngcairo size 1000,420 font 'sans,10'\n"
+    gp << "set terminal pngcairo noenhanced size 1000,420 font 'sans,10'\n"
        << "set output '" << dir << "/metrics.png'\n"
        << "set datafile separator ','\n"
        << "set key autotitle columnhead bottom right\n"

@@ -90,14 +90,14 @@ int RunSweep(const SweepOptions& opt, const std::string& exe) {
   }
   // One plot, a curve per value.
   std::ofstream gp(out + "/sweep.gp");
-  gp << "set terminal pngcairo size 1100,440 font 'sans,10'\nset output '" << out << "/sweep.png'\n"
-     << "set datafile separator ','\nset grid\nset key bottom right\n"
+  gp << "set terminal pngcairo noenhanced size 1200,440 font 'sans,10'\nset output '" << out << "/sweep.png'\n"
+     << "set datafile separator ','\nset grid\nset key outside right top title '" << opt.field << "'\n"
      << "set multiplot layout 1,2 title '" << base->name << ": " << opt.field << "'\n"
      << "set xlabel 'round'; set ylabel 'test accuracy'\nplot ";
   for (size_t i = 0; i < runs.size(); ++i)
     gp << (i ? ", " : "") << "'" << runs[i].output_dir << "/metrics.csv' using 1:2 skip 1 with linespoints pt 7 ps 0.5 title '"
        << Label(opt.values[i]) << "'";
-  gp << "\nset ylabel 'test loss'; set key top right\nplot ";
+  gp << "\nset ylabel 'test loss'\nplot ";
   for (size_t i = 0; i < runs.size(); ++i)
     gp << (i ? ", " : "") << "'" << runs[i].output_dir << "/metrics.csv' using 1:3 skip 1 with linespoints pt 7 ps 0.5 title '"
        << Label(opt.values[i]) << "'";
