@@ -34,6 +34,15 @@ AnalogOtaUplink::AnalogOtaUplink(const ChannelConfig& cfg, uint32_t num_nodes, u
     path_gain_.push_back(PathGain(d, cfg.reference_distance_m, cfg.path_loss_exponent));
 }
 
+cfloat AnalogOtaUplink::Fading(uint32_t node, uint32_t round) const {
+  ComplexGaussian g(DeriveSeed(seed_, "ota-fading", node, round));
+  return static_cast<float>(std::sqrt(path_gain_[node])) * DrawFading(cfg_.fading, cfg_.rician_k_db, g);
+}
+
+double AnalogOtaUplink::DoExpectedGain(uint32_t node, uint32_t round) const {
+  return node < path_gain_.size() ? std::norm(Fading(node, round)) : 0.0;
+}
+
 std::string AnalogOtaUplink::Describe() const {
   std::ostringstream s;
   s << "analog OTA, " << cfg_.fading << " fading, truncation |h|^2 >= " << cfg_.gain_threshold << ", " << cfg_.snr_db
@@ -54,8 +63,7 @@ Result<OtaOutput> AnalogOtaUplink::DoSuperpose(uint32_t round, const std::vector
   std::vector<size_t> active;
   double min_gain = INFINITY;
   for (size_t k = 0; k < inputs.size(); ++k) {
-    ComplexGaussian g(DeriveSeed(seed_, "ota-fading", inputs[k].node, round));
-    h[k] = static_cast<float>(std::sqrt(path_gain_[inputs[k].node])) * DrawFading(cfg_.fading, cfg_.rician_k_db, g);
+    h[k] = Fading(inputs[k].node, round);
     const double gain = std::norm(h[k]);
     if (gain >= cfg_.gain_threshold && gain > 0.0) {
       active.push_back(k);

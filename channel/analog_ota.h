@@ -26,6 +26,8 @@ class AnalogOtaUplink final : public Uplink {
 
  private:
   Result<OtaOutput> DoSuperpose(uint32_t round, const std::vector<OtaInput>& inputs, LinkAccounting* acc) override;
+  double DoExpectedGain(uint32_t node, uint32_t round) const override;
+  cfloat Fading(uint32_t node, uint32_t round) const;  // the round's draw, as DoSuperpose sees it
   ChannelConfig cfg_;
   uint64_t seed_;
   std::vector<double> path_gain_;

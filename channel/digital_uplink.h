@@ -43,6 +43,9 @@ class DigitalUplink final : public Uplink {
  private:
   Status DoCarry(uint32_t node, uint32_t round, std::vector<float>* values, uint64_t payload_bytes,
                  LinkAccounting* acc) override;
+  double DoExpectedGain(uint32_t node, uint32_t) const override {
+    return node < path_gain_.size() ? path_gain_[node] : 0.0;
+  }
   ChannelConfig cfg_;
   uint64_t seed_ = 0;
   std::vector<double> path_gain_;

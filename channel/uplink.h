@@ -65,6 +65,9 @@ class Uplink {
                LinkAccounting* acc) {
     return DoCarry(node, round, values, payload_bytes, acc);
   }
+  // Expected channel power gain of `node` in `round`, for channel-aware selection: 1 where no channel
+  // is modelled, the large-scale path gain, or (analog OTA: one draw per round) path gain x |h|^2.
+  double ExpectedGain(uint32_t node, uint32_t round) const { return DoExpectedGain(node, round); }
   // Superposing links: all of the round's updates (same length) at once.
   Result<OtaOutput> Superpose(uint32_t round, const std::vector<OtaInput>& inputs, LinkAccounting* acc) {
     return DoSuperpose(round, inputs, acc);
@@ -74,6 +77,7 @@ class Uplink {
   virtual Status DoCarry(uint32_t node, uint32_t round, std::vector<float>* values, uint64_t payload_bytes,
                          LinkAccounting* acc);
   virtual Result<OtaOutput> DoSuperpose(uint32_t round, const std::vector<OtaInput>& inputs, LinkAccounting* acc);
+  virtual double DoExpectedGain(uint32_t, uint32_t) const { return 1.0; }
 };
 
 // Error-free, instantaneous link: counts bits, changes nothing.

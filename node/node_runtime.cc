@@ -8,6 +8,7 @@
 #include <zmq.hpp>
 
 #include "codecs/zmq_wire.h"
+#include "node/local_training.h"
 #include "node/partition.h"
 #include "splitnets/learner.h"
 
@@ -35,6 +36,7 @@ class Node {
     join->set_node_index(opt_.index);
     join->set_device(opt_.device);
     join->set_role("trainer");
+    join->mutable_profile()->set_name("measured");  // a real device: its own clock, its own network
     wire::SendEnvelope(sock_, env);
 
     for (;;) {
@@ -129,20 +131,9 @@ class Node {
 
   void OnFit(const wire::FitIns& ins) {
     if (!learner_) return ReplyError(wire::UNEXPECTED, "fit_ins before join_ack", ins.round());
-    ParamSet global;
-    Status st = wire::FromTensors(ins.params(), "fit_ins.params", &learner_->specs(), &global);
-    if (st.ok()) st = learner_->SetParams(global);
-    if (!st.ok()) return ReplyError(wire::BAD_TENSOR, st.message(), ins.round());
-
-    TrainOptions topt;
-    topt.epochs = static_cast<int>(ins.local_epochs());
-    topt.batch_size = static_cast<int>(ins.batch_size());
-    topt.learning_rate = ins.learning_rate();
-    topt.momentum = ins.momentum();
-    topt.seed = ins.seed();
     auto last_beat = Clock::now();
     const bool crash = ins.crash_mid_round();
-    topt.on_progress = [&](float done) {
+    auto progress = [&](float done) {
       if (crash && done >= 0.5f) {
         spdlog::warn("{}: fault injection: killing this process mid-round {}", id_, ins.round());
         spdlog::default_logger()->flush();
@@ -158,37 +149,21 @@ class Node {
       }
       return true;
     };
-    TrainStats ts = learner_->Train(data_, indices_, topt);
-
-    ParamSet update = learner_->GetParams();
-    for (size_t i = 0; i < update.flat.size(); ++i) update.flat[i] -= global.flat[i];
     wire::Envelope out;
     out.set_sender(id_);
-    auto* res = out.mutable_fit_res();
-    res->set_round(ins.round());
-    wire::ToTensors(update, res->mutable_update());
-    res->set_num_samples(ts.samples);
-    res->set_train_loss(static_cast<float>(ts.mean_loss));
-    res->set_train_time_s(ts.seconds);
+    Status st = LocalFit(*learner_, data_, indices_, ins, progress, out.mutable_fit_res());
+    if (!st.ok()) return ReplyError(wire::BAD_TENSOR, st.message(), ins.round());
     wire::SendEnvelope(sock_, out);
-    spdlog::info("{}: round {} trained {} samples in {:.2f} s, loss {:.4f}", id_, ins.round(), ts.samples,
-                 ts.seconds, ts.mean_loss);
+    spdlog::info("{}: round {} trained {} samples in {:.2f} s, loss {:.4f}", id_, ins.round(),
+                 out.fit_res().num_samples(), out.fit_res().train_time_s(), out.fit_res().train_loss());
   }
 
   void OnEvaluate(const wire::EvaluateIns& ins) {
     if (!learner_) return ReplyError(wire::UNEXPECTED, "evaluate_ins before join_ack", ins.round());
-    ParamSet p;
-    Status st = wire::FromTensors(ins.params(), "evaluate_ins.params", &learner_->specs(), &p);
-    if (st.ok()) st = learner_->SetParams(p);
-    if (!st.ok()) return ReplyError(wire::BAD_TENSOR, st.message(), ins.round());
-    EvalStats es = learner_->Evaluate(data_, &indices_);
     wire::Envelope out;
     out.set_sender(id_);
-    auto* res = out.mutable_evaluate_res();
-    res->set_round(ins.round());
-    res->set_num_samples(es.samples);
-    res->set_loss(static_cast<float>(es.loss));
-    res->set_accuracy(static_cast<float>(es.accuracy));
+    Status st = LocalEvaluate(*learner_, data_, indices_, ins, out.mutable_evaluate_res());
+    if (!st.ok()) return ReplyError(wire::BAD_TENSOR, st.message(), ins.round());
     wire::SendEnvelope(sock_, out);
   }
 

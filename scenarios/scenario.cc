@@ -1,5 +1,7 @@
 #include "scenarios/scenario.h"
 
+#include "splitnets/device_profile.h"
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -136,6 +138,8 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Real("federation.fraction", &s->fraction, 0.0, 1.0, true));
   EDGEBED_RETURN_IF_ERROR(r.Real("federation.min_quorum", &s->min_quorum, 0.0, 1.0, true));
   EDGEBED_RETURN_IF_ERROR(r.Str("federation.strategy", &s->strategy, {"fedavg"}));
+  EDGEBED_RETURN_IF_ERROR(r.Str("federation.selection", &s->selection, {"random", "deadline", "channel"}));
+  EDGEBED_RETURN_IF_ERROR(r.Real("federation.over_commit", &s->over_commit, 0.0, 10.0));
   EDGEBED_RETURN_IF_ERROR(r.Int("training.local_epochs", &s->local_epochs, 1, 1000));
   EDGEBED_RETURN_IF_ERROR(r.Int("training.batch_size", &s->batch_size, 1, 65536));
   EDGEBED_RETURN_IF_ERROR(r.Real("training.learning_rate", &s->learning_rate, 0.0, 10.0, true));
@@ -146,6 +150,7 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Real("server.round_deadline_s", &s->round_deadline_s, 0.0, 1e6, true));
   EDGEBED_RETURN_IF_ERROR(r.Real("server.join_timeout_s", &s->join_timeout_s, 0.0, 1e6, true));
   EDGEBED_RETURN_IF_ERROR(r.Real("server.liveness_timeout_s", &s->liveness_timeout_s, 0.0, 1e6, true));
+  EDGEBED_RETURN_IF_ERROR(r.Real("server.virtual_deadline_s", &s->virtual_deadline_s, 0.0, 1e9));
   EDGEBED_RETURN_IF_ERROR(r.Real("server.max_frame_mb", &s->max_frame_mb, 0.0, 2047.0, true));
   EDGEBED_RETURN_IF_ERROR(r.Int("server.threads", &s->server_threads, 1, 256));
   ChannelConfig& c = s->channel;
@@ -167,6 +172,32 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Real("channel.gain_threshold", &c.gain_threshold, 0.0, 100.0));
   EDGEBED_RETURN_IF_ERROR(r.Int("channel.relay_nodes", &c.relay_nodes, 0, s->nodes));
   EDGEBED_RETURN_IF_ERROR(c.Validate());  // cross-field checks and the liquid name sets
+
+  EDGEBED_RETURN_IF_ERROR(r.Int("population.simulated", &s->simulated, 0, s->nodes));
+  EDGEBED_RETURN_IF_ERROR(r.Int("population.hosts", &s->hosts, 1, 64));
+  EDGEBED_RETURN_IF_ERROR(r.Str("population.profiles", &s->profiles));
+  if (auto* profiles = root.get_as<toml::table>("profiles")) {
+    for (const auto& [key, node] : *profiles) {
+      const std::string name(key.str()), base = "profiles." + name;
+      if (!node.is_table()) return Status::InvalidArgument(base + " must be a table of profile fields");
+      DeviceProfile p;
+      p.name = name;
+      EDGEBED_RETURN_IF_ERROR(r.Real(base + ".train_gflops", &p.train_gflops, 0.0, 1e6));
+      EDGEBED_RETURN_IF_ERROR(r.Real(base + ".memory_mb", &p.memory_mb, 0.0, 1e9));
+      EDGEBED_RETURN_IF_ERROR(r.Real(base + ".uplink_bps", &p.uplink_bps, 0.0, 1e12));
+      EDGEBED_RETURN_IF_ERROR(r.Real(base + ".downlink_bps", &p.downlink_bps, 0.0, 1e12));
+      EDGEBED_RETURN_IF_ERROR(r.Real(base + ".tx_power_w", &p.tx_power_w, 0.0, 1e3));
+      EDGEBED_RETURN_IF_ERROR(r.Real(base + ".compute_power_w", &p.compute_power_w, 0.0, 1e5));
+      s->custom_profiles[name] = p;
+    }
+  }
+  if (auto mix = ParseProfileMix(s->profiles, "population.profiles", s->custom_profiles); !mix.ok()) return mix.status();
+  EDGEBED_RETURN_IF_ERROR(r.Str("population.availability", &s->availability, {"always", "markov", "trace"}));
+  EDGEBED_RETURN_IF_ERROR(r.Real("population.p_off", &s->p_off, 0.0, 1.0));
+  EDGEBED_RETURN_IF_ERROR(r.Real("population.p_on", &s->p_on, 0.0, 1.0, true));
+  EDGEBED_RETURN_IF_ERROR(r.Str("population.trace_file", &s->trace_file));
+  if (s->availability == "trace" && !std::ifstream(s->trace_file))
+    return Status::InvalidArgument("population.trace_file = '" + s->trace_file + "' cannot be opened");
 
   r.MarkUsed("faults.crash");
   if (auto crash = root.at_path("faults.crash")) {
@@ -237,11 +268,13 @@ std::string Scenario::ToToml() const {
                            {"train_limit", int64_t{train_limit}}, {"test_limit", int64_t{test_limit}}}},
       {"federation", toml::table{{"nodes", int64_t{nodes}}, {"rounds", int64_t{rounds}},
                                  {"fraction", fraction}, {"min_quorum", min_quorum},
-                                 {"strategy", strategy}}},
+                                 {"strategy", strategy}, {"selection", selection},
+                                 {"over_commit", over_commit}}},
       {"training", toml::table{{"local_epochs", int64_t{local_epochs}}, {"batch_size", int64_t{batch_size}},
                                {"learning_rate", learning_rate}, {"momentum", momentum}}},
       {"server", toml::table{{"bind", bind}, {"round_deadline_s", round_deadline_s},
                              {"join_timeout_s", join_timeout_s}, {"liveness_timeout_s", liveness_timeout_s},
+                             {"virtual_deadline_s", virtual_deadline_s},
                              {"max_frame_mb", max_frame_mb}, {"threads", int64_t{server_threads}}}},
       {"channel", toml::table{{"uplink", channel.uplink}, {"snr_db", channel.snr_db}, {"fading", channel.fading},
                               {"rician_k_db", channel.rician_k_db}, {"path_loss_exponent", channel.path_loss_exponent},
@@ -254,6 +287,17 @@ std::string Scenario::ToToml() const {
                               {"gain_threshold", channel.gain_threshold},
                               {"relay_nodes", int64_t{channel.relay_nodes}}}},
   };
+  t.insert("population", toml::table{{"simulated", int64_t{simulated}}, {"hosts", int64_t{hosts}},
+                                     {"profiles", profiles}, {"availability", availability}, {"p_off", p_off},
+                                     {"p_on", p_on}, {"trace_file", trace_file}});
+  if (!custom_profiles.empty()) {
+    toml::table profiles_tbl;
+    for (const auto& [name, p] : custom_profiles)
+      profiles_tbl.insert(name, toml::table{{"train_gflops", p.train_gflops}, {"memory_mb", p.memory_mb},
+                                            {"uplink_bps", p.uplink_bps}, {"downlink_bps", p.downlink_bps},
+                                            {"tx_power_w", p.tx_power_w}, {"compute_power_w", p.compute_power_w}});
+    t.insert("profiles", profiles_tbl);
+  }
   if (!crash_arr.empty()) t.insert("faults", toml::table{{"crash", crash_arr}});
   std::ostringstream out;
   out << t << "\n";

@@ -5,7 +5,10 @@
 #include <string>
 #include <vector>
 
+#include <map>
+
 #include "channel/channel_config.h"
+#include "splitnets/device_profile.h"
 #include "codecs/status.h"
 
 namespace edgebed {
@@ -35,6 +38,8 @@ struct Scenario {
   double fraction = 1.0;            // (0, 1]
   double min_quorum = 0.5;          // (0, 1]
   std::string strategy = "fedavg";
+  std::string selection = "random"; // random | deadline | channel
+  double over_commit = 0.0;         // select ceil(K (1 + over_commit)); aggregate the first K updates
 
   uint32_t local_epochs = 1;
   uint32_t batch_size = 32;
@@ -45,10 +50,20 @@ struct Scenario {
   double round_deadline_s = 600.0;
   double join_timeout_s = 120.0;
   double liveness_timeout_s = 15.0;
+  double virtual_deadline_s = 0.0;  // updates completing later on the virtual clock are stragglers; 0 = none
   double max_frame_mb = 64.0;
   uint32_t server_threads = 2;
 
   ChannelConfig channel;  // [channel]
+
+  // [population]: simulated nodes (the highest indices), hosted by node host processes.
+  uint32_t simulated = 0;
+  uint32_t hosts = 1;
+  std::string profiles = "rpi4";        // ready profiles and shares: "rpi4:0.5,phone:0.3,pi-zero-2:0.2"
+  std::string availability = "always"; // always | markov | trace
+  double p_off = 0.1, p_on = 0.5;       // markov transition probabilities per round
+  std::string trace_file;               // trace: lines "node,round,online"
+  std::map<std::string, DeviceProfile> custom_profiles;  // [profiles.NAME] tables
 
   std::vector<CrashFault> crashes;
 

@@ -10,19 +10,11 @@ namespace {
 
 class FedAvg final : public Strategy {
  public:
-  explicit FedAvg(double fraction) : fraction_(fraction) {}
+  explicit FedAvg(SelectionOptions selection) : selection_(std::move(selection)) {}
   std::string name() const override { return "fedavg"; }
 
-  std::vector<std::string> ConfigureFit(uint32_t, const std::vector<std::string>& available, Rng& rng) override {
-    const size_t k = std::max<size_t>(
-        1, static_cast<size_t>(std::ceil(fraction_ * static_cast<double>(available.size()) - 1e-9)));
-    std::vector<std::string> pick = available;
-    if (k < pick.size()) {
-      std::shuffle(pick.begin(), pick.end(), rng);
-      pick.resize(k);
-      std::sort(pick.begin(), pick.end());
-    }
-    return pick;
+  Selection ConfigureFit(uint32_t, const std::vector<Candidate>& available, Rng& rng) override {
+    return SelectNodes(selection_, available, rng);
   }
 
   void BeginRound(uint32_t, const ParamSet& global) override { mean_.Reset(global.flat.size()); }
@@ -46,7 +38,7 @@ class FedAvg final : public Strategy {
   }
 
  private:
-  double fraction_;
+  SelectionOptions selection_;
   WeightedMean mean_;
 };
 
@@ -55,7 +47,11 @@ class FedAvg final : public Strategy {
 Result<std::unique_ptr<Strategy>> MakeStrategy(const StrategyOptions& opt) {
   if (!(opt.fraction > 0.0 && opt.fraction <= 1.0))
     return Status::InvalidArgument("federation.fraction must be in (0, 1]");
-  if (opt.name == "fedavg") return std::unique_ptr<Strategy>(new FedAvg(opt.fraction));
+  SelectionOptions sel = opt.selection;
+  sel.fraction = opt.fraction;
+  if (sel.policy != "random" && sel.policy != "deadline" && sel.policy != "channel")
+    return Status::InvalidArgument("federation.selection = '" + sel.policy + "' is unknown; allowed: random, deadline, channel");
+  if (opt.name == "fedavg") return std::unique_ptr<Strategy>(new FedAvg(sel));
   return Status::InvalidArgument("federation.strategy = '" + opt.name + "' is unknown; allowed: fedavg");
 }
 

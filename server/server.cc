@@ -17,6 +17,7 @@
 #include "codecs/zmq_wire.h"
 #include "server/registry.h"
 #include "server/strategy.h"
+#include "splitnets/device_profile.h"
 #include "splitnets/learner.h"
 
 namespace edgebed {
@@ -26,6 +27,17 @@ using json = nlohmann::json;
 
 namespace {
 double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// This process's resident set and its peak so far [MB] (Linux /proc).
+std::pair<double, double> RssMb() {
+  std::ifstream in("/proc/self/status");
+  double rss = 0, hwm = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) rss = std::stod(line.substr(6)) / 1024.0;
+    if (line.rfind("VmHWM:", 0) == 0) hwm = std::stod(line.substr(6)) / 1024.0;
+  }
+  return {rss, hwm};
+}
 }  // namespace
 
 struct Server::Impl {
@@ -58,14 +70,25 @@ struct Server::Impl {
   uint64_t control_bytes = 0;                       // other frames from participants (heartbeats, ...)
   LinkAccounting link;
   std::vector<FitResult> ota_updates;  // a superposing uplink's round: all updates sent at once
+  // Virtual time and energy of the round in progress, and the run's virtual clock.
+  double virtual_round_s = 0.0, virtual_clock_s = 0.0;
+  double energy_compute_j = 0.0, energy_radio_j = 0.0;
+  size_t stragglers = 0, dropouts = 0, over_commit_target = 0;
   json ota_info;
 
   std::ofstream metrics_jsonl, metrics_csv;
 
   // ---- sending -------------------------------------------------------------------------------
-  size_t Send(const std::string& to, wire::Envelope& env) {
+  // Sends to node `to` over the connection that carries it (its own, or its node host's).
+  size_t Send(const std::string& to, wire::Envelope& env, const std::string& route = "") {
     env.set_sender("server");
-    const size_t n = wire::SendEnvelope(router, env, to, /*dont_wait=*/true);
+    std::string via = route;
+    if (via.empty()) {
+      const auto* rec = registry.Find(to);
+      via = rec && !rec->route.empty() ? rec->route : to;
+    }
+    if (via != to) env.set_node(to);
+    const size_t n = wire::SendEnvelope(router, env, via, /*dont_wait=*/true);
     downlink_bytes += n;
     return n;
   }
@@ -81,7 +104,10 @@ struct Server::Impl {
     if (!pending.erase(id)) return;
     failures.push_back({id, reason});
     if (auto* r = registry.Find(id)) ++r->rounds_failed;
-    spdlog::warn("round {}: {} failed: {}", round, id, reason);
+    const auto* rec = registry.Find(id);
+    // Simulated populations fail by the dozen every round (that is the point); keep them out of the log.
+    spdlog::log(rec && rec->simulated ? spdlog::level::debug : spdlog::level::warn, "round {}: {} failed: {}", round, id,
+                reason);
   }
 
   // ---- receiving -----------------------------------------------------------------------------
@@ -137,11 +163,14 @@ struct Server::Impl {
       return;
     }
     const zmq::message_t& payload = parts[1];
-    registry.Touch(from, Clock::now());
-    const bool from_participant = round > 0 && pending.count(from);
     wire::Envelope env;
     Status st = wire::Decode(payload.data(), payload.size(), sc.max_frame_bytes(), &env);
-    if (from_participant) (st.ok() && env.has_fit_res() ? uplink_bytes : control_bytes) += payload.size();
+    // A node host carries many nodes on one connection; each message names its node.
+    const std::string route = from;
+    const std::string node = st.ok() && !env.node().empty() ? env.node() : from;
+    if (auto* rec = registry.Find(node); rec && rec->route == route) registry.Touch(node, Clock::now());
+    if (round > 0 && pending.count(node))
+      (st.ok() && env.has_fit_res() ? uplink_bytes : control_bytes) += payload.size();
     if (!st.ok()) {
       wire::ErrorCode code = wire::MALFORMED;
       if (payload.size() > sc.max_frame_bytes()) {
@@ -157,22 +186,36 @@ struct Server::Impl {
       SendError(from, code, st.message());
       return;
     }
+    if (!env.has_join()) {  // a node speaks only over the connection it joined on
+      const auto* rec = registry.Find(node);
+      if (rec && rec->route != route) {
+        ++stats.unknown_node;
+        spdlog::error("dropped {} for '{}' from connection '{}': that node joined over '{}'", wire::BodyName(env), node,
+                      route, rec->route);
+        return;
+      }
+    }
+    const std::string& from_node = node;
     switch (env.body_case()) {
-      case wire::Envelope::kJoin: return OnJoin(from, env.join());
-      case wire::Envelope::kFitRes: return OnFitRes(from, env.fit_res());
-      case wire::Envelope::kHeartbeat: return OnHeartbeat(from);
-      case wire::Envelope::kLeave: return OnLeave(from, env.leave());
+      case wire::Envelope::kJoin: return OnJoin(from_node, route, env.join());
+      case wire::Envelope::kFitRes: return OnFitRes(from_node, env.fit_res());
+      case wire::Envelope::kHeartbeat: return OnHeartbeat(from_node);
+      case wire::Envelope::kLeave: return OnLeave(from_node, env.leave());
       case wire::Envelope::kEvaluateRes:
         spdlog::info("{} evaluated round {}: accuracy {:.4f} on {} local samples", from,
                      env.evaluate_res().round(), env.evaluate_res().accuracy(), env.evaluate_res().num_samples());
         return;
       case wire::Envelope::kError:
-        spdlog::warn("{} reports error {}: {}", from, wire::ErrorCode_Name(env.error().code()), env.error().message());
+        if (env.error().code() == wire::UNAVAILABLE && pending.count(from_node)) {
+          ++dropouts;
+          return Fail(from_node, "unavailable: " + env.error().message());
+        }
+        spdlog::warn("{} reports error {}: {}", from_node, wire::ErrorCode_Name(env.error().code()), env.error().message());
         return;
       default:
         ++stats.unexpected;
-        spdlog::error("dropped {} from '{}': nodes do not send that", wire::BodyName(env), from);
-        SendError(from, wire::UNEXPECTED, wire::BodyName(env) + " is a server-to-node message");
+        spdlog::error("dropped {} from '{}': nodes do not send that", wire::BodyName(env), from_node);
+        SendError(from_node, wire::UNEXPECTED, wire::BodyName(env) + " is a server-to-node message");
     }
   }
 
@@ -185,20 +228,31 @@ struct Server::Impl {
     return false;
   }
 
-  void OnJoin(const std::string& from, const wire::Join& j) {
+  void OnJoin(const std::string& from, const std::string& route, const wire::Join& j) {
     wire::Envelope out;
     auto* ack = out.mutable_join_ack();
     Status st = from == j.node_id()
                     ? registry.Join(from, j.node_index(), j.device(), Clock::now())
-                    : Status::InvalidArgument("join.node_id '" + j.node_id() + "' differs from the socket identity '" + from + "'");
+                    : Status::InvalidArgument("join.node_id '" + j.node_id() + "' differs from the identity '" + from + "'");
     if (!st.ok()) {
       ++stats.rejected_joins;
       spdlog::error("refused join from '{}': {}", from, st.message());
       ack->set_accepted(false);
       ack->set_reason(st.message());
-      Send(from, out);
+      Send(from, out, route);
       return;
     }
+    NodeRecord* rec = registry.Find(from);
+    rec->route = route;
+    const auto& p = j.profile();
+    rec->simulated = p.simulated();
+    rec->profile_name = p.name().empty() ? "measured" : p.name();
+    rec->train_gflops = p.train_gflops();
+    rec->uplink_bps = p.uplink_bps();
+    rec->downlink_bps = p.downlink_bps();
+    rec->tx_power_w = p.tx_power_w();
+    rec->compute_power_w = p.compute_power_w();
+    rec->num_samples = j.num_samples();
     ack->set_accepted(true);
     ack->set_run_id(run_id);
     ack->set_model(sc.model);
@@ -210,8 +264,9 @@ struct Server::Impl {
     ack->set_seed(sc.seed);
     ack->set_train_limit(sc.train_limit);
     Send(from, out);
-    spdlog::info("{} joined (index {}, {}); {} of {} nodes", from, j.node_index(), j.device(),
-                 registry.alive_count(), sc.nodes);
+    if (!rec->simulated || registry.alive_count() % 100 == 0 || registry.alive_count() == sc.nodes)
+      spdlog::info("{} joined (index {}, {}); {} of {} nodes", from, j.node_index(), j.device(), registry.alive_count(),
+                   sc.nodes);
   }
 
   void OnHeartbeat(const std::string& from) { KnownAlive(from, "heartbeat"); }
@@ -220,7 +275,8 @@ struct Server::Impl {
     if (!KnownAlive(from, "leave")) return;
     registry.MarkGone(from);
     Fail(from, "left the federation: " + l.reason());
-    spdlog::info("{} left: {}", from, l.reason());
+    const auto* rec = registry.Find(from);
+    spdlog::log(rec && rec->simulated ? spdlog::level::debug : spdlog::level::info, "{} left: {}", from, l.reason());
   }
 
   void OnFitRes(const std::string& from, const wire::FitRes& res) {
@@ -252,6 +308,15 @@ struct Server::Impl {
       return Fail(from, "bad update: " + m);
     }
     if (res.aggregate_of_size() > 0) return OnRelayedAggregate(from, res, std::move(r));
+    if (over_commit_target > 0 && accepted >= over_commit_target)
+      return Fail(from, "over-committed: the round already has its " + std::to_string(over_commit_target) + " updates");
+    if (!std::isfinite(res.virtual_time_s()) || res.virtual_time_s() < 0) {
+      ++stats.bad_tensor;
+      SendError(from, wire::BAD_TENSOR, "fit_res.virtual_time_s must be finite and >= 0");
+      return Fail(from, "bad update: fit_res.virtual_time_s");
+    }
+    r.virtual_s = res.virtual_time_s();
+    energy_compute_j += res.compute_energy_j();
     if (res.link_size() > 0) {
       // Carried by a channel process already: restore its erasures, take its report.
       st = ApplyErasures(res, &r.update.flat);
@@ -263,23 +328,57 @@ struct Server::Impl {
       for (const auto& l : res.link()) AddReport(l);
       link.channel_uses += res.link(0).channel_uses();
       link.airtime_s += res.link(0).airtime_s();
+      if (!OnTime(from, res, &r)) return;
       st = strategy->Accumulate(r);
       if (!st.ok()) return Fail(from, "update lost: " + st.message());
     } else if (uplink->superposes()) {
+      if (!OnTime(from, res, &r)) return;  // the shared airtime is added when the round closes
       ota_updates.push_back(std::move(r));  // transmitted all at once when the round closes
       return Answered(from, ota_updates.back());
     } else {
       st = uplink->Carry(r.node_index, round, &r.update.flat, res.ByteSizeLong(), &link);
-      if (st.ok()) st = strategy->Accumulate(r);
+      if (!st.ok()) return Fail(from, "update lost: " + st.message());
+      if (!OnTime(from, res, &r)) return;
+      st = strategy->Accumulate(r);
       if (!st.ok()) return Fail(from, "update lost: " + st.message());
     }
     Answered(from, r);
   }
 
+  // Virtual time: the node's own seconds (download + training) plus its upload, which is the
+  // channel's airtime where the channel models it, else bits over the profile's uplink rate. An
+  // update completing after server.virtual_deadline_s is a straggler's and is not aggregated.
+  bool OnTime(const std::string& from, const wire::FitRes& res, FitResult* r) {
+    NodeRecord* rec = registry.Find(from);
+    if (rec) rec->num_samples = res.num_samples();  // what selection predicts with from now on
+    double upload_s = 0.0, radio_j = 0.0;
+    auto it = link.per_node.find(r->node_index);
+    if (it != link.per_node.end() && it->second.airtime_s > 0) {
+      upload_s = it->second.airtime_s;
+      radio_j = it->second.tx_energy_j;
+    } else if (rec && rec->uplink_bps > 0) {
+      upload_s = static_cast<double>(res.ByteSizeLong()) * 8.0 / rec->uplink_bps;
+      radio_j = rec->tx_power_w * upload_s;
+    }
+    energy_radio_j += radio_j;
+    r->virtual_s += upload_s;
+    if (sc.virtual_deadline_s > 0 && r->virtual_s > sc.virtual_deadline_s) {
+      ++stragglers;
+      Fail(from, "straggler: done at virtual " + std::to_string(r->virtual_s) + " s, after server.virtual_deadline_s = " +
+                     std::to_string(sc.virtual_deadline_s) + " s");
+      return false;
+    }
+    return true;
+  }
+
   void Answered(const std::string& id, const FitResult& r) {
     pending.erase(id);
     ++accepted;
-    if (auto* rec = registry.Find(id)) ++rec->rounds_ok;
+    virtual_round_s = std::max(virtual_round_s, r.virtual_s);
+    if (auto* rec = registry.Find(id)) {
+      ++rec->rounds_ok;
+      rec->num_samples = r.num_samples;
+    }
     train_time_max_s = std::max(train_time_max_s, r.train_time_s);
     train_loss_sum += r.train_loss * static_cast<double>(r.num_samples);
     samples_sum += r.num_samples;
@@ -324,6 +423,27 @@ struct Server::Impl {
     for (const auto& id : res.aggregate_of()) Answered(id, each);
   }
 
+  // What selection knows of each available node: predicted virtual completion from its profile,
+  // and its expected channel gain this round.
+  std::vector<Candidate> Candidates(uint32_t r) {
+    std::vector<Candidate> out;
+    const uint64_t model_bytes = global.bytes();
+    const uint64_t avg_samples = (sc.train_limit ? sc.train_limit : 60000) / std::max<uint32_t>(1, sc.nodes);
+    for (const auto& id : registry.AliveIds()) {
+      const NodeRecord* rec = registry.Find(id);
+      DeviceProfile p;
+      p.train_gflops = rec->train_gflops;
+      p.downlink_bps = rec->downlink_bps;
+      p.uplink_bps = rec->uplink_bps;
+      p.compute_power_w = rec->compute_power_w;
+      const VirtualCost c = PredictRound(p, model_bytes, learner->ForwardFlops(),
+                                         rec->num_samples ? rec->num_samples : avg_samples, sc.local_epochs);
+      const double upload_s = p.uplink_bps > 0 ? static_cast<double>(model_bytes) * 8.0 / p.uplink_bps : 0.0;
+      out.push_back({id, c.total_s() + upload_s, uplink->ExpectedGain(rec->index, r)});
+    }
+    return out;
+  }
+
   // All accepted updates cross the superposing channel together; the strategy sees one update, the
   // channel's estimate of their mean, weighted by the number of nodes that transmitted.
   void SuperposeRound() {
@@ -337,6 +457,7 @@ struct Server::Impl {
       return;
     }
     const OtaOutput& o = out.value();
+    virtual_round_s += link.airtime_s;  // all transmit together once the last has trained
     ota_info = {{"active", o.active},
                 {"rho0_w", o.rho0},
                 {"noise_w", o.noise_power},
@@ -405,7 +526,8 @@ struct Server::Impl {
     metrics_jsonl.flush();
     metrics_csv << row["round"] << ',' << row["test_accuracy"] << ',' << row["test_loss"] << ','
                 << row["participants"] << ',' << row["failures"] << ',' << row["uplink_bytes"] << ','
-                << row["downlink_bytes"] << ',' << row["wall_s"] << ',' << row["elapsed_s"] << "\n";
+                << row["downlink_bytes"] << ',' << row["wall_s"] << ',' << row["elapsed_s"] << ','
+                << row.value("virtual_clock_s", 0.0) << ',' << row.value("energy_j", 0.0) << "\n";
     metrics_csv.flush();
   }
 
@@ -420,8 +542,12 @@ struct Server::Impl {
     link = LinkAccounting();
     ota_updates.clear();
     ota_info = json();
+    virtual_round_s = energy_compute_j = energy_radio_j = 0.0;
+    stragglers = dropouts = 0;
 
-    const auto selected = strategy->ConfigureFit(r, registry.AliveIds(), select_rng);
+    const Selection selection = strategy->ConfigureFit(r, Candidates(r), select_rng);
+    const auto& selected = selection.ids;
+    over_commit_target = selection.target;
     strategy->BeginRound(r, global);
     wire::Envelope ins_env;
     auto* ins = ins_env.mutable_fit_ins();
@@ -469,6 +595,8 @@ struct Server::Impl {
 
     const auto t_agg = Clock::now();
     if (!ota_updates.empty()) SuperposeRound();
+    if (sc.virtual_deadline_s > 0 && stragglers > 0) virtual_round_s = std::max(virtual_round_s, sc.virtual_deadline_s);
+    virtual_clock_s += virtual_round_s;
     bool aggregated = false;
     if (accepted >= needed) {
       auto next = strategy->AggregateFit(r, global, failures);
@@ -492,6 +620,14 @@ struct Server::Impl {
                 {"selected", selected.size()},
                 {"participants", accepted},
                 {"failures", failures.size()},
+                {"stragglers", stragglers},
+                {"dropouts", dropouts},
+                {"excluded_by_deadline", selection.excluded},
+                {"virtual_round_s", virtual_round_s},
+                {"virtual_clock_s", virtual_clock_s},
+                {"energy_compute_j", energy_compute_j},
+                {"energy_radio_j", energy_radio_j},
+                {"energy_j", energy_compute_j + energy_radio_j},
                 {"failed_nodes", failed},
                 {"aggregated", aggregated},
                 {"ota", ota_info},
@@ -511,6 +647,9 @@ struct Server::Impl {
                 {"wall_s", wall},
                 {"overhead_s", std::max(0.0, wall - train_time_max_s)},
                 {"elapsed_s", Since(run_start)}};
+    const auto [rss, peak] = RssMb();
+    row["server_rss_mb"] = rss;
+    row["server_peak_rss_mb"] = peak;
     EvaluateAndWrite(std::move(row), /*async=*/true);
   }
 
@@ -542,7 +681,13 @@ Result<std::unique_ptr<Server>> Server::Create(const Scenario& sc) {
   if (!learner.ok()) return learner.status();
   impl->learner = std::move(learner.value());
   impl->global = impl->learner->GetParams();
-  auto strategy = MakeStrategy({sc.strategy, sc.fraction});
+  StrategyOptions so;
+  so.name = sc.strategy;
+  so.fraction = sc.fraction;
+  so.selection.policy = sc.selection;
+  so.selection.over_commit = sc.over_commit;
+  so.selection.virtual_deadline_s = sc.virtual_deadline_s;
+  auto strategy = MakeStrategy(so);
   if (!strategy.ok()) return strategy.status();
   impl->strategy = std::move(strategy.value());
   auto uplink = MakeUplink(sc.channel, sc.nodes, sc.seed);
@@ -594,7 +739,8 @@ Status Server::Run() {
   m.metrics_jsonl.open(m.sc.output_dir + "/metrics.jsonl", std::ios::trunc);
   m.metrics_csv.open(m.sc.output_dir + "/metrics.csv", std::ios::trunc);
   if (!m.metrics_jsonl || !m.metrics_csv) return Status::IoError("cannot write metrics into " + m.sc.output_dir);
-  m.metrics_csv << "round,test_accuracy,test_loss,participants,failures,uplink_bytes,downlink_bytes,wall_s,elapsed_s\n";
+  m.metrics_csv << "round,test_accuracy,test_loss,participants,failures,uplink_bytes,downlink_bytes,wall_s,elapsed_s,"
+                   "virtual_clock_s,energy_j\n";
   {
     std::ofstream sc_out(m.sc.output_dir + "/scenario.toml");
     sc_out << m.sc.ToToml();

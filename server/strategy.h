@@ -10,6 +10,7 @@
 #include "codecs/params.h"
 #include "codecs/rng.h"
 #include "codecs/status.h"
+#include "server/selection.h"
 
 namespace edgebed {
 
@@ -20,6 +21,7 @@ struct FitResult {
   uint64_t num_samples = 0;
   double train_loss = 0.0;
   double train_time_s = 0.0;
+  double virtual_s = 0.0;      // virtual completion time in the round (download + train + upload)
 };
 
 struct FitFailure {
@@ -31,9 +33,8 @@ class Strategy {
  public:
   virtual ~Strategy() = default;
   virtual std::string name() const = 0;
-  // Nodes to train in `round`, chosen from `available` (sorted ids) with `rng`.
-  virtual std::vector<std::string> ConfigureFit(uint32_t round, const std::vector<std::string>& available,
-                                                Rng& rng) = 0;
+  // Nodes to train in `round`, chosen from `available` with `rng`.
+  virtual Selection ConfigureFit(uint32_t round, const std::vector<Candidate>& available, Rng& rng) = 0;
   virtual void BeginRound(uint32_t round, const ParamSet& global) = 0;
   // Folds in one accepted result; an error rejects this result only.
   virtual Status Accumulate(const FitResult& result) = 0;
@@ -45,6 +46,7 @@ class Strategy {
 struct StrategyOptions {
   std::string name = "fedavg";
   double fraction = 1.0;  // share of available nodes selected per round, (0, 1]
+  SelectionOptions selection;  // its fraction is set from the one above
 };
 
 Result<std::unique_ptr<Strategy>> MakeStrategy(const StrategyOptions& opt);

@@ -144,12 +144,24 @@ int RunFederation(const Scenario& sc, const std::string& exe) {
   }
 
   std::vector<pid_t> nodes;
-  for (uint32_t i = 0; i < sc.nodes; ++i) {
+  const uint32_t real = sc.nodes - sc.simulated;
+  for (uint32_t i = 0; i < real; ++i) {
     const std::string& target = i < sc.channel.relay_nodes ? relay_endpoint : endpoint;
     std::vector<std::string> args = {exe, "node", "--connect", target, "--index", std::to_string(i)};
     if (!sc.data_dir.empty()) args.insert(args.end(), {"--data-dir", sc.data_dir});
     nodes.push_back(Spawn(args, out + "/logs/node-" + std::to_string(i) + ".log"));
   }
+  // Simulated nodes: the highest indices, shared out among the node hosts.
+  const uint32_t hosts = std::min(sc.hosts, std::max<uint32_t>(sc.simulated, 1));
+  for (uint32_t h = 0; h < hosts && sc.simulated > 0; ++h) {
+    const uint32_t first = real + sc.simulated * h / hosts, last = real + sc.simulated * (h + 1) / hosts;
+    if (last <= first) continue;
+    std::vector<std::string> args = {exe, "nodehost", "--scenario", resolved, "--connect", endpoint,
+                                     "--first", std::to_string(first), "--count", std::to_string(last - first)};
+    nodes.push_back(Spawn(args, out + "/logs/host-" + std::to_string(h) + ".log"));
+  }
+  if (sc.simulated > 0)
+    spdlog::info("{} real node processes, {} simulated nodes on {} node hosts", real, sc.simulated, hosts);
 
   int server_rc = -1;
   while ((server_rc = TryReap(server)) < 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -171,7 +183,7 @@ int RunFederation(const Scenario& sc, const std::string& exe) {
   for (size_t i = 0; i < nodes.size(); ++i) {
     if (nodes[i] > 0 && !reaped[i]) {
       spdlog::warn("{} still running after the server finished; stopping it",
-                   nodes[i] == relay ? std::string("the channel process") : "node " + std::to_string(i));
+                   nodes[i] == relay ? std::string("the channel process") : "node process " + std::to_string(i));
       kill(nodes[i], SIGKILL);
       waitpid(nodes[i], nullptr, 0);
     }

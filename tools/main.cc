@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "channel/relay.h"
+#include "node/node_host.h"
 #include "node/node_runtime.h"
 #include "scenarios/scenario.h"
 #include "server/server.h"
@@ -93,6 +94,15 @@ int main(int argc, char** argv) {
   chan->add_option("--listen", relay_listen, "where nodes connect, e.g. tcp://0.0.0.0:5600");
   chan->add_option("--endpoint-file", endpoint_file, "write the bound endpoint to this file");
 
+  edgebed::NodeHostOptions hopt;
+  auto* host = app.add_subcommand("nodehost", "host many simulated nodes in this process ([population] of a scenario)");
+  host->add_option("--scenario", scenario_path, "scenario file; none = the embedded default")->check(CLI::ExistingFile);
+  host->add_option("--set", sets, "override a field: section.field=value (repeatable)");
+  host->add_option("--connect", hopt.server, "server endpoint")->required();
+  host->add_option("--first", hopt.first, "index of the first hosted node")->required();
+  host->add_option("--count", hopt.count, "number of hosted nodes")->required()->check(CLI::Range(1, 1000000));
+  host->add_option("--data-dir", hopt.data_dir, "Fashion-MNIST folder (default: Debian's)");
+
   edgebed::SweepOptions sopt;
   std::string sweep_values;
   auto* sweep = app.add_subcommand("sweep", "run a scenario once per value of a field; plot a curve per value");
@@ -133,6 +143,22 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*run) return edgebed::RunFederation(sc.value(), SelfExe(argv[0]));
+  if (*host) {
+    if (hopt.first + hopt.count > sc->nodes) {
+      spdlog::error("--first {} --count {} goes beyond federation.nodes = {}", hopt.first, hopt.count, sc->nodes);
+      return 2;
+    }
+    hopt.seed = sc->seed;
+    hopt.profiles = sc->profiles;
+    hopt.custom_profiles = sc->custom_profiles;
+    hopt.availability.kind = sc->availability;
+    hopt.availability.p_off = sc->p_off;
+    hopt.availability.p_on = sc->p_on;
+    hopt.availability.trace_file = sc->trace_file;
+    hopt.num_nodes = sc->nodes;
+    if (hopt.data_dir.empty()) hopt.data_dir = sc->data_dir;
+    return edgebed::RunNodeHost(hopt);
+  }
   if (*chan) {
     static std::atomic<bool> stop{false};
     signal(SIGINT, [](int) { stop = true; });

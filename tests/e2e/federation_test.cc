@@ -156,3 +156,53 @@ TEST_CASE("a sweep runs one scenario per value and draws one plot; bad values fa
         Metrics(out + "/channel.snr_db=20")[1]["lost_packets"].get<int>());
   fs::remove_all(out);
 }
+
+TEST_CASE("a mixed federation: real node processes and simulated nodes on node hosts, one server") {
+  const std::string out = TempDir("mixed");
+  REQUIRE_MESSAGE(Run(out, "--set federation.nodes=24 --set population.simulated=20 --set population.hosts=2 "
+                           "--set 'population.profiles=\"rpi4:1,pi-zero-2:1\"' --set federation.rounds=2 "
+                           "--set data.train_limit=6000") == 0,
+                  Slurp(out + ".log"));
+  const auto rows = Metrics(out);
+  REQUIRE(rows.size() == 3);
+  for (size_t i = 1; i < rows.size(); ++i) {
+    CHECK(rows[i]["selected"] == 24);
+    CHECK(rows[i]["participants"] == 24);
+    CHECK(rows[i]["virtual_round_s"].get<double>() > 0.0);
+    CHECK(rows[i]["energy_compute_j"].get<double>() > 0.0);
+    CHECK(rows[i]["energy_radio_j"].get<double>() > 0.0);
+  }
+  CHECK(rows[2]["virtual_clock_s"].get<double>() > rows[1]["virtual_clock_s"].get<double>());
+  CHECK(rows[2]["test_accuracy"].get<double>() > 0.5);
+  CHECK(Slurp(out + "/logs/host-1.log").find("hosting 10 simulated nodes") != std::string::npos);
+  CHECK(Slurp(out + "/logs/server.log").find("node-3 joined (index 3, x86_64 process)") != std::string::npos);
+  fs::remove_all(out);
+}
+
+TEST_CASE("virtual deadline: stragglers are dropped; deadline-aware selection leaves them out") {
+  // A round of this CNN (2.23 MFLOP forward) on 1,500 samples: a Pi Zero 2 (2 GFLOP/s, 20 Mbit/s)
+  // needs 5.0 s of training + 0.34 s of transfers, a phone (10 GFLOP/s, 30/10 Mbit/s) 1.0 + 0.45 s:
+  // a 3 s deadline separates them.
+  const std::string common = "--set population.simulated=4 --set 'population.profiles=\"pi-zero-2:1,phone:1\"' "
+                             "--set federation.rounds=2 --set server.virtual_deadline_s=3.0 --set data.partition=iid ";
+  const std::string a = TempDir("strag-random"), b = TempDir("strag-deadline");
+  REQUIRE_MESSAGE(Run(a, common + "--set federation.selection=random") == 0, Slurp(a + ".log"));
+  REQUIRE_MESSAGE(Run(b, common + "--set federation.selection=deadline") == 0, Slurp(b + ".log"));
+  const auto ra = Metrics(a), rb = Metrics(b);
+  REQUIRE(ra.size() == 3);
+  REQUIRE(rb.size() == 3);
+  int stragglers = 0, excluded = 0;
+  for (size_t i = 1; i < 3; ++i) {
+    stragglers += ra[i]["stragglers"].get<int>();
+    CHECK(rb[i]["stragglers"] == 0);
+    CHECK(rb[i]["participants"].get<int>() > 0);
+    excluded += rb[i]["excluded_by_deadline"].get<int>();
+    if (ra[i]["stragglers"].get<int>() > 0)
+      CHECK(ra[i]["virtual_round_s"].get<double>() == doctest::Approx(3.0));  // waited until the deadline
+    CHECK(rb[i]["virtual_round_s"].get<double>() == doctest::Approx(1.45).epsilon(0.05));
+  }
+  CHECK(stragglers > 0);
+  CHECK(excluded == stragglers);  // the nodes left out are those that would have been late
+  fs::remove_all(a);
+  fs::remove_all(b);
+}

@@ -58,6 +58,14 @@ TEST_CASE("bad fields fail at load with a message naming the field and the allow
   CHECK(Names(Parse({"server.liveness_timeout_s=-2"}), "server.liveness_timeout_s"));
   CHECK(Names(Parse({"faults.crash=[{node = 99, round = 1}]"}), "faults.crash[0].node"));
   CHECK(Names(Parse({"training.batchsize=3"}), "unknown field 'training.batchsize'"));
+  CHECK(Names(Parse({"profiles.slow.uplink_bps=-5", "population.profiles=slow"}),
+              "profiles.slow.uplink_bps = -5 is out of range [0, 1e+12]"));
+  CHECK(Names(Parse({"profiles.slow.upload_bps=5"}), "unknown field 'profiles.slow.upload_bps'"));
+  CHECK(Names(Parse({"population.availability=trace", "population.trace_file=/nonexistent.csv"}),
+              "population.trace_file = '/nonexistent.csv' cannot be opened"));
+  CHECK(Names(Parse({"population.profiles=toaster"}), "population.profiles: profile 'toaster' is unknown"));
+  CHECK(Names(Parse({"population.simulated=11"}), "population.simulated = 11 is out of range [0, 10]"));
+  CHECK(Names(Parse({"federation.selection=fastest"}), "federation.selection"));
   CHECK(Names(Parse({"rounds"}), "must look like section.field=value"));
 }
 
@@ -76,11 +84,18 @@ TEST_CASE("the resolved scenario loads back to the same values") {
   CHECK(b->rounds == 7);
   CHECK(b->channel.uplink == a->channel.uplink);
   CHECK(b->channel.gain_threshold == a->channel.gain_threshold);
+  auto c = ParseScenario(DefaultScenarioText(), {"profiles.slow.train_gflops=0.5", "population.profiles=\"slow:1,rpi4:1\"",
+                                                 "population.simulated=5"}, "c");
+  REQUIRE(c.ok());
+  auto d = ParseScenario(c->ToToml(), {}, "resolved");
+  REQUIRE(d.ok());
+  CHECK(d->custom_profiles.at("slow").train_gflops == 0.5);
+  CHECK(d->simulated == 5);
   CHECK(b->crashes.size() == 1);
 }
 
 TEST_CASE("every scenario file in scenarios/ loads") {
-  for (const char* f : {"default.toml", "quick.toml", "channel.toml"}) {
+  for (const char* f : {"default.toml", "quick.toml", "channel.toml", "population.toml"}) {
     auto sc = LoadScenario(std::string(EDGEBED_SOURCE_DIR) + "/scenarios/" + f, {});
     CHECK_MESSAGE(sc.ok(), f << ": " << sc.status().message());
   }

@@ -23,17 +23,17 @@ TEST_CASE("the weighted mean matches the hand computation") {
 }
 
 TEST_CASE("FedAvg moves the global model by the sample-weighted mean update") {
-  auto s = MakeStrategy({"fedavg", 1.0}).value();
+  auto s = MakeStrategy({"fedavg", 1.0, {}}).value();
   ParamSet g = ParamSet::Zeros({{"w", {2}}});
   g.flat = {10.0f, 20.0f};
   s->BeginRound(1, g);
-  FitResult r1{"node-0", 0, g, 100, 0, 0};
+  FitResult r1{"node-0", 0, g, 100, 0, 0, 0};
   r1.update.flat = {1.0f, -1.0f};
-  FitResult r2{"node-1", 1, g, 300, 0, 0};
+  FitResult r2{"node-1", 1, g, 300, 0, 0, 0};
   r2.update.flat = {-1.0f, 3.0f};
   REQUIRE(s->Accumulate(r1).ok());
   REQUIRE(s->Accumulate(r2).ok());
-  FitResult wrong{"node-2", 2, ParamSet::Zeros({{"w", {3}}}), 10, 0, 0};
+  FitResult wrong{"node-2", 2, ParamSet::Zeros({{"w", {3}}}), 10, 0, 0, 0};
   CHECK(s->Accumulate(wrong).message().find("has 3 values, the model has 2") != std::string::npos);
   auto next = s->AggregateFit(1, g, {});
   REQUIRE(next.ok());
@@ -42,22 +42,22 @@ TEST_CASE("FedAvg moves the global model by the sample-weighted mean update") {
 }
 
 TEST_CASE("FedAvg with nothing accumulated refuses to aggregate") {
-  auto s = MakeStrategy({"fedavg", 1.0}).value();
+  auto s = MakeStrategy({"fedavg", 1.0, {}}).value();
   ParamSet g = ParamSet::Zeros({{"w", {2}}});
   s->BeginRound(4, g);
   CHECK_FALSE(s->AggregateFit(4, g, {{"node-0", "died"}}).ok());
 }
 
 TEST_CASE("selection takes the configured fraction, seeded") {
-  auto s = MakeStrategy({"fedavg", 0.3}).value();
-  std::vector<std::string> ids;
-  for (int i = 0; i < 10; ++i) ids.push_back("node-" + std::to_string(i));
+  auto s = MakeStrategy({"fedavg", 0.3, {}}).value();
+  std::vector<Candidate> ids;
+  for (int i = 0; i < 10; ++i) ids.push_back({"node-" + std::to_string(i), 1.0, 1.0});
   Rng r1 = MakeRng(1, "select"), r2 = MakeRng(1, "select");
-  auto a = s->ConfigureFit(1, ids, r1), b = s->ConfigureFit(1, ids, r2);
+  auto a = s->ConfigureFit(1, ids, r1).ids, b = s->ConfigureFit(1, ids, r2).ids;
   CHECK(a.size() == 3);
   CHECK(a == b);
-  CHECK(MakeStrategy({"fedavg", 0.0}).status().message().find("federation.fraction") != std::string::npos);
-  CHECK(MakeStrategy({"krum", 1.0}).status().message().find("federation.strategy") != std::string::npos);
+  CHECK(MakeStrategy({"fedavg", 0.0, {}}).status().message().find("federation.fraction") != std::string::npos);
+  CHECK(MakeStrategy({"krum", 1.0, {}}).status().message().find("federation.strategy") != std::string::npos);
 }
 
 TEST_CASE("the registry admits, refuses out-of-range and duplicate indices, and tracks liveness") {
@@ -96,4 +96,36 @@ TEST_CASE("erased values (NaN) are left out of their coordinate's mean only") {
   all_lost.Mean(o2);
   CHECK(o2[0] == 0.0f);  // nobody delivered it: the global value stays
   CHECK(o2[1] == 1.0f);
+}
+
+TEST_CASE("deadline-aware selection leaves out the nodes predicted to miss the deadline") {
+  std::vector<Candidate> c;
+  for (int i = 0; i < 20; ++i) c.push_back({"node-" + std::to_string(i), i < 5 ? 50.0 : 5.0, 1.0});
+  SelectionOptions o;
+  o.policy = "deadline";
+  o.fraction = 0.5;
+  o.virtual_deadline_s = 10.0;
+  Rng rng = MakeRng(2, "select");
+  const Selection s = SelectNodes(o, c, rng);
+  CHECK(s.excluded == 5);
+  CHECK(s.ids.size() == 10);
+  for (const auto& id : s.ids) CHECK(std::stoi(id.substr(5)) >= 5);
+}
+
+TEST_CASE("channel-aware selection takes the best gains; over-commitment selects more, aggregates K") {
+  std::vector<Candidate> c;
+  for (int i = 0; i < 10; ++i) c.push_back({"node-" + std::to_string(i), 1.0, static_cast<double>(i)});
+  SelectionOptions o;
+  o.policy = "channel";
+  o.fraction = 0.3;
+  Rng rng = MakeRng(3, "select");
+  Selection s = SelectNodes(o, c, rng);
+  CHECK(s.ids == std::vector<std::string>{"node-7", "node-8", "node-9"});
+  CHECK(s.target == 0);
+  o.over_commit = 0.5;
+  s = SelectNodes(o, c, rng);
+  CHECK(s.ids.size() == 5);  // ceil(3 * 1.5)
+  CHECK(s.target == 3);
+  CHECK(MakeStrategy({"fedavg", 1.0, {"fastest", 1.0, 0.0, 0.0}}).status().message().find("federation.selection") !=
+        std::string::npos);
 }

@@ -1,0 +1,227 @@
+#include "node/node_host.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <zmq.hpp>
+
+#include "codecs/zmq_wire.h"
+#include "node/local_training.h"
+#include "node/partition.h"
+
+namespace edgebed {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct SimNode {
+  std::string id;
+  uint32_t index = 0;
+  DeviceProfile profile;
+  bool joined = false, done = false;
+};
+
+class Host {
+ public:
+  explicit Host(const NodeHostOptions& o) : opt_(o), sock_(ctx_, zmq::socket_type::dealer) {}
+
+  int Run() {
+    auto mix = ParseProfileMix(opt_.profiles, "population.profiles", opt_.custom_profiles);
+    if (!mix.ok()) return Fatal(mix.status().message());
+    auto avail = Availability::Create(opt_.availability, opt_.num_nodes, opt_.seed);
+    if (!avail.ok()) return Fatal(avail.status().message());
+    availability_ = std::make_unique<Availability>(std::move(avail.value()));
+    const std::string host_id = "host-" + std::to_string(opt_.first) + "-" + std::to_string(opt_.first + opt_.count - 1);
+    sock_.set(zmq::sockopt::routing_id, host_id);
+    sock_.set(zmq::sockopt::linger, 2000);
+    sock_.set(zmq::sockopt::sndhwm, 0);
+    sock_.set(zmq::sockopt::rcvhwm, 0);
+    sock_.connect(opt_.server);
+    for (uint32_t i = opt_.first; i < opt_.first + opt_.count; ++i) {
+      SimNode n;
+      n.id = "node-" + std::to_string(i);
+      n.index = i;
+      n.profile = AssignProfile(mix.value(), opt_.seed, i);
+      wire::Envelope env;
+      auto* j = env.mutable_join();
+      j->set_node_id(n.id);
+      j->set_node_index(i);
+      j->set_device("simulated " + n.profile.name + " on " + host_id);
+      j->set_role("trainer");
+      auto* p = j->mutable_profile();
+      p->set_name(n.profile.name);
+      p->set_train_gflops(n.profile.train_gflops);
+      p->set_memory_mb(n.profile.memory_mb);
+      p->set_uplink_bps(n.profile.uplink_bps);
+      p->set_downlink_bps(n.profile.downlink_bps);
+      p->set_tx_power_w(n.profile.tx_power_w);
+      p->set_compute_power_w(n.profile.compute_power_w);
+      p->set_simulated(true);
+      Send(n.id, env);
+      nodes_[n.id] = n;
+    }
+    spdlog::info("{}: hosting {} simulated nodes ({}), connecting to {}", host_id, opt_.count, opt_.profiles,
+                 opt_.server);
+
+    while (std::any_of(nodes_.begin(), nodes_.end(), [](auto& kv) { return !kv.second.done; })) {
+      zmq::pollitem_t items[] = {{sock_.handle(), 0, ZMQ_POLLIN, 0}};
+      zmq::poll(items, 1, std::chrono::milliseconds(static_cast<int64_t>(opt_.server_timeout_s * 1000)));
+      if (!(items[0].revents & ZMQ_POLLIN)) return Fatal("server silent for " + std::to_string(opt_.server_timeout_s) + " s");
+      // Take everything queued: the round's fit_ins for all selected hosted nodes arrive together.
+      std::vector<std::pair<std::string, wire::FitIns>> fits;
+      zmq::message_t msg;
+      while (sock_.recv(msg, zmq::recv_flags::dontwait)) {
+        wire::Envelope in;
+        Status st = wire::Decode(msg.data(), msg.size(), wire::kDefaultMaxFrameBytes * 4, &in);
+        if (!st.ok()) {
+          spdlog::error("host: dropped a frame from the server: {}", st.ToString());
+          continue;
+        }
+        auto it = nodes_.find(in.node());
+        if (it == nodes_.end()) {
+          spdlog::warn("host: message for '{}', which is not hosted here", in.node());
+          continue;
+        }
+        SimNode& n = it->second;
+        if (in.has_join_ack()) {
+          if (!in.join_ack().accepted()) return Fatal(n.id + ": join refused: " + in.join_ack().reason());
+          if (!learner_ && !Prepare(in.join_ack())) return 1;
+          n.joined = true;
+        } else if (in.has_fit_ins()) {
+          fits.push_back({n.id, in.fit_ins()});
+        } else if (in.has_evaluate_ins()) {
+          wire::Envelope out;
+          Status e = learner_ ? LocalEvaluate(*learner_, data_, parts_[n.index], in.evaluate_ins(), out.mutable_evaluate_res())
+                              : Status::Unavailable("evaluate_ins before join_ack");
+          if (e.ok()) Send(n.id, out);
+        } else if (in.has_shutdown()) {
+          wire::Envelope bye;
+          bye.mutable_leave()->set_reason("shutdown");
+          Send(n.id, bye);
+          n.done = true;
+        } else if (in.has_error()) {
+          spdlog::warn("host: {}: server error {}: {}", n.id, wire::ErrorCode_Name(in.error().code()), in.error().message());
+        }
+      }
+      if (!fits.empty()) TrainBatch(fits);
+    }
+    spdlog::info("host: all hosted nodes left");
+    return 0;
+  }
+
+ private:
+  int Fatal(const std::string& m) {
+    spdlog::error("host: {}", m);
+    return 1;
+  }
+
+  void Send(const std::string& node, wire::Envelope& env) {
+    env.set_sender(node);
+    env.set_node(node);
+    wire::SendEnvelope(sock_, env);
+  }
+
+  bool Prepare(const wire::JoinAck& ack) {
+    auto data = LoadFashionMnist(opt_.data_dir.empty() ? DefaultFashionMnistDir() : opt_.data_dir, true,
+                                 ack.train_limit());
+    if (!data.ok()) return Fatal(data.status().ToString()) == 0;
+    data_ = std::move(data.value());
+    PartitionSpec spec;
+    spec.kind = ack.partition();
+    spec.alpha = ack.dirichlet_alpha();
+    spec.shards_per_node = ack.shards_per_node();
+    spec.num_nodes = ack.num_nodes();
+    spec.seed = ack.seed();
+    auto parts = PartitionAll(data_.labels, data_.num_classes, spec);
+    if (!parts.ok()) return Fatal(parts.status().ToString()) == 0;
+    parts_ = std::move(parts.value());
+    auto learner = Learner::Create(ack.model(), ack.seed());
+    if (!learner.ok()) return Fatal(learner.status().ToString()) == 0;
+    learner_ = std::move(learner.value());
+    model_bytes_ = learner_->GetParams().bytes();
+    return true;
+  }
+
+  // Trains the batch one node at a time, then answers in order of virtual completion, as the updates
+  // would arrive from real devices. Nodes that are offline this round answer UNAVAILABLE.
+  void TrainBatch(const std::vector<std::pair<std::string, wire::FitIns>>& fits) {
+    struct Answer {
+      double virtual_s;  // -1: not trained (offline or refused), sent first
+      std::string id;
+      wire::Envelope env;
+    };
+    std::vector<Answer> done;
+    auto last_beat = Clock::now();
+    size_t next = 0;
+    auto beat = [&](float) {
+      if (std::chrono::duration<double>(Clock::now() - last_beat).count() < opt_.heartbeat_s) return true;
+      last_beat = Clock::now();
+      for (size_t j = next; j < fits.size(); ++j) {  // every node still waiting its turn is alive
+        wire::Envelope hb;
+        hb.mutable_heartbeat()->set_round(fits[j].second.round());
+        Send(fits[j].first, hb);
+      }
+      return true;
+    };
+    for (; next < fits.size(); ++next) {
+      const auto& [id, ins] = fits[next];
+      SimNode& n = nodes_[id];
+      wire::Envelope out;
+      if (!availability_->Online(n.index, ins.round())) {
+        out.mutable_error()->set_code(wire::UNAVAILABLE);
+        out.mutable_error()->set_message(id + " is offline in round " + std::to_string(ins.round()));
+        out.mutable_error()->set_round(ins.round());
+        done.push_back({-1.0, id, out});
+        continue;
+      }
+      auto* res = out.mutable_fit_res();
+      Status st = LocalFit(*learner_, data_, parts_[n.index], ins, beat, res);
+      if (!st.ok()) {
+        out.Clear();
+        out.mutable_error()->set_code(wire::BAD_TENSOR);
+        out.mutable_error()->set_message(st.message());
+        done.push_back({-1.0, id, out});
+        continue;
+      }
+      VirtualCost c = PredictRound(n.profile, model_bytes_, learner_->ForwardFlops(), res->num_samples(),
+                                   ins.local_epochs());
+      if (n.profile.train_gflops <= 0) {
+        c.compute_s = res->train_time_s();
+        c.compute_energy_j = n.profile.compute_power_w * c.compute_s;
+      }
+      res->set_virtual_time_s(c.total_s());
+      res->set_compute_energy_j(c.compute_energy_j);
+      done.push_back({c.total_s(), id, out});
+    }
+    std::stable_sort(done.begin(), done.end(), [](const Answer& a, const Answer& b) { return a.virtual_s < b.virtual_s; });
+    for (auto& a : done) Send(a.id, a.env);
+  }
+
+  NodeHostOptions opt_;
+  zmq::context_t ctx_{1};
+  zmq::socket_t sock_;
+  std::map<std::string, SimNode> nodes_;
+  std::unique_ptr<Availability> availability_;
+  Dataset data_;
+  std::vector<std::vector<uint32_t>> parts_;
+  std::unique_ptr<Learner> learner_;
+  uint64_t model_bytes_ = 0;
+};
+
+}  // namespace
+
+int RunNodeHost(const NodeHostOptions& opt) {
+  SetTorchThreads(opt.threads);
+  try {
+    Host h(opt);
+    return h.Run();
+  } catch (const zmq::error_t& e) {
+    spdlog::error("host: ZeroMQ error: {}", e.what());
+    return 1;
+  }
+}
+
+}  // namespace edgebed
