@@ -5,7 +5,10 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <future>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -497,11 +500,51 @@ struct Server::Impl {
   }
 
   // Evaluation of round r's model overlaps round r+1's training: the federation never waits for the
-  // server's test pass. The round's metrics row is written when its evaluation finishes.
-  std::future<void> eval_done;
-  void WaitEval() {
-    if (eval_done.valid()) eval_done.get();
-  }
+  // server's test pass. The round's metrics row is written when its evaluation finishes. One thread
+  // serves every round, so memory does not creep with a thread (and a malloc arena) per round.
+  struct EvalWorker {
+    std::thread thread;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::function<void()> job;
+    bool busy = false, quit = false;
+    void Run() {
+      std::unique_lock<std::mutex> lock(mu);
+      for (;;) {
+        cv.wait(lock, [&] { return quit || job; });
+        if (!job) return;
+        auto j = std::move(job);
+        job = nullptr;
+        lock.unlock();
+        j();
+        lock.lock();
+        busy = false;
+        cv.notify_all();
+      }
+    }
+    void Post(std::function<void()> j) {
+      std::unique_lock<std::mutex> lock(mu);
+      if (!thread.joinable()) thread = std::thread([this] { Run(); });
+      cv.wait(lock, [&] { return !busy; });
+      job = std::move(j);
+      busy = true;
+      cv.notify_all();
+    }
+    void Wait() {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return !busy; });
+    }
+    ~EvalWorker() {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        quit = true;
+        cv.notify_all();
+      }
+      if (thread.joinable()) thread.join();
+    }
+  };
+  EvalWorker eval_worker;
+  void WaitEval() { eval_worker.Wait(); }
   void EvaluateAndWrite(json row, bool async) {
     WaitEval();
     auto job = [this, row = std::move(row), params = global]() mutable {
@@ -515,7 +558,7 @@ struct Server::Impl {
                    row["selected"].get<size_t>(), row["failures"].get<size_t>(), row["wall_s"].get<double>());
     };
     if (async) {
-      eval_done = std::async(std::launch::async, std::move(job));
+      eval_worker.Post(std::move(job));
     } else {
       job();
     }

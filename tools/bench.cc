@@ -208,6 +208,45 @@ nlohmann::json BenchChannel(int reps) {
   return {{"liquid_awgn_Msps", liquid_msps}, {"superpose_k10_Msps", ours_msps}, {"ratio", ours_msps / liquid_msps}};
 }
 
+// Server memory against the population: the same scenario with 100 and with 1,000 simulated nodes,
+// 5% selected per round; the server's peak RSS per round from metrics.jsonl.
+nlohmann::json BenchPopulation(int rounds, const std::string& exe) {
+  nlohmann::json out;
+  for (uint32_t n : {100u, 1000u}) {
+    const std::string dir = "runs/bench-population-" + std::to_string(n);
+    auto sc = ParseScenario(
+        DefaultScenarioText(),
+        {"name=\"bench-population\"", "output_dir=\"" + dir + "\"", "model.name=mlp", "federation.nodes=" + std::to_string(n),
+         "population.simulated=" + std::to_string(n), "population.hosts=2", "federation.fraction=0.05",
+         "federation.rounds=" + std::to_string(rounds), "training.batch_size=16",
+         "population.profiles=\"rpi4:0.4,pi-zero-2:0.3,phone:0.3\"", "population.availability=markov"},
+        "<bench population>");
+    if (!sc.ok()) return {{"error", sc.status().message()}};
+    const auto t0 = Clock::now();
+    if (RunFederation(sc.value(), exe) != 0) return {{"error", "the federation failed"}};
+    const double wall = Secs(t0, Clock::now());
+    std::ifstream in(dir + "/metrics.jsonl");
+    double first_peak = 0, last_peak = 0, acc = 0, vclock = 0;
+    for (std::string line; std::getline(in, line);) {
+      auto row = nlohmann::json::parse(line);
+      if (row["round"].get<int>() == 0) continue;
+      if (first_peak == 0) first_peak = row["server_peak_rss_mb"];
+      last_peak = row["server_peak_rss_mb"];
+      acc = row["test_accuracy"];
+      vclock = row.value("virtual_clock_s", 0.0);
+    }
+    spdlog::info("population {:>5} simulated nodes, {} rounds: wall {:.1f} s, server peak RSS {:.1f} MB after round 1, "
+                 "{:.1f} MB at the end; accuracy {:.4f}, virtual clock {:.1f} s",
+                 n, rounds, wall, first_peak, last_peak, acc, vclock);
+    out[std::to_string(n)] = {{"wall_s", wall}, {"peak_rss_mb_round1", first_peak}, {"peak_rss_mb_end", last_peak},
+                              {"test_accuracy", acc}, {"virtual_clock_s", vclock}};
+  }
+  const double r = out["1000"]["peak_rss_mb_end"].get<double>() / out["100"]["peak_rss_mb_end"].get<double>();
+  spdlog::info("population server peak RSS, 1,000 vs 100 nodes: {:.3f}x (target within 10%)", r);
+  out["rss_ratio_1000_vs_100"] = r;
+  return out;
+}
+
 }  // namespace
 
 int RunBench(const BenchOptions& opt, const std::string& exe) {
@@ -216,6 +255,7 @@ int RunBench(const BenchOptions& opt, const std::string& exe) {
   if (opt.which == "aggregate" || opt.which == "all") out["aggregate"] = BenchAggregate(opt.reps);
   if (opt.which == "channel" || opt.which == "all") out["channel"] = BenchChannel(opt.reps);
   if (opt.which == "overhead" || opt.which == "all") out["overhead"] = BenchOverhead(opt.overhead_rounds, exe);
+  if (opt.which == "population" || opt.which == "all") out["population"] = BenchPopulation(opt.population_rounds, exe);
   std::cout << out.dump(2) << std::endl;
   return 0;
 }

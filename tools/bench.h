@@ -5,9 +5,10 @@
 namespace edgebed {
 
 struct BenchOptions {
-  std::string which = "all";  // transfer | aggregate | channel | overhead | all
+  std::string which = "all";  // transfer | aggregate | channel | overhead | population | all
   int reps = 20;
   int overhead_rounds = 3;
+  int population_rounds = 20;
 };
 
 int RunBench(const BenchOptions& opt, const std::string& exe);

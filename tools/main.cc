@@ -79,9 +79,10 @@ int main(int argc, char** argv) {
   node->add_option("--device", nopt.device, "device description sent at join");
 
   edgebed::BenchOptions bopt;
-  auto* bench = app.add_subcommand("bench", "measure: transfer, aggregate, channel, overhead, or all");
-  bench->add_option("which", bopt.which, "transfer | aggregate | channel | overhead | all")
-      ->check(CLI::IsMember({"transfer", "aggregate", "channel", "overhead", "all"}));
+  auto* bench = app.add_subcommand("bench", "measure: transfer, aggregate, channel, overhead, population, or all");
+  bench->add_option("which", bopt.which, "transfer | aggregate | channel | overhead | population | all")
+      ->check(CLI::IsMember({"transfer", "aggregate", "channel", "overhead", "population", "all"}));
+  bench->add_option("--population-rounds", bopt.population_rounds, "rounds for 'population'");
   bench->add_option("--reps", bopt.reps, "repetitions per measurement")->check(CLI::Range(1, 10000));
   bench->add_option("--overhead-rounds", bopt.overhead_rounds, "rounds of the default scenario for 'overhead'");
 
@@ -112,6 +113,7 @@ int main(int argc, char** argv) {
   sweep->add_option("--values", sweep_values, "comma-separated values, e.g. 0,5,10,20")->required();
   sweep->add_option("--set", sopt.overrides, "override a field in every run (repeatable)");
   sweep->add_option("--out", sopt.out_dir, "output folder (default <output_dir>/sweep-<field>)");
+  sweep->add_option("--x", sopt.x, "x axis of the plot: round | virtual_clock_s | elapsed_s");
 
   std::string plot_dir;
   auto* plot = app.add_subcommand("plot", "draw metrics.png of a run folder");

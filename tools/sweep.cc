@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -52,6 +53,12 @@ int RunSweep(const SweepOptions& opt, const std::string& exe) {
     sc->output_dir = out + "/" + opt.field + "=" + Label(v);
     runs.push_back(sc.value());
   }
+  const std::map<std::string, int> columns = {{"round", 1}, {"elapsed_s", 9}, {"virtual_clock_s", 10}};
+  if (!columns.count(opt.x)) {
+    spdlog::error("sweep: --x '{}' is not a column; allowed: round, elapsed_s, virtual_clock_s", opt.x);
+    return 2;
+  }
+  const std::string xcol = std::to_string(columns.at(opt.x));
   fs::create_directories(out);
   nlohmann::json summary = nlohmann::json::array();
   for (size_t i = 0; i < runs.size(); ++i) {
@@ -93,13 +100,13 @@ int RunSweep(const SweepOptions& opt, const std::string& exe) {
   gp << "set terminal pngcairo noenhanced size 1200,440 font 'sans,10'\nset output '" << out << "/sweep.png'\n"
      << "set datafile separator ','\nset grid\nset key outside right top title '" << opt.field << "'\n"
      << "set multiplot layout 1,2 title '" << base->name << ": " << opt.field << "'\n"
-     << "set xlabel 'round'; set ylabel 'test accuracy'\nplot ";
+     << "set xlabel '" << opt.x << "'; set ylabel 'test accuracy'\nplot ";
   for (size_t i = 0; i < runs.size(); ++i)
-    gp << (i ? ", " : "") << "'" << runs[i].output_dir << "/metrics.csv' using 1:2 skip 1 with linespoints pt 7 ps 0.5 title '"
+    gp << (i ? ", " : "") << "'" << runs[i].output_dir << "/metrics.csv' using " << xcol << ":2 skip 1 with linespoints pt 7 ps 0.5 title '"
        << Label(opt.values[i]) << "'";
   gp << "\nset ylabel 'test loss'\nplot ";
   for (size_t i = 0; i < runs.size(); ++i)
-    gp << (i ? ", " : "") << "'" << runs[i].output_dir << "/metrics.csv' using 1:3 skip 1 with linespoints pt 7 ps 0.5 title '"
+    gp << (i ? ", " : "") << "'" << runs[i].output_dir << "/metrics.csv' using " << xcol << ":3 skip 1 with linespoints pt 7 ps 0.5 title '"
        << Label(opt.values[i]) << "'";
   gp << "\nunset multiplot\n";
   gp.close();

@@ -13,6 +13,7 @@ struct SweepOptions {
   std::string field;                  // e.g. channel.snr_db
   std::vector<std::string> values;    // TOML values: 0, 5, "digital" or bare words
   std::string out_dir;                // empty = <output_dir of the scenario>/sweep-<field>
+  std::string x = "round";            // x axis: round | virtual_clock_s | elapsed_s
 };
 
 int RunSweep(const SweepOptions& opt, const std::string& exe);
