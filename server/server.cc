@@ -76,7 +76,7 @@ struct Server::Impl {
   // Virtual time and energy of the round in progress, and the run's virtual clock.
   double virtual_round_s = 0.0, virtual_clock_s = 0.0;
   double energy_compute_j = 0.0, energy_radio_j = 0.0;
-  size_t stragglers = 0, dropouts = 0, over_commit_target = 0;
+  size_t stragglers = 0, dropouts = 0, over_committed = 0, over_commit_target = 0;
   json ota_info;
 
   std::ofstream metrics_jsonl, metrics_csv;
@@ -311,8 +311,10 @@ struct Server::Impl {
       return Fail(from, "bad update: " + m);
     }
     if (res.aggregate_of_size() > 0) return OnRelayedAggregate(from, res, std::move(r));
-    if (over_commit_target > 0 && accepted >= over_commit_target)
+    if (over_commit_target > 0 && accepted >= over_commit_target) {
+      ++over_committed;
       return Fail(from, "over-committed: the round already has its " + std::to_string(over_commit_target) + " updates");
+    }
     if (!std::isfinite(res.virtual_time_s()) || res.virtual_time_s() < 0) {
       ++stats.bad_tensor;
       SendError(from, wire::BAD_TENSOR, "fit_res.virtual_time_s must be finite and >= 0");
@@ -586,7 +588,7 @@ struct Server::Impl {
     ota_updates.clear();
     ota_info = json();
     virtual_round_s = energy_compute_j = energy_radio_j = 0.0;
-    stragglers = dropouts = 0;
+    stragglers = dropouts = over_committed = 0;
 
     const Selection selection = strategy->ConfigureFit(r, Candidates(r), select_rng);
     const auto& selected = selection.ids;
@@ -665,6 +667,7 @@ struct Server::Impl {
                 {"failures", failures.size()},
                 {"stragglers", stragglers},
                 {"dropouts", dropouts},
+                {"over_committed", over_committed},
                 {"excluded_by_deadline", selection.excluded},
                 {"virtual_round_s", virtual_round_s},
                 {"virtual_clock_s", virtual_clock_s},

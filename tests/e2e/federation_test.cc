@@ -206,3 +206,19 @@ TEST_CASE("virtual deadline: stragglers are dropped; deadline-aware selection le
   fs::remove_all(a);
   fs::remove_all(b);
 }
+
+TEST_CASE("over-commitment selects more nodes and aggregates the first K updates") {
+  const std::string out = TempDir("overcommit");
+  REQUIRE_MESSAGE(Run(out, "--set federation.nodes=40 --set population.simulated=40 --set federation.fraction=0.25 "
+                           "--set federation.over_commit=0.5 --set model.name=logreg --set federation.rounds=2 "
+                           "--set 'population.profiles=\"rpi4:1,pi-zero-2:1,phone:1\"'") == 0,
+                  Slurp(out + ".log"));
+  const auto rows = Metrics(out);
+  REQUIRE(rows.size() == 3);
+  for (size_t i = 1; i < 3; ++i) {
+    CHECK(rows[i]["selected"] == 15);  // ceil(10 * 1.5)
+    CHECK(rows[i]["participants"] == 10);
+    CHECK(rows[i]["over_committed"] == 5);
+  }
+  fs::remove_all(out);
+}
