@@ -1,8 +1,29 @@
 #include "node/local_training.h"
 
 #include "codecs/wire.h"
+#include "node/partition.h"
 
 namespace edgebed {
+
+Result<NodeSetup> PrepareFromJoinAck(const wire::JoinAck& ack, const std::string& data_dir) {
+  NodeSetup setup;
+  auto data = LoadFashionMnist(data_dir.empty() ? DefaultFashionMnistDir() : data_dir, true, ack.train_limit());
+  if (!data.ok()) return data.status();
+  setup.data = std::move(data.value());
+  PartitionSpec spec;
+  spec.kind = ack.partition();
+  spec.alpha = ack.dirichlet_alpha();
+  spec.shards_per_node = ack.shards_per_node();
+  spec.num_nodes = ack.num_nodes();
+  spec.seed = ack.seed();
+  auto parts = PartitionAll(setup.data.labels, setup.data.num_classes, spec);
+  if (!parts.ok()) return parts.status();
+  setup.parts = std::move(parts.value());
+  auto learner = Learner::Create(ack.model(), ack.seed());
+  if (!learner.ok()) return learner.status();
+  setup.learner = std::move(learner.value());
+  return setup;
+}
 
 Status LocalFit(Learner& learner, const Dataset& data, const std::vector<uint32_t>& indices,
                 const wire::FitIns& ins, const std::function<bool(float)>& on_progress, wire::FitRes* res) {

@@ -2,6 +2,8 @@
 // on the node's samples, answer with the update. Shared by the node process and the node host.
 #pragma once
 #include <functional>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "codecs/edgebed.pb.h"
@@ -9,6 +11,15 @@
 #include "splitnets/learner.h"
 
 namespace edgebed {
+
+// What a join_ack tells a node to prepare: the training data, every node's share of it (a node
+// takes its own by index), and the model. Errors name the file or the field.
+struct NodeSetup {
+  Dataset data;
+  std::vector<std::vector<uint32_t>> parts;
+  std::unique_ptr<Learner> learner;
+};
+Result<NodeSetup> PrepareFromJoinAck(const wire::JoinAck& ack, const std::string& data_dir);
 
 // Fills `res` (round, update = trained - received, samples, loss, train time). A Status that is not Ok
 // names what was wrong with fit_ins.params (the caller answers BAD_TENSOR).

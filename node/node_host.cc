@@ -10,7 +10,6 @@
 
 #include "codecs/zmq_wire.h"
 #include "node/local_training.h"
-#include "node/partition.h"
 
 namespace edgebed {
 namespace {
@@ -125,22 +124,14 @@ class Host {
   }
 
   bool Prepare(const wire::JoinAck& ack) {
-    auto data = LoadFashionMnist(opt_.data_dir.empty() ? DefaultFashionMnistDir() : opt_.data_dir, true,
-                                 ack.train_limit());
-    if (!data.ok()) return Fatal(data.status().ToString()) == 0;
-    data_ = std::move(data.value());
-    PartitionSpec spec;
-    spec.kind = ack.partition();
-    spec.alpha = ack.dirichlet_alpha();
-    spec.shards_per_node = ack.shards_per_node();
-    spec.num_nodes = ack.num_nodes();
-    spec.seed = ack.seed();
-    auto parts = PartitionAll(data_.labels, data_.num_classes, spec);
-    if (!parts.ok()) return Fatal(parts.status().ToString()) == 0;
-    parts_ = std::move(parts.value());
-    auto learner = Learner::Create(ack.model(), ack.seed());
-    if (!learner.ok()) return Fatal(learner.status().ToString()) == 0;
-    learner_ = std::move(learner.value());
+    auto setup = PrepareFromJoinAck(ack, opt_.data_dir);
+    if (!setup.ok()) {
+      Fatal(setup.status().ToString());
+      return false;
+    }
+    data_ = std::move(setup->data);
+    parts_ = std::move(setup->parts);
+    learner_ = std::move(setup->learner);
     model_bytes_ = learner_->GetParams().bytes();
     return true;
   }

@@ -9,7 +9,6 @@
 
 #include "codecs/zmq_wire.h"
 #include "node/local_training.h"
-#include "node/partition.h"
 #include "splitnets/learner.h"
 
 namespace edgebed {
@@ -89,33 +88,16 @@ class Node {
       spdlog::error("{}: join refused: {}", id_, ack.reason());
       return false;
     }
-    auto data = LoadFashionMnist(opt_.data_dir.empty() ? DefaultFashionMnistDir() : opt_.data_dir, true,
-                                 ack.train_limit());
-    if (!data.ok()) {
-      spdlog::error("{}: {}", id_, data.status().ToString());
+    auto setup = PrepareFromJoinAck(ack, opt_.data_dir);
+    if (!setup.ok() || opt_.index >= setup->parts.size()) {
+      spdlog::error("{}: {}", id_, setup.ok() ? "node index outside the partition" : setup.status().ToString());
       return false;
     }
-    data_ = std::move(data.value());
-    PartitionSpec spec;
-    spec.kind = ack.partition();
-    spec.alpha = ack.dirichlet_alpha();
-    spec.shards_per_node = ack.shards_per_node();
-    spec.num_nodes = ack.num_nodes();
-    spec.seed = ack.seed();
-    auto part = PartitionFor(data_.labels, data_.num_classes, spec, opt_.index);
-    if (!part.ok()) {
-      spdlog::error("{}: {}", id_, part.status().ToString());
-      return false;
-    }
-    indices_ = std::move(part.value());
-    auto learner = Learner::Create(ack.model(), ack.seed());
-    if (!learner.ok()) {
-      spdlog::error("{}: {}", id_, learner.status().ToString());
-      return false;
-    }
-    learner_ = std::move(learner.value());
+    data_ = std::move(setup->data);
+    indices_ = std::move(setup->parts[opt_.index]);
+    learner_ = std::move(setup->learner);
     spdlog::info("{}: joined run {} with {} samples ({} partition), model {}", id_, ack.run_id(),
-                 indices_.size(), spec.kind, ack.model());
+                 indices_.size(), ack.partition(), ack.model());
     return true;
   }
 
