@@ -140,6 +140,7 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Str("federation.strategy", &s->strategy, {"fedavg"}));
   EDGEBED_RETURN_IF_ERROR(r.Str("federation.selection", &s->selection, {"random", "deadline", "channel"}));
   EDGEBED_RETURN_IF_ERROR(r.Real("federation.over_commit", &s->over_commit, 0.0, 10.0));
+  EDGEBED_RETURN_IF_ERROR(r.Int("federation.evaluate_every", &s->evaluate_every, 0, 1000000));
   EDGEBED_RETURN_IF_ERROR(r.Int("training.local_epochs", &s->local_epochs, 1, 1000));
   EDGEBED_RETURN_IF_ERROR(r.Int("training.batch_size", &s->batch_size, 1, 65536));
   EDGEBED_RETURN_IF_ERROR(r.Real("training.learning_rate", &s->learning_rate, 0.0, 10.0, true));
@@ -269,7 +270,7 @@ std::string Scenario::ToToml() const {
       {"federation", toml::table{{"nodes", int64_t{nodes}}, {"rounds", int64_t{rounds}},
                                  {"fraction", fraction}, {"min_quorum", min_quorum},
                                  {"strategy", strategy}, {"selection", selection},
-                                 {"over_commit", over_commit}}},
+                                 {"over_commit", over_commit}, {"evaluate_every", int64_t{evaluate_every}}}},
       {"training", toml::table{{"local_epochs", int64_t{local_epochs}}, {"batch_size", int64_t{batch_size}},
                                {"learning_rate", learning_rate}, {"momentum", momentum}}},
       {"server", toml::table{{"bind", bind}, {"round_deadline_s", round_deadline_s},

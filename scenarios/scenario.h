@@ -40,6 +40,7 @@ struct Scenario {
   std::string strategy = "fedavg";
   std::string selection = "random"; // random | deadline | channel
   double over_commit = 0.0;         // select ceil(K (1 + over_commit)); aggregate the first K updates
+  uint32_t evaluate_every = 0;      // every N rounds the participants evaluate the new model on their data; 0 = never
 
   uint32_t local_epochs = 1;
   uint32_t batch_size = 32;

@@ -205,9 +205,7 @@ struct Server::Impl {
       case wire::Envelope::kHeartbeat: return OnHeartbeat(from_node);
       case wire::Envelope::kLeave: return OnLeave(from_node, env.leave());
       case wire::Envelope::kEvaluateRes:
-        spdlog::info("{} evaluated round {}: accuracy {:.4f} on {} local samples", from,
-                     env.evaluate_res().round(), env.evaluate_res().accuracy(), env.evaluate_res().num_samples());
-        return;
+        return OnEvaluateRes(from_node, env.evaluate_res());
       case wire::Envelope::kError:
         if (env.error().code() == wire::UNAVAILABLE && pending.count(from_node)) {
           ++dropouts;
@@ -273,6 +271,50 @@ struct Server::Impl {
   }
 
   void OnHeartbeat(const std::string& from) { KnownAlive(from, "heartbeat"); }
+
+  // Federated evaluation (Flower's configure_evaluate / aggregate_evaluate): the round's participants
+  // evaluate the new global model on their own data; the server takes the sample-weighted mean.
+  std::set<std::string> eval_pending;
+  double eval_loss_sum = 0.0, eval_correct = 0.0;
+  uint64_t eval_samples = 0;
+
+  void OnEvaluateRes(const std::string& from, const wire::EvaluateRes& res) {
+    if (!KnownAlive(from, "evaluate_res")) return;
+    if (res.round() != round || !eval_pending.erase(from)) {
+      ++stats.unexpected;
+      spdlog::warn("dropped evaluate_res for round {} from {}: not asked for", res.round(), from);
+      return;
+    }
+    if (!std::isfinite(res.loss()) || !(res.accuracy() >= 0.0f && res.accuracy() <= 1.0f)) {
+      ++stats.bad_tensor;
+      SendError(from, wire::BAD_TENSOR, "evaluate_res.loss must be finite and evaluate_res.accuracy in [0, 1]");
+      return;
+    }
+    eval_loss_sum += res.loss() * static_cast<double>(res.num_samples());
+    eval_correct += res.accuracy() * static_cast<double>(res.num_samples());
+    eval_samples += res.num_samples();
+  }
+
+  json FederatedEvaluate(uint32_t r, const std::vector<std::string>& nodes) {
+    eval_pending.clear();
+    eval_loss_sum = eval_correct = 0.0;
+    eval_samples = 0;
+    wire::Envelope ins;
+    ins.mutable_evaluate_ins()->set_round(r);
+    wire::ToTensors(global, ins.mutable_evaluate_ins()->mutable_params());
+    for (const auto& id : nodes)
+      if (Send(id, ins) > 0) eval_pending.insert(id);
+    const size_t asked = eval_pending.size();
+    const auto t0 = Clock::now();
+    while (!eval_pending.empty() && Since(t0) < sc.liveness_timeout_s) PollOnce(std::chrono::milliseconds(100));
+    json out = {{"asked", asked}, {"answered", asked - eval_pending.size()}, {"samples", eval_samples}};
+    if (eval_samples > 0) {
+      out["accuracy"] = eval_correct / static_cast<double>(eval_samples);
+      out["loss"] = eval_loss_sum / static_cast<double>(eval_samples);
+    }
+    eval_pending.clear();
+    return out;
+  }
 
   void OnLeave(const std::string& from, const wire::Leave& l) {
     if (!KnownAlive(from, "leave")) return;
@@ -376,8 +418,10 @@ struct Server::Impl {
     return true;
   }
 
+  std::vector<std::string> answered_ids;  // this round's participants, in order of answer
   void Answered(const std::string& id, const FitResult& r) {
     pending.erase(id);
+    answered_ids.push_back(id);
     ++accepted;
     virtual_round_s = std::max(virtual_round_s, r.virtual_s);
     if (auto* rec = registry.Find(id)) {
@@ -589,6 +633,7 @@ struct Server::Impl {
     ota_info = json();
     virtual_round_s = energy_compute_j = energy_radio_j = 0.0;
     stragglers = dropouts = over_committed = 0;
+    answered_ids.clear();
 
     const Selection selection = strategy->ConfigureFit(r, Candidates(r), select_rng);
     const auto& selected = selection.ids;
@@ -656,6 +701,8 @@ struct Server::Impl {
                     accepted, selected.size(), needed);
     }
     const double aggregate_s = Since(t_agg);
+    json node_eval;
+    if (sc.evaluate_every > 0 && r % sc.evaluate_every == 0 && aggregated) node_eval = FederatedEvaluate(r, answered_ids);
     const double wall = Since(t0);
 
     json failed = json::array();
@@ -677,6 +724,7 @@ struct Server::Impl {
                 {"failed_nodes", failed},
                 {"aggregated", aggregated},
                 {"ota", ota_info},
+                {"node_eval", node_eval},
                 {"uplink_bytes", uplink_bytes},
                 {"uplink_control_bytes", control_bytes},
                 {"downlink_bytes", downlink_bytes},

@@ -58,6 +58,23 @@ TEST_CASE("a multi-process federation runs end to end and writes its outputs") {
   fs::remove_all(out);
 }
 
+TEST_CASE("federated evaluation: the round's participants evaluate the new model on their own data") {
+  const std::string out = TempDir("node-eval");
+  REQUIRE_MESSAGE(Run(out, "--set federation.rounds=2 --set federation.evaluate_every=1 --set population.simulated=2") == 0,
+                  Slurp(out + ".log"));
+  const auto rows = Metrics(out);
+  REQUIRE(rows.size() == 3);
+  for (size_t i = 1; i < 3; ++i) {
+    const auto& e = rows[i]["node_eval"];
+    CHECK(e["asked"] == 4);  // two node processes and two simulated nodes
+    CHECK(e["answered"] == 4);
+    CHECK(e["samples"] == 6000);  // together they hold the whole training subset
+    CHECK(e["accuracy"].get<double>() > 0.3);
+    CHECK(e["accuracy"].get<double>() <= 1.0);
+  }
+  fs::remove_all(out);
+}
+
 TEST_CASE("a node process killed mid-round is a recorded failure and the run finishes") {
   const std::string out = TempDir("kill");
   REQUIRE_MESSAGE(Run(out, "--set 'faults.crash=[{node = 1, round = 2}]' --set server.liveness_timeout_s=3.0") == 0,
