@@ -117,7 +117,12 @@ struct Server::Impl {
   // Waits up to `timeout` for one frame or monitor event and handles it.
   void PollOnce(std::chrono::milliseconds timeout) {
     zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0}, {monitor.handle(), 0, ZMQ_POLLIN, 0}};
-    zmq::poll(items, 2, timeout);
+    try {
+      zmq::poll(items, 2, timeout);
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) return;  // a signal (Ctrl-C asks for a stop): the loop checks and goes on
+      throw;
+    }
     if (items[1].revents & ZMQ_POLLIN) HandleMonitorEvent();
     if (items[0].revents & ZMQ_POLLIN) HandleRouterMessage();
   }
@@ -654,8 +659,10 @@ struct Server::Impl {
       bool crash = false;
       for (const auto& c : sc.crashes) crash |= (c.node == rec->index && c.round == r);
       ins->set_crash_mid_round(crash);
-      if (Send(id, ins_env) == 0) {
-        failures.push_back({id, "could not queue fit_ins (peer gone)"});
+      if (Send(id, ins_env) == 0) {  // its connection is gone: a failure now, not selected again
+        failures.push_back({id, "could not send fit_ins: the node's connection is gone"});
+        registry.MarkGone(id);
+        spdlog::warn("round {}: {} failed: its connection is gone", r, id);
         continue;
       }
       pending.insert(id);
@@ -681,7 +688,8 @@ struct Server::Impl {
       }
     }
     for (const auto& id : std::vector<std::string>(pending.begin(), pending.end()))
-      Fail(id, "missed the round deadline of " + std::to_string(sc.round_deadline_s) + " s");
+      Fail(id, stop_flag->load() ? std::string("the run was stopped (SIGINT/SIGTERM)")
+                                 : "missed the round deadline of " + std::to_string(sc.round_deadline_s) + " s");
 
     const auto t_agg = Clock::now();
     if (!ota_updates.empty()) SuperposeRound();

@@ -229,3 +229,51 @@ TEST_CASE("garbage and broken nodes are logged and dropped; the run finishes unh
   CHECK(std::filesystem::exists(out + "/summary.json"));
   std::filesystem::remove_all(out);
 }
+
+TEST_CASE("a node that vanishes between rounds is a failure, not a crash") {
+  const std::string out = std::filesystem::temp_directory_path() / ("edgebed-vanish-test-" + std::to_string(getpid()));
+  auto sc = ParseScenario(DefaultScenarioText(),
+                          {"model.name=logreg", "data.train_limit=2000", "data.test_limit=300", "data.partition=iid",
+                           "federation.nodes=2", "federation.rounds=2", "federation.min_quorum=0.5",
+                           "server.liveness_timeout_s=2.0", "server.threads=1", "output_dir=\"" + out + "\""},
+                          "test");
+  REQUIRE(sc.ok());
+  auto server = Server::Create(sc.value());
+  REQUIRE(server.ok());
+  auto ep = server.value()->Bind();
+  REQUIRE(ep.ok());
+  Status run_status = Status::Unavailable("not run");
+  std::thread server_thread([&] { run_status = server.value()->Run(); });
+  {
+    zmq::context_t ctx(1);
+    zmq::socket_t ghost(ctx, zmq::socket_type::dealer);
+    ghost.set(zmq::sockopt::routing_id, std::string("node-1"));
+    ghost.set(zmq::sockopt::linger, 0);
+    ghost.connect(ep.value());
+    wire::Envelope j;
+    j.mutable_join()->set_node_id("node-1");
+    j.mutable_join()->set_node_index(1);
+    wire::SendEnvelope(ghost, j);
+    wire::Envelope ack;
+    REQUIRE(Recv(ghost, &ack));
+    CHECK(ack.join_ack().accepted());
+  }  // the ghost's socket and context close: it is gone before any fit_ins reaches it
+  std::this_thread::sleep_for(300ms);
+  std::thread node([&] {
+    NodeOptions o;
+    o.server = ep.value();
+    o.index = 0;
+    RunNode(o);
+  });
+  node.join();
+  server_thread.join();
+  CHECK(run_status.ok());
+  const auto rows = ReadMetrics(out);
+  REQUIRE(rows.size() == 3);
+  CHECK(rows[1]["participants"] == 1);
+  CHECK(rows[1]["failures"] == 1);
+  CHECK(rows[1]["failed_nodes"][0]["reason"].get<std::string>().find("connection is gone") != std::string::npos);
+  CHECK(rows[2]["selected"] == 1);  // not selected again
+  CHECK(rows[2]["participants"] == 1);
+  std::filesystem::remove_all(out);
+}
