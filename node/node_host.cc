@@ -89,6 +89,9 @@ class Host {
           if (!in.join_ack().accepted()) return Fatal(n.id + ": join refused: " + in.join_ack().reason());
           if (!learner_ && !Prepare(in.join_ack())) return 1;
           n.joined = true;
+          wire::Envelope ready;  // a round-0 heartbeat: data and model are ready
+          ready.mutable_heartbeat()->set_round(0);
+          Send(n.id, ready);
         } else if (in.has_fit_ins()) {
           fits.push_back({n.id, in.fit_ins()});
         } else if (in.has_evaluate_ins()) {

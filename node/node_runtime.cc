@@ -54,9 +54,14 @@ class Node {
         continue;
       }
       switch (in.body_case()) {
-        case wire::Envelope::kJoinAck:
+        case wire::Envelope::kJoinAck: {
           if (!OnJoinAck(in.join_ack())) return 1;
+          wire::Envelope ready;  // a round-0 heartbeat: data and model are ready
+          ready.set_sender(id_);
+          ready.mutable_heartbeat()->set_round(0);
+          wire::SendEnvelope(sock_, ready);
           break;
+        }
         case wire::Envelope::kFitIns:
           OnFit(in.fit_ins());
           break;

@@ -16,6 +16,7 @@ Status NodeRegistry::Join(const std::string& id, uint32_t index, const std::stri
   rec.index = index;
   rec.device = device;
   rec.alive = true;
+  rec.ready = false;
   rec.last_seen = now;
   return Status::Ok();
 }
@@ -46,4 +47,12 @@ size_t NodeRegistry::alive_count() const {
   return n;
 }
 
+}  // namespace edgebed
+
+namespace edgebed {
+size_t NodeRegistry::ready_count() const {
+  size_t n = 0;
+  for (const auto& kv : nodes_) n += kv.second.alive && kv.second.ready;
+  return n;
+}
 }  // namespace edgebed

@@ -21,6 +21,7 @@ struct NodeRecord {
   uint32_t index = 0;
   std::string device;
   bool alive = false;
+  bool ready = false;            // has its data and model (said with a round-0 heartbeat)
   std::chrono::steady_clock::time_point last_seen;
   uint32_t rounds_ok = 0, rounds_failed = 0;
 };
@@ -36,6 +37,7 @@ class NodeRegistry {
   void MarkGone(const std::string& id);
   std::vector<std::string> AliveIds() const;  // sorted
   size_t alive_count() const;
+  size_t ready_count() const;  // alive and ready
 
  private:
   uint32_t num_nodes_;

@@ -207,7 +207,7 @@ struct Server::Impl {
     switch (env.body_case()) {
       case wire::Envelope::kJoin: return OnJoin(from_node, route, env.join());
       case wire::Envelope::kFitRes: return OnFitRes(from_node, env.fit_res());
-      case wire::Envelope::kHeartbeat: return OnHeartbeat(from_node);
+      case wire::Envelope::kHeartbeat: return OnHeartbeat(from_node, env.heartbeat());
       case wire::Envelope::kLeave: return OnLeave(from_node, env.leave());
       case wire::Envelope::kEvaluateRes:
         return OnEvaluateRes(from_node, env.evaluate_res());
@@ -275,7 +275,11 @@ struct Server::Impl {
                    sc.nodes);
   }
 
-  void OnHeartbeat(const std::string& from) { KnownAlive(from, "heartbeat"); }
+  // A heartbeat for round 0 says the node has prepared its data and model after join_ack.
+  void OnHeartbeat(const std::string& from, const wire::Heartbeat& hb) {
+    if (!KnownAlive(from, "heartbeat")) return;
+    if (hb.round() == 0) registry.Find(from)->ready = true;
+  }
 
   // Federated evaluation (Flower's configure_evaluate / aggregate_evaluate): the round's participants
   // evaluate the new global model on their own data; the server takes the sample-weighted mean.
@@ -540,7 +544,9 @@ struct Server::Impl {
   void WaitForNodes() {
     const auto t0 = Clock::now();
     spdlog::info("waiting up to {:.0f} s for {} nodes on {}", sc.join_timeout_s, sc.nodes, endpoint);
-    while (registry.alive_count() < sc.nodes && Since(t0) < sc.join_timeout_s)
+    // Round 1 starts once every node has joined and prepared its data (so that the liveness clock,
+    // which starts at fit_ins, never counts a node's data loading), or at the join timeout.
+    while (registry.ready_count() < sc.nodes && Since(t0) < sc.join_timeout_s)
       PollOnce(std::chrono::milliseconds(100));
   }
 

@@ -57,6 +57,9 @@ TEST_CASE("a node joins, evaluates, refuses a bad model, trains, and leaves on s
   a->set_seed(1);
   a->set_train_limit(1000);
   wire::SendEnvelope(router, ack, f.from);
+  REQUIRE(Recv(router, &f));
+  REQUIRE(f.env.has_heartbeat());
+  CHECK(f.env.heartbeat().round() == 0);  // ready: data and model prepared
 
   auto learner = Learner::Create("logreg", 5).value();
   wire::Envelope ev;

@@ -160,6 +160,9 @@ TEST_CASE("garbage and broken nodes are logged and dropped; the run finishes unh
   wire::SendEnvelope(rogue, j2);
   REQUIRE(Recv(rogue, &reply));
   REQUIRE(reply.join_ack().accepted());
+  wire::Envelope ready;
+  ready.mutable_heartbeat()->set_round(0);
+  wire::SendEnvelope(rogue, ready);
   std::vector<std::string> errors_seen;
   for (uint32_t round = 1; round <= 5; ++round) {
     wire::Envelope ins;
@@ -235,7 +238,8 @@ TEST_CASE("a node that vanishes between rounds is a failure, not a crash") {
   auto sc = ParseScenario(DefaultScenarioText(),
                           {"model.name=logreg", "data.train_limit=2000", "data.test_limit=300", "data.partition=iid",
                            "federation.nodes=2", "federation.rounds=2", "federation.min_quorum=0.5",
-                           "server.liveness_timeout_s=2.0", "server.threads=1", "output_dir=\"" + out + "\""},
+                           "server.liveness_timeout_s=2.0", "server.join_timeout_s=4.0", "server.threads=1",
+                           "output_dir=\"" + out + "\""},
                           "test");
   REQUIRE(sc.ok());
   auto server = Server::Create(sc.value());
