@@ -58,6 +58,7 @@ class Host {
       p->set_downlink_bps(n.profile.downlink_bps);
       p->set_tx_power_w(n.profile.tx_power_w);
       p->set_compute_power_w(n.profile.compute_power_w);
+      p->set_ms_per_sample(n.profile.ms_per_sample);
       p->set_simulated(true);
       Send(n.id, env);
       nodes_[n.id] = n;
@@ -182,7 +183,7 @@ class Host {
       }
       VirtualCost c = PredictRound(n.profile, model_bytes_, learner_->ForwardFlops(), res->num_samples(),
                                    ins.local_epochs());
-      if (n.profile.train_gflops <= 0) {
+      if (n.profile.train_gflops <= 0 && n.profile.ms_per_sample <= 0) {
         c.compute_s = res->train_time_s();
         c.compute_energy_j = n.profile.compute_power_w * c.compute_s;
       }

@@ -189,6 +189,7 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
       EDGEBED_RETURN_IF_ERROR(r.Real(base + ".downlink_bps", &p.downlink_bps, 0.0, 1e12));
       EDGEBED_RETURN_IF_ERROR(r.Real(base + ".tx_power_w", &p.tx_power_w, 0.0, 1e3));
       EDGEBED_RETURN_IF_ERROR(r.Real(base + ".compute_power_w", &p.compute_power_w, 0.0, 1e5));
+      EDGEBED_RETURN_IF_ERROR(r.Real(base + ".ms_per_sample", &p.ms_per_sample, 0.0, 1e7));
       s->custom_profiles[name] = p;
     }
   }
@@ -296,7 +297,8 @@ std::string Scenario::ToToml() const {
     for (const auto& [name, p] : custom_profiles)
       profiles_tbl.insert(name, toml::table{{"train_gflops", p.train_gflops}, {"memory_mb", p.memory_mb},
                                             {"uplink_bps", p.uplink_bps}, {"downlink_bps", p.downlink_bps},
-                                            {"tx_power_w", p.tx_power_w}, {"compute_power_w", p.compute_power_w}});
+                                            {"tx_power_w", p.tx_power_w}, {"compute_power_w", p.compute_power_w},
+                                            {"ms_per_sample", p.ms_per_sample}});
     t.insert("profiles", profiles_tbl);
   }
   if (!crash_arr.empty()) t.insert("faults", toml::table{{"crash", crash_arr}});

@@ -16,7 +16,7 @@ struct NodeRecord {
   std::string route;             // routing id of the connection that carries this node (a host's)
   bool simulated = false;
   std::string profile_name;
-  double train_gflops = 0.0, uplink_bps = 0.0, downlink_bps = 0.0, tx_power_w = 0.0, compute_power_w = 0.0;
+  double train_gflops = 0.0, ms_per_sample = 0.0, uplink_bps = 0.0, downlink_bps = 0.0, tx_power_w = 0.0, compute_power_w = 0.0;
   uint64_t num_samples = 0;      // from join, then from its updates
   uint32_t index = 0;
   std::string device;

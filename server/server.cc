@@ -254,6 +254,7 @@ struct Server::Impl {
     rec->simulated = p.simulated();
     rec->profile_name = p.name().empty() ? "measured" : p.name();
     rec->train_gflops = p.train_gflops();
+    rec->ms_per_sample = p.ms_per_sample();
     rec->uplink_bps = p.uplink_bps();
     rec->downlink_bps = p.downlink_bps();
     rec->tx_power_w = p.tx_power_w();
@@ -491,6 +492,7 @@ struct Server::Impl {
       const NodeRecord* rec = registry.Find(id);
       DeviceProfile p;
       p.train_gflops = rec->train_gflops;
+      p.ms_per_sample = rec->ms_per_sample;
       p.downlink_bps = rec->downlink_bps;
       p.uplink_bps = rec->uplink_bps;
       p.compute_power_w = rec->compute_power_w;

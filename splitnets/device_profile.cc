@@ -46,6 +46,7 @@ Status DeviceProfile::Validate(const std::string& where) const {
   EDGEBED_RETURN_IF_ERROR(check("uplink_bps", uplink_bps));
   EDGEBED_RETURN_IF_ERROR(check("downlink_bps", downlink_bps));
   EDGEBED_RETURN_IF_ERROR(check("tx_power_w", tx_power_w));
+  EDGEBED_RETURN_IF_ERROR(check("ms_per_sample", ms_per_sample));
   return check("compute_power_w", compute_power_w);
 }
 
@@ -114,7 +115,9 @@ VirtualCost PredictRound(const DeviceProfile& p, uint64_t model_bytes, int64_t f
                          uint32_t epochs) {
   VirtualCost c;
   if (p.downlink_bps > 0) c.download_s = static_cast<double>(model_bytes) * 8.0 / p.downlink_bps;
-  if (p.train_gflops > 0)
+  if (p.ms_per_sample > 0)
+    c.compute_s = p.ms_per_sample * 1e-3 * static_cast<double>(samples) * epochs;
+  else if (p.train_gflops > 0)
     c.compute_s = 3.0 * static_cast<double>(forward_flops) * static_cast<double>(samples) * epochs /
                   (p.train_gflops * 1e9);
   c.compute_energy_j = p.compute_power_w * c.compute_s;

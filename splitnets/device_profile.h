@@ -19,6 +19,7 @@ struct DeviceProfile {
   double downlink_bps = 0.0;
   double tx_power_w = 0.0;
   double compute_power_w = 0.0;
+  double ms_per_sample = 0.0;    // FedScale-style: training ms per sample and epoch; > 0 overrides train_gflops
   Status Validate(const std::string& where) const;  // names where.field on error
 };
 
@@ -35,7 +36,8 @@ const DeviceProfile& AssignProfile(const std::vector<std::pair<DeviceProfile, do
                                    uint32_t index);
 
 // Virtual seconds of one round on a device before its upload: model download + local training of
-// `samples` x `epochs` at 3x the forward FLOPs (forward + backward).
+// `samples` x `epochs`, at ms_per_sample when set, else at 3x the forward FLOPs (forward + backward)
+// over train_gflops.
 struct VirtualCost {
   double download_s = 0.0, compute_s = 0.0, compute_energy_j = 0.0;
   double total_s() const { return download_s + compute_s; }

@@ -45,6 +45,8 @@ TEST_CASE("a round's virtual cost follows the profile: download, 3x forward FLOP
   CHECK(c.compute_s == doctest::Approx(3.0 * 2e6 * 600 * 2 / 2e9));   // 3.6 s
   CHECK(c.compute_energy_j == doctest::Approx(3.0 * c.compute_s));
   CHECK(c.total_s() == doctest::Approx(4.6));
+  p.ms_per_sample = 4.0;  // FedScale-style speed overrides the FLOP count
+  CHECK(PredictRound(p, 0, 2'000'000, 600, 2).compute_s == doctest::Approx(4.0e-3 * 600 * 2));
 }
 
 TEST_CASE("availability: always, a seeded on/off Markov chain, and traces") {
