@@ -55,31 +55,52 @@ std::vector<nlohmann::json> ReadMetrics(const std::string& dir) {
   return rows;
 }
 
+// A server running in a thread on a small logreg federation; `overrides` add to the common ones.
+struct RunningServer {
+  std::string out, endpoint;
+  std::unique_ptr<Server> server;
+  Status status = Status::Unavailable("not run");
+  std::thread thread;
+
+  RunningServer(const std::string& tag, const std::vector<std::string>& overrides) {
+    out = std::filesystem::temp_directory_path() / ("edgebed-" + tag + "-" + std::to_string(getpid()));
+    std::filesystem::remove_all(out);
+    std::vector<std::string> all = {"model.name=logreg", "data.partition=iid", "server.threads=1",
+                                    "output_dir=\"" + out + "\""};
+    all.insert(all.end(), overrides.begin(), overrides.end());
+    auto sc = ParseScenario(DefaultScenarioText(), all, "test");
+    REQUIRE(sc.ok());
+    auto created = Server::Create(sc.value());
+    REQUIRE(created.ok());
+    server = std::move(created.value());
+    auto ep = server->Bind();
+    REQUIRE(ep.ok());
+    endpoint = ep.value();
+    thread = std::thread([this] { status = server->Run(); });
+  }
+  void Join() { thread.join(); }
+  ~RunningServer() {
+    if (thread.joinable()) thread.join();
+    std::filesystem::remove_all(out);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("garbage and broken nodes are logged and dropped; the run finishes unharmed") {
-  const std::string out = std::filesystem::temp_directory_path() / ("edgebed-server-test-" + std::to_string(getpid()));
-  std::filesystem::remove_all(out);
-  auto sc = ParseScenario(DefaultScenarioText(),
-                          {"model.name=logreg", "data.train_limit=3000", "data.test_limit=500", "data.partition=iid",
-                           "federation.nodes=3", "federation.rounds=5", "federation.min_quorum=0.3",
-                           "server.liveness_timeout_s=2.0", "server.round_deadline_s=60.0", "server.max_frame_mb=1.0",
-                           "server.threads=1", "output_dir=\"" + out + "\""},
-                          "test");
-  REQUIRE(sc.ok());
-  auto server = Server::Create(sc.value());
-  REQUIRE(server.ok());
-  auto ep = server.value()->Bind();
-  REQUIRE(ep.ok());
-  Status run_status = Status::Unavailable("not run");
-  std::thread server_thread([&] { run_status = server.value()->Run(); });
+  RunningServer rs("server-test", {"data.train_limit=3000", "data.test_limit=500", "federation.nodes=3",
+                                   "federation.rounds=5", "federation.min_quorum=0.3", "server.liveness_timeout_s=2.0",
+                                   "server.round_deadline_s=60.0", "server.max_frame_mb=1.0"});
+  const std::string& out = rs.out;
+  Server* server = rs.server.get();
+  const std::string& endpoint = rs.endpoint;
 
   zmq::context_t ctx(1);
   auto dealer = [&](const std::string& id) {
     zmq::socket_t s(ctx, zmq::socket_type::dealer);
     s.set(zmq::sockopt::routing_id, id);
     s.set(zmq::sockopt::linger, 0);
-    s.connect(ep.value());
+    s.connect(endpoint);
     return s;
   };
 
@@ -87,7 +108,7 @@ TEST_CASE("garbage and broken nodes are logged and dropped; the run finishes unh
   Rng rng = MakeRng(1, "garbage");
   std::string junk(512, '\0');
   for (auto& c : junk) c = static_cast<char>(rng());
-  SendRawTcp(PortOf(ep.value()), junk);
+  SendRawTcp(PortOf(endpoint), junk);
 
   // 2. ZeroMQ frames that are not Envelopes, cut short, of another version, or several frames.
   auto bad = dealer("junk-peer");
@@ -148,7 +169,7 @@ TEST_CASE("garbage and broken nodes are logged and dropped; the run finishes unh
   for (uint32_t i = 0; i < 2; ++i) {
     nodes.emplace_back([&, i] {
       NodeOptions o;
-      o.server = ep.value();
+      o.server = endpoint;
       o.index = i;
       RunNode(o);
     });
@@ -197,14 +218,14 @@ TEST_CASE("garbage and broken nodes are logged and dropped; the run finishes unh
     }
   }
   for (auto& t : nodes) t.join();
-  server_thread.join();
+  rs.Join();
 
-  CHECK(run_status.ok());
+  CHECK(rs.status.ok());
   REQUIRE(errors_seen.size() == 3);
   CHECK(errors_seen[2].find("fit_res.erased range [10, 99999) is outside [0, 7850]") != std::string::npos);
   CHECK(errors_seen[0].find("fit_res.update[0] '1.weight' has shape [5, 784], expected [10, 784]") != std::string::npos);
   CHECK(errors_seen[1].find("non-finite") != std::string::npos);
-  const ServerStats& st = server.value()->stats();
+  const ServerStats& st = server->stats();
   CHECK(st.handshake_failed >= 1);
   CHECK(st.malformed >= 3);
   CHECK(st.bad_version == 1);
@@ -230,30 +251,19 @@ TEST_CASE("garbage and broken nodes are logged and dropped; the run finishes unh
   for (const auto& r : rows) CHECK(r["uplink_bytes"].get<uint64_t>() <= 4 * 40000);
   CHECK(std::filesystem::exists(out + "/final_model.pt"));
   CHECK(std::filesystem::exists(out + "/summary.json"));
-  std::filesystem::remove_all(out);
 }
 
 TEST_CASE("a node that vanishes between rounds is a failure, not a crash") {
-  const std::string out = std::filesystem::temp_directory_path() / ("edgebed-vanish-test-" + std::to_string(getpid()));
-  auto sc = ParseScenario(DefaultScenarioText(),
-                          {"model.name=logreg", "data.train_limit=2000", "data.test_limit=300", "data.partition=iid",
-                           "federation.nodes=2", "federation.rounds=2", "federation.min_quorum=0.5",
-                           "server.liveness_timeout_s=2.0", "server.join_timeout_s=4.0", "server.threads=1",
-                           "output_dir=\"" + out + "\""},
-                          "test");
-  REQUIRE(sc.ok());
-  auto server = Server::Create(sc.value());
-  REQUIRE(server.ok());
-  auto ep = server.value()->Bind();
-  REQUIRE(ep.ok());
-  Status run_status = Status::Unavailable("not run");
-  std::thread server_thread([&] { run_status = server.value()->Run(); });
+  RunningServer rs("vanish-test", {"data.train_limit=2000", "data.test_limit=300", "federation.nodes=2",
+                                   "federation.rounds=2", "federation.min_quorum=0.5", "server.liveness_timeout_s=2.0",
+                                   "server.join_timeout_s=4.0"});
+  const std::string& endpoint = rs.endpoint;
   {
     zmq::context_t ctx(1);
     zmq::socket_t ghost(ctx, zmq::socket_type::dealer);
     ghost.set(zmq::sockopt::routing_id, std::string("node-1"));
     ghost.set(zmq::sockopt::linger, 0);
-    ghost.connect(ep.value());
+    ghost.connect(endpoint);
     wire::Envelope j;
     j.mutable_join()->set_node_id("node-1");
     j.mutable_join()->set_node_index(1);
@@ -265,19 +275,18 @@ TEST_CASE("a node that vanishes between rounds is a failure, not a crash") {
   std::this_thread::sleep_for(300ms);
   std::thread node([&] {
     NodeOptions o;
-    o.server = ep.value();
+    o.server = endpoint;
     o.index = 0;
     RunNode(o);
   });
   node.join();
-  server_thread.join();
-  CHECK(run_status.ok());
-  const auto rows = ReadMetrics(out);
+  rs.Join();
+  CHECK(rs.status.ok());
+  const auto rows = ReadMetrics(rs.out);
   REQUIRE(rows.size() == 3);
   CHECK(rows[1]["participants"] == 1);
   CHECK(rows[1]["failures"] == 1);
   CHECK(rows[1]["failed_nodes"][0]["reason"].get<std::string>().find("connection is gone") != std::string::npos);
   CHECK(rows[2]["selected"] == 1);  // not selected again
   CHECK(rows[2]["participants"] == 1);
-  std::filesystem::remove_all(out);
 }
