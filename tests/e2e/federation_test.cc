@@ -33,6 +33,12 @@ std::vector<json> Metrics(const std::string& out) {
   return rows;
 }
 
+// Removes a run's folder and its log (left in place when a test fails before this, for a look).
+void Cleanup(const std::string& out) {
+  fs::remove_all(out);
+  fs::remove(out + ".log");
+}
+
 std::string Slurp(const std::string& path) {
   std::ifstream in(path);
   return std::string(std::istreambuf_iterator<char>(in), {});
@@ -55,7 +61,7 @@ TEST_CASE("a multi-process federation runs end to end and writes its outputs") {
   for (const char* f : {"metrics.png", "metrics.csv", "final_model.pt", "summary.json", "scenario.toml"})
     CHECK_MESSAGE(fs::exists(out + "/" + f), f);
   CHECK(fs::file_size(out + "/metrics.png") > 1000);
-  fs::remove_all(out);
+  Cleanup(out);
 }
 
 TEST_CASE("federated evaluation: the round's participants evaluate the new model on their own data") {
@@ -72,7 +78,7 @@ TEST_CASE("federated evaluation: the round's participants evaluate the new model
     CHECK(e["accuracy"].get<double>() > 0.3);
     CHECK(e["accuracy"].get<double>() <= 1.0);
   }
-  fs::remove_all(out);
+  Cleanup(out);
 }
 
 TEST_CASE("a node process killed mid-round is a recorded failure and the run finishes") {
@@ -90,7 +96,7 @@ TEST_CASE("a node process killed mid-round is a recorded failure and the run fin
   CHECK(rows[3]["selected"] == 3);  // the dead node is no longer selected
   CHECK(rows[3]["participants"] == 3);
   CHECK(Slurp(out + "/logs/node-1.log").find("killing this process mid-round 2") != std::string::npos);
-  fs::remove_all(out);
+  Cleanup(out);
 }
 
 TEST_CASE("same scenario and seed give the same metrics; another seed does not") {
@@ -109,7 +115,7 @@ TEST_CASE("same scenario and seed give the same metrics; another seed does not")
   }
   CHECK(ra[2]["test_loss"] != rc[2]["test_loss"]);
   CHECK(Slurp(a + "/final_model.pt") == Slurp(b + "/final_model.pt"));
-  for (const auto& d : {a, b, c}) fs::remove_all(d);
+  for (const auto& d : {a, b, c}) Cleanup(d);
 }
 
 TEST_CASE("a bad scenario fails at load naming the field, before any process starts") {
@@ -117,6 +123,7 @@ TEST_CASE("a bad scenario fails at load naming the field, before any process sta
   CHECK(Run(out, "--set data.alpha=-1") == 2);
   CHECK(Slurp(out + ".log").find("data.alpha = -1 is out of range (0, 1e+06]") != std::string::npos);
   CHECK_FALSE(fs::exists(out + "/metrics.jsonl"));
+  Cleanup(out);
 }
 
 TEST_CASE("the channel as its own process: relayed and in-process nodes see the same channel") {
@@ -149,14 +156,14 @@ TEST_CASE("the channel as its own process: relayed and in-process nodes see the 
       CHECK(b[1]["ota"]["active"] == a[1]["ota"]["active"]);
     }
     CHECK(Slurp(relayed + "/logs/channel.log").find("joins through the channel") != std::string::npos);
-    fs::remove_all(direct);
-    fs::remove_all(relayed);
+    Cleanup(direct);
+    Cleanup(relayed);
   }
 }
 
 TEST_CASE("a sweep runs one scenario per value and draws one plot; bad values fail before any run") {
   const std::string out = TempDir("sweep");
-  fs::remove_all(out);
+  Cleanup(out);
   const std::string base = std::string(EDGEBED_BINARY) + " sweep " + EDGEBED_SOURCE_DIR +
                            "/scenarios/quick.toml --field channel.snr_db --out " + out +
                            " --set federation.rounds=1 --set data.train_limit=2000 --set channel.uplink=digital";
@@ -171,7 +178,7 @@ TEST_CASE("a sweep runs one scenario per value and draws one plot; bad values fa
   CHECK(summary.find("channel.snr_db,final_test_accuracy") == 0);
   CHECK(Metrics(out + "/channel.snr_db=0")[1]["lost_packets"].get<int>() >
         Metrics(out + "/channel.snr_db=20")[1]["lost_packets"].get<int>());
-  fs::remove_all(out);
+  Cleanup(out);
 }
 
 TEST_CASE("a mixed federation: real node processes and simulated nodes on node hosts, one server") {
@@ -193,7 +200,7 @@ TEST_CASE("a mixed federation: real node processes and simulated nodes on node h
   CHECK(rows[2]["test_accuracy"].get<double>() > 0.5);
   CHECK(Slurp(out + "/logs/host-1.log").find("hosting 10 simulated nodes") != std::string::npos);
   CHECK(Slurp(out + "/logs/server.log").find("node-3 joined (index 3, x86_64 process)") != std::string::npos);
-  fs::remove_all(out);
+  Cleanup(out);
 }
 
 TEST_CASE("virtual deadline: stragglers are dropped; deadline-aware selection leaves them out") {
@@ -220,8 +227,8 @@ TEST_CASE("virtual deadline: stragglers are dropped; deadline-aware selection le
   }
   CHECK(stragglers > 0);
   CHECK(excluded == stragglers);  // the nodes left out are those that would have been late
-  fs::remove_all(a);
-  fs::remove_all(b);
+  Cleanup(a);
+  Cleanup(b);
 }
 
 TEST_CASE("over-commitment selects more nodes and aggregates the first K updates") {
@@ -237,5 +244,5 @@ TEST_CASE("over-commitment selects more nodes and aggregates the first K updates
     CHECK(rows[i]["participants"] == 10);
     CHECK(rows[i]["over_committed"] == 5);
   }
-  fs::remove_all(out);
+  Cleanup(out);
 }
