@@ -20,7 +20,7 @@ struct SimNode {
   std::string id;
   uint32_t index = 0;
   DeviceProfile profile;
-  bool joined = false, done = false;
+  bool done = false;
 };
 
 class Host {
@@ -50,16 +50,7 @@ class Host {
       j->set_node_index(i);
       j->set_device("simulated " + n.profile.name + " on " + host_id);
       j->set_role("trainer");
-      auto* p = j->mutable_profile();
-      p->set_name(n.profile.name);
-      p->set_train_gflops(n.profile.train_gflops);
-      p->set_memory_mb(n.profile.memory_mb);
-      p->set_uplink_bps(n.profile.uplink_bps);
-      p->set_downlink_bps(n.profile.downlink_bps);
-      p->set_tx_power_w(n.profile.tx_power_w);
-      p->set_compute_power_w(n.profile.compute_power_w);
-      p->set_ms_per_sample(n.profile.ms_per_sample);
-      p->set_simulated(true);
+      ToWire(n.profile, /*simulated=*/true, j->mutable_profile());
       Send(n.id, env);
       nodes_[n.id] = n;
     }
@@ -89,7 +80,6 @@ class Host {
         if (in.has_join_ack()) {
           if (!in.join_ack().accepted()) return Fatal(n.id + ": join refused: " + in.join_ack().reason());
           if (!learner_ && !Prepare(in.join_ack())) return 1;
-          n.joined = true;
           wire::Envelope ready;  // a round-0 heartbeat: data and model are ready
           ready.mutable_heartbeat()->set_round(0);
           Send(n.id, ready);

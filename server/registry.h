@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "codecs/status.h"
+#include "splitnets/device_profile.h"
 
 namespace edgebed {
 
@@ -15,8 +16,7 @@ struct NodeRecord {
   std::string id;
   std::string route;             // routing id of the connection that carries this node (a host's)
   bool simulated = false;
-  std::string profile_name;
-  double train_gflops = 0.0, ms_per_sample = 0.0, uplink_bps = 0.0, downlink_bps = 0.0, tx_power_w = 0.0, compute_power_w = 0.0;
+  DeviceProfile profile;          // from join; "measured" (all zero) for a real device
   uint64_t num_samples = 0;      // from join, then from its updates
   uint32_t index = 0;
   std::string device;

@@ -250,15 +250,8 @@ struct Server::Impl {
     }
     NodeRecord* rec = registry.Find(from);
     rec->route = route;
-    const auto& p = j.profile();
-    rec->simulated = p.simulated();
-    rec->profile_name = p.name().empty() ? "measured" : p.name();
-    rec->train_gflops = p.train_gflops();
-    rec->ms_per_sample = p.ms_per_sample();
-    rec->uplink_bps = p.uplink_bps();
-    rec->downlink_bps = p.downlink_bps();
-    rec->tx_power_w = p.tx_power_w();
-    rec->compute_power_w = p.compute_power_w();
+    rec->simulated = j.profile().simulated();
+    rec->profile = FromWire(j.profile());
     rec->num_samples = j.num_samples();
     ack->set_accepted(true);
     ack->set_run_id(run_id);
@@ -413,9 +406,9 @@ struct Server::Impl {
     if (it != link.per_node.end() && it->second.airtime_s > 0) {
       upload_s = it->second.airtime_s;
       radio_j = it->second.tx_energy_j;
-    } else if (rec && rec->uplink_bps > 0) {
-      upload_s = static_cast<double>(res.ByteSizeLong()) * 8.0 / rec->uplink_bps;
-      radio_j = rec->tx_power_w * upload_s;
+    } else if (rec && rec->profile.uplink_bps > 0) {
+      upload_s = static_cast<double>(res.ByteSizeLong()) * 8.0 / rec->profile.uplink_bps;
+      radio_j = rec->profile.tx_power_w * upload_s;
     }
     energy_radio_j += radio_j;
     r->virtual_s += upload_s;
@@ -490,12 +483,7 @@ struct Server::Impl {
     const uint64_t avg_samples = (sc.train_limit ? sc.train_limit : 60000) / std::max<uint32_t>(1, sc.nodes);
     for (const auto& id : registry.AliveIds()) {
       const NodeRecord* rec = registry.Find(id);
-      DeviceProfile p;
-      p.train_gflops = rec->train_gflops;
-      p.ms_per_sample = rec->ms_per_sample;
-      p.downlink_bps = rec->downlink_bps;
-      p.uplink_bps = rec->uplink_bps;
-      p.compute_power_w = rec->compute_power_w;
+      const DeviceProfile& p = rec->profile;
       const VirtualCost c = PredictRound(p, model_bytes, learner->ForwardFlops(),
                                          rec->num_samples ? rec->num_samples : avg_samples, sc.local_epochs);
       const double upload_s = p.uplink_bps > 0 ? static_cast<double>(model_bytes) * 8.0 / p.uplink_bps : 0.0;

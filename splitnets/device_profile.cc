@@ -1,5 +1,7 @@
 #include "splitnets/device_profile.h"
 
+#include "codecs/edgebed.pb.h"
+
 #include <algorithm>
 #include <cmath>
 #include <sstream>
@@ -48,6 +50,31 @@ Status DeviceProfile::Validate(const std::string& where) const {
   EDGEBED_RETURN_IF_ERROR(check("tx_power_w", tx_power_w));
   EDGEBED_RETURN_IF_ERROR(check("ms_per_sample", ms_per_sample));
   return check("compute_power_w", compute_power_w);
+}
+
+void ToWire(const DeviceProfile& p, bool simulated, wire::DeviceProfile* out) {
+  out->set_name(p.name);
+  out->set_train_gflops(p.train_gflops);
+  out->set_memory_mb(p.memory_mb);
+  out->set_uplink_bps(p.uplink_bps);
+  out->set_downlink_bps(p.downlink_bps);
+  out->set_tx_power_w(p.tx_power_w);
+  out->set_compute_power_w(p.compute_power_w);
+  out->set_ms_per_sample(p.ms_per_sample);
+  out->set_simulated(simulated);
+}
+
+DeviceProfile FromWire(const wire::DeviceProfile& w) {
+  DeviceProfile p;
+  p.name = w.name().empty() ? "measured" : w.name();
+  p.train_gflops = w.train_gflops();
+  p.memory_mb = w.memory_mb();
+  p.uplink_bps = w.uplink_bps();
+  p.downlink_bps = w.downlink_bps();
+  p.tx_power_w = w.tx_power_w();
+  p.compute_power_w = w.compute_power_w();
+  p.ms_per_sample = w.ms_per_sample();
+  return p;
 }
 
 const std::vector<std::string>& ReadyProfileNames() {

@@ -23,6 +23,11 @@ struct DeviceProfile {
   Status Validate(const std::string& where) const;  // names where.field on error
 };
 
+// DeviceProfile <-> the wire's join.profile (the one place the two are mapped).
+namespace wire { class DeviceProfile; }
+void ToWire(const DeviceProfile& p, bool simulated, wire::DeviceProfile* out);
+DeviceProfile FromWire(const wire::DeviceProfile& p);
+
 // Ready profiles: rpi4, pi-zero-2, phone, server (figures and their sources in device_profile.cc).
 Result<DeviceProfile> ReadyProfile(const std::string& name);
 const std::vector<std::string>& ReadyProfileNames();
