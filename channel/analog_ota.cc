@@ -28,20 +28,38 @@ void SuperposeSignals(const std::vector<const cfloat*>& x, const std::vector<cfl
   }
 }
 
-AnalogOtaUplink::AnalogOtaUplink(const ChannelConfig& cfg, uint32_t num_nodes, uint64_t seed)
-    : cfg_(cfg), seed_(seed) {
+OtaPowerControl::OtaPowerControl(const ChannelConfig& cfg, uint32_t num_nodes, uint64_t seed) : cfg_(cfg), seed_(seed) {
   for (double d : NodeDistances(cfg, num_nodes, seed))
     path_gain_.push_back(PathGain(d, cfg.reference_distance_m, cfg.path_loss_exponent));
 }
 
-cfloat AnalogOtaUplink::Fading(uint32_t node, uint32_t round) const {
+cfloat OtaPowerControl::Fading(uint32_t node, uint32_t round) const {
   ComplexGaussian g(DeriveSeed(seed_, "ota-fading", node, round));
   return static_cast<float>(std::sqrt(path_gain_[node])) * DrawFading(cfg_.fading, cfg_.rician_k_db, g);
 }
 
-double AnalogOtaUplink::DoExpectedGain(uint32_t node, uint32_t round) const {
+double OtaPowerControl::ExpectedGain(uint32_t node, uint32_t round) const {
   return node < path_gain_.size() ? std::norm(Fading(node, round)) : 0.0;
 }
+
+OtaPowerControl::Round OtaPowerControl::Draw(const std::vector<uint32_t>& nodes, uint32_t round) const {
+  Round r;
+  r.h.resize(nodes.size());
+  double min_gain = INFINITY;
+  for (size_t k = 0; k < nodes.size(); ++k) {
+    r.h[k] = Fading(nodes[k], round);
+    const double gain = std::norm(r.h[k]);
+    if (gain >= cfg_.gain_threshold && gain > 0.0) {
+      r.active.push_back(k);
+      min_gain = std::min(min_gain, gain);
+    }
+  }
+  if (!r.active.empty()) r.rho0 = cfg_.tx_power_w * min_gain;
+  return r;
+}
+
+AnalogOtaUplink::AnalogOtaUplink(const ChannelConfig& cfg, uint32_t num_nodes, uint64_t seed)
+    : cfg_(cfg), seed_(seed), power_(cfg, num_nodes, seed) {}
 
 std::string AnalogOtaUplink::Describe() const {
   std::ostringstream s;
@@ -54,22 +72,16 @@ Result<OtaOutput> AnalogOtaUplink::DoSuperpose(uint32_t round, const std::vector
                                                LinkAccounting* acc) {
   if (inputs.empty()) return Status::InvalidArgument("analog OTA: no update to superpose");
   const size_t d = inputs[0].values->size();
+  std::vector<uint32_t> nodes;
   for (const auto& in : inputs) {
     if (in.values->size() != d) return Status::InvalidArgument("analog OTA: updates differ in length");
-    if (in.node >= path_gain_.size()) return Status::InvalidArgument("analog OTA: node index out of range");
+    if (in.node >= power_.num_nodes()) return Status::InvalidArgument("analog OTA: node index out of range");
+    nodes.push_back(in.node);
   }
   // 1. Channels, truncation, common receive power rho0 (no node exceeds P_max).
-  std::vector<cfloat> h(inputs.size());
-  std::vector<size_t> active;
-  double min_gain = INFINITY;
-  for (size_t k = 0; k < inputs.size(); ++k) {
-    h[k] = Fading(inputs[k].node, round);
-    const double gain = std::norm(h[k]);
-    if (gain >= cfg_.gain_threshold && gain > 0.0) {
-      active.push_back(k);
-      min_gain = std::min(min_gain, gain);
-    }
-  }
+  const OtaPowerControl::Round pc = power_.Draw(nodes, round);
+  const std::vector<cfloat>& h = pc.h;
+  const std::vector<size_t>& active = pc.active;
   OtaOutput out;
   out.active = static_cast<uint32_t>(active.size());
   out.noise_power = cfg_.tx_power_w / cfg_.snr_linear();
@@ -80,14 +92,14 @@ Result<OtaOutput> AnalogOtaUplink::DoSuperpose(uint32_t round, const std::vector
   for (size_t k = 0; k < inputs.size(); ++k) {
     NodeLinkStats s;
     s.payload_bits = static_cast<uint64_t>(d) * 32;
-    s.snr_db = 10.0 * std::log10(cfg_.snr_linear() * path_gain_[inputs[k].node]);
+    s.snr_db = 10.0 * std::log10(cfg_.snr_linear() * power_.path_gain(inputs[k].node));
     s.active = false;
     acc->AddNode(inputs[k].node, s);
   }
   if (active.empty())
     return Status::Unavailable("analog OTA: every node's |h|^2 fell below channel.gain_threshold = " +
                                std::to_string(cfg_.gain_threshold));
-  out.rho0 = cfg_.tx_power_w * min_gain;
+  out.rho0 = pc.rho0;
 
   // 2. Common normalisation from each active node's mean and variance (control channel).
   double mu = 0.0, second = 0.0;
@@ -109,6 +121,16 @@ Result<OtaOutput> AnalogOtaUplink::DoSuperpose(uint32_t round, const std::vector
   const float inv = static_cast<float>(1.0 / (out.scale * std::sqrt(2.0)));
   const float fmu = static_cast<float>(mu);
   const double sqrt_rho0 = std::sqrt(out.rho0);
+  if (cfg_.snr_reference == "sum") {
+    // SNR of the received superposed signal: N0 = rho0 * mean |sum_k x_k|^2 per symbol / SNR.
+    double p = 0.0;
+    for (size_t j = 0; j < d; ++j) {
+      double sum = 0.0;
+      for (size_t k : active) sum += ((*inputs[k].values)[j] - fmu) * inv;
+      p += sum * sum;
+    }
+    out.noise_power = out.rho0 * p / static_cast<double>(symbols) / cfg_.snr_linear();
+  }
   std::vector<cfloat> gains;  // h_k * p_k, = sqrt(rho0) up to rounding
   std::vector<double> power;  // |p_k|^2
   for (size_t k : active) {

@@ -18,6 +18,29 @@ namespace edgebed {
 void SuperposeSignals(const std::vector<const cfloat*>& x, const std::vector<cfloat>& gains, size_t n,
                       float noise_sigma, ComplexGaussian& noise, cfloat* y);
 
+// Block fading and truncated channel inversion, shared by analog and digital OTA: one draw per node
+// and round (seeded by both), nodes with |h|^2 below channel.gain_threshold silent, the others
+// received at the common power rho0 = P_max * min over active |h|^2 (no node exceeds P_max).
+class OtaPowerControl {
+ public:
+  OtaPowerControl(const ChannelConfig& cfg, uint32_t num_nodes, uint64_t seed);
+  cfloat Fading(uint32_t node, uint32_t round) const;  // path gain included
+  double ExpectedGain(uint32_t node, uint32_t round) const;
+  double path_gain(uint32_t node) const { return path_gain_[node]; }
+  uint32_t num_nodes() const { return static_cast<uint32_t>(path_gain_.size()); }
+  struct Round {
+    std::vector<cfloat> h;       // per input node
+    std::vector<size_t> active;  // positions (into the input list) above the threshold
+    double rho0 = 0.0;           // common receive power [W]; 0 when nobody is active
+  };
+  Round Draw(const std::vector<uint32_t>& nodes, uint32_t round) const;
+
+ private:
+  ChannelConfig cfg_;
+  uint64_t seed_;
+  std::vector<double> path_gain_;
+};
+
 class AnalogOtaUplink final : public Uplink {
  public:
   AnalogOtaUplink(const ChannelConfig& cfg, uint32_t num_nodes, uint64_t seed);
@@ -26,11 +49,10 @@ class AnalogOtaUplink final : public Uplink {
 
  private:
   Result<OtaOutput> DoSuperpose(uint32_t round, const std::vector<OtaInput>& inputs, LinkAccounting* acc) override;
-  double DoExpectedGain(uint32_t node, uint32_t round) const override;
-  cfloat Fading(uint32_t node, uint32_t round) const;  // the round's draw, as DoSuperpose sees it
+  double DoExpectedGain(uint32_t node, uint32_t round) const override { return power_.ExpectedGain(node, round); }
   ChannelConfig cfg_;
   uint64_t seed_;
-  std::vector<double> path_gain_;
+  OtaPowerControl power_;
 };
 
 }  // namespace edgebed

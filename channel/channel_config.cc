@@ -29,7 +29,11 @@ Status OneOf(const char* field, const std::string& v, const std::vector<std::str
 double ChannelConfig::snr_linear() const { return std::pow(10.0, snr_db / 10.0); }
 
 Status ChannelConfig::Validate() const {
-  EDGEBED_RETURN_IF_ERROR(OneOf("uplink", uplink, {"ideal", "digital", "analog_ota"}));
+  EDGEBED_RETURN_IF_ERROR(OneOf("uplink", uplink, {"ideal", "digital", "analog_ota", "digital_ota"}));
+  EDGEBED_RETURN_IF_ERROR(OneOf("snr_reference", snr_reference, {"node", "sum"}));
+  if (uplink == "digital_ota" && relay_nodes > 0)
+    return Status::InvalidArgument("channel.relay_nodes = " + std::to_string(relay_nodes) +
+                                   ": digital OTA runs inside the server only; allowed 0 with uplink = digital_ota");
   EDGEBED_RETURN_IF_ERROR(Range("snr_db", snr_db, -30.0, 60.0));
   EDGEBED_RETURN_IF_ERROR(OneOf("fading", fading, {"none", "rayleigh", "rician"}));
   EDGEBED_RETURN_IF_ERROR(Range("rician_k_db", rician_k_db, -20.0, 40.0));

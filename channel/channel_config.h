@@ -9,8 +9,11 @@
 namespace edgebed {
 
 struct ChannelConfig {
-  std::string uplink = "ideal";      // ideal | digital | analog_ota
+  std::string uplink = "ideal";      // ideal | digital | analog_ota | digital_ota
   double snr_db = 10.0;              // mean receive SNR at reference_distance_m, full power [dB]
+  // OTA only: "node" = snr_db is each node's receive SNR; "sum" = snr_db is the SNR of the received
+  // superposed signal (signal power of the sum over noise power, the AMP-DA-Net paper's definition).
+  std::string snr_reference = "node";
   std::string fading = "rayleigh";   // none | rayleigh | rician (block fading, unit mean power)
   double rician_k_db = 6.0;          // Rician K-factor [dB]
   double path_loss_exponent = 3.0;   // large-scale loss ~ (d / reference_distance_m)^exponent

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "channel/analog_ota.h"
+#include "channel/digital_ota.h"
 #include "channel/digital_uplink.h"
 #include "codecs/edgebed.pb.h"
 #include "codecs/rng.h"
@@ -79,6 +80,7 @@ Result<std::unique_ptr<Uplink>> MakeUplink(const ChannelConfig& cfg, uint32_t nu
     if (!d.ok()) return d.status();
     return std::unique_ptr<Uplink>(std::move(d.value()));
   }
+  if (cfg.uplink == "digital_ota") return std::unique_ptr<Uplink>(new DigitalOtaUplink(cfg, num_nodes, seed));
   return std::unique_ptr<Uplink>(new AnalogOtaUplink(cfg, num_nodes, seed));
 }
 

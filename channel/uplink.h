@@ -53,6 +53,23 @@ struct OtaOutput {
   double scale = 1.0;       // sigma of the common normalisation
 };
 
+// Digital OTA: one node's VQ indices (one per block) and the shared codebook they map to.
+struct UraInput {
+  uint32_t node = 0;
+  const std::vector<uint32_t>* indices = nullptr;
+};
+struct UraCode {
+  const std::vector<float>* codebook = nullptr;  // n x d, unit-norm rows
+  uint32_t n = 0, d = 0;
+  uint32_t index_bits = 0;                       // log2 of the VQ codebook size: payload bits per block
+};
+struct UraOutput {
+  std::vector<float> y;                // blocks x d: y_s = x_s^T C + w_s (normalised by the common gain)
+  double noise_var = 0.0;              // per real entry, averaged over blocks
+  std::vector<uint32_t> active_nodes;  // nodes above the truncation threshold (they transmitted)
+  double rho0 = 0.0, noise_power = 0.0;
+};
+
 class Uplink {
  public:
   virtual ~Uplink() = default;
@@ -72,11 +89,21 @@ class Uplink {
   Result<OtaOutput> Superpose(uint32_t round, const std::vector<OtaInput>& inputs, LinkAccounting* acc) {
     return DoSuperpose(round, inputs, acc);
   }
+  // Digital OTA (superposing links that carry codewords): all of the round's index vectors at once.
+  Result<UraOutput> SuperposeCodewords(uint32_t round, const std::vector<UraInput>& inputs, const UraCode& code,
+                                       LinkAccounting* acc) {
+    return DoSuperposeCodewords(round, inputs, code, acc);
+  }
+  virtual bool carries_codewords() const { return false; }
 
  private:
   virtual Status DoCarry(uint32_t node, uint32_t round, std::vector<float>* values, uint64_t payload_bytes,
                          LinkAccounting* acc);
   virtual Result<OtaOutput> DoSuperpose(uint32_t round, const std::vector<OtaInput>& inputs, LinkAccounting* acc);
+  virtual Result<UraOutput> DoSuperposeCodewords(uint32_t, const std::vector<UraInput>&, const UraCode&,
+                                                 LinkAccounting*) {
+    return Status::InvalidArgument(Describe() + " does not carry codewords (channel.uplink = digital_ota does)");
+  }
   virtual double DoExpectedGain(uint32_t, uint32_t) const { return 1.0; }
 };
 

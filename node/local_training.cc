@@ -1,5 +1,7 @@
 #include "node/local_training.h"
 
+#include <cmath>
+
 #include "codecs/wire.h"
 #include "node/partition.h"
 
@@ -26,7 +28,17 @@ Result<NodeSetup> PrepareFromJoinAck(const wire::JoinAck& ack, const std::string
 }
 
 Status LocalFit(Learner& learner, const Dataset& data, const std::vector<uint32_t>& indices,
-                const wire::FitIns& ins, const std::function<bool(float)>& on_progress, wire::FitRes* res) {
+                const wire::FitIns& ins, const std::function<bool(float)>& on_progress, wire::FitRes* res,
+                ErrorFeedbackQuantiser* vq) {
+  VqCodebook q;
+  if (ins.has_vq()) {
+    q.size = ins.vq().size();
+    q.block_length = ins.vq().block_length();
+    q.centroids.assign(ins.vq().centroids().begin(), ins.vq().centroids().end());
+    EDGEBED_RETURN_IF_ERROR(q.Validate("fit_ins.vq"));
+    if (!vq) return Status::InvalidArgument("fit_ins.vq: this node keeps no quantiser state");
+  }
+  if (!std::isfinite(ins.corrupt_factor())) return Status::InvalidArgument("fit_ins.corrupt_factor must be finite");
   ParamSet global;
   EDGEBED_RETURN_IF_ERROR(wire::FromTensors(ins.params(), "fit_ins.params", &learner.specs(), &global));
   EDGEBED_RETURN_IF_ERROR(learner.SetParams(global));
@@ -40,8 +52,16 @@ Status LocalFit(Learner& learner, const Dataset& data, const std::vector<uint32_
   const TrainStats ts = learner.Train(data, indices, topt);
   ParamSet update = learner.GetParams();
   for (size_t i = 0; i < update.flat.size(); ++i) update.flat[i] -= global.flat[i];
+  if (ins.corrupt_factor() != 0.0f)
+    for (float& v : update.flat) v *= ins.corrupt_factor();
   res->set_round(ins.round());
-  wire::ToTensors(update, res->mutable_update());
+  if (ins.has_vq()) {
+    std::vector<uint32_t> idx(NumBlocks(update.flat.size(), q.block_length));
+    vq->Quantise(q, update.flat.data(), update.flat.size(), ins.vq().error_feedback(), idx.data());
+    res->mutable_vq_indices()->Assign(idx.begin(), idx.end());
+  } else {
+    wire::ToTensors(update, res->mutable_update());
+  }
   res->set_num_samples(ts.samples);
   res->set_train_loss(static_cast<float>(ts.mean_loss));
   res->set_train_time_s(ts.seconds);

@@ -8,6 +8,7 @@
 
 #include "codecs/edgebed.pb.h"
 #include "codecs/status.h"
+#include "codecs/vq.h"
 #include "splitnets/learner.h"
 
 namespace edgebed {
@@ -22,9 +23,12 @@ struct NodeSetup {
 Result<NodeSetup> PrepareFromJoinAck(const wire::JoinAck& ack, const std::string& data_dir);
 
 // Fills `res` (round, update = trained - received, samples, loss, train time). A Status that is not Ok
-// names what was wrong with fit_ins.params (the caller answers BAD_TENSOR).
+// names what was wrong with fit_ins.params (the caller answers BAD_TENSOR). With fit_ins.vq set
+// (digital OTA) the update is quantised by `vq`, the node's own error-feedback state, and sent as
+// fit_res.vq_indices. fit_ins.corrupt_factor (fault injection) scales the update first.
 Status LocalFit(Learner& learner, const Dataset& data, const std::vector<uint32_t>& indices,
-                const wire::FitIns& ins, const std::function<bool(float)>& on_progress, wire::FitRes* res);
+                const wire::FitIns& ins, const std::function<bool(float)>& on_progress, wire::FitRes* res,
+                ErrorFeedbackQuantiser* vq);
 
 // Evaluates evaluate_ins.params on the node's samples; fills `res`.
 Status LocalEvaluate(Learner& learner, const Dataset& data, const std::vector<uint32_t>& indices,

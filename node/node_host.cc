@@ -21,6 +21,7 @@ struct SimNode {
   uint32_t index = 0;
   DeviceProfile profile;
   bool done = false;
+  ErrorFeedbackQuantiser vq;  // digital OTA: the node's quantisation error, carried across rounds
 };
 
 class Host {
@@ -163,7 +164,7 @@ class Host {
         continue;
       }
       auto* res = out.mutable_fit_res();
-      Status st = LocalFit(*learner_, data_, parts_[n.index], ins, beat, res);
+      Status st = LocalFit(*learner_, data_, parts_[n.index], ins, beat, res, &n.vq);
       if (!st.ok()) {
         out.Clear();
         out.mutable_error()->set_code(wire::BAD_TENSOR);

@@ -138,7 +138,7 @@ class Node {
     };
     wire::Envelope out;
     out.set_sender(id_);
-    Status st = LocalFit(*learner_, data_, indices_, ins, progress, out.mutable_fit_res());
+    Status st = LocalFit(*learner_, data_, indices_, ins, progress, out.mutable_fit_res(), &vq_);
     if (!st.ok()) return ReplyError(wire::BAD_TENSOR, st.message(), ins.round());
     wire::SendEnvelope(sock_, out);
     spdlog::info("{}: round {} trained {} samples in {:.2f} s, loss {:.4f}", id_, ins.round(),
@@ -161,6 +161,7 @@ class Node {
   Dataset data_;
   std::vector<uint32_t> indices_;
   std::unique_ptr<Learner> learner_;
+  ErrorFeedbackQuantiser vq_;  // digital OTA: this node's quantisation error, carried across rounds
 };
 
 }  // namespace

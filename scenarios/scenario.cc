@@ -56,6 +56,15 @@ class Reader {
     return Status::Ok();
   }
 
+  Status Bool(const std::string& path, bool* out) {
+    used_.insert(path);
+    auto node = root_.at_path(path);
+    if (!node) return Status::Ok();
+    if (!node.is_boolean()) return Status::InvalidArgument(path + " must be true or false");
+    *out = *node.value<bool>();
+    return Status::Ok();
+  }
+
   // Range (lo, hi] when lo_open, else [lo, hi].
   Status Real(const std::string& path, double* out, double lo, double hi, bool lo_open = false) {
     used_.insert(path);
@@ -155,8 +164,9 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Real("server.max_frame_mb", &s->max_frame_mb, 0.0, 2047.0, true));
   EDGEBED_RETURN_IF_ERROR(r.Int("server.threads", &s->server_threads, 1, 256));
   ChannelConfig& c = s->channel;
-  EDGEBED_RETURN_IF_ERROR(r.Str("channel.uplink", &c.uplink, {"ideal", "digital", "analog_ota"}));
+  EDGEBED_RETURN_IF_ERROR(r.Str("channel.uplink", &c.uplink, {"ideal", "digital", "analog_ota", "digital_ota"}));
   EDGEBED_RETURN_IF_ERROR(r.Real("channel.snr_db", &c.snr_db, -30.0, 60.0));
+  EDGEBED_RETURN_IF_ERROR(r.Str("channel.snr_reference", &c.snr_reference, {"node", "sum"}));
   EDGEBED_RETURN_IF_ERROR(r.Str("channel.fading", &c.fading, {"none", "rayleigh", "rician"}));
   EDGEBED_RETURN_IF_ERROR(r.Real("channel.rician_k_db", &c.rician_k_db, -20.0, 40.0));
   EDGEBED_RETURN_IF_ERROR(r.Real("channel.path_loss_exponent", &c.path_loss_exponent, 1.0, 8.0));
@@ -200,6 +210,46 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Str("population.trace_file", &s->trace_file));
   if (s->availability == "trace" && !std::ifstream(s->trace_file))
     return Status::InvalidArgument("population.trace_file = '" + s->trace_file + "' cannot be opened");
+
+  OtaConfig& o = s->ota;
+  EDGEBED_RETURN_IF_ERROR(r.Str("ota.decoder", &o.decoder, {"exact", "amp_da", "amp_da_net"}));
+  EDGEBED_RETURN_IF_ERROR(r.Str("ota.decoder_path", &o.decoder_path));
+  EDGEBED_RETURN_IF_ERROR(r.Int("ota.block_length", &o.block_length, 1, 4096));
+  EDGEBED_RETURN_IF_ERROR(r.Int("ota.codebook_size", &o.codebook_size, 2, 65536));
+  EDGEBED_RETURN_IF_ERROR(r.Int("ota.code_length", &o.code_length, 2, 4096));
+  EDGEBED_RETURN_IF_ERROR(r.Bool("ota.error_feedback", &o.error_feedback));
+  EDGEBED_RETURN_IF_ERROR(r.Int("ota.kmeans_iterations", &o.kmeans_iterations, 0, 1000));
+  EDGEBED_RETURN_IF_ERROR(r.Int("ota.proxy_samples", &o.proxy_samples, 0, 60000));
+  EDGEBED_RETURN_IF_ERROR(r.Str("ota.aggregate", &o.aggregate, {"mean", "trimmed_mean", "median", "majority"}));
+  EDGEBED_RETURN_IF_ERROR(r.Real("ota.trim", &o.trim, 0.0, 0.49));
+  EDGEBED_RETURN_IF_ERROR(r.Bool("ota.soft_mean", &o.soft_mean));
+  EDGEBED_RETURN_IF_ERROR(r.Int("ota.amp_iterations", &o.amp_iterations, 1, 1000));
+  EDGEBED_RETURN_IF_ERROR(r.Real("ota.amp_damping", &o.amp_damping, 0.0, 0.95));
+  EDGEBED_RETURN_IF_ERROR(r.Str("ota.collect", &o.collect));
+  if (o.collect.size() > 0 && c.uplink != "digital_ota")
+    return Status::InvalidArgument("ota.collect needs channel.uplink = \"digital_ota\" (it stores VQ indices)");
+
+  r.MarkUsed("faults.corrupt");
+  if (auto corrupt = root.at_path("faults.corrupt")) {
+    const auto* arr = corrupt.as_array();
+    if (!arr) return Status::InvalidArgument("faults.corrupt must be an array of {node, kind, factor, from_round} tables");
+    for (size_t i = 0; i < arr->size(); ++i) {
+      const auto* t = arr->get(i)->as_table();
+      const std::string where = "faults.corrupt[" + std::to_string(i) + "]";
+      if (!t) return Status::InvalidArgument(where + " must be a table {node = N, kind = \"sign_flip\"}");
+      Reader sub(*t);
+      CorruptFault f;
+      Status st = sub.Int("node", &f.node, 0, int64_t{s->nodes} - 1);
+      if (st.ok()) st = sub.Str("kind", &f.kind, {"sign_flip", "scale"});
+      if (st.ok()) st = sub.Real("factor", &f.factor, -1e6, 1e6);
+      if (st.ok()) st = sub.Int("from_round", &f.from_round, 1, s->rounds);
+      if (st.ok()) st = sub.CheckNoUnknown();
+      if (!st.ok()) return Status::InvalidArgument(where + "." + st.message());
+      if (f.kind == "sign_flip") f.factor = -1.0;
+      if (f.factor == 0.0) return Status::InvalidArgument(where + ".factor = 0 is not a corruption; allowed: non-zero");
+      s->corrupt.push_back(f);
+    }
+  }
 
   r.MarkUsed("faults.crash");
   if (auto crash = root.at_path("faults.crash")) {
@@ -278,7 +328,8 @@ std::string Scenario::ToToml() const {
                              {"join_timeout_s", join_timeout_s}, {"liveness_timeout_s", liveness_timeout_s},
                              {"virtual_deadline_s", virtual_deadline_s},
                              {"max_frame_mb", max_frame_mb}, {"threads", int64_t{server_threads}}}},
-      {"channel", toml::table{{"uplink", channel.uplink}, {"snr_db", channel.snr_db}, {"fading", channel.fading},
+      {"channel", toml::table{{"uplink", channel.uplink}, {"snr_db", channel.snr_db},
+                              {"snr_reference", channel.snr_reference}, {"fading", channel.fading},
                               {"rician_k_db", channel.rician_k_db}, {"path_loss_exponent", channel.path_loss_exponent},
                               {"reference_distance_m", channel.reference_distance_m},
                               {"distance_min_m", channel.distance_min_m}, {"distance_max_m", channel.distance_max_m},
@@ -301,7 +352,21 @@ std::string Scenario::ToToml() const {
                                             {"ms_per_sample", p.ms_per_sample}});
     t.insert("profiles", profiles_tbl);
   }
-  if (!crash_arr.empty()) t.insert("faults", toml::table{{"crash", crash_arr}});
+  t.insert("ota", toml::table{{"decoder", ota.decoder}, {"decoder_path", ota.decoder_path},
+                              {"block_length", int64_t{ota.block_length}}, {"codebook_size", int64_t{ota.codebook_size}},
+                              {"code_length", int64_t{ota.code_length}}, {"error_feedback", ota.error_feedback},
+                              {"kmeans_iterations", int64_t{ota.kmeans_iterations}},
+                              {"proxy_samples", int64_t{ota.proxy_samples}}, {"aggregate", ota.aggregate},
+                              {"trim", ota.trim}, {"soft_mean", ota.soft_mean}, {"amp_iterations", int64_t{ota.amp_iterations}},
+                              {"amp_damping", ota.amp_damping}, {"collect", ota.collect}});
+  toml::array corrupt_arr;
+  for (const auto& c : corrupt)
+    corrupt_arr.push_back(toml::table{{"node", int64_t{c.node}}, {"kind", c.kind}, {"factor", c.factor},
+                                      {"from_round", int64_t{c.from_round}}});
+  toml::table faults;
+  if (!crash_arr.empty()) faults.insert("crash", crash_arr);
+  if (!corrupt_arr.empty()) faults.insert("corrupt", corrupt_arr);
+  if (!faults.empty()) t.insert("faults", faults);
   std::ostringstream out;
   out << t << "\n";
   return out.str();

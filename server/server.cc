@@ -11,12 +11,16 @@
 #include <thread>
 #include <fstream>
 #include <map>
+#include <numeric>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <zmq.hpp>
 
 #include "channel/uplink.h"
+#include "codecs/count_decoder.h"
 #include "codecs/rng.h"
+#include "codecs/symmetric.h"
+#include "codecs/vq.h"
 #include "codecs/zmq_wire.h"
 #include "server/registry.h"
 #include "server/strategy.h"
@@ -73,11 +77,24 @@ struct Server::Impl {
   uint64_t control_bytes = 0;                       // other frames from participants (heartbeats, ...)
   LinkAccounting link;
   std::vector<FitResult> ota_updates;  // a superposing uplink's round: all updates sent at once
+  // Digital OTA: the decoder (null: counts known exactly, error-free digital), the URA code the nodes
+  // transmit with, the server's own data it fits each round's VQ codebook on, the round's codebook
+  // and every answer's indices (what each node's radio sent).
+  std::unique_ptr<CountDecoder> decoder;
+  std::vector<float> ura_code;
+  uint32_t ura_d = 0;
+  std::unique_ptr<Learner> proxy_learner;
+  Dataset proxy_data;
+  std::vector<uint32_t> proxy_indices;
+  VqCodebook vq;
+  SymmetricOptions symmetric;
+  std::vector<std::pair<uint32_t, std::vector<uint32_t>>> vq_answers;  // (node index, indices)
   // Virtual time and energy of the round in progress, and the run's virtual clock.
   double virtual_round_s = 0.0, virtual_clock_s = 0.0;
   double energy_compute_j = 0.0, energy_radio_j = 0.0;
   size_t stragglers = 0, dropouts = 0, over_committed = 0, over_commit_target = 0;
   json ota_info;
+  double ota_fit_s = 0.0;
 
   std::ofstream metrics_jsonl, metrics_csv;
 
@@ -342,6 +359,7 @@ struct Server::Impl {
     r.num_samples = res.num_samples();
     r.train_loss = res.train_loss();
     r.train_time_s = res.train_time_s();
+    if (uplink->carries_codewords() || res.vq_indices_size() > 0) return OnVqFitRes(from, res, std::move(r));
     Status st = wire::FromTensors(res.update(), "fit_res.update", &global.specs, &r.update);
     if (!st.ok()) {
       ++stats.bad_tensor;
@@ -393,6 +411,165 @@ struct Server::Impl {
       if (!st.ok()) return Fail(from, "update lost: " + st.message());
     }
     Answered(from, r);
+  }
+
+  // Digital OTA: the answer is one VQ index per block; the channel superposes all of the round's
+  // answers when it closes (DigitalOtaRound).
+  void OnVqFitRes(const std::string& from, const wire::FitRes& res, FitResult r) {
+    auto reject = [&](const std::string& m) {
+      ++stats.bad_tensor;
+      spdlog::error("rejected the update of {}: {}", from, m);
+      SendError(from, wire::BAD_TENSOR, m);
+      Fail(from, "bad update: " + m);
+    };
+    if (!uplink->carries_codewords())
+      return reject("fit_res.vq_indices is for channel.uplink = digital_ota; this run's uplink takes fit_res.update");
+    if (res.update_size() > 0) return reject("digital OTA: answer with fit_res.vq_indices, not fit_res.update");
+    const size_t blocks = NumBlocks(global.flat.size(), vq.block_length);
+    if (static_cast<size_t>(res.vq_indices_size()) != blocks)
+      return reject("fit_res.vq_indices holds " + std::to_string(res.vq_indices_size()) + " indices, expected " +
+                    std::to_string(blocks) + " (one per block of " + std::to_string(vq.block_length) + " of the model's " +
+                    std::to_string(global.flat.size()) + " values)");
+    for (uint32_t i : res.vq_indices())
+      if (i >= vq.size)
+        return reject("fit_res.vq_indices holds " + std::to_string(i) + ", allowed [0, " + std::to_string(vq.size - 1) + "]");
+    if (!std::isfinite(r.train_time_s) || r.train_time_s < 0 || r.num_samples == 0 || !std::isfinite(res.virtual_time_s()) ||
+        res.virtual_time_s() < 0)
+      return reject("fit_res.num_samples must be >= 1, fit_res.train_time_s and virtual_time_s finite and >= 0");
+    if (over_commit_target > 0 && accepted >= over_commit_target) {
+      ++over_committed;
+      return Fail(from, "over-committed: the round already has its " + std::to_string(over_commit_target) + " updates");
+    }
+    r.virtual_s = res.virtual_time_s();
+    energy_compute_j += res.compute_energy_j();
+    if (!OnTime(from, res, &r)) return;
+    vq_answers.push_back({r.node_index, std::vector<uint32_t>(res.vq_indices().begin(), res.vq_indices().end())});
+    Answered(from, r);
+  }
+
+  // Fits this round's VQ codebook (k-means++) on the server's own update: one local round on its
+  // proxy samples from the global model, as a node would train.
+  Status FitRoundCodebook(uint32_t r) {
+    EDGEBED_RETURN_IF_ERROR(proxy_learner->SetParams(global));
+    TrainOptions t;
+    t.epochs = static_cast<int>(sc.local_epochs);
+    t.batch_size = static_cast<int>(sc.batch_size);
+    t.learning_rate = static_cast<float>(sc.learning_rate);
+    t.momentum = static_cast<float>(sc.momentum);
+    t.seed = DeriveSeed(sc.seed, "vq-proxy-train", r);
+    proxy_learner->Train(proxy_data, proxy_indices, t);
+    ParamSet upd = proxy_learner->GetParams();
+    for (size_t i = 0; i < upd.flat.size(); ++i) upd.flat[i] -= global.flat[i];
+    KMeansOptions k;
+    k.size = sc.ota.codebook_size;
+    k.block_length = sc.ota.block_length;
+    k.iterations = sc.ota.kmeans_iterations;
+    Rng rng = MakeRng(sc.seed, "vq-kmeans", r);
+    auto q = FitCodebook(upd.flat.data(), upd.flat.size(), k, rng);
+    if (!q.ok()) return q.status();
+    vq = std::move(q.value());
+    return Status::Ok();
+  }
+
+  // All of the round's codewords cross the channel at once; the decoder recovers the count vector
+  // of every block and the symmetric function of the nodes' quantised updates follows from it.
+  void DigitalOtaRound() {
+    const auto t0 = Clock::now();
+    std::vector<UraInput> in;
+    for (const auto& [node, idx] : vq_answers) in.push_back({node, &idx});
+    UraCode code{&ura_code, vq.size, ura_d, static_cast<uint32_t>(std::ceil(std::log2(static_cast<double>(vq.size))))};
+    auto rx = uplink->SuperposeCodewords(round, in, code, &link);
+    if (!rx.ok()) {
+      spdlog::warn("round {}: {}", round, rx.status().message());
+      accepted = 0;
+      ota_info = {{"active", 0}};
+      return;
+    }
+    const size_t N = global.flat.size(), S = NumBlocks(N, vq.block_length), n = vq.size;
+    // What the channel summed, known to the simulation (never to the decoder): the true counts.
+    std::vector<int32_t> truth(S * n, 0);
+    std::set<uint32_t> active(rx->active_nodes.begin(), rx->active_nodes.end());
+    for (const auto& [node, idx] : vq_answers)
+      if (active.count(node))
+        for (size_t s = 0; s < S; ++s) ++truth[s * n + idx[s]];
+    const uint32_t ka = static_cast<uint32_t>(active.size());
+    std::vector<int32_t> counts = truth;
+    std::vector<float> soft;  // the decoder's estimate before rounding (mean with ota.soft_mean)
+    uint32_t k_hat = ka;
+    ota_info = {{"active", ka}, {"decoder", decoder ? decoder->name() : "exact"}, {"noise_var", rx->noise_var},
+                {"rho0_w", rx->rho0}, {"blocks", S}};
+    if (decoder) {
+      CountProblem p;
+      p.y = rx->y.data();
+      p.blocks = S;
+      p.noise_var = rx->noise_var;
+      p.k_max = static_cast<uint32_t>(vq_answers.size());
+      p.popularity = vq.popularity.data();
+      auto est = decoder->Decode(p);
+      if (!est.ok()) {
+        spdlog::error("round {}: decoding failed: {}", round, est.status().message());
+        accepted = 0;
+        return;
+      }
+      counts = std::move(est->counts);
+      soft = std::move(est->raw);
+      k_hat = est->k_hat;
+      double err = 0, ref = 0;
+      size_t exact = 0;
+      for (size_t s = 0; s < S; ++s) {
+        bool same = true;
+        for (size_t i = 0; i < n; ++i) {
+          const double e = counts[s * n + i] - truth[s * n + i];
+          err += e * e;
+          ref += static_cast<double>(truth[s * n + i]) * truth[s * n + i];
+          same &= e == 0;
+        }
+        exact += same;
+      }
+      ota_info["k_hat"] = est->k_hat;
+      ota_info["count_nmse"] = ref > 0 ? err / ref : 0.0;
+      ota_info["exact_blocks"] = static_cast<double>(exact) / static_cast<double>(S);
+      ota_info["decode_s"] = est->seconds;
+      ota_info["decode_gflop"] = est->flops / 1e9;
+    }
+    FitResult agg;
+    agg.node_id = "ota-aggregate";
+    agg.update.specs = global.specs;
+    agg.update.flat.resize(N);
+    Status st = Status::Ok();
+    if (symmetric.fn == SymmetricFn::kMean && sc.ota.soft_mean && !soft.empty())
+      MeanFromSoftCounts(vq, soft.data(), k_hat, N, agg.update.flat.data());
+    else
+      st = AggregateCounts(vq, counts.data(), N, symmetric, agg.update.flat.data());
+    if (st.ok() && decoder) {  // how far the decoded aggregate is from the error-free one
+      std::vector<float> ideal(N);
+      (void)AggregateCounts(vq, truth.data(), N, symmetric, ideal.data());
+      double e = 0, r0 = 0;
+      for (size_t i = 0; i < N; ++i) {
+        e += (agg.update.flat[i] - ideal[i]) * static_cast<double>(agg.update.flat[i] - ideal[i]);
+        r0 += static_cast<double>(ideal[i]) * ideal[i];
+      }
+      ota_info["aggregate_nmse"] = r0 > 0 ? e / r0 : 0.0;
+    }
+    agg.num_samples = std::max<uint32_t>(1, ka);
+    if (st.ok()) st = strategy->Accumulate(agg);
+    if (!st.ok()) spdlog::error("round {}: {}", round, st.ToString());
+    virtual_round_s += link.airtime_s;
+    if (!sc.ota.collect.empty()) {
+      CountRound cr;
+      cr.round = round;
+      cr.nodes = static_cast<uint32_t>(vq_answers.size());
+      cr.blocks = static_cast<uint32_t>(S);
+      cr.block_length = vq.block_length;
+      cr.popularity = vq.popularity;
+      cr.centroids = vq.centroids;
+      for (const auto& [node, idx] : vq_answers)
+        for (uint32_t i : idx) cr.indices.push_back(static_cast<uint16_t>(i));
+      Status cs = n <= 65536 ? AppendCountRound(sc.ota.collect, vq.size, cr) : Status::InvalidArgument("codebook too large");
+      if (!cs.ok()) spdlog::error("ota.collect: {}", cs.message());
+    }
+    ota_info["ota_s"] = Since(t0);
+    vq_answers.clear();
   }
 
   // Virtual time: the node's own seconds (download + training) plus its upload, which is the
@@ -631,6 +808,7 @@ struct Server::Impl {
     samples_sum = uplink_bytes = downlink_bytes = control_bytes = 0;
     link = LinkAccounting();
     ota_updates.clear();
+    vq_answers.clear();
     ota_info = json();
     virtual_round_s = energy_compute_j = energy_radio_j = 0.0;
     stragglers = dropouts = over_committed = 0;
@@ -649,9 +827,24 @@ struct Server::Impl {
     ins->set_learning_rate(static_cast<float>(sc.learning_rate));
     ins->set_momentum(static_cast<float>(sc.momentum));
     ins->set_deadline_s(sc.round_deadline_s);
+    if (uplink->carries_codewords()) {
+      const auto tq = Clock::now();
+      Status st = FitRoundCodebook(r);
+      if (!st.ok()) spdlog::error("round {}: fitting the VQ codebook failed: {}", r, st.message());
+      auto* v = ins->mutable_vq();
+      v->set_size(vq.size);
+      v->set_block_length(vq.block_length);
+      v->mutable_centroids()->Assign(vq.centroids.begin(), vq.centroids.end());
+      v->set_error_feedback(sc.ota.error_feedback);
+      ota_fit_s = Since(tq);
+    }
     for (const auto& id : selected) {
       const auto* rec = registry.Find(id);
       ins->set_seed(DeriveSeed(sc.seed, "local-train", rec->index, r));
+      float corrupt = 0.0f;
+      for (const auto& c : sc.corrupt)
+        if (c.node == rec->index && r >= c.from_round) corrupt = static_cast<float>(c.factor);
+      ins->set_corrupt_factor(corrupt);
       bool crash = false;
       for (const auto& c : sc.crashes) crash |= (c.node == rec->index && c.round == r);
       ins->set_crash_mid_round(crash);
@@ -689,6 +882,8 @@ struct Server::Impl {
 
     const auto t_agg = Clock::now();
     if (!ota_updates.empty()) SuperposeRound();
+    if (!vq_answers.empty()) DigitalOtaRound();
+    if (uplink->carries_codewords() && !ota_info.is_null()) ota_info["codebook_fit_s"] = ota_fit_s;
     if (sc.virtual_deadline_s > 0 && stragglers > 0) virtual_round_s = std::max(virtual_round_s, sc.virtual_deadline_s);
     virtual_clock_s += virtual_round_s;
     bool aggregated = false;
@@ -762,6 +957,53 @@ struct Server::Impl {
   }
 
   std::atomic<bool>* stop_flag = nullptr;
+
+  Status SetUpDigitalOta() {
+    const OtaConfig& o = sc.ota;
+    auto fn = ParseSymmetricFn(o.aggregate);
+    if (!fn.ok()) return fn.status();
+    symmetric.fn = fn.value();
+    symmetric.trim = o.trim;
+    ura_d = o.code_length;
+    if (o.decoder == "amp_da") {
+      AmpDaOptions a;
+      a.iterations = o.amp_iterations;
+      a.damping = o.amp_damping;
+      decoder = MakeAmpDa(o.codebook_size, o.code_length, DeriveSeed(sc.seed, "ura-code"), a);
+    } else if (o.decoder == "amp_da_net") {
+      const std::string path = o.decoder_path.empty() ? DefaultDecoderPath() : o.decoder_path;
+      auto net = LoadAmpDaNet(path);
+      if (!net.ok()) return Status::InvalidArgument("ota.decoder_path: " + net.status().message());
+      if (net.value()->n() != o.codebook_size)
+        return Status::InvalidArgument("ota.codebook_size = " + std::to_string(o.codebook_size) + " but the decoder " + path +
+                                       " was trained for n = " + std::to_string(net.value()->n()));
+      decoder = std::move(net.value());
+      ura_d = decoder->d();  // the learned code's length
+    }
+    if (decoder) {
+      ura_code = decoder->codebook();
+    } else {
+      Rng rng = MakeRng(sc.seed, "ura-code");
+      ura_code = RandomUnitCodebook(o.codebook_size, o.code_length, rng);
+    }
+    auto proxy = Learner::Create(sc.model, sc.seed);
+    if (!proxy.ok()) return proxy.status();
+    proxy_learner = std::move(proxy.value());
+    auto train = LoadFashionMnist(sc.data_dir.empty() ? DefaultFashionMnistDir() : sc.data_dir, true, sc.train_limit);
+    if (!train.ok()) return train.status();
+    proxy_data = std::move(train.value());
+    const size_t share = o.proxy_samples ? o.proxy_samples : proxy_data.size() / std::max<uint32_t>(1, sc.nodes);
+    std::vector<uint32_t> all(proxy_data.size());
+    std::iota(all.begin(), all.end(), 0u);
+    Rng rng = MakeRng(sc.seed, "vq-proxy-samples");
+    std::shuffle(all.begin(), all.end(), rng);
+    proxy_indices.assign(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(std::min(share, all.size())));
+    spdlog::info("digital OTA: VQ blocks of {}, {} codewords of {} real channel uses, decoder {}, aggregate {}; the "
+                 "codebook is fitted each round on {} samples of the server's own",
+                 o.block_length, o.codebook_size, ura_d, decoder ? decoder->name() : "exact (error-free)", o.aggregate,
+                 proxy_indices.size());
+    return Status::Ok();
+  }
 };
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) { impl_->stop_flag = &stop_; }
@@ -791,6 +1033,7 @@ Result<std::unique_ptr<Server>> Server::Create(const Scenario& sc) {
   auto uplink = MakeUplink(sc.channel, sc.nodes, sc.seed);
   if (!uplink.ok()) return uplink.status();
   impl->uplink = std::move(uplink.value());
+  if (impl->uplink->carries_codewords()) EDGEBED_RETURN_IF_ERROR(impl->SetUpDigitalOta());
   auto test = LoadFashionMnist(sc.data_dir.empty() ? DefaultFashionMnistDir() : sc.data_dir, false, sc.test_limit);
   if (!test.ok()) return test.status();
   impl->test = std::move(test.value());

@@ -1,5 +1,7 @@
 #include "tools/launcher.h"
 
+#include "codecs/count_decoder.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -87,6 +89,13 @@ bool PlotMetrics(const std::string& dir, const std::string& title) {
 }
 
 int RunFederation(const Scenario& sc, const std::string& exe) {
+  if (sc.channel.uplink == "digital_ota" && sc.ota.decoder == "amp_da_net") {  // refuse a bad decoder before any process
+    auto dec = LoadAmpDaNet(sc.ota.decoder_path.empty() ? DefaultDecoderPath() : sc.ota.decoder_path);
+    if (!dec.ok()) {
+      spdlog::error("ota.decoder_path: {} (tools/train_decoder makes one)", dec.status().message());
+      return 2;
+    }
+  }
   const std::string out = sc.output_dir;
   std::error_code ec;
   fs::create_directories(out + "/logs", ec);

@@ -21,6 +21,8 @@
 #include "server/server.h"
 #include "tools/bench.h"
 #include "tools/launcher.h"
+#include "tools/ota.h"
+#include "codecs/count_decoder.h"
 #include "tools/sweep.h"
 
 namespace {
@@ -80,8 +82,8 @@ int main(int argc, char** argv) {
 
   edgebed::BenchOptions bopt;
   auto* bench = app.add_subcommand("bench", "measure: transfer, aggregate, channel, overhead, population, or all");
-  bench->add_option("which", bopt.which, "transfer | aggregate | channel | overhead | population | all")
-      ->check(CLI::IsMember({"transfer", "aggregate", "channel", "overhead", "population", "all"}));
+  bench->add_option("which", bopt.which, "transfer | aggregate | channel | overhead | population | decode | all")
+      ->check(CLI::IsMember({"transfer", "aggregate", "channel", "overhead", "population", "decode", "all"}));
   bench->add_option("--population-rounds", bopt.population_rounds, "rounds for 'population'");
   bench->add_option("--reps", bopt.reps, "repetitions per measurement")->check(CLI::Range(1, 10000));
   bench->add_option("--overhead-rounds", bopt.overhead_rounds, "rounds of the default scenario for 'overhead'");
@@ -119,6 +121,35 @@ int main(int argc, char** argv) {
   auto* plot = app.add_subcommand("plot", "draw metrics.png of a run folder");
   plot->add_option("dir", plot_dir, "run output folder (holds metrics.csv)")->required();
 
+  edgebed::OtaToolOptions oopt;
+  std::string snr_list;
+  auto* ota = app.add_subcommand("ota", "digital OTA decoders outside a federation: train AMP-DA-Net, measure NMSE");
+  ota->require_subcommand(1);
+  auto* ota_train = ota->add_subcommand("train", "train AMP-DA-Net on count vectors collected by a run (ota.collect)");
+  auto* ota_nmse = ota->add_subcommand("nmse", "NMSE of counts and aggregate vs SNR: AMP-DA and AMP-DA-Net on the same counts");
+  for (auto* c : {ota_train, ota_nmse}) {
+    c->add_option("--data", oopt.data, "count data file (EBCOUNT1); none = synthetic Zipf(1.1) counts");
+    c->add_option("--d", oopt.d, "real channel uses per block")->check(CLI::Range(2, 4096));
+    c->add_option("--n", oopt.n, "codebook size (synthetic data)")->check(CLI::Range(2, 65536));
+    c->add_option("--seed", oopt.seed, "seed");
+    c->add_option("--ka-min", oopt.ka_min, "fewest active nodes")->check(CLI::Range(1, 10000));
+    c->add_option("--ka-max", oopt.ka_max, "most active nodes")->check(CLI::Range(1, 10000));
+  }
+  ota_train->add_option("--out", oopt.out, "decoder file to write")->required();
+  ota_train->add_option("--steps", oopt.steps, "training steps at most")->check(CLI::Range(1, 10000000));
+  ota_train->add_option("--minutes", oopt.minutes, "stop after this many minutes")->check(CLI::Range(0.01, 10000.0));
+  ota_train->add_option("--batch", oopt.batch, "blocks per step")->check(CLI::Range(1, 100000));
+  ota_train->add_option("--lr", oopt.learning_rate, "Adam learning rate")->check(CLI::Range(1e-7, 1.0));
+  ota_train->add_option("--layers", oopt.layers, "unrolled AMP layers")->check(CLI::Range(1, 100));
+  ota_train->add_option("--filters", oopt.filters, "CNN denoiser filters")->check(CLI::Range(1, 1024));
+  ota_nmse->add_option("--net", oopt.net, "AMP-DA-Net decoder file (none: AMP-DA only)")->check(CLI::ExistingFile);
+  ota_nmse->add_option("--out", oopt.out, "output folder (default runs/ota-nmse)");
+  ota_nmse->add_option("--snrs", snr_list, "comma-separated SNRs [dB] (default 0,3,5,10,15,20)");
+  ota_nmse->add_option("--blocks", oopt.blocks, "blocks per SNR")->check(CLI::Range(250, 10000000));
+  ota_nmse->add_flag("--snr-per-node", oopt.snr_per_node, "SNR of one node's codeword (default: of the received sum, as the paper)");
+  ota_nmse->add_option("--target", oopt.target_nmse, "NMSE target whose SNR is reported")->check(CLI::Range(1e-9, 1.0));
+  bench->add_option("--net", oopt.net, "'decode': AMP-DA-Net decoder file")->check(CLI::ExistingFile);
+
   auto* show = app.add_subcommand("scenario", "print the resolved scenario (default or a file) and check it");
   show->add_option("scenario", scenario_path, "scenario file")->check(CLI::ExistingFile);
   show->add_option("--set", sets, "override a field: section.field=value (repeatable)");
@@ -126,7 +157,22 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (*node) return edgebed::RunNode(nopt);
+  if (*bench && bopt.which == "decode") {
+    if (oopt.net.empty() && std::filesystem::exists(edgebed::DefaultDecoderPath())) oopt.net = edgebed::DefaultDecoderPath();
+    if (oopt.net.empty()) spdlog::warn("no AMP-DA-Net decoder (--net, or {}): AMP-DA only", edgebed::DefaultDecoderPath());
+    return edgebed::RunDecodeBench(oopt, bopt.reps);
+  }
   if (*bench) return edgebed::RunBench(bopt, SelfExe(argv[0]));
+  if (*ota_train) return edgebed::RunOtaTrain(oopt);
+  if (*ota_nmse) {
+    if (!snr_list.empty()) {
+      oopt.snrs.clear();
+      std::stringstream ss(snr_list);
+      for (std::string v; std::getline(ss, v, ',');)
+        if (!v.empty()) oopt.snrs.push_back(std::stod(v));
+    }
+    return edgebed::RunOtaNmse(oopt);
+  }
   if (*sweep) {
     std::stringstream ss(sweep_values);
     for (std::string v; std::getline(ss, v, ',');)

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "channel/analog_ota.h"
+#include "channel/digital_ota.h"
 #include "channel/digital_uplink.h"
 #include "channel/fading.h"
 
@@ -277,4 +278,98 @@ TEST_CASE("bad channel configuration fails naming the field") {
   CHECK(bad([](ChannelConfig& c) { c.tx_power_w = 0; }, "channel.tx_power_w"));
   ChannelConfig ok;
   CHECK(ok.Validate().ok());
+}
+
+namespace {
+// Random unit-norm rows, the shape of a URA code (the test's own, not codecs').
+std::vector<float> UnitRows(uint32_t n, uint32_t d, uint64_t seed) {
+  ComplexGaussian g(seed);
+  std::vector<float> c(static_cast<size_t>(n) * d);
+  for (uint32_t i = 0; i < n; ++i) {
+    double norm = 0;
+    for (uint32_t j = 0; j < d; ++j) {
+      c[i * d + j] = g.Next().real();
+      norm += c[i * d + j] * c[i * d + j];
+    }
+    for (uint32_t j = 0; j < d; ++j) c[i * d + j] /= static_cast<float>(std::sqrt(norm));
+  }
+  return c;
+}
+}  // namespace
+
+TEST_CASE("digital OTA: y = x^T C + w, with the noise power the SNR definition says (within 5%)") {
+  const uint32_t n = 32, d = 64, K = 8;
+  const size_t S = 4000;
+  const std::vector<float> C = UnitRows(n, d, 3);
+  std::vector<std::vector<uint32_t>> idx(K, std::vector<uint32_t>(S));
+  FastRng r(9);
+  for (auto& v : idx)
+    for (auto& i : v) i = static_cast<uint32_t>(r.Next() % n);
+  for (const char* ref : {"node", "sum"}) {
+    ChannelConfig cfg;
+    cfg.uplink = "digital_ota";
+    cfg.fading = "none";
+    cfg.snr_db = 10.0;
+    cfg.snr_reference = ref;
+    DigitalOtaUplink ota(cfg, K, 5);
+    std::vector<UraInput> in;
+    for (uint32_t k = 0; k < K; ++k) in.push_back({k, &idx[k]});
+    LinkAccounting acc;
+    auto out = ota.SuperposeCodewords(1, in, {&C, n, d, 5}, &acc);
+    REQUIRE(out.ok());
+    REQUIRE(out->active_nodes.size() == K);
+    double noise = 0, signal = 0;
+    for (size_t s = 0; s < S; ++s)
+      for (uint32_t j = 0; j < d; ++j) {
+        double clean = 0;
+        for (uint32_t k = 0; k < K; ++k) clean += C[idx[k][s] * d + j];
+        noise += std::pow(out->y[s * d + j] - clean, 2);
+        signal += clean * clean;
+      }
+    noise /= static_cast<double>(S * d);
+    signal /= static_cast<double>(S * d);
+    // "node": each node's codeword has power 1/d per entry, so noise = 1 / (d SNR); "sum": noise =
+    // the superposed signal's power / SNR.
+    const double expected = std::string(ref) == "node" ? 1.0 / (d * 10.0) : signal / 10.0;
+    INFO(ref << ": measured noise " << noise << ", expected " << expected);
+    CHECK(std::abs(noise - expected) / expected < 0.05);
+    CHECK(out->noise_var == doctest::Approx(expected).epsilon(0.05));
+    CHECK(acc.channel_uses == doctest::Approx(S * d / 2.0));
+    CHECK(acc.payload_bits == K * S * 5);
+    for (uint32_t k = 0; k < K; ++k) CHECK(acc.per_node[k].tx_energy_j <= cfg.tx_power_w * acc.airtime_s * 1.0001);
+  }
+}
+
+TEST_CASE("digital OTA: Rayleigh truncation silences a fraction e^-g_th and only the others are summed") {
+  const uint32_t n = 16, d = 8, K = 40;
+  const std::vector<float> C = UnitRows(n, d, 4);
+  std::vector<std::vector<uint32_t>> idx(K, std::vector<uint32_t>(3));
+  for (uint32_t k = 0; k < K; ++k) idx[k] = {k % n, (k + 1) % n, (k + 2) % n};
+  ChannelConfig cfg;
+  cfg.uplink = "digital_ota";
+  cfg.gain_threshold = 0.5;
+  cfg.snr_db = 60.0;
+  DigitalOtaUplink ota(cfg, K, 3);
+  double active = 0, total = 0;
+  for (uint32_t round = 1; round <= 200; ++round) {
+    std::vector<UraInput> in;
+    for (uint32_t k = 0; k < K; ++k) in.push_back({k, &idx[k]});
+    LinkAccounting acc;
+    auto out = ota.SuperposeCodewords(round, in, {&C, n, d, 4}, &acc);
+    REQUIRE(out.ok());
+    active += out->active_nodes.size();
+    total += K;
+    if (round == 1) {  // at 60 dB the received block is the sum of the active nodes' codewords
+      for (uint32_t j = 0; j < d; ++j) {
+        double clean = 0;
+        for (uint32_t k : out->active_nodes) clean += C[idx[k][0] * d + j];
+        CHECK(out->y[j] == doctest::Approx(clean).epsilon(1e-2));
+      }
+      for (uint32_t k = 0; k < K; ++k) CHECK(acc.per_node[k].active == (ota.ExpectedGain(k, round) >= 0.5));
+    }
+  }
+  CHECK(active / total == doctest::Approx(std::exp(-0.5)).epsilon(0.05));
+  std::vector<uint32_t> bad = {0, 99, 1};
+  LinkAccounting acc;
+  CHECK(!ota.SuperposeCodewords(1, {{0, &bad}}, {&C, n, d, 4}, &acc).ok());
 }

@@ -24,5 +24,5 @@ TEST_CASE("an unknown uplink names the field and the allowed values") {
   auto up = MakeUplink(cfg, 2, 1);
   REQUIRE_FALSE(up.ok());
   CHECK(up.status().message().find("channel.uplink") != std::string::npos);
-  CHECK(up.status().message().find("allowed: ideal, digital, analog_ota") != std::string::npos);
+  CHECK(up.status().message().find("allowed: ideal, digital, analog_ota, digital_ota") != std::string::npos);
 }

@@ -101,3 +101,34 @@ TEST_CASE("every scenario file in scenarios/ loads") {
   }
   CHECK(LoadScenario("/nonexistent.toml", {}).status().code() == Status::Code::kNotFound);
 }
+
+TEST_CASE("digital OTA fields and Byzantine faults: checked by name, and they survive the resolved scenario") {
+  auto sc = ParseScenario(DefaultScenarioText(),
+                          {"channel.uplink=\"digital_ota\"", "channel.snr_reference=\"sum\"", "ota.decoder=\"amp_da_net\"",
+                           "ota.aggregate=\"median\"", "ota.error_feedback=false",
+                           "faults.corrupt=[{node = 2, kind = \"scale\", factor = -4.0, from_round = 3}, {node = 5}]"},
+                          "default");
+  REQUIRE(sc.ok());
+  CHECK(sc->ota.aggregate == "median");
+  CHECK(!sc->ota.error_feedback);
+  REQUIRE(sc->corrupt.size() == 2);
+  CHECK(sc->corrupt[0].factor == -4.0);
+  CHECK(sc->corrupt[0].from_round == 3);
+  CHECK(sc->corrupt[1].kind == "sign_flip");
+  CHECK(sc->corrupt[1].factor == -1.0);
+  auto back = ParseScenario(sc->ToToml(), {}, "resolved");
+  REQUIRE(back.ok());
+  CHECK(back->ToToml() == sc->ToToml());
+  CHECK(back->channel.snr_reference == "sum");
+
+  CHECK(Parse({"ota.decoder=\"genie\""}).message().find("ota.decoder") != std::string::npos);
+  CHECK(Parse({"ota.trim=0.5"}).message().find("ota.trim = 0.5 is out of range [0, 0.49]") != std::string::npos);
+  CHECK(Parse({"ota.error_feedback=1"}).message().find("ota.error_feedback must be true or false") != std::string::npos);
+  CHECK(Parse({"ota.collect=\"x.bin\""}).message().find("ota.collect needs channel.uplink") != std::string::npos);
+  CHECK(Parse({"channel.snr_reference=\"peak\""}).message().find("channel.snr_reference") != std::string::npos);
+  CHECK(Parse({"faults.corrupt=[{node = 99}]"}).message().find("faults.corrupt[0].node") != std::string::npos);
+  CHECK(Parse({"faults.corrupt=[{node = 1, kind = \"scale\", factor = 0.0}]"}).message().find("factor = 0") !=
+        std::string::npos);
+  CHECK(Parse({"channel.uplink=\"digital_ota\"", "channel.relay_nodes=1"}).message().find("channel.relay_nodes") !=
+        std::string::npos);
+}

@@ -290,3 +290,68 @@ TEST_CASE("a node that vanishes between rounds is a failure, not a crash") {
   CHECK(rows[2]["selected"] == 1);  // not selected again
   CHECK(rows[2]["participants"] == 1);
 }
+
+TEST_CASE("digital OTA: bad index vectors get a clear error and the honest node's rounds go on") {
+  RunningServer rs("vq-test", {"data.train_limit=2000", "data.test_limit=300", "federation.nodes=2",
+                               "federation.rounds=3", "federation.min_quorum=0.5", "server.liveness_timeout_s=5.0",
+                               "channel.uplink=\"digital_ota\"", "channel.fading=\"none\"", "channel.snr_db=30.0",
+                               "ota.decoder=\"amp_da\"", "ota.codebook_size=16", "ota.block_length=10"});
+  zmq::context_t ctx(1);
+  zmq::socket_t bad(ctx, zmq::socket_type::dealer);
+  bad.set(zmq::sockopt::routing_id, std::string("node-1"));
+  bad.set(zmq::sockopt::linger, 0);
+  bad.connect(rs.endpoint);
+  wire::Envelope j;
+  j.mutable_join()->set_node_id("node-1");
+  j.mutable_join()->set_node_index(1);
+  wire::SendEnvelope(bad, j);
+  wire::Envelope in;
+  REQUIRE(Recv(bad, &in));
+  REQUIRE(in.join_ack().accepted());
+  wire::Envelope ready;
+  ready.mutable_heartbeat()->set_round(0);
+  wire::SendEnvelope(bad, ready);
+  std::thread node([&] {
+    NodeOptions o;
+    o.server = rs.endpoint;
+    o.index = 0;
+    RunNode(o);
+  });
+  const size_t logreg = 784 * 10 + 10, blocks = (logreg + 9) / 10;
+  std::vector<std::string> errors;
+  for (uint32_t round = 1; round <= 3; ++round) {
+    REQUIRE(Recv(bad, &in, 60000ms));
+    REQUIRE(in.has_fit_ins());
+    CHECK(in.fit_ins().vq().size() == 16);
+    CHECK(in.fit_ins().vq().centroids_size() == 16 * 10);
+    wire::Envelope res;
+    auto* f = res.mutable_fit_res();
+    f->set_round(round);
+    f->set_num_samples(100);
+    if (round == 1) {
+      wire::ToTensors(ParamSet::Zeros({{"0.weight", {10, 784}}, {"0.bias", {10}}}), f->mutable_update());
+    } else {
+      for (size_t s = 0; s < (round == 2 ? blocks - 1 : blocks); ++s) f->add_vq_indices(round == 3 && s == 5 ? 16 : 0);
+    }
+    wire::SendEnvelope(bad, res);
+    wire::Envelope err;
+    REQUIRE(Recv(bad, &err));
+    REQUIRE(err.has_error());
+    CHECK(err.error().code() == wire::BAD_TENSOR);
+    errors.push_back(err.error().message());
+  }
+  CHECK(errors[0].find("vq_indices") != std::string::npos);
+  CHECK(errors[1].find("expected " + std::to_string(blocks)) != std::string::npos);
+  CHECK(errors[2].find("allowed [0, 15]") != std::string::npos);
+  node.join();
+  rs.Join();
+  CHECK(rs.status.ok());
+  const auto rows = ReadMetrics(rs.out);
+  REQUIRE(rows.size() == 4);
+  for (size_t r = 1; r <= 3; ++r) {
+    CHECK(rows[r]["participants"] == 1);
+    CHECK(rows[r]["ota"]["active"] == 1);
+    CHECK(rows[r]["aggregated"] == true);
+  }
+  CHECK(rows[3]["test_accuracy"].get<double>() > rows[0]["test_accuracy"].get<double>() + 0.2);
+}

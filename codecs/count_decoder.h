@@ -1,0 +1,115 @@
+// Decoders for digital over-the-air aggregation with a shared (URA) codebook. Every active node maps
+// each block's VQ index i to the same codeword C[i] (n x d, unit-norm rows, d real channel uses = d/2
+// complex); the channel sums the codewords and adds noise, so per block s the server receives
+//   y_s = x_s^T C + w_s,   w_s ~ N(0, noise_var I_d),
+// where x_s in Z>=0^n counts how many nodes sent each codeword (sum = K_a). A decoder estimates the
+// count vectors of all blocks of a round at once (S x n, batched: dense algebra, no loop per block):
+// - AMP-DA (Qiao et al., MD-AirComp, arXiv 2405.15969): approximate message passing with a discrete
+//   prior over counts {0..K}, EM updates of the prior, damping; C a random Gaussian code.
+// - AMP-DA-Net (Tarizzo et al., arXiv 2512.19777): T unrolled AMP layers with learned per-layer
+//   parameters, a Poisson-popularity prior, a 1-D CNN denoiser over the popularity-sorted codeword
+//   axis and a learned codebook C = rownorm(C0 W), trained end to end (TrainAmpDaNet).
+// Both finish with the same post-processing: keep the K_hat largest entries, least-squares refit on
+// them, round greedily so the counts sum to K_hat (K_hat = the mode over blocks of the rounded sums).
+// The interface is torch-free; the implementation (count_decoder.cc) is libtorch.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "codecs/count_data.h"
+#include "codecs/rng.h"
+#include "codecs/status.h"
+
+namespace edgebed {
+
+struct CountProblem {
+  const float* y = nullptr;        // blocks x d, row-major
+  size_t blocks = 0;
+  double noise_var = 0.0;          // per real entry, the receiver's estimate (AMP refines it)
+  uint32_t k_max = 0;              // upper bound on the number of active nodes (those selected)
+  const double* popularity = nullptr;  // n codeword shares (sorted, most popular first); null = uniform
+};
+
+struct CountEstimate {
+  std::vector<float> raw;       // blocks x n: the decoder's soft estimate before post-processing
+  std::vector<int32_t> counts;  // blocks x n: after top-K, refit and rounding; each row sums to k_hat
+  uint32_t k_hat = 0;
+  int iterations = 0;           // AMP iterations / unrolled layers run
+  double flops = 0.0;           // floating-point operations the decode took (counted, see .cc)
+  double seconds = 0.0;
+};
+
+class CountDecoder {
+ public:
+  virtual ~CountDecoder() = default;
+  virtual std::string name() const = 0;  // "amp_da" | "amp_da_net"
+  uint32_t n() const { return n_; }
+  uint32_t d() const { return d_; }
+  // The URA codebook the nodes transmit with (n x d, unit-norm rows); the receiver decodes against it.
+  const std::vector<float>& codebook() const { return codebook_; }
+  Result<CountEstimate> Decode(const CountProblem& p);
+  // Saves the decoder (codebook and, for AMP-DA-Net, every learned parameter) to a torch archive.
+  virtual Status Save(const std::string& path) const = 0;
+
+ protected:
+  CountDecoder(uint32_t n, uint32_t d) : n_(n), d_(d) {}
+  virtual Status DoDecode(const CountProblem& p, CountEstimate* out) = 0;
+  uint32_t n_, d_;
+  std::vector<float> codebook_;
+};
+
+// n x d Gaussian rows scaled to unit norm: AMP-DA's code, and AMP-DA-Net's C0.
+std::vector<float> RandomUnitCodebook(uint32_t n, uint32_t d, Rng& rng);
+
+struct AmpDaOptions {
+  uint32_t iterations = 50;     // at most
+  double damping = 0.3;         // share of the previous estimate kept each iteration
+  double tolerance = 1e-5;      // stop when the mean squared change of the estimate falls below
+  size_t chunk_blocks = 1024;   // blocks decoded together (one EM prior per chunk)
+};
+std::unique_ptr<CountDecoder> MakeAmpDa(uint32_t n, uint32_t d, uint64_t seed, const AmpDaOptions& opt = {});
+
+struct AmpDaNetOptions {
+  uint32_t n = 128, d = 64;
+  uint32_t layers = 10;         // T unrolled AMP layers
+  uint32_t filters = 32;        // CNN denoiser width (3 conv layers, kernel 3)
+  uint64_t seed = 1;            // C0 and the initial weights
+};
+
+struct AmpDaNetTrainOptions {
+  AmpDaNetOptions net;
+  uint32_t batch = 128;          // blocks per step
+  double learning_rate = 1e-3;   // Adam
+  uint32_t steps = 3000;         // at most
+  double max_minutes = 25.0;     // stop early when the time is up
+  double snr_min_db = 0.0, snr_max_db = 20.0;  // SNR drawn uniformly per batch
+  uint32_t ka_min = 7, ka_max = 13;            // active nodes drawn uniformly per batch
+  uint64_t seed = 1;
+  // Called every `report_every` steps with (step, loss, validation NMSE of the counts).
+  std::function<void(uint32_t, double, double)> on_progress;
+  uint32_t report_every = 100;
+};
+
+// Trains AMP-DA-Net on count vectors collected from an error-free federated run.
+Result<std::unique_ptr<CountDecoder>> TrainAmpDaNet(const CountData& data, const AmpDaNetTrainOptions& opt);
+Result<std::unique_ptr<CountDecoder>> LoadAmpDaNet(const std::string& path);
+// The decoder that ships with edgebed (codecs/decoders/amp_da_net.pt in the source tree; remade by
+// tools/train_decoder), used when a scenario names none.
+std::string DefaultDecoderPath();
+
+// Noise variance per real entry at a given SNR: each node's codeword (unit norm over d real entries)
+// has power 1/d per entry at the receiver after channel pre-inversion; noise_var = 1 / (d snr).
+double UraNoiseVar(uint32_t d, double snr_db);
+
+// y = x C + noise (blocks x d) for count vectors `counts` (blocks x n): the channel as the tests and
+// the NMSE benchmark see it without the federation.
+std::vector<float> SuperposeCounts(const std::vector<float>& codebook, uint32_t n, uint32_t d,
+                                   const std::vector<float>& counts, double noise_var, Rng& rng);
+
+// GFLOP/s of a plain libtorch float matmul (m x k) * (k x n), best of `reps`: the dense reference.
+double DenseMatmulGflops(int64_t m, int64_t k, int64_t n, int reps);
+
+}  // namespace edgebed

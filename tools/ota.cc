@@ -1,0 +1,316 @@
+#include "tools/ota.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "codecs/count_decoder.h"
+#include "codecs/symmetric.h"
+#include "splitnets/learner.h"
+
+namespace edgebed {
+namespace {
+using json = nlohmann::json;
+
+Result<CountData> LoadOrSynthesise(const OtaToolOptions& opt) {
+  if (!opt.data.empty()) return LoadCountData(opt.data);
+  Rng rng = MakeRng(opt.seed, "synthetic-counts");
+  spdlog::info("no --data: synthetic count vectors, Zipf(1.1) popularity over {} codewords, 40 nodes", opt.n);
+  return SyntheticCountData(opt.n, 40, 30, 2000, 1.1, rng);
+}
+
+// The held-out rounds: the last fifth, as TrainAmpDaNet keeps them out of training.
+std::vector<size_t> HeldOut(const CountData& data) {
+  const size_t nval = std::max<size_t>(1, data.rounds.size() / 5);
+  std::vector<size_t> r;
+  for (size_t i = data.rounds.size() - nval; i < data.rounds.size(); ++i) r.push_back(i);
+  return r;
+}
+
+// SNR [dB] where a curve (ascending SNR) first falls to `target`, interpolated in log NMSE; NaN if never.
+double SnrAt(const std::vector<double>& snr, const std::vector<double>& nmse, double target) {
+  for (size_t i = 0; i < snr.size(); ++i) {
+    if (nmse[i] > target) continue;
+    if (i == 0) return snr[0];
+    const double a = std::log10(std::max(nmse[i - 1], 1e-12)), b = std::log10(std::max(nmse[i], 1e-12));
+    const double t = std::log10(target);
+    return snr[i - 1] + (snr[i] - snr[i - 1]) * (a - t) / (a - b);
+  }
+  return NAN;
+}
+
+}  // namespace
+
+int RunOtaTrain(const OtaToolOptions& opt) {
+  auto data = LoadOrSynthesise(opt);
+  if (!data.ok()) {
+    spdlog::error("{}", data.status().message());
+    return 2;
+  }
+  size_t vectors = 0;
+  for (const auto& r : data->rounds) vectors += r.blocks;
+  spdlog::info("training AMP-DA-Net (n {}, d {}, {} layers, {} filters) on {} rounds, {} blocks each of up to {} nodes",
+               opt.n, opt.d, opt.layers, opt.filters, data->rounds.size(), vectors / data->rounds.size(),
+               data->rounds[0].nodes);
+  SetTorchThreads(2);
+  AmpDaNetTrainOptions t;
+  t.net.n = opt.n;
+  t.net.d = opt.d;
+  t.net.layers = opt.layers;
+  t.net.filters = opt.filters;
+  t.net.seed = opt.seed;
+  t.batch = opt.batch;
+  t.steps = opt.steps;
+  t.max_minutes = opt.minutes;
+  t.learning_rate = opt.learning_rate;
+  t.ka_min = opt.ka_min;
+  t.ka_max = opt.ka_max;
+  t.seed = opt.seed;
+  const std::string log_path = opt.out + ".train.csv";
+  std::ofstream log(log_path);
+  log << "step,elapsed_s,loss,val_nmse_5db\n";
+  const auto t0 = std::chrono::steady_clock::now();
+  t.on_progress = [&](uint32_t step, double loss, double nmse) {
+    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    spdlog::info("step {:>5}/{}  loss {:.4f}  validation NMSE at 5 dB {:.4f}  {:.0f} s", step, opt.steps, loss, nmse, el);
+    log << step << ',' << el << ',' << loss << ',' << nmse << "\n";
+    log.flush();
+  };
+  auto dec = TrainAmpDaNet(data.value(), t);
+  if (!dec.ok()) {
+    spdlog::error("{}", dec.status().message());
+    return 2;
+  }
+  Status st = dec.value()->Save(opt.out);
+  if (!st.ok()) {
+    spdlog::error("{}", st.message());
+    return 1;
+  }
+  spdlog::info("saved {} (training log {})", opt.out, log_path);
+  return 0;
+}
+
+int RunOtaNmse(const OtaToolOptions& opt) {
+  auto data = LoadOrSynthesise(opt);
+  if (!data.ok()) {
+    spdlog::error("{}", data.status().message());
+    return 2;
+  }
+  SetTorchThreads(2);
+  std::vector<std::unique_ptr<CountDecoder>> decs;
+  decs.push_back(MakeAmpDa(data->n, opt.d, opt.seed));
+  if (!opt.net.empty()) {
+    auto net = LoadAmpDaNet(opt.net);
+    if (!net.ok()) {
+      spdlog::error("{}", net.status().message());
+      return 2;
+    }
+    if (net.value()->n() != data->n || net.value()->d() != opt.d) {
+      spdlog::error("{} decodes n = {}, d = {}; the data has n = {} and --d is {}", opt.net, net.value()->n(),
+                    net.value()->d(), data->n, opt.d);
+      return 2;
+    }
+    decs.push_back(std::move(net.value()));
+  }
+  const auto rounds = HeldOut(data.value());
+  const std::string dir = opt.out.empty() ? "runs/ota-nmse" : opt.out;
+  std::filesystem::create_directories(dir);
+  std::ofstream csv(dir + "/nmse.csv");
+  csv << "snr_db,decoder,nmse_counts_raw,nmse_counts,nmse_aggregate,nmse_aggregate_soft,blocks_exact,k_hat_correct,blocks,"
+         "seconds\n";
+  const uint32_t n = data->n, group = 250;
+  std::map<std::string, std::vector<double>> curve, curve_raw, curve_agg;
+  for (double snr : opt.snrs) {
+    Rng rng = MakeRng(opt.seed, "nmse", static_cast<uint64_t>(snr * 100 + 10000));
+    struct Acc { double err_raw = 0, err = 0, ref = 0, agg_err = 0, soft_err = 0, agg_ref = 0, exact = 0, khat = 0, secs = 0; };
+    std::vector<Acc> acc(decs.size());
+    uint32_t groups = 0, total_blocks = 0;
+    for (uint32_t done = 0; done < opt.blocks; done += group, ++groups) {
+      // One group = one simulated round: a round of the data, K_a nodes, `group` blocks.
+      const size_t r = rounds[std::uniform_int_distribution<size_t>(0, rounds.size() - 1)(rng)];
+      const uint32_t ka = std::uniform_int_distribution<uint32_t>(opt.ka_min, opt.ka_max)(rng);
+      const CountBatch b = SampleCounts(data.value(), {r}, group, ka, ka, rng);
+      const CountRound& cr = data->rounds[r];
+      VqCodebook q;
+      q.size = n;
+      q.block_length = cr.block_length;
+      q.centroids = cr.centroids;
+      // Unit normal draws shared by both decoders, scaled per block: the SNR is the received power of
+      // the block's superposed codewords over the noise power (the AMP-DA-Net paper's definition),
+      // or each node's receive power over the noise (--snr-per-node).
+      std::vector<float> noise(static_cast<size_t>(group) * opt.d);
+      std::normal_distribution<float> g(0.0f, 1.0f);
+      for (float& v : noise) v = g(rng);
+      const double snr_lin = std::pow(10.0, snr / 10.0);
+      // The true aggregate (mean) of each block.
+      std::vector<int32_t> xi(b.counts.begin(), b.counts.end());
+      std::vector<float> agg_true(static_cast<size_t>(group) * q.block_length), agg(agg_true.size());
+      (void)AggregateCounts(q, xi.data(), agg_true.size(), {}, agg_true.data());
+      total_blocks += group;
+      for (size_t k = 0; k < decs.size(); ++k) {
+        CountDecoder& dec = *decs[k];
+        std::vector<float> y = SuperposeCounts(dec.codebook(), n, opt.d, b.counts, 0.0, rng);
+        double noise_var_mean = 0.0;
+        for (uint32_t s = 0; s < group; ++s) {
+          double power = 1.0 / opt.d;  // one node's codeword per entry
+          if (!opt.snr_per_node) {
+            power = 0.0;
+            for (uint32_t j = 0; j < opt.d; ++j) power += y[s * opt.d + j] * y[s * opt.d + j];
+            power /= opt.d;
+          }
+          const double sd = std::sqrt(power / snr_lin);
+          noise_var_mean += power / snr_lin / group;
+          for (uint32_t j = 0; j < opt.d; ++j) y[s * opt.d + j] += static_cast<float>(sd) * noise[s * opt.d + j];
+        }
+        CountProblem p;
+        p.y = y.data();
+        p.blocks = group;
+        p.noise_var = noise_var_mean;
+        p.k_max = opt.ka_max;
+        p.popularity = cr.popularity.data();
+        auto est = dec.Decode(p);
+        if (!est.ok()) {
+          spdlog::error("{}: {}", dec.name(), est.status().message());
+          return 1;
+        }
+        Acc& a = acc[k];
+        a.secs += est->seconds;
+        a.khat += est->k_hat == ka;
+        for (uint32_t s = 0; s < group; ++s) {
+          bool exact = true;
+          for (uint32_t i = 0; i < n; ++i) {
+            const size_t j = static_cast<size_t>(s) * n + i;
+            const double x = b.counts[j];
+            a.err_raw += (est->raw[j] - x) * (est->raw[j] - x);
+            a.err += (est->counts[j] - x) * (est->counts[j] - x);
+            a.ref += x * x;
+            exact &= est->counts[j] == static_cast<int32_t>(x);
+          }
+          a.exact += exact;
+        }
+        (void)AggregateCounts(q, est->counts.data(), agg.size(), {}, agg.data());
+        for (size_t i = 0; i < agg.size(); ++i) {
+          a.agg_err += (agg[i] - agg_true[i]) * (agg[i] - agg_true[i]);
+          a.agg_ref += agg_true[i] * agg_true[i];
+        }
+        MeanFromSoftCounts(q, est->raw.data(), est->k_hat, agg.size(), agg.data());
+        for (size_t i = 0; i < agg.size(); ++i) a.soft_err += (agg[i] - agg_true[i]) * (agg[i] - agg_true[i]);
+      }
+    }
+    for (size_t k = 0; k < decs.size(); ++k) {
+      const Acc& a = acc[k];
+      const std::string name = decs[k]->name();
+      curve[name].push_back(a.err / a.ref);
+      curve_raw[name].push_back(a.err_raw / a.ref);
+      curve_agg[name].push_back(a.agg_err / a.agg_ref);
+      csv << snr << ',' << name << ',' << a.err_raw / a.ref << ',' << a.err / a.ref << ',' << a.agg_err / a.agg_ref << ','
+          << a.soft_err / a.agg_ref << ','
+          << a.exact / total_blocks << ',' << a.khat / groups << ',' << total_blocks << ',' << a.secs << "\n";
+      spdlog::info("{:>5.1f} dB  {:<10}  NMSE counts raw {:.2e}  post-processed {:.2e}  aggregate {:.2e}  exact blocks "
+                   "{:.1f}%  K_hat right {:.0f}%  {:.2f} s  (aggregate from soft counts {:.2e})",
+                   snr, name, a.err_raw / a.ref, a.err / a.ref, a.agg_err / a.agg_ref, 100.0 * a.exact / total_blocks,
+                   100.0 * a.khat / groups, a.secs, a.soft_err / a.agg_ref);
+    }
+  }
+  csv.close();
+  json summary = {{"target_nmse", opt.target_nmse}, {"snr", opt.snr_per_node ? "per node" : "of the superposed signal"}, {"snrs", opt.snrs}, {"data", opt.data.empty() ? "synthetic" : opt.data}};
+  for (const auto& [name, c] : curve) {
+    const auto& raw = curve_raw[name];
+    summary[name] = {{"nmse_counts_raw", raw}, {"nmse_counts", c}, {"nmse_aggregate", curve_agg[name]},
+                     {"snr_at_target_counts_raw", SnrAt(opt.snrs, raw, opt.target_nmse)},
+                     {"snr_at_target_counts", SnrAt(opt.snrs, c, opt.target_nmse)},
+                     {"snr_at_1e-1_counts_raw", SnrAt(opt.snrs, raw, 1e-1)},
+                     {"snr_at_target_aggregate", SnrAt(opt.snrs, curve_agg[name], opt.target_nmse)}};
+    spdlog::info("{}: counts NMSE {:.0e} reached at {:.1f} dB raw, {:.1f} dB post-processed; 1e-1 at {:.1f} dB raw", name,
+                 opt.target_nmse, SnrAt(opt.snrs, raw, opt.target_nmse), SnrAt(opt.snrs, c, opt.target_nmse),
+                 SnrAt(opt.snrs, raw, 1e-1));
+  }
+  std::ofstream(dir + "/nmse.json") << summary.dump(2) << "\n";
+  // Plot: NMSE of counts and of the aggregate vs SNR.
+  const std::string gp = dir + "/nmse.gp";
+  {
+    std::ofstream g(gp);
+    g << "set terminal pngcairo size 1000,420\nset output '" << dir << "/nmse.png'\nset datafile separator ','\n"
+      << "set logscale y\nset format y '%.0e'\nset xlabel 'SNR [dB]'\nset grid\nset key top right\nset multiplot layout 1,2\n";
+    for (const char* col : {"3", "5"}) {
+      g << "set title '" << (std::string(col) == "3" ? "NMSE of the recovered counts (before rounding)"
+                                                      : "NMSE of the aggregate (mean of rounded counts)") << "'\n";
+      // One filtered stream per decoder, so that each curve's points are joined.
+      std::string sep = "plot ";
+      for (const auto& [name, title] : {std::pair<std::string, std::string>{"amp_da", "AMP-DA"}, {"amp_da_net", "AMP-DA-Net"}}) {
+        if (!curve.count(name)) continue;
+        g << sep << "'< awk -F, ''$2 == \"" << name << "\"'' " << dir << "/nmse.csv' using 1:" << col
+          << " with linespoints pt 7 title '" << title << "'";
+        sep = ", ";
+      }
+      g << "\n";
+    }
+    g << "unset multiplot\n";
+  }
+  if (std::system(("gnuplot " + gp + " 2>/dev/null").c_str()) != 0) spdlog::warn("gnuplot failed; the CSV is there");
+  spdlog::info("wrote {}/nmse.csv, nmse.json, nmse.png", dir);
+  return 0;
+}
+
+int RunDecodeBench(const OtaToolOptions& opt, int reps) {
+  SetTorchThreads(2);
+  const uint32_t n = opt.n, d = opt.d, L = 20;
+  const size_t params = 270000, S = NumBlocks(params, L);
+  Rng rng = MakeRng(opt.seed, "bench-decode");
+  const CountData data = SyntheticCountData(n, 40, 1, static_cast<uint32_t>(S), 1.1, rng);
+  const CountBatch b = SampleCounts(data, {0}, static_cast<uint32_t>(S), 10, 10, rng);
+  std::vector<std::unique_ptr<CountDecoder>> decs;
+  decs.push_back(MakeAmpDa(n, d, opt.seed));
+  if (!opt.net.empty()) {
+    auto net = LoadAmpDaNet(opt.net);
+    if (!net.ok()) {
+      spdlog::error("{}", net.status().message());
+      return 2;
+    }
+    decs.push_back(std::move(net.value()));
+  }
+  const double dense = DenseMatmulGflops(2048, 2048, 2048, 5);
+  std::printf("decode one round: %zu parameters = %zu blocks of %u, n = %u, d = %u, K_a = 10, 10 dB, 2 threads\n", params,
+              S, L, n, d);
+  std::printf("dense libtorch matmul 2048^3: %.1f GFLOP/s\n", dense);
+  std::printf("%-12s %10s %10s %12s %10s %12s %10s\n", "decoder", "seconds", "iters", "GFLOP", "GFLOP/s", "% of matmul",
+              "blocks/s");
+  json out = {{"params", params}, {"blocks", S}, {"dense_gflops", dense}};
+  for (auto& dec : decs) {
+    std::vector<float> y = SuperposeCounts(dec->codebook(), n, d, b.counts, UraNoiseVar(d, 10.0), rng);
+    CountProblem p;
+    p.y = y.data();
+    p.blocks = S;
+    p.noise_var = UraNoiseVar(d, 10.0);
+    p.k_max = 10;
+    p.popularity = data.rounds[0].popularity.data();
+    double best = 1e30;
+    CountEstimate keep;
+    for (int r = 0; r < reps; ++r) {
+      auto est = dec->Decode(p);
+      if (!est.ok()) {
+        spdlog::error("{}", est.status().message());
+        return 1;
+      }
+      if (est->seconds < best) {
+        best = est->seconds;
+        keep = std::move(est.value());
+      }
+    }
+    const double gflop = keep.flops / 1e9, rate = gflop / best;
+    std::printf("%-12s %10.3f %10d %12.2f %10.1f %11.0f%% %10.0f\n", dec->name().c_str(), best, keep.iterations, gflop,
+                rate, 100.0 * rate / dense, static_cast<double>(S) / best);
+    out[dec->name()] = {{"seconds", best}, {"iterations", keep.iterations}, {"gflop", gflop}, {"gflops", rate},
+                        {"share_of_dense", rate / dense}};
+  }
+  std::printf("%s\n", out.dump().c_str());
+  return 0;
+}
+
+}  // namespace edgebed

@@ -1,0 +1,32 @@
+// `edgebed ota ...`: the digital OTA decoders outside a federation.
+//   ota train  --data counts.bin --out decoder.pt   train AMP-DA-Net on collected count vectors
+//   ota nmse   --data counts.bin --net decoder.pt   NMSE of counts and aggregate vs SNR, both decoders
+// and `edgebed bench decode`: one round of a 270k-parameter update decoded by both, FLOP/s beside a
+// dense matmul's.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace edgebed {
+
+struct OtaToolOptions {
+  std::string data;            // count data file; empty = synthetic Zipf(1.1) counts
+  std::string net;             // AMP-DA-Net decoder file
+  std::string out;             // decoder file (train) or output folder (nmse)
+  uint32_t n = 128, d = 64, layers = 10, filters = 32;
+  uint32_t steps = 4000, batch = 128;
+  double minutes = 25.0, learning_rate = 1e-3;
+  uint64_t seed = 1;
+  std::vector<double> snrs = {0, 3, 5, 10, 15, 20};
+  uint32_t blocks = 2000;      // nmse: blocks decoded per SNR
+  uint32_t ka_min = 7, ka_max = 13;
+  double target_nmse = 1e-2;
+  bool snr_per_node = false;   // nmse: SNR of one node's codeword, not of the superposed signal
+};
+
+int RunOtaTrain(const OtaToolOptions& opt);
+int RunOtaNmse(const OtaToolOptions& opt);
+int RunDecodeBench(const OtaToolOptions& opt, int reps);
+
+}  // namespace edgebed
