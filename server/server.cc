@@ -425,6 +425,7 @@ struct Server::Impl {
     if (!uplink->carries_codewords())
       return reject("fit_res.vq_indices is for channel.uplink = digital_ota; this run's uplink takes fit_res.update");
     if (res.update_size() > 0) return reject("digital OTA: answer with fit_res.vq_indices, not fit_res.update");
+    if (vq.block_length == 0 || vq.size == 0) return reject("digital OTA: the server has no codebook this round");
     const size_t blocks = NumBlocks(global.flat.size(), vq.block_length);
     if (static_cast<size_t>(res.vq_indices_size()) != blocks)
       return reject("fit_res.vq_indices holds " + std::to_string(res.vq_indices_size()) + " indices, expected " +

@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
   node->add_option("--device", nopt.device, "device description sent at join");
 
   edgebed::BenchOptions bopt;
-  auto* bench = app.add_subcommand("bench", "measure: transfer, aggregate, channel, overhead, population, or all");
+  auto* bench = app.add_subcommand("bench", "measure: transfer, aggregate, channel, overhead, population, decode (OTA decoders), or all");
   bench->add_option("which", bopt.which, "transfer | aggregate | channel | overhead | population | decode | all")
       ->check(CLI::IsMember({"transfer", "aggregate", "channel", "overhead", "population", "decode", "all"}));
   bench->add_option("--population-rounds", bopt.population_rounds, "rounds for 'population'");
@@ -162,7 +162,12 @@ int main(int argc, char** argv) {
     if (oopt.net.empty()) spdlog::warn("no AMP-DA-Net decoder (--net, or {}): AMP-DA only", edgebed::DefaultDecoderPath());
     return edgebed::RunDecodeBench(oopt, bopt.reps);
   }
-  if (*bench) return edgebed::RunBench(bopt, SelfExe(argv[0]));
+  if (*bench) {
+    const int rc = edgebed::RunBench(bopt, SelfExe(argv[0]));
+    if (rc != 0 || bopt.which != "all") return rc;
+    if (oopt.net.empty() && std::filesystem::exists(edgebed::DefaultDecoderPath())) oopt.net = edgebed::DefaultDecoderPath();
+    return edgebed::RunDecodeBench(oopt, bopt.reps < 3 ? bopt.reps : 3);
+  }
   if (*ota_train) return edgebed::RunOtaTrain(oopt);
   if (*ota_nmse) {
     if (!snr_list.empty()) {
