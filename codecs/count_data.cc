@@ -72,6 +72,14 @@ Result<CountData> LoadCountData(const std::string& path) {
   return data;
 }
 
+void SplitRounds(const CountData& data, std::vector<size_t>* train, std::vector<size_t>* held_out) {
+  const size_t total = data.rounds.size(), nval = std::min(total, std::max<size_t>(1, total / 5));
+  train->resize(total - nval);
+  held_out->resize(nval);
+  std::iota(train->begin(), train->end(), size_t{0});
+  std::iota(held_out->begin(), held_out->end(), total - nval);
+}
+
 CountBatch SampleCounts(const CountData& data, const std::vector<size_t>& rounds, uint32_t batch, uint32_t ka_min,
                         uint32_t ka_max, Rng& rng) {
   CountBatch b;

@@ -32,6 +32,10 @@ struct CountData {
 Status AppendCountRound(const std::string& path, uint32_t n, const CountRound& r);
 Result<CountData> LoadCountData(const std::string& path);
 
+// The rounds a decoder trains on and the rounds held out from training (the last fifth, at least one):
+// TrainAmpDaNet validates on the held-out rounds and `edgebed ota nmse` evaluates on them.
+void SplitRounds(const CountData& data, std::vector<size_t>* train, std::vector<size_t>* held_out);
+
 // A batch of count vectors: for each of `batch` draws, a round from `rounds` (indices into
 // data.rounds), K_a nodes drawn uniformly in [ka_min, ka_max] (at most the round's participants) and a
 // block; counts is batch x n (float), popularity batch x n, ka per draw.

@@ -408,6 +408,32 @@ std::vector<float> SuperposeCounts(const std::vector<float>& codebook, uint32_t 
   return out;
 }
 
+double PosteriorPathsMaxDiff(uint64_t seed) {
+  torch::manual_seed(seed);
+  const int64_t S = 64, n = 128, M1 = 11;
+  const Tensor mvals = torch::arange(M1, torch::kFloat);
+  const Tensor R = torch::rand({S, n}) * 13.0 - 1.0;
+  const Tensor scale = torch::rand({S, 1}) * 50.0 + 0.5;
+  const Tensor prior = torch::softmax(torch::randn({M1}), 0).log();
+  const Tensor loglam = torch::randn({S, n});
+  const Tensor temp = torch::full({}, 1.7);
+  double worst = 0.0;
+  for (bool poisson : {false, true}) {
+    Post a, b;
+    {
+      torch::AutoGradMode grad(true);
+      const Tensor lp = poisson ? loglam.unsqueeze(-1) * mvals - loglam.exp().unsqueeze(-1) - torch::lgamma(mvals + 1.0) : prior;
+      a = DiscretePosterior(R, scale, lp, mvals, temp);
+    }
+    {
+      torch::NoGradGuard ng;
+      b = FusedPosterior(R, scale, M1, poisson ? Tensor() : prior, poisson ? loglam : Tensor(), 1.0f / 1.7f, nullptr);
+    }
+    worst = std::max({worst, (a.mean - b.mean).abs().max().item<double>(), (a.var - b.var).abs().max().item<double>()});
+  }
+  return worst;
+}
+
 double DenseMatmulGflops(int64_t m, int64_t k, int64_t n, int reps) {
   torch::NoGradGuard ng;
   Tensor a = torch::randn({m, k}), b = torch::randn({k, n}), c = torch::empty({m, n});
@@ -442,11 +468,8 @@ Result<std::unique_ptr<CountDecoder>> TrainAmpDaNet(const CountData& data, const
   if (opt.ka_min == 0 || opt.ka_min > opt.ka_max) return Status::InvalidArgument("ka_min must be in [1, ka_max]");
   torch::manual_seed(opt.seed);
   Net net(opt.net);
-  // The last fifth of the rounds (at least one) is held out for validation.
-  const size_t nval = std::max<size_t>(1, data.rounds.size() / 5);
-  std::vector<size_t> train_r(data.rounds.size() - nval), val_r(nval);
-  std::iota(train_r.begin(), train_r.end(), size_t{0});
-  std::iota(val_r.begin(), val_r.end(), train_r.size());
+  std::vector<size_t> train_r, val_r;
+  SplitRounds(data, &train_r, &val_r);
   Rng rng = MakeRng(opt.seed, "amp-da-net-train");
   const int64_t n = opt.net.n, d = opt.net.d;
   // SNR as in the paper: the received power of each block's superposed codewords over the noise power,

@@ -109,6 +109,12 @@ double UraNoiseVar(uint32_t d, double snr_db);
 std::vector<float> SuperposeCounts(const std::vector<float>& codebook, uint32_t n, uint32_t d,
                                    const std::vector<float>& counts, double noise_var, Rng& rng);
 
+// The count posterior has two implementations: libtorch operations (differentiable: AMP-DA-Net
+// trains through them) and the fused kernel (count_kernel.h: decoding). Both on the same random
+// input, shared and Poisson priors, with a temperature; returns the largest absolute difference of
+// the posterior means and variances. A trained decoder must decode as it was trained (tests).
+double PosteriorPathsMaxDiff(uint64_t seed);
+
 // GFLOP/s of a plain libtorch float matmul (m x k) * (k x n), best of `reps`: the dense reference.
 double DenseMatmulGflops(int64_t m, int64_t k, int64_t n, int reps);
 

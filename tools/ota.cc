@@ -25,12 +25,19 @@ Result<CountData> LoadOrSynthesise(const OtaToolOptions& opt) {
   return SyntheticCountData(opt.n, 40, 30, 2000, 1.1, rng);
 }
 
-// The held-out rounds: the last fifth, as TrainAmpDaNet keeps them out of training.
-std::vector<size_t> HeldOut(const CountData& data) {
-  const size_t nval = std::max<size_t>(1, data.rounds.size() / 5);
-  std::vector<size_t> r;
-  for (size_t i = data.rounds.size() - nval; i < data.rounds.size(); ++i) r.push_back(i);
-  return r;
+// AMP-DA on the d-length random code, and AMP-DA-Net from `net` when one is named.
+Result<std::vector<std::unique_ptr<CountDecoder>>> Decoders(const OtaToolOptions& opt, uint32_t n) {
+  std::vector<std::unique_ptr<CountDecoder>> decs;
+  decs.push_back(MakeAmpDa(n, opt.d, opt.seed));
+  if (opt.net.empty()) return decs;
+  auto net = LoadAmpDaNet(opt.net);
+  if (!net.ok()) return net.status();
+  if (net.value()->n() != n || net.value()->d() != opt.d)
+    return Status::InvalidArgument(opt.net + " decodes n = " + std::to_string(net.value()->n()) + ", d = " +
+                                   std::to_string(net.value()->d()) + "; the data has n = " + std::to_string(n) +
+                                   " and --d is " + std::to_string(opt.d));
+  decs.push_back(std::move(net.value()));
+  return decs;
 }
 
 // SNR [dB] where a curve (ascending SNR) first falls to `target`, interpolated in log NMSE; NaN if never.
@@ -103,22 +110,14 @@ int RunOtaNmse(const OtaToolOptions& opt) {
     return 2;
   }
   SetTorchThreads(2);
-  std::vector<std::unique_ptr<CountDecoder>> decs;
-  decs.push_back(MakeAmpDa(data->n, opt.d, opt.seed));
-  if (!opt.net.empty()) {
-    auto net = LoadAmpDaNet(opt.net);
-    if (!net.ok()) {
-      spdlog::error("{}", net.status().message());
-      return 2;
-    }
-    if (net.value()->n() != data->n || net.value()->d() != opt.d) {
-      spdlog::error("{} decodes n = {}, d = {}; the data has n = {} and --d is {}", opt.net, net.value()->n(),
-                    net.value()->d(), data->n, opt.d);
-      return 2;
-    }
-    decs.push_back(std::move(net.value()));
+  auto loaded = Decoders(opt, data->n);
+  if (!loaded.ok()) {
+    spdlog::error("{}", loaded.status().message());
+    return 2;
   }
-  const auto rounds = HeldOut(data.value());
+  auto& decs = loaded.value();
+  std::vector<size_t> train_rounds, rounds;
+  SplitRounds(data.value(), &train_rounds, &rounds);
   const std::string dir = opt.out.empty() ? "runs/ota-nmse" : opt.out;
   std::filesystem::create_directories(dir);
   std::ofstream csv(dir + "/nmse.csv");
@@ -265,16 +264,12 @@ int RunDecodeBench(const OtaToolOptions& opt, int reps) {
   Rng rng = MakeRng(opt.seed, "bench-decode");
   const CountData data = SyntheticCountData(n, 40, 1, static_cast<uint32_t>(S), 1.1, rng);
   const CountBatch b = SampleCounts(data, {0}, static_cast<uint32_t>(S), 10, 10, rng);
-  std::vector<std::unique_ptr<CountDecoder>> decs;
-  decs.push_back(MakeAmpDa(n, d, opt.seed));
-  if (!opt.net.empty()) {
-    auto net = LoadAmpDaNet(opt.net);
-    if (!net.ok()) {
-      spdlog::error("{}", net.status().message());
-      return 2;
-    }
-    decs.push_back(std::move(net.value()));
+  auto loaded = Decoders(opt, n);
+  if (!loaded.ok()) {
+    spdlog::error("{}", loaded.status().message());
+    return 2;
   }
+  auto& decs = loaded.value();
   const double dense = DenseMatmulGflops(2048, 2048, 2048, 5);
   std::printf("decode one round: %zu parameters = %zu blocks of %u, n = %u, d = %u, K_a = 10, 10 dB, 2 threads\n", params,
               S, L, n, d);

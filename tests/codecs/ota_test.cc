@@ -377,3 +377,7 @@ TEST_CASE("AMP-DA-Net trains, and a saved and reloaded decoder decodes exactly a
   CHECK(a->counts == b->counts);
   std::remove(path.c_str());
 }
+
+TEST_CASE("AMP-DA-Net decodes with the same posterior it was trained through (fused kernel == libtorch ops)") {
+  for (uint64_t seed : {1u, 2u, 3u}) CHECK(PosteriorPathsMaxDiff(seed) < 1e-4);
+}
