@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 #include <toml++/toml.h>
@@ -130,6 +131,27 @@ Status ApplyOverride(toml::table& root, const std::string& kv) {
   return Status::Ok();
 }
 
+// An array of tables such as [[faults.crash]]: each table is read by `read` with a Reader of its own,
+// then checked for unknown keys; errors name the entry ("faults.crash[1].round = ...").
+Status ReadTableArray(Reader& r, const toml::table& root, const std::string& path, const std::string& example,
+                      const std::function<Status(Reader&)>& read) {
+  r.MarkUsed(path);
+  auto node = root.at_path(path);
+  if (!node) return Status::Ok();
+  const auto* arr = node.as_array();
+  if (!arr) return Status::InvalidArgument(path + " must be an array of " + example + " tables");
+  for (size_t i = 0; i < arr->size(); ++i) {
+    const auto* t = arr->get(i)->as_table();
+    const std::string where = path + "[" + std::to_string(i) + "]";
+    if (!t) return Status::InvalidArgument(where + " must be a table " + example);
+    Reader sub(*t);
+    Status st = read(sub);
+    if (st.ok()) st = sub.CheckNoUnknown();
+    if (!st.ok()) return Status::InvalidArgument(where + "." + st.message());
+  }
+  return Status::Ok();
+}
+
 Status Read(Reader& r, const toml::table& root, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Str("name", &s->name));
   EDGEBED_RETURN_IF_ERROR(r.Int("seed", &s->seed, 0, INT64_MAX));
@@ -229,45 +251,25 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
   if (o.collect.size() > 0 && c.uplink != "digital_ota")
     return Status::InvalidArgument("ota.collect needs channel.uplink = \"digital_ota\" (it stores VQ indices)");
 
-  r.MarkUsed("faults.corrupt");
-  if (auto corrupt = root.at_path("faults.corrupt")) {
-    const auto* arr = corrupt.as_array();
-    if (!arr) return Status::InvalidArgument("faults.corrupt must be an array of {node, kind, factor, from_round} tables");
-    for (size_t i = 0; i < arr->size(); ++i) {
-      const auto* t = arr->get(i)->as_table();
-      const std::string where = "faults.corrupt[" + std::to_string(i) + "]";
-      if (!t) return Status::InvalidArgument(where + " must be a table {node = N, kind = \"sign_flip\"}");
-      Reader sub(*t);
-      CorruptFault f;
-      Status st = sub.Int("node", &f.node, 0, int64_t{s->nodes} - 1);
-      if (st.ok()) st = sub.Str("kind", &f.kind, {"sign_flip", "scale"});
-      if (st.ok()) st = sub.Real("factor", &f.factor, -1e6, 1e6);
-      if (st.ok()) st = sub.Int("from_round", &f.from_round, 1, s->rounds);
-      if (st.ok()) st = sub.CheckNoUnknown();
-      if (!st.ok()) return Status::InvalidArgument(where + "." + st.message());
-      if (f.kind == "sign_flip") f.factor = -1.0;
-      if (f.factor == 0.0) return Status::InvalidArgument(where + ".factor = 0 is not a corruption; allowed: non-zero");
-      s->corrupt.push_back(f);
-    }
-  }
-
-  r.MarkUsed("faults.crash");
-  if (auto crash = root.at_path("faults.crash")) {
-    const auto* arr = crash.as_array();
-    if (!arr) return Status::InvalidArgument("faults.crash must be an array of {node, round} tables");
-    for (size_t i = 0; i < arr->size(); ++i) {
-      const auto* t = arr->get(i)->as_table();
-      const std::string where = "faults.crash[" + std::to_string(i) + "]";
-      if (!t) return Status::InvalidArgument(where + " must be a table {node = N, round = R}");
-      Reader sub(*t);
-      CrashFault f;
-      Status st = sub.Int("node", &f.node, 0, int64_t{s->nodes} - 1);
-      if (st.ok()) st = sub.Int("round", &f.round, 1, s->rounds);
-      if (st.ok()) st = sub.CheckNoUnknown();
-      if (!st.ok()) return Status::InvalidArgument(where + "." + st.message());
-      s->crashes.push_back(f);
-    }
-  }
+  EDGEBED_RETURN_IF_ERROR(ReadTableArray(r, root, "faults.corrupt", "{node = N, kind = \"sign_flip\"}", [&](Reader& sub) {
+    CorruptFault f;
+    Status st = sub.Int("node", &f.node, 0, int64_t{s->nodes} - 1);
+    if (st.ok()) st = sub.Str("kind", &f.kind, {"sign_flip", "scale"});
+    if (st.ok()) st = sub.Real("factor", &f.factor, -1e6, 1e6);
+    if (st.ok()) st = sub.Int("from_round", &f.from_round, 1, s->rounds);
+    if (!st.ok()) return st;
+    if (f.kind == "sign_flip") f.factor = -1.0;
+    if (f.factor == 0.0) return Status::InvalidArgument("factor = 0 is not a corruption; allowed: non-zero");
+    s->corrupt.push_back(f);
+    return Status::Ok();
+  }));
+  EDGEBED_RETURN_IF_ERROR(ReadTableArray(r, root, "faults.crash", "{node = N, round = R}", [&](Reader& sub) {
+    CrashFault f;
+    Status st = sub.Int("node", &f.node, 0, int64_t{s->nodes} - 1);
+    if (st.ok()) st = sub.Int("round", &f.round, 1, s->rounds);
+    if (st.ok()) s->crashes.push_back(f);
+    return st;
+  }));
   return r.CheckNoUnknown();
 }
 

@@ -359,40 +359,29 @@ struct Server::Impl {
     r.num_samples = res.num_samples();
     r.train_loss = res.train_loss();
     r.train_time_s = res.train_time_s();
-    if (uplink->carries_codewords() || res.vq_indices_size() > 0) return OnVqFitRes(from, res, std::move(r));
-    Status st = wire::FromTensors(res.update(), "fit_res.update", &global.specs, &r.update);
-    if (!st.ok()) {
-      ++stats.bad_tensor;
-      spdlog::error("rejected the update of {}: {}", from, st.message());
-      SendError(from, wire::BAD_TENSOR, st.message());
-      return Fail(from, "bad update: " + st.message());
-    }
-    if (!std::isfinite(r.train_time_s) || r.train_time_s < 0 || r.num_samples == 0) {
-      ++stats.bad_tensor;
-      const std::string m = "fit_res.num_samples must be >= 1 and fit_res.train_time_s finite and >= 0";
-      SendError(from, wire::BAD_TENSOR, m);
-      return Fail(from, "bad update: " + m);
-    }
-    if (res.aggregate_of_size() > 0) return OnRelayedAggregate(from, res, std::move(r));
+    // Digital OTA answers carry VQ indices (the channel superposes them when the round closes);
+    // every other uplink takes the update itself.
+    const bool vq_answer = uplink->carries_codewords() || res.vq_indices_size() > 0;
+    Status st = vq_answer ? CheckVqIndices(res) : wire::FromTensors(res.update(), "fit_res.update", &global.specs, &r.update);
+    if (!st.ok()) return RejectUpdate(from, st.message());
+    if (!std::isfinite(r.train_time_s) || r.train_time_s < 0 || r.num_samples == 0)
+      return RejectUpdate(from, "fit_res.num_samples must be >= 1 and fit_res.train_time_s finite and >= 0");
+    if (!vq_answer && res.aggregate_of_size() > 0) return OnRelayedAggregate(from, res, std::move(r));
     if (over_commit_target > 0 && accepted >= over_commit_target) {
       ++over_committed;
       return Fail(from, "over-committed: the round already has its " + std::to_string(over_commit_target) + " updates");
     }
-    if (!std::isfinite(res.virtual_time_s()) || res.virtual_time_s() < 0) {
-      ++stats.bad_tensor;
-      SendError(from, wire::BAD_TENSOR, "fit_res.virtual_time_s must be finite and >= 0");
-      return Fail(from, "bad update: fit_res.virtual_time_s");
-    }
+    if (!std::isfinite(res.virtual_time_s()) || res.virtual_time_s() < 0)
+      return RejectUpdate(from, "fit_res.virtual_time_s must be finite and >= 0");
     r.virtual_s = res.virtual_time_s();
     energy_compute_j += res.compute_energy_j();
-    if (res.link_size() > 0) {
+    if (vq_answer) {
+      if (!OnTime(from, res, &r)) return;
+      vq_answers.push_back({r.node_index, std::vector<uint32_t>(res.vq_indices().begin(), res.vq_indices().end())});
+    } else if (res.link_size() > 0) {
       // Carried by a channel process already: restore its erasures, take its report.
       st = ApplyErasures(res, &r.update.flat);
-      if (!st.ok()) {
-        ++stats.bad_tensor;
-        SendError(from, wire::BAD_TENSOR, st.message());
-        return Fail(from, "bad update: " + st.message());
-      }
+      if (!st.ok()) return RejectUpdate(from, st.message());
       for (const auto& l : res.link()) AddReport(l);
       link.channel_uses += res.link(0).channel_uses();
       link.airtime_s += res.link(0).airtime_s();
@@ -413,39 +402,31 @@ struct Server::Impl {
     Answered(from, r);
   }
 
-  // Digital OTA: the answer is one VQ index per block; the channel superposes all of the round's
-  // answers when it closes (DigitalOtaRound).
-  void OnVqFitRes(const std::string& from, const wire::FitRes& res, FitResult r) {
-    auto reject = [&](const std::string& m) {
-      ++stats.bad_tensor;
-      spdlog::error("rejected the update of {}: {}", from, m);
-      SendError(from, wire::BAD_TENSOR, m);
-      Fail(from, "bad update: " + m);
-    };
+  // A refused update: counted, logged, answered BAD_TENSOR naming the field, and the node's round failed.
+  void RejectUpdate(const std::string& from, const std::string& m) {
+    ++stats.bad_tensor;
+    spdlog::error("rejected the update of {}: {}", from, m);
+    SendError(from, wire::BAD_TENSOR, m);
+    Fail(from, "bad update: " + m);
+  }
+
+  // Digital OTA: the answer is one VQ index per block of this round's codebook, and no update.
+  Status CheckVqIndices(const wire::FitRes& res) const {
     if (!uplink->carries_codewords())
-      return reject("fit_res.vq_indices is for channel.uplink = digital_ota; this run's uplink takes fit_res.update");
-    if (res.update_size() > 0) return reject("digital OTA: answer with fit_res.vq_indices, not fit_res.update");
-    if (vq.block_length == 0 || vq.size == 0) return reject("digital OTA: the server has no codebook this round");
+      return Status::InvalidArgument("fit_res.vq_indices is for channel.uplink = digital_ota; this run's uplink takes fit_res.update");
+    if (res.update_size() > 0) return Status::InvalidArgument("digital OTA: answer with fit_res.vq_indices, not fit_res.update");
+    if (vq.block_length == 0 || vq.size == 0) return Status::InvalidArgument("digital OTA: the server has no codebook this round");
     const size_t blocks = NumBlocks(global.flat.size(), vq.block_length);
     if (static_cast<size_t>(res.vq_indices_size()) != blocks)
-      return reject("fit_res.vq_indices holds " + std::to_string(res.vq_indices_size()) + " indices, expected " +
-                    std::to_string(blocks) + " (one per block of " + std::to_string(vq.block_length) + " of the model's " +
-                    std::to_string(global.flat.size()) + " values)");
+      return Status::InvalidArgument("fit_res.vq_indices holds " + std::to_string(res.vq_indices_size()) +
+                                     " indices, expected " + std::to_string(blocks) + " (one per block of " +
+                                     std::to_string(vq.block_length) + " of the model's " +
+                                     std::to_string(global.flat.size()) + " values)");
     for (uint32_t i : res.vq_indices())
       if (i >= vq.size)
-        return reject("fit_res.vq_indices holds " + std::to_string(i) + ", allowed [0, " + std::to_string(vq.size - 1) + "]");
-    if (!std::isfinite(r.train_time_s) || r.train_time_s < 0 || r.num_samples == 0 || !std::isfinite(res.virtual_time_s()) ||
-        res.virtual_time_s() < 0)
-      return reject("fit_res.num_samples must be >= 1, fit_res.train_time_s and virtual_time_s finite and >= 0");
-    if (over_commit_target > 0 && accepted >= over_commit_target) {
-      ++over_committed;
-      return Fail(from, "over-committed: the round already has its " + std::to_string(over_commit_target) + " updates");
-    }
-    r.virtual_s = res.virtual_time_s();
-    energy_compute_j += res.compute_energy_j();
-    if (!OnTime(from, res, &r)) return;
-    vq_answers.push_back({r.node_index, std::vector<uint32_t>(res.vq_indices().begin(), res.vq_indices().end())});
-    Answered(from, r);
+        return Status::InvalidArgument("fit_res.vq_indices holds " + std::to_string(i) + ", allowed [0, " +
+                                       std::to_string(vq.size - 1) + "]");
+    return Status::Ok();
   }
 
   // Fits this round's VQ codebook (k-means++) on the server's own update: one local round on its

@@ -55,6 +55,36 @@ std::vector<nlohmann::json> ReadMetrics(const std::string& dir) {
   return rows;
 }
 
+// A hand-driven peer: a DEALER with routing id `id`, connected to the server.
+zmq::socket_t Dealer(zmq::context_t& ctx, const std::string& endpoint, const std::string& id) {
+  zmq::socket_t s(ctx, zmq::socket_type::dealer);
+  s.set(zmq::sockopt::routing_id, id);
+  s.set(zmq::sockopt::linger, 0);
+  s.connect(endpoint);
+  return s;
+}
+
+// Sends join as node `id` with `index` and checks that the server accepts it.
+void JoinAs(zmq::socket_t& s, const std::string& id, uint32_t index) {
+  wire::Envelope j;
+  j.mutable_join()->set_node_id(id);
+  j.mutable_join()->set_node_index(index);
+  wire::SendEnvelope(s, j);
+  wire::Envelope ack;
+  REQUIRE(Recv(s, &ack));
+  REQUIRE(ack.join_ack().accepted());
+}
+
+// A real node (the node runtime) in a thread, until the server shuts the run down.
+std::thread RealNode(const std::string& endpoint, uint32_t index) {
+  return std::thread([endpoint, index] {
+    NodeOptions o;
+    o.server = endpoint;
+    o.index = index;
+    RunNode(o);
+  });
+}
+
 // A server running in a thread on a small logreg federation; `overrides` add to the common ones.
 struct RunningServer {
   std::string out, endpoint;
@@ -96,13 +126,7 @@ TEST_CASE("garbage and broken nodes are logged and dropped; the run finishes unh
   const std::string& endpoint = rs.endpoint;
 
   zmq::context_t ctx(1);
-  auto dealer = [&](const std::string& id) {
-    zmq::socket_t s(ctx, zmq::socket_type::dealer);
-    s.set(zmq::sockopt::routing_id, id);
-    s.set(zmq::sockopt::linger, 0);
-    s.connect(endpoint);
-    return s;
-  };
+  auto dealer = [&](const std::string& id) { return Dealer(ctx, endpoint, id); };
 
   // 1. Random bytes on the TCP port: not even ZeroMQ.
   Rng rng = MakeRng(1, "garbage");
@@ -166,14 +190,7 @@ TEST_CASE("garbage and broken nodes are logged and dropped; the run finishes unh
 
   // 5. Two real nodes, and a joined node (index 2) that misbehaves round by round.
   std::vector<std::thread> nodes;
-  for (uint32_t i = 0; i < 2; ++i) {
-    nodes.emplace_back([&, i] {
-      NodeOptions o;
-      o.server = endpoint;
-      o.index = i;
-      RunNode(o);
-    });
-  }
+  for (uint32_t i = 0; i < 2; ++i) nodes.push_back(RealNode(endpoint, i));
   auto rogue = dealer("node-2");
   wire::Envelope j2;
   j2.mutable_join()->set_node_id("node-2");
@@ -260,25 +277,11 @@ TEST_CASE("a node that vanishes between rounds is a failure, not a crash") {
   const std::string& endpoint = rs.endpoint;
   {
     zmq::context_t ctx(1);
-    zmq::socket_t ghost(ctx, zmq::socket_type::dealer);
-    ghost.set(zmq::sockopt::routing_id, std::string("node-1"));
-    ghost.set(zmq::sockopt::linger, 0);
-    ghost.connect(endpoint);
-    wire::Envelope j;
-    j.mutable_join()->set_node_id("node-1");
-    j.mutable_join()->set_node_index(1);
-    wire::SendEnvelope(ghost, j);
-    wire::Envelope ack;
-    REQUIRE(Recv(ghost, &ack));
-    CHECK(ack.join_ack().accepted());
+    zmq::socket_t ghost = Dealer(ctx, endpoint, "node-1");
+    JoinAs(ghost, "node-1", 1);
   }  // the ghost's socket and context close: it is gone before any fit_ins reaches it
   std::this_thread::sleep_for(300ms);
-  std::thread node([&] {
-    NodeOptions o;
-    o.server = endpoint;
-    o.index = 0;
-    RunNode(o);
-  });
+  std::thread node = RealNode(endpoint, 0);
   node.join();
   rs.Join();
   CHECK(rs.status.ok());
@@ -297,26 +300,13 @@ TEST_CASE("digital OTA: bad index vectors get a clear error and the honest node'
                                "channel.uplink=\"digital_ota\"", "channel.fading=\"none\"", "channel.snr_db=30.0",
                                "ota.decoder=\"amp_da\"", "ota.codebook_size=16", "ota.block_length=10"});
   zmq::context_t ctx(1);
-  zmq::socket_t bad(ctx, zmq::socket_type::dealer);
-  bad.set(zmq::sockopt::routing_id, std::string("node-1"));
-  bad.set(zmq::sockopt::linger, 0);
-  bad.connect(rs.endpoint);
-  wire::Envelope j;
-  j.mutable_join()->set_node_id("node-1");
-  j.mutable_join()->set_node_index(1);
-  wire::SendEnvelope(bad, j);
+  zmq::socket_t bad = Dealer(ctx, rs.endpoint, "node-1");
+  JoinAs(bad, "node-1", 1);
   wire::Envelope in;
-  REQUIRE(Recv(bad, &in));
-  REQUIRE(in.join_ack().accepted());
   wire::Envelope ready;
   ready.mutable_heartbeat()->set_round(0);
   wire::SendEnvelope(bad, ready);
-  std::thread node([&] {
-    NodeOptions o;
-    o.server = rs.endpoint;
-    o.index = 0;
-    RunNode(o);
-  });
+  std::thread node = RealNode(rs.endpoint, 0);
   const size_t logreg = 784 * 10 + 10, blocks = (logreg + 9) / 10;
   std::vector<std::string> errors;
   for (uint32_t round = 1; round <= 3; ++round) {
