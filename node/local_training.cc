@@ -4,14 +4,37 @@
 
 #include "codecs/wire.h"
 #include "node/partition.h"
+#include "splitnets/transfer.h"
 
 namespace edgebed {
 
 Result<NodeSetup> PrepareFromJoinAck(const wire::JoinAck& ack, const std::string& data_dir) {
   NodeSetup setup;
+  InstallCountingAllocator();  // fit_res reports measured peak training memory
   auto data = LoadFashionMnist(data_dir.empty() ? DefaultFashionMnistDir() : data_dir, true, ack.train_limit());
   if (!data.ok()) return data.status();
   setup.data = std::move(data.value());
+  std::vector<int> classes(ack.classes().begin(), ack.classes().end());
+  for (int c : classes)
+    if (c < 0 || c > 9) return Status::InvalidArgument("join_ack.classes: class " + std::to_string(c) + " is out of range 0..9");
+  if (!classes.empty()) setup.data = SelectClasses(setup.data, classes);
+  ModelSpec model;
+  model.name = ack.model();
+  model.num_classes = classes.empty() ? 10 : static_cast<int>(classes.size());
+  if (ack.has_transfer()) {
+    const auto& t = ack.transfer();
+    auto crc = FileCrc32(t.backbone());
+    if (!crc.ok()) return Status::NotFound("transfer.backbone: " + crc.status().message() + " (every node needs the server's backbone file)");
+    if (crc.value() != t.backbone_crc32())
+      return Status::InvalidArgument("transfer.backbone " + t.backbone() + " is not the server's file (crc32 " +
+                                     std::to_string(crc.value()) + ", the server's " + std::to_string(t.backbone_crc32()) + ")");
+    model.transfer.backbone = t.backbone();
+    model.transfer.mode = t.mode();
+    model.transfer.blocks = static_cast<int>(t.blocks());
+    model.transfer.memory_budget_kb = t.memory_budget_kb();
+    model.transfer.batch_size = static_cast<int>(t.batch_size());
+    model.transfer.momentum = t.momentum();
+  }
   PartitionSpec spec;
   spec.kind = ack.partition();
   spec.alpha = ack.dirichlet_alpha();
@@ -21,7 +44,7 @@ Result<NodeSetup> PrepareFromJoinAck(const wire::JoinAck& ack, const std::string
   auto parts = PartitionAll(setup.data.labels, setup.data.num_classes, spec);
   if (!parts.ok()) return parts.status();
   setup.parts = std::move(parts.value());
-  auto learner = Learner::Create(ack.model(), ack.seed());
+  auto learner = Learner::Create(model, ack.seed());
   if (!learner.ok()) return learner.status();
   setup.learner = std::move(learner.value());
   return setup;
@@ -65,6 +88,8 @@ Status LocalFit(Learner& learner, const Dataset& data, const std::vector<uint32_
   res->set_num_samples(ts.samples);
   res->set_train_loss(static_cast<float>(ts.mean_loss));
   res->set_train_time_s(ts.seconds);
+  res->set_peak_train_bytes(static_cast<uint64_t>(ts.peak_train_bytes));
+  res->set_kept_for_backward_bytes(static_cast<uint64_t>(ts.kept_for_backward_bytes));
   res->set_virtual_time_s(ts.seconds);  // a real device's clock; a node host replaces it
   return Status::Ok();
 }

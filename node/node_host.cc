@@ -172,7 +172,7 @@ class Host {
         done.push_back({-1.0, id, out});
         continue;
       }
-      VirtualCost c = PredictRound(n.profile, model_bytes_, learner_->ForwardFlops(), res->num_samples(),
+      VirtualCost c = PredictRound(n.profile, model_bytes_, learner_->TrainFlops(), res->num_samples(),
                                    ins.local_epochs());
       if (n.profile.train_gflops <= 0 && n.profile.ms_per_sample <= 0) {
         c.compute_s = res->train_time_s();

@@ -1,6 +1,7 @@
 #include "scenarios/scenario.h"
 
 #include "splitnets/device_profile.h"
+#include "splitnets/transfer.h"
 
 #include <algorithm>
 #include <cmath>
@@ -156,7 +157,7 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Str("name", &s->name));
   EDGEBED_RETURN_IF_ERROR(r.Int("seed", &s->seed, 0, INT64_MAX));
   EDGEBED_RETURN_IF_ERROR(r.Str("output_dir", &s->output_dir));
-  EDGEBED_RETURN_IF_ERROR(r.Str("model.name", &s->model, {"cnn", "mlp", "logreg"}));
+  EDGEBED_RETURN_IF_ERROR(r.Str("model.name", &s->model, Learner::Models()));
   EDGEBED_RETURN_IF_ERROR(r.Str("data.dataset", &s->dataset, {"fashion-mnist"}));
   EDGEBED_RETURN_IF_ERROR(r.Str("data.dir", &s->data_dir));
   EDGEBED_RETURN_IF_ERROR(r.Str("data.partition", &s->partition, {"iid", "dirichlet", "shards"}));
@@ -164,6 +165,16 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Int("data.shards_per_node", &s->shards_per_node, 1, 1000));
   EDGEBED_RETURN_IF_ERROR(r.Int("data.train_limit", &s->train_limit, 0, 60000));
   EDGEBED_RETURN_IF_ERROR(r.Int("data.test_limit", &s->test_limit, 0, 10000));
+  EDGEBED_RETURN_IF_ERROR(r.Str("data.classes", &s->classes));
+  if (!s->classes.empty()) {
+    auto cls = ParseClasses(s->classes, "data.classes");
+    if (!cls.ok()) return cls.status();
+  }
+  TransferConfig& tr = s->transfer;
+  EDGEBED_RETURN_IF_ERROR(r.Str("transfer.backbone", &tr.backbone));
+  EDGEBED_RETURN_IF_ERROR(r.Str("transfer.mode", &tr.mode, {"mobiletl", "full", "linear"}));
+  EDGEBED_RETURN_IF_ERROR(r.Int("transfer.blocks", &tr.blocks, 1, static_cast<int64_t>(IrbNetBlocks().size())));
+  EDGEBED_RETURN_IF_ERROR(r.Real("transfer.memory_budget_kb", &tr.memory_budget_kb, 0.0, 1e9));
   EDGEBED_RETURN_IF_ERROR(r.Int("federation.nodes", &s->nodes, 1, 100000));
   EDGEBED_RETURN_IF_ERROR(r.Int("federation.rounds", &s->rounds, 1, 1000000));
   EDGEBED_RETURN_IF_ERROR(r.Real("federation.fraction", &s->fraction, 0.0, 1.0, true));
@@ -270,10 +281,41 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
     if (st.ok()) s->crashes.push_back(f);
     return st;
   }));
-  return r.CheckNoUnknown();
+  EDGEBED_RETURN_IF_ERROR(r.CheckNoUnknown());
+  if (!tr.backbone.empty()) {
+    if (s->model != "irbnet" && s->model != "irbnet_hs")
+      return Status::InvalidArgument("transfer.backbone is set but model.name = \"" + s->model +
+                                     "\"; transfer learning needs an IRB network (irbnet or irbnet_hs)");
+    const ModelSpec spec = ScenarioModel(*s);
+    auto k = BlocksWithinBudget(spec.transfer, spec.num_classes);
+    if (!k.ok()) return k.status();
+  }
+  return Status::Ok();
 }
 
 }  // namespace
+
+ModelSpec ScenarioModel(const Scenario& sc) {
+  ModelSpec m;
+  m.name = sc.model;
+  if (!sc.classes.empty()) {
+    auto cls = ParseClasses(sc.classes, "data.classes");
+    if (cls.ok()) m.num_classes = static_cast<int>(cls.value().size());
+  }
+  m.transfer = sc.transfer;
+  m.transfer.batch_size = static_cast<int>(sc.batch_size);
+  m.transfer.momentum = sc.momentum > 0.0;
+  return m;
+}
+
+Result<Dataset> LoadScenarioData(const Scenario& sc, bool train) {
+  auto d = LoadFashionMnist(sc.data_dir.empty() ? DefaultFashionMnistDir() : sc.data_dir, train,
+                            train ? sc.train_limit : sc.test_limit);
+  if (!d.ok() || sc.classes.empty()) return d;
+  auto cls = ParseClasses(sc.classes, "data.classes");
+  if (!cls.ok()) return cls.status();
+  return SelectClasses(d.value(), cls.value());
+}
 
 const std::string& DefaultScenarioText() {
   static const std::string text(kDefaultText);
@@ -317,9 +359,12 @@ std::string Scenario::ToToml() const {
       {"seed", static_cast<int64_t>(seed)},
       {"output_dir", output_dir},
       {"model", toml::table{{"name", model}}},
+      {"transfer", toml::table{{"backbone", transfer.backbone}, {"mode", transfer.mode},
+                               {"blocks", int64_t{transfer.blocks}}, {"memory_budget_kb", transfer.memory_budget_kb}}},
       {"data", toml::table{{"dataset", dataset}, {"dir", data_dir}, {"partition", partition},
                            {"alpha", dirichlet_alpha}, {"shards_per_node", int64_t{shards_per_node}},
-                           {"train_limit", int64_t{train_limit}}, {"test_limit", int64_t{test_limit}}}},
+                           {"train_limit", int64_t{train_limit}}, {"test_limit", int64_t{test_limit}},
+                           {"classes", classes}}},
       {"federation", toml::table{{"nodes", int64_t{nodes}}, {"rounds", int64_t{rounds}},
                                  {"fraction", fraction}, {"min_quorum", min_quorum},
                                  {"strategy", strategy}, {"selection", selection},

@@ -9,6 +9,7 @@
 
 #include "channel/channel_config.h"
 #include "splitnets/device_profile.h"
+#include "splitnets/learner.h"
 #include "codecs/status.h"
 
 namespace edgebed {
@@ -53,6 +54,7 @@ struct Scenario {
   std::string output_dir = "runs/default";
 
   std::string model = "cnn";
+  TransferConfig transfer;          // [transfer]: backbone "" = no transfer learning
 
   std::string dataset = "fashion-mnist";
   std::string data_dir;             // empty = $EDGEBED_DATA_DIR or Debian's dataset path
@@ -61,6 +63,7 @@ struct Scenario {
   uint32_t shards_per_node = 2;
   uint32_t train_limit = 0;         // 0 = all
   uint32_t test_limit = 0;          // 0 = all
+  std::string classes;              // data.classes, e.g. "5-9": learn only these (relabelled 0..n-1); "" = all
 
   uint32_t nodes = 10;
   uint32_t rounds = 20;
@@ -103,6 +106,12 @@ struct Scenario {
   size_t max_frame_bytes() const { return static_cast<size_t>(max_frame_mb * 1024.0 * 1024.0); }
   std::string ToToml() const;  // the resolved scenario, loadable again
 };
+
+// The network the scenario trains: model.name, data.classes and [transfer].
+ModelSpec ScenarioModel(const Scenario& sc);
+
+// The scenario's training (train = true) or test set: data.dir, the limits, then data.classes.
+Result<Dataset> LoadScenarioData(const Scenario& sc, bool train);
 
 // The embedded default scenario's text (scenarios/default.toml).
 const std::string& DefaultScenarioText();

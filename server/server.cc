@@ -26,6 +26,8 @@
 #include "server/strategy.h"
 #include "splitnets/device_profile.h"
 #include "splitnets/learner.h"
+#include "splitnets/transfer.h"
+#include "scenarios/scenario.h"
 
 namespace edgebed {
 namespace fs = std::filesystem;
@@ -71,6 +73,8 @@ struct Server::Impl {
   std::vector<FitFailure> failures;
   size_t accepted = 0;
   double train_time_max_s = 0.0;
+  uint64_t peak_train_bytes_max = 0;  // the most training memory a participant reported this round
+  uint64_t kept_for_backward_max = 0;
   double train_loss_sum = 0.0;
   uint64_t samples_sum = 0;
   uint64_t uplink_bytes = 0, downlink_bytes = 0;  // update uploads (fit_res frames) / everything sent
@@ -85,6 +89,7 @@ struct Server::Impl {
   uint32_t ura_d = 0;
   std::unique_ptr<Learner> proxy_learner;
   Dataset proxy_data;
+  uint32_t backbone_crc32 = 0;  // transfer learning: the backbone file every node must have
   std::vector<uint32_t> proxy_indices;
   VqCodebook vq;
   SymmetricOptions symmetric;
@@ -280,6 +285,20 @@ struct Server::Impl {
     ack->set_num_nodes(sc.nodes);
     ack->set_seed(sc.seed);
     ack->set_train_limit(sc.train_limit);
+    if (!sc.classes.empty()) {
+      const auto classes = ParseClasses(sc.classes, "data.classes");  // checked when the scenario loaded
+      for (int c : classes.value()) ack->add_classes(static_cast<uint32_t>(c));
+    }
+    if (sc.transfer.backbone.size()) {
+      auto* t = ack->mutable_transfer();
+      t->set_backbone(sc.transfer.backbone);
+      t->set_backbone_crc32(backbone_crc32);
+      t->set_mode(sc.transfer.mode);
+      t->set_blocks(static_cast<uint32_t>(sc.transfer.blocks));
+      t->set_memory_budget_kb(sc.transfer.memory_budget_kb);
+      t->set_batch_size(sc.batch_size);
+      t->set_momentum(sc.momentum > 0.0);
+    }
     Send(from, out);
     if (!rec->simulated || registry.alive_count() % 100 == 0 || registry.alive_count() == sc.nodes)
       spdlog::info("{} joined (index {}, {}); {} of {} nodes", from, j.node_index(), j.device(), registry.alive_count(),
@@ -359,6 +378,8 @@ struct Server::Impl {
     r.num_samples = res.num_samples();
     r.train_loss = res.train_loss();
     r.train_time_s = res.train_time_s();
+    r.peak_train_bytes = res.peak_train_bytes();
+    r.kept_for_backward_bytes = res.kept_for_backward_bytes();
     // Digital OTA answers carry VQ indices (the channel superposes them when the round closes);
     // every other uplink takes the update itself.
     const bool vq_answer = uplink->carries_codewords() || res.vq_indices_size() > 0;
@@ -591,6 +612,8 @@ struct Server::Impl {
       rec->num_samples = r.num_samples;
     }
     train_time_max_s = std::max(train_time_max_s, r.train_time_s);
+    peak_train_bytes_max = std::max(peak_train_bytes_max, r.peak_train_bytes);
+    kept_for_backward_max = std::max(kept_for_backward_max, r.kept_for_backward_bytes);
     train_loss_sum += r.train_loss * static_cast<double>(r.num_samples);
     samples_sum += r.num_samples;
   }
@@ -643,7 +666,7 @@ struct Server::Impl {
     for (const auto& id : registry.AliveIds()) {
       const NodeRecord* rec = registry.Find(id);
       const DeviceProfile& p = rec->profile;
-      const VirtualCost c = PredictRound(p, model_bytes, learner->ForwardFlops(),
+      const VirtualCost c = PredictRound(p, model_bytes, learner->TrainFlops(),
                                          rec->num_samples ? rec->num_samples : avg_samples, sc.local_epochs);
       const double upload_s = p.uplink_bps > 0 ? static_cast<double>(model_bytes) * 8.0 / p.uplink_bps : 0.0;
       out.push_back({id, c.total_s() + upload_s, uplink->ExpectedGain(rec->index, r)});
@@ -787,6 +810,7 @@ struct Server::Impl {
     pending.clear();
     accepted = 0;
     train_time_max_s = train_loss_sum = 0.0;
+    peak_train_bytes_max = kept_for_backward_max = 0;
     samples_sum = uplink_bytes = downlink_bytes = control_bytes = 0;
     link = LinkAccounting();
     ota_updates.clear();
@@ -918,6 +942,8 @@ struct Server::Impl {
                 {"retransmissions", link.retransmissions},
                 {"link_per_node", LinkJson()},
                 {"train_time_max_s", train_time_max_s},
+                {"peak_train_kb_max", static_cast<double>(peak_train_bytes_max) / 1024.0},
+                {"kept_for_backward_kb_max", static_cast<double>(kept_for_backward_max) / 1024.0},
                 {"aggregate_s", aggregate_s},
                 {"wall_s", wall},
                 {"overhead_s", std::max(0.0, wall - train_time_max_s)},
@@ -968,10 +994,10 @@ struct Server::Impl {
       Rng rng = MakeRng(sc.seed, "ura-code");
       ura_code = RandomUnitCodebook(o.codebook_size, o.code_length, rng);
     }
-    auto proxy = Learner::Create(sc.model, sc.seed);
+    auto proxy = Learner::Create(ScenarioModel(sc), sc.seed);
     if (!proxy.ok()) return proxy.status();
     proxy_learner = std::move(proxy.value());
-    auto train = LoadFashionMnist(sc.data_dir.empty() ? DefaultFashionMnistDir() : sc.data_dir, true, sc.train_limit);
+    auto train = LoadScenarioData(sc, true);
     if (!train.ok()) return train.status();
     proxy_data = std::move(train.value());
     const size_t share = o.proxy_samples ? o.proxy_samples : proxy_data.size() / std::max<uint32_t>(1, sc.nodes);
@@ -999,10 +1025,22 @@ Result<std::unique_ptr<Server>> Server::Create(const Scenario& sc) {
   impl->registry = NodeRegistry(sc.nodes);
   impl->select_rng = MakeRng(sc.seed, "select");
   SetTorchThreads(static_cast<int>(sc.server_threads));
-  auto learner = Learner::Create(sc.model, sc.seed);
+  if (!sc.transfer.backbone.empty()) {
+    auto crc = FileCrc32(sc.transfer.backbone);
+    if (!crc.ok())
+      return Status::NotFound("transfer.backbone: " + crc.status().message() +
+                              " (make one with: edgebed transfer pretrain --out " + sc.transfer.backbone + ")");
+    impl->backbone_crc32 = crc.value();
+  }
+  auto learner = Learner::Create(ScenarioModel(sc), sc.seed);
   if (!learner.ok()) return learner.status();
   impl->learner = std::move(learner.value());
   impl->global = impl->learner->GetParams();
+  if (!sc.transfer.backbone.empty())
+    spdlog::info("transfer from {} ({}): the top {} IRBs train, classes {}; an update carries {:.1f} KB, the full model "
+                 "{:.1f} KB", sc.transfer.backbone, sc.transfer.mode,
+                 impl->learner->TrainableBlocks(), sc.classes.empty() ? "all" : sc.classes,
+                 impl->global.bytes() / 1024.0, impl->learner->FullModelBytes() / 1024.0);
   StrategyOptions so;
   so.name = sc.strategy;
   so.fraction = sc.fraction;
@@ -1016,7 +1054,7 @@ Result<std::unique_ptr<Server>> Server::Create(const Scenario& sc) {
   if (!uplink.ok()) return uplink.status();
   impl->uplink = std::move(uplink.value());
   if (impl->uplink->carries_codewords()) EDGEBED_RETURN_IF_ERROR(impl->SetUpDigitalOta());
-  auto test = LoadFashionMnist(sc.data_dir.empty() ? DefaultFashionMnistDir() : sc.data_dir, false, sc.test_limit);
+  auto test = LoadScenarioData(sc, false);
   if (!test.ok()) return test.status();
   impl->test = std::move(test.value());
   spdlog::info("uplink: {}", impl->uplink->Describe());
@@ -1104,6 +1142,12 @@ Status Server::Run() {
                   {"wall_s", Since(run_start)},
                   {"model", m.sc.model},
                   {"parameters", m.global.numel()},
+                  {"update_bytes", m.global.bytes()},  // what one node's update carries (float32)
+                  {"full_model_bytes", m.learner->FullModelBytes()},
+                  {"trainable_blocks", m.learner->TrainableBlocks()},
+                  {"kept_for_backward_bytes_analytic", m.sc.transfer.backbone.empty() ? json(nullptr) : json(KeptForBackwardAnalytic(
+                       m.sc.transfer.mode, m.learner->TrainableBlocks(), static_cast<int>(m.sc.batch_size),
+                       ScenarioModel(m.sc).num_classes))},
                   {"dropped", {{"frames", s.frames},
                                {"malformed", s.malformed},
                                {"oversize", s.oversize},

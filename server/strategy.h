@@ -21,6 +21,8 @@ struct FitResult {
   uint64_t num_samples = 0;
   double train_loss = 0.0;
   double train_time_s = 0.0;
+  uint64_t peak_train_bytes = 0;  // the node's measured training memory (0 = not measured)
+  uint64_t kept_for_backward_bytes = 0;  // of which the autograd graph held at backward
   double virtual_s = 0.0;      // virtual completion time in the round (download + train + upload)
 };
 

@@ -138,14 +138,14 @@ const DeviceProfile& AssignProfile(const std::vector<std::pair<DeviceProfile, do
   return mix.back().first;
 }
 
-VirtualCost PredictRound(const DeviceProfile& p, uint64_t model_bytes, int64_t forward_flops, uint64_t samples,
+VirtualCost PredictRound(const DeviceProfile& p, uint64_t model_bytes, int64_t train_flops, uint64_t samples,
                          uint32_t epochs) {
   VirtualCost c;
   if (p.downlink_bps > 0) c.download_s = static_cast<double>(model_bytes) * 8.0 / p.downlink_bps;
   if (p.ms_per_sample > 0)
     c.compute_s = p.ms_per_sample * 1e-3 * static_cast<double>(samples) * epochs;
   else if (p.train_gflops > 0)
-    c.compute_s = 3.0 * static_cast<double>(forward_flops) * static_cast<double>(samples) * epochs /
+    c.compute_s = static_cast<double>(train_flops) * static_cast<double>(samples) * epochs /
                   (p.train_gflops * 1e9);
   c.compute_energy_j = p.compute_power_w * c.compute_s;
   return c;

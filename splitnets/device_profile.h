@@ -41,13 +41,13 @@ const DeviceProfile& AssignProfile(const std::vector<std::pair<DeviceProfile, do
                                    uint32_t index);
 
 // Virtual seconds of one round on a device before its upload: model download + local training of
-// `samples` x `epochs`, at ms_per_sample when set, else at 3x the forward FLOPs (forward + backward)
-// over train_gflops.
+// `samples` x `epochs`, at ms_per_sample when set, else at the FLOPs of training one sample
+// (Learner::TrainFlops: forward + backward where layers train) over train_gflops.
 struct VirtualCost {
   double download_s = 0.0, compute_s = 0.0, compute_energy_j = 0.0;
   double total_s() const { return download_s + compute_s; }
 };
-VirtualCost PredictRound(const DeviceProfile& p, uint64_t model_bytes, int64_t forward_flops, uint64_t samples,
+VirtualCost PredictRound(const DeviceProfile& p, uint64_t model_bytes, int64_t train_flops, uint64_t samples,
                          uint32_t epochs);
 
 }  // namespace edgebed

@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include "splitnets/learner_impl.h"
+#include "splitnets/transfer.h"
+
 #include <algorithm>
 #include <chrono>
 #include <numeric>
@@ -42,7 +45,8 @@ Result<Built> Build(const std::string& name) {
   return b;
 }
 
-// Copies samples `idx[begin, end)` into a normalised [B, 1, rows, cols] tensor and their labels.
+}  // namespace
+
 void MakeBatch(const Dataset& d, const uint32_t* idx, size_t count, torch::Tensor* x, torch::Tensor* y) {
   const size_t px = static_cast<size_t>(d.rows) * static_cast<size_t>(d.cols);
   *x = torch::empty({static_cast<int64_t>(count), 1, d.rows, d.cols});
@@ -57,46 +61,81 @@ void MakeBatch(const Dataset& d, const uint32_t* idx, size_t count, torch::Tenso
   }
 }
 
-}  // namespace
-
-struct Learner::Impl {
-  std::string name;
-  Built built;
-  std::vector<torch::Tensor> state;  // parameters then float buffers, in named order
-  std::vector<TensorSpec> specs;
-};
+void FinishImpl(Learner::Impl* impl, const std::vector<std::pair<std::string, torch::Tensor>>& trainable,
+                const std::vector<std::pair<std::string, torch::Tensor>>& buffers) {
+  for (const auto& [name, t] : trainable) {
+    impl->trainable.push_back(t);
+    impl->state.push_back(t);
+    impl->specs.push_back({name, t.sizes().vec()});
+  }
+  for (const auto& [name, t] : buffers) {
+    if (t.scalar_type() != torch::kFloat) continue;  // e.g. BN's num_batches_tracked
+    impl->state.push_back(t);
+    impl->specs.push_back({name, t.sizes().vec()});
+  }
+  impl->full_model_bytes = 0;
+  for (const auto& t : impl->root->parameters()) impl->full_model_bytes += t.numel() * sizeof(float);
+  for (const auto& t : impl->root->buffers())
+    if (t.scalar_type() == torch::kFloat) impl->full_model_bytes += t.numel() * sizeof(float);
+  if (!impl->set_mode) {
+    auto root = impl->root;
+    impl->set_mode = [root](bool training) { root->train(training); };
+  }
+}
 
 void SetTorchThreads(int n) {
   torch::set_num_threads(std::max(1, n));
 }
 
-std::vector<std::string> Learner::Models() { return {"cnn", "mlp", "logreg"}; }
+std::vector<std::string> Learner::Models() { return {"cnn", "mlp", "logreg", "irbnet", "irbnet_hs"}; }
 
 Result<std::unique_ptr<Learner>> Learner::Create(const std::string& model, uint64_t seed) {
-  torch::manual_seed(DeriveSeed(seed, "model-init"));
-  auto built = Build(model);
-  if (!built.ok()) return built.status();
-  auto impl = std::make_unique<Impl>();
-  impl->name = model;
-  impl->built = std::move(built.value());
-  for (const auto& kv : impl->built.net->named_parameters()) {
-    impl->state.push_back(kv.value());
-    impl->specs.push_back({kv.key(), kv.value().sizes().vec()});
-  }
-  for (const auto& kv : impl->built.net->named_buffers()) {
-    if (kv.value().scalar_type() != torch::kFloat) continue;  // e.g. BN's num_batches_tracked
-    impl->state.push_back(kv.value());
-    impl->specs.push_back({kv.key(), kv.value().sizes().vec()});
-  }
-  return std::unique_ptr<Learner>(new Learner(std::move(impl)));
+  ModelSpec spec;
+  spec.name = model;
+  return Create(spec, seed);
 }
 
+Result<std::unique_ptr<Learner>> Learner::Create(const ModelSpec& spec, uint64_t seed) {
+  if (spec.name == "irbnet" || spec.name == "irbnet_hs") return CreateIrbLearner(spec, seed);
+  if (spec.is_transfer())
+    return Status::InvalidArgument("transfer.backbone is set but model '" + spec.name +
+                                   "' has no backbone; transfer needs model irbnet or irbnet_hs");
+  if (spec.num_classes < 2 || spec.num_classes > 10)  // the zoo keeps 10 outputs; fewer classes use the first
+    return Status::InvalidArgument("model '" + spec.name + "': classes must number 2..10, got " +
+                                   std::to_string(spec.num_classes));
+  torch::manual_seed(DeriveSeed(seed, "model-init"));
+  auto built = Build(spec.name);
+  if (!built.ok()) return built.status();
+  auto impl = std::make_unique<Impl>();
+  impl->name = spec.name;
+  torch::nn::Sequential net = built.value().net;
+  impl->root = net.ptr();
+  impl->forward = [net](const torch::Tensor& x) mutable { return net->forward(x); };
+  impl->forward_flops = built.value().flops;
+  impl->train_flops = 3 * impl->forward_flops;
+  std::vector<std::pair<std::string, torch::Tensor>> params, buffers;
+  for (const auto& kv : net->named_parameters()) params.emplace_back(kv.key(), kv.value());
+  for (const auto& kv : net->named_buffers()) buffers.emplace_back(kv.key(), kv.value());
+  FinishImpl(impl.get(), params, buffers);
+  return Wrap(std::move(impl));
+}
+
+std::unique_ptr<Learner> Learner::Wrap(std::unique_ptr<Impl> impl) {
+  return std::unique_ptr<Learner>(new Learner(std::move(impl)));
+}
 Learner::Learner(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Learner::~Learner() = default;
 
 const std::string& Learner::model_name() const { return impl_->name; }
 const std::vector<TensorSpec>& Learner::specs() const { return impl_->specs; }
-int64_t Learner::ForwardFlops() const { return impl_->built.flops; }
+int64_t Learner::ForwardFlops() const { return impl_->forward_flops; }
+int64_t Learner::TrainFlops() const { return impl_->train_flops; }
+uint64_t Learner::FullModelBytes() const { return impl_->full_model_bytes; }
+int Learner::TrainableBlocks() const { return impl_->trainable_blocks; }
+Status Learner::SaveBackbone(const std::string& path) const {
+  if (!impl_->save_backbone) return Status::InvalidArgument("model '" + impl_->name + "' has no backbone to save");
+  return impl_->save_backbone(path);
+}
 
 ParamSet Learner::GetParams() const {
   ParamSet p = ParamSet::Zeros(impl_->specs);
@@ -127,9 +166,10 @@ TrainStats Learner::Train(const Dataset& data, const std::vector<uint32_t>& indi
   TrainStats st;
   st.samples = indices.size();
   if (indices.empty() || opt.epochs <= 0) return st;
-  auto& net = impl_->built.net;
-  net->train();
-  torch::optim::SGD sgd(net->parameters(),
+  impl_->set_mode(true);
+  const int64_t live_before = CountedLiveBytes();
+  ResetCountedPeak();
+  torch::optim::SGD sgd(impl_->trainable,
                         torch::optim::SGDOptions(opt.learning_rate).momentum(opt.momentum));
   Rng rng = MakeRng(opt.seed, "batch-order");
   std::vector<uint32_t> order = indices;
@@ -146,7 +186,9 @@ TrainStats Learner::Train(const Dataset& data, const std::vector<uint32_t>& indi
       const size_t n = std::min(bs, order.size() - b);
       MakeBatch(data, order.data() + b, n, &x, &y);
       sgd.zero_grad();
-      auto loss = torch::nn::functional::cross_entropy(net->forward(x), y);
+      const int64_t at_batch = CountedLiveBytes();
+      auto loss = torch::nn::functional::cross_entropy(impl_->forward(x), y);
+      st.kept_for_backward_bytes = std::max(st.kept_for_backward_bytes, CountedLiveBytes() - at_batch);
       loss.backward();
       sgd.step();
       loss_sum += loss.item<double>() * static_cast<double>(n);
@@ -159,6 +201,8 @@ TrainStats Learner::Train(const Dataset& data, const std::vector<uint32_t>& indi
     }
   }
   st.mean_loss = loss_count ? loss_sum / static_cast<double>(loss_count) : 0.0;
+  if (CountingAllocatorInstalled()) st.peak_train_bytes = std::max<int64_t>(0, CountedPeakBytes() - live_before);
+  else st.kept_for_backward_bytes = 0;
   st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return st;
 }
@@ -172,8 +216,7 @@ EvalStats Learner::Evaluate(const Dataset& data, const std::vector<uint32_t>* in
     std::iota(all.begin(), all.end(), 0u);
     indices = &all;
   }
-  auto& net = impl_->built.net;
-  net->eval();
+  impl_->set_mode(false);
   torch::NoGradGuard no_grad;
   constexpr size_t kBatch = 1000;
   double loss_sum = 0.0;
@@ -182,7 +225,7 @@ EvalStats Learner::Evaluate(const Dataset& data, const std::vector<uint32_t>* in
   for (size_t b = 0; b < indices->size(); b += kBatch) {
     const size_t n = std::min(kBatch, indices->size() - b);
     MakeBatch(data, indices->data() + b, n, &x, &y);
-    auto logits = net->forward(x);
+    auto logits = impl_->forward(x);
     loss_sum += torch::nn::functional::cross_entropy(
                     logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                     .item<double>();
@@ -200,7 +243,7 @@ EvalStats Learner::Evaluate(const Dataset& data, const std::vector<uint32_t>* in
 Status Learner::Save(const std::string& path) const {
   try {
     torch::serialize::OutputArchive archive;
-    impl_->built.net->save(archive);
+    impl_->root->save(archive);
     archive.save_to(path);
   } catch (const std::exception& e) {
     return Status::IoError("cannot write model to " + path + ": " + e.what());

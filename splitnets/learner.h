@@ -27,6 +27,31 @@ struct TrainStats {
   double mean_loss = 0.0;
   size_t samples = 0;  // samples in the node's data (the FedAvg weight)
   double seconds = 0.0;
+  // Measured by the counting CPU allocator (splitnets/transfer.h) when it is installed, else 0:
+  // the most bytes training held at once beyond what was live before it (batch, activations kept
+  // for backward, gradients, optimizer state).
+  int64_t peak_train_bytes = 0;
+  // The most bytes the autograd graph (and the loss) held when backward began, over the batches.
+  int64_t kept_for_backward_bytes = 0;
+};
+
+// Transfer learning from a pretrained IRB backbone with MobileTL (splitnets/transfer.h).
+struct TransferConfig {
+  std::string backbone;           // pretrained feature extractor (libtorch or TorchScript file)
+  std::string mode = "mobiletl";  // mobiletl | full (the same blocks, standard training) | linear (probe)
+  int blocks = 2;                 // top IRBs trained, at most (linear: none)
+  double memory_budget_kb = 0;    // 0: no limit; else train as many top blocks as fit (transfer.h)
+  int batch_size = 32;            // the training the budget is reckoned for: batch,
+  bool momentum = false;          // and SGD momentum (one more copy of the gradients)
+};
+
+// Which network to build: a name from Learner::Models(), its classes, and for IRB networks an
+// optional transfer set-up (backbone non-empty).
+struct ModelSpec {
+  std::string name = "cnn";
+  int num_classes = 10;
+  TransferConfig transfer;
+  bool is_transfer() const { return !transfer.backbone.empty(); }
 };
 
 struct EvalStats {
@@ -43,7 +68,13 @@ class Learner {
  public:
   // Known models: "cnn" (default, two conv layers), "mlp", "logreg". Weights drawn from `seed`.
   static Result<std::unique_ptr<Learner>> Create(const std::string& model, uint64_t seed);
+  // "irbnet" / "irbnet_hs": a MobileNetV2-style IRB network for 28x28 (ReLU6 / Hard-Swish). With
+  // spec.transfer.backbone set, the stem and blocks come from that file, the head is drawn from
+  // `seed`, and the learner exchanges (GetParams/SetParams/specs) only what it trains.
+  static Result<std::unique_ptr<Learner>> Create(const ModelSpec& spec, uint64_t seed);
   static std::vector<std::string> Models();
+  struct Impl;  // splitnets/learner_impl.h
+  static std::unique_ptr<Learner> Wrap(std::unique_ptr<Impl> impl);  // for splitnets' model builders
   ~Learner();
 
   const std::string& model_name() const;
@@ -59,9 +90,17 @@ class Learner {
   Status Save(const std::string& path) const;
   // FLOPs of one forward pass for one sample (multiply-add = 2), counted from the layers.
   int64_t ForwardFlops() const;
+  // FLOPs of training on one sample: forward everywhere, backward only where something trains.
+  int64_t TrainFlops() const;
+  // Bytes of every parameter and float buffer of the network (= GetParams().bytes() unless only a
+  // part trains): what full-model FedAvg would send.
+  uint64_t FullModelBytes() const;
+  // Transfer learners: the number of top IRBs trained (after the memory budget); -1 otherwise.
+  int TrainableBlocks() const;
+  // IRB networks: writes the stem and blocks (not the head) as a backbone for transfer.
+  Status SaveBackbone(const std::string& path) const;
 
  private:
-  struct Impl;
   explicit Learner(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

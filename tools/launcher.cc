@@ -1,6 +1,7 @@
 #include "tools/launcher.h"
 
 #include "codecs/count_decoder.h"
+#include "splitnets/learner.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -93,6 +94,13 @@ int RunFederation(const Scenario& sc, const std::string& exe) {
     auto dec = LoadAmpDaNet(sc.ota.decoder_path.empty() ? DefaultDecoderPath() : sc.ota.decoder_path);
     if (!dec.ok()) {
       spdlog::error("ota.decoder_path: {} (tools/train_decoder makes one)", dec.status().message());
+      return 2;
+    }
+  }
+  if (!sc.transfer.backbone.empty()) {  // refuse a missing or foreign backbone before any process
+    auto learner = Learner::Create(ScenarioModel(sc), sc.seed);
+    if (!learner.ok()) {
+      spdlog::error("{} (edgebed transfer pretrain --out {} makes one)", learner.status().message(), sc.transfer.backbone);
       return 2;
     }
   }

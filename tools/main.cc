@@ -22,6 +22,7 @@
 #include "tools/bench.h"
 #include "tools/launcher.h"
 #include "tools/ota.h"
+#include "tools/transfer.h"
 #include "codecs/count_decoder.h"
 #include "tools/sweep.h"
 
@@ -81,9 +82,11 @@ int main(int argc, char** argv) {
   node->add_option("--device", nopt.device, "device description sent at join");
 
   edgebed::BenchOptions bopt;
-  auto* bench = app.add_subcommand("bench", "measure: transfer, aggregate, channel, overhead, population, decode (OTA decoders), or all");
-  bench->add_option("which", bopt.which, "transfer | aggregate | channel | overhead | population | decode | all")
-      ->check(CLI::IsMember({"transfer", "aggregate", "channel", "overhead", "population", "decode", "all"}));
+  auto* bench = app.add_subcommand("bench", "measure: transfer, aggregate, channel, overhead, population, decode (OTA decoders), mobiletl (backward memory per IRB), or all");
+  bench->add_option("which", bopt.which, "transfer | aggregate | channel | overhead | population | decode | mobiletl | all")
+      ->check(CLI::IsMember({"transfer", "aggregate", "channel", "overhead", "population", "decode", "mobiletl", "all"}));
+  int mobiletl_batch = 32;
+  bench->add_option("--batch", mobiletl_batch, "'mobiletl': batch size")->check(CLI::Range(1, 4096));
   bench->add_option("--population-rounds", bopt.population_rounds, "rounds for 'population'");
   bench->add_option("--reps", bopt.reps, "repetitions per measurement")->check(CLI::Range(1, 10000));
   bench->add_option("--overhead-rounds", bopt.overhead_rounds, "rounds of the default scenario for 'overhead'");
@@ -150,6 +153,28 @@ int main(int argc, char** argv) {
   ota_nmse->add_option("--target", oopt.target_nmse, "NMSE target whose SNR is reported")->check(CLI::Range(1e-9, 1.0));
   bench->add_option("--net", oopt.net, "'decode': AMP-DA-Net decoder file")->check(CLI::ExistingFile);
 
+  edgebed::TransferToolOptions topt;
+  auto* transfer = app.add_subcommand("transfer", "transfer learning outside a federation: pretrain a backbone, compare MobileTL with full fine-tuning and a linear probe");
+  transfer->require_subcommand(1);
+  auto* tr_pre = transfer->add_subcommand("pretrain", "train an IRB network from scratch on some classes; save its backbone");
+  auto* tr_cmp = transfer->add_subcommand("compare", "fine-tune a backbone on other classes: MobileTL, full (same blocks), linear probe");
+  for (auto* c : {tr_pre, tr_cmp}) {
+    c->add_option("--model", topt.model, "irbnet | irbnet_hs")->check(CLI::IsMember({"irbnet", "irbnet_hs"}));
+    c->add_option("--classes", topt.classes, "classes to learn (pretrain default 0-4, compare default 5-9)");
+    c->add_option("--epochs", topt.epochs, "epochs")->check(CLI::Range(1, 1000));
+    c->add_option("--batch", topt.batch, "batch size")->check(CLI::Range(1, 4096));
+    c->add_option("--lr", topt.learning_rate, "SGD step size")->check(CLI::Range(1e-6, 10.0));
+    c->add_option("--momentum", topt.momentum, "SGD momentum")->check(CLI::Range(0.0, 0.999));
+    c->add_option("--seed", topt.seed, "seed");
+    c->add_option("--threads", topt.threads, "libtorch threads")->check(CLI::Range(1, 256));
+  }
+  tr_pre->add_option("--out", topt.out, "backbone file to write")->required();
+  tr_cmp->add_option("--backbone", topt.backbone, "pretrained backbone")->required()->check(CLI::ExistingFile);
+  tr_cmp->add_option("--out", topt.out, "output folder (default runs/transfer-compare)");
+  tr_cmp->add_option("--modes", topt.modes, "comma-separated: mobiletl, full, linear");
+  tr_cmp->add_option("--blocks", topt.blocks, "top IRBs trained")->check(CLI::Range(1, 6));
+  tr_cmp->add_option("--train-limit", topt.train_limit, "training samples of the target classes (0 = all)");
+
   auto* show = app.add_subcommand("scenario", "print the resolved scenario (default or a file) and check it");
   show->add_option("scenario", scenario_path, "scenario file")->check(CLI::ExistingFile);
   show->add_option("--set", sets, "override a field: section.field=value (repeatable)");
@@ -157,6 +182,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (*node) return edgebed::RunNode(nopt);
+  if (*tr_pre) return edgebed::RunPretrain(topt);
+  if (*tr_cmp) return edgebed::RunTransferCompare(topt);
+  if (*bench && bopt.which == "mobiletl") return edgebed::RunMobileTlBench(mobiletl_batch);
   if (*bench && bopt.which == "decode") {
     if (oopt.net.empty() && std::filesystem::exists(edgebed::DefaultDecoderPath())) oopt.net = edgebed::DefaultDecoderPath();
     if (oopt.net.empty()) spdlog::warn("no AMP-DA-Net decoder (--net, or {}): AMP-DA only", edgebed::DefaultDecoderPath());
@@ -166,7 +194,8 @@ int main(int argc, char** argv) {
     const int rc = edgebed::RunBench(bopt, SelfExe(argv[0]));
     if (rc != 0 || bopt.which != "all") return rc;
     if (oopt.net.empty() && std::filesystem::exists(edgebed::DefaultDecoderPath())) oopt.net = edgebed::DefaultDecoderPath();
-    return edgebed::RunDecodeBench(oopt, bopt.reps < 3 ? bopt.reps : 3);
+    const int rc2 = edgebed::RunDecodeBench(oopt, bopt.reps < 3 ? bopt.reps : 3);
+    return rc2 != 0 ? rc2 : edgebed::RunMobileTlBench(mobiletl_batch);
   }
   if (*ota_train) return edgebed::RunOtaTrain(oopt);
   if (*ota_nmse) {

@@ -35,14 +35,14 @@ TEST_CASE("profiles are assigned from the seed, in the mix's proportions") {
   CHECK(AssignProfile(mix, 7, 12).name == AssignProfile(mix, 7, 12).name);
 }
 
-TEST_CASE("a round's virtual cost follows the profile: download, 3x forward FLOPs, energy") {
+TEST_CASE("a round's virtual cost follows the profile: download, training FLOPs, energy") {
   DeviceProfile p;
   p.train_gflops = 2.0;
   p.downlink_bps = 8e6;
   p.compute_power_w = 3.0;
-  const VirtualCost c = PredictRound(p, 1'000'000, 2'000'000, 600, 2);
+  const VirtualCost c = PredictRound(p, 1'000'000, 6'000'000, 600, 2);
   CHECK(c.download_s == doctest::Approx(1.0));                       // 8e6 bits at 8 Mbit/s
-  CHECK(c.compute_s == doctest::Approx(3.0 * 2e6 * 600 * 2 / 2e9));   // 3.6 s
+  CHECK(c.compute_s == doctest::Approx(6e6 * 600 * 2 / 2e9));         // 3.6 s
   CHECK(c.compute_energy_j == doctest::Approx(3.0 * c.compute_s));
   CHECK(c.total_s() == doctest::Approx(4.6));
   p.ms_per_sample = 4.0;  // FedScale-style speed overrides the FLOP count

@@ -132,3 +132,26 @@ TEST_CASE("digital OTA fields and Byzantine faults: checked by name, and they su
   CHECK(Parse({"channel.uplink=\"digital_ota\"", "channel.relay_nodes=1"}).message().find("channel.relay_nodes") !=
         std::string::npos);
 }
+
+TEST_CASE("transfer and class fields: checked at load, naming the field and what is allowed") {
+  CHECK(Names(Parse({"data.classes='5-12'"}), "data.classes = \"5-12\": '5-12' is out of range"));
+  CHECK(Names(Parse({"data.classes='3'"}), "needs at least two classes"));
+  CHECK(Names(Parse({"data.classes='1,1,2'"}), "class 1 repeats"));
+  CHECK(Names(Parse({"transfer.backbone='bb.pt'"}), "transfer learning needs an IRB network"));
+  CHECK(Names(Parse({"model.name=irbnet", "transfer.mode=lora"}), "transfer.mode = 'lora' is not allowed"));
+  CHECK(Names(Parse({"model.name=irbnet", "transfer.blocks=7"}), "transfer.blocks = 7 is out of range [1, 6]"));
+  CHECK(Names(Parse({"model.name=irbnet", "transfer.backbone='bb.pt'", "transfer.memory_budget_kb=10"}),
+              "transfer.memory_budget_kb = 10 KB is below"));
+  auto sc = ParseScenario(DefaultScenarioText(),
+                          {"model.name=irbnet", "transfer.backbone='bb.pt'", "data.classes='5-9'", "training.batch_size=8"},
+                          "default");
+  REQUIRE(sc.ok());
+  const ModelSpec m = ScenarioModel(sc.value());
+  CHECK(m.num_classes == 5);
+  CHECK(m.transfer.batch_size == 8);
+  CHECK(m.transfer.momentum);
+  auto again = ParseScenario(sc->ToToml(), {}, "resolved");  // the resolved scenario loads back the same
+  REQUIRE(again.ok());
+  CHECK(again->classes == "5-9");
+  CHECK(again->transfer.backbone == "bb.pt");
+}

@@ -1,0 +1,39 @@
+// What a Learner is inside (libtorch). Only the splitnets translation units that build models
+// include this: learner.cc (the small zoo, train and evaluate loops) and mobiletl.cc (IRB networks,
+// MobileTL transfer learning).
+#pragma once
+#include <torch/torch.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "splitnets/learner.h"
+
+namespace edgebed {
+
+struct Learner::Impl {
+  std::string name;
+  std::shared_ptr<torch::nn::Module> root;  // the whole network (Save, train/eval mode)
+  std::function<torch::Tensor(const torch::Tensor&)> forward;
+  std::function<void(bool training)> set_mode;  // default: root->train(training)
+  std::function<Status(const std::string&)> save_backbone;  // IRB networks only
+  std::vector<torch::Tensor> trainable;  // what SGD updates
+  std::vector<torch::Tensor> state;      // what is exchanged: trainable parameters, then float buffers
+  std::vector<TensorSpec> specs;
+  int64_t forward_flops = 0;
+  int64_t train_flops = 0;        // one sample's forward + backward
+  uint64_t full_model_bytes = 0;  // every parameter and float buffer of the network
+  int trainable_blocks = -1;      // transfer learners: top IRBs trained
+};
+
+// Copies samples idx[0, count) into a normalised [B, 1, rows, cols] tensor and their labels.
+void MakeBatch(const Dataset& d, const uint32_t* idx, size_t count, torch::Tensor* x, torch::Tensor* y);
+
+// Fills state/specs from `trainable` and the float buffers `buffers` (named), and full_model_bytes
+// from root.
+void FinishImpl(Learner::Impl* impl, const std::vector<std::pair<std::string, torch::Tensor>>& trainable,
+                const std::vector<std::pair<std::string, torch::Tensor>>& buffers);
+
+}  // namespace edgebed
