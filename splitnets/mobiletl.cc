@@ -204,6 +204,37 @@ torch::Tensor IrbBlockImpl::forward(const torch::Tensor& x) {
   return shape.residual() ? h + x : h;
 }
 
+void FrozenBatchNorm_(torch::Tensor& h, const torch::nn::BatchNorm2d& bn) {
+  const auto a = bn->weight / torch::sqrt(bn->running_var + bn->options.eps());
+  h.mul_(a.view({1, -1, 1, 1})).add_((bn->bias - bn->running_mean * a).view({1, -1, 1, 1}));
+}
+
+namespace {
+void Activate_(torch::Tensor& h, Activation act) {
+  if (act == kRelu6) torch::hardtanh_(h, 0.0, 6.0);
+  else torch::hardswish_(h);
+}
+}  // namespace
+
+torch::Tensor IrbBlockImpl::ForwardFrozen(const torch::Tensor& x) {
+  auto h = expand->forward(x);
+  FrozenBatchNorm_(h, bn1);
+  Activate_(h, act);
+  h = depthwise->forward(h);
+  FrozenBatchNorm_(h, bn2);
+  Activate_(h, act);
+  h = project->forward(h);
+  FrozenBatchNorm_(h, bn3);
+  return shape.residual() ? h.add_(x) : h;
+}
+
+torch::Tensor StemImpl::ForwardFrozen(const torch::Tensor& x) {
+  auto h = conv->forward(x);
+  FrozenBatchNorm_(h, bn);
+  Activate_(h, act);
+  return h;
+}
+
 StemImpl::StemImpl(Activation a) : act(a) {
   conv = register_module("conv", Conv(1, 16, 3, 1, 1));
   bn = register_module("bn", nn::BatchNorm2d(16));
@@ -306,6 +337,8 @@ struct IrbNetImpl : torch::nn::Module {
 };
 TORCH_MODULE(IrbNet);
 
+constexpr int64_t kFrozenChunk = 8;  // samples per pass through the frozen blocks
+
 // Global average pooling as a sum and a scale: libtorch's mean keeps its whole input for backward.
 torch::Tensor Pool(const torch::Tensor& h) { return h.sum({2, 3}) * (1.0 / static_cast<double>(h.size(2) * h.size(3))); }
 
@@ -389,9 +422,17 @@ Result<std::unique_ptr<Learner>> CreateIrbLearner(const ModelSpec& spec, uint64_
     impl->forward = [net, first_top, nblocks](const torch::Tensor& x) mutable {
       torch::Tensor h;
       {
-        torch::NoGradGuard frozen;  // no graph below the trained blocks
-        h = net->features->stem->forward(x);
-        for (int i = 0; i < first_top; ++i) h = net->features->blocks[i]->forward(h);
+        // No graph below the trained blocks, and a few samples at a time: frozen BNs use running
+        // statistics, so the result is the whole batch's, while the expanded activations of the big
+        // bottom blocks never exist for all of it at once.
+        torch::NoGradGuard frozen;
+        std::vector<torch::Tensor> parts;
+        for (const auto& chunk : x.split(kFrozenChunk)) {
+          auto c = net->features->stem->ForwardFrozen(chunk);
+          for (int i = 0; i < first_top; ++i) c = net->features->blocks[i]->ForwardFrozen(c);
+          parts.push_back(c);
+        }
+        h = parts.size() == 1 ? parts[0] : torch::cat(parts);
       }
       for (int i = first_top; i < nblocks; ++i) h = net->features->blocks[i]->forward(h);
       return net->head->forward(Pool(h));

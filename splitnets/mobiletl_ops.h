@@ -39,9 +39,15 @@ struct ShiftOnlyBatchNorm : torch::autograd::Function<ShiftOnlyBatchNorm> {
                                                torch::autograd::tensor_list grads);
 };
 
+// A frozen BN (running statistics) applied in place: h = h * a + (bias - mean * a). Inference only.
+void FrozenBatchNorm_(torch::Tensor& h, const torch::nn::BatchNorm2d& bn);
+
 struct IrbBlockImpl : torch::nn::Module {
   IrbBlockImpl(const IrbShape& shape, Activation act);
   torch::Tensor forward(const torch::Tensor& x);
+  // The frozen block under NoGradGuard: BN from running statistics and the activation in place, so at
+  // most the input and one expanded tensor are alive (the same values as forward in eval mode).
+  torch::Tensor ForwardFrozen(const torch::Tensor& x);
   // Standard: every layer as libtorch builds it. MobileTL: while training with grad enabled, bn1/bn2
   // are ShiftOnlyBatchNorm and the activations MaskedActivation (evaluation is the same function).
   void SetRule(TrainRule rule);
@@ -56,6 +62,7 @@ TORCH_MODULE(IrbBlock);
 struct StemImpl : torch::nn::Module {
   explicit StemImpl(Activation act);
   torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor ForwardFrozen(const torch::Tensor& x);  // as IrbBlockImpl::ForwardFrozen
   Activation act;
   torch::nn::Conv2d conv{nullptr};
   torch::nn::BatchNorm2d bn{nullptr};

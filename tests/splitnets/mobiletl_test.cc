@@ -164,6 +164,10 @@ TEST_CASE("a backbone exported by PyTorch 1.13 as TorchScript loads by name and 
   for (size_t i = 0; i < want.size(); ++i) worst = std::max(worst, std::abs(double(pooled[i].item<float>()) - want[i]));
   CHECK(worst < 1e-4);
   CHECK(y.sum().item<double>() == doctest::Approx(expected["sum"].get<double>()).epsilon(1e-4));
+  // the frozen path (BN folded, activations in place) computes what the eval-mode layers do
+  auto h = f->stem->ForwardFrozen(torch::from_blob(xs.data(), {2, 1, 28, 28}).clone());
+  for (auto& b : f->blocks) h = b->ForwardFrozen(h);
+  CHECK(torch::allclose(h, y, 1e-4, 1e-5));
 
   Features g(kRelu6);
   auto missing = LoadBackbone(g, "/nonexistent/backbone.pt");
