@@ -165,10 +165,12 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Int("data.shards_per_node", &s->shards_per_node, 1, 1000));
   EDGEBED_RETURN_IF_ERROR(r.Int("data.train_limit", &s->train_limit, 0, 60000));
   EDGEBED_RETURN_IF_ERROR(r.Int("data.test_limit", &s->test_limit, 0, 10000));
-  EDGEBED_RETURN_IF_ERROR(r.Str("data.classes", &s->classes));
-  if (!s->classes.empty()) {
-    auto cls = ParseClasses(s->classes, "data.classes");
+  std::string classes;
+  EDGEBED_RETURN_IF_ERROR(r.Str("data.classes", &classes));
+  if (!classes.empty()) {
+    auto cls = ParseClasses(classes, "data.classes");
     if (!cls.ok()) return cls.status();
+    s->classes = std::move(cls.value());
   }
   TransferConfig& tr = s->transfer;
   EDGEBED_RETURN_IF_ERROR(r.Str("transfer.backbone", &tr.backbone));
@@ -298,10 +300,7 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
 ModelSpec ScenarioModel(const Scenario& sc) {
   ModelSpec m;
   m.name = sc.model;
-  if (!sc.classes.empty()) {
-    auto cls = ParseClasses(sc.classes, "data.classes");
-    if (cls.ok()) m.num_classes = static_cast<int>(cls.value().size());
-  }
+  if (!sc.classes.empty()) m.num_classes = static_cast<int>(sc.classes.size());
   m.transfer = sc.transfer;
   m.transfer.batch_size = static_cast<int>(sc.batch_size);
   m.transfer.momentum = sc.momentum > 0.0;
@@ -312,9 +311,7 @@ Result<Dataset> LoadScenarioData(const Scenario& sc, bool train) {
   auto d = LoadFashionMnist(sc.data_dir.empty() ? DefaultFashionMnistDir() : sc.data_dir, train,
                             train ? sc.train_limit : sc.test_limit);
   if (!d.ok() || sc.classes.empty()) return d;
-  auto cls = ParseClasses(sc.classes, "data.classes");
-  if (!cls.ok()) return cls.status();
-  return SelectClasses(d.value(), cls.value());
+  return SelectClasses(d.value(), sc.classes);
 }
 
 const std::string& DefaultScenarioText() {
@@ -364,7 +361,7 @@ std::string Scenario::ToToml() const {
       {"data", toml::table{{"dataset", dataset}, {"dir", data_dir}, {"partition", partition},
                            {"alpha", dirichlet_alpha}, {"shards_per_node", int64_t{shards_per_node}},
                            {"train_limit", int64_t{train_limit}}, {"test_limit", int64_t{test_limit}},
-                           {"classes", classes}}},
+                           {"classes", FormatClasses(classes)}}},
       {"federation", toml::table{{"nodes", int64_t{nodes}}, {"rounds", int64_t{rounds}},
                                  {"fraction", fraction}, {"min_quorum", min_quorum},
                                  {"strategy", strategy}, {"selection", selection},

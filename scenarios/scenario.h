@@ -63,7 +63,7 @@ struct Scenario {
   uint32_t shards_per_node = 2;
   uint32_t train_limit = 0;         // 0 = all
   uint32_t test_limit = 0;          // 0 = all
-  std::string classes;              // data.classes, e.g. "5-9": learn only these (relabelled 0..n-1); "" = all
+  std::vector<int> classes;         // data.classes, e.g. "5-9": learn only these (relabelled 0..n-1); empty = all
 
   uint32_t nodes = 10;
   uint32_t rounds = 20;

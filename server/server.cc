@@ -285,10 +285,7 @@ struct Server::Impl {
     ack->set_num_nodes(sc.nodes);
     ack->set_seed(sc.seed);
     ack->set_train_limit(sc.train_limit);
-    if (!sc.classes.empty()) {
-      const auto classes = ParseClasses(sc.classes, "data.classes");  // checked when the scenario loaded
-      for (int c : classes.value()) ack->add_classes(static_cast<uint32_t>(c));
-    }
+    for (int c : sc.classes) ack->add_classes(static_cast<uint32_t>(c));
     if (sc.transfer.backbone.size()) {
       auto* t = ack->mutable_transfer();
       t->set_backbone(sc.transfer.backbone);
@@ -1039,7 +1036,7 @@ Result<std::unique_ptr<Server>> Server::Create(const Scenario& sc) {
   if (!sc.transfer.backbone.empty())
     spdlog::info("transfer from {} ({}): the top {} IRBs train, classes {}; an update carries {:.1f} KB, the full model "
                  "{:.1f} KB", sc.transfer.backbone, sc.transfer.mode,
-                 impl->learner->TrainableBlocks(), sc.classes.empty() ? "all" : sc.classes,
+                 impl->learner->TrainableBlocks(), sc.classes.empty() ? "all" : FormatClasses(sc.classes),
                  impl->global.bytes() / 1024.0, impl->learner->FullModelBytes() / 1024.0);
   StrategyOptions so;
   so.name = sc.strategy;

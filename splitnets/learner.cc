@@ -202,7 +202,6 @@ TrainStats Learner::Train(const Dataset& data, const std::vector<uint32_t>& indi
   }
   st.mean_loss = loss_count ? loss_sum / static_cast<double>(loss_count) : 0.0;
   if (CountingAllocatorInstalled()) st.peak_train_bytes = std::max<int64_t>(0, CountedPeakBytes() - live_before);
-  else st.kept_for_backward_bytes = 0;
   st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return st;
 }
