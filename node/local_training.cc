@@ -44,6 +44,7 @@ Result<NodeSetup> PrepareFromJoinAck(const wire::JoinAck& ack, const std::string
   auto parts = PartitionAll(setup.data.labels, setup.data.num_classes, spec);
   if (!parts.ok()) return parts.status();
   setup.parts = std::move(parts.value());
+  if (ack.has_split()) return setup;  // split learning: the node's encoder is built by RunSplitNode
   auto learner = Learner::Create(model, ack.seed());
   if (!learner.ok()) return learner.status();
   setup.learner = std::move(learner.value());

@@ -18,7 +18,7 @@ namespace edgebed {
 struct NodeSetup {
   Dataset data;
   std::vector<std::vector<uint32_t>> parts;
-  std::unique_ptr<Learner> learner;
+  std::unique_ptr<Learner> learner;  // null for split learning (join_ack.split set)
 };
 Result<NodeSetup> PrepareFromJoinAck(const wire::JoinAck& ack, const std::string& data_dir);
 

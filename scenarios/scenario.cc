@@ -84,6 +84,27 @@ class Reader {
     return Status::Ok();
   }
 
+  // An array of numbers, each in [lo, hi].
+  Status RealArray(const std::string& path, std::vector<double>* out, double lo, double hi) {
+    used_.insert(path);
+    auto node = root_.at_path(path);
+    if (!node) return Status::Ok();
+    const auto* arr = node.as_array();
+    if (!arr) return Status::InvalidArgument(path + " must be an array of numbers, e.g. [0.25, 0.5, 1.0]");
+    std::vector<double> v;
+    for (size_t i = 0; i < arr->size(); ++i) {
+      auto x = arr->get(i)->value<double>();
+      if (!x || !arr->get(i)->is_number() || !std::isfinite(*x) || *x < lo || *x > hi) {
+        std::ostringstream m;
+        m << path << "[" << i << "] must be a number in [" << lo << ", " << hi << "]";
+        return Status::InvalidArgument(m.str());
+      }
+      v.push_back(*x);
+    }
+    *out = std::move(v);
+    return Status::Ok();
+  }
+
   void MarkUsed(const std::string& path) { used_.insert(path); }
 
   // The first key in the file that no field reads.
@@ -147,8 +168,14 @@ Status ReadTableArray(Reader& r, const toml::table& root, const std::string& pat
     if (!t) return Status::InvalidArgument(where + " must be a table " + example);
     Reader sub(*t);
     Status st = read(sub);
-    if (st.ok()) st = sub.CheckNoUnknown();
     if (!st.ok()) return Status::InvalidArgument(where + "." + st.message());
+    st = sub.CheckNoUnknown();  // "unknown field 'key' ..." -> "unknown field 'path[i].key' ..."
+    if (!st.ok()) {
+      std::string m = st.message();
+      const std::string head = "unknown field '";
+      if (m.rfind(head, 0) == 0) m.insert(head.size(), where + ".");
+      return Status::InvalidArgument(m);
+    }
   }
   return Status::Ok();
 }
@@ -157,7 +184,9 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Str("name", &s->name));
   EDGEBED_RETURN_IF_ERROR(r.Int("seed", &s->seed, 0, INT64_MAX));
   EDGEBED_RETURN_IF_ERROR(r.Str("output_dir", &s->output_dir));
-  EDGEBED_RETURN_IF_ERROR(r.Str("model.name", &s->model, Learner::Models()));
+  std::vector<std::string> models = Learner::Models();
+  models.push_back("slimsplit");
+  EDGEBED_RETURN_IF_ERROR(r.Str("model.name", &s->model, models));
   EDGEBED_RETURN_IF_ERROR(r.Str("data.dataset", &s->dataset, {"fashion-mnist"}));
   EDGEBED_RETURN_IF_ERROR(r.Str("data.dir", &s->data_dir));
   EDGEBED_RETURN_IF_ERROR(r.Str("data.partition", &s->partition, {"iid", "dirichlet", "shards"}));
@@ -283,6 +312,45 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
     if (st.ok()) s->crashes.push_back(f);
     return st;
   }));
+  SplitConfig& sp = s->split;
+  EDGEBED_RETURN_IF_ERROR(r.RealArray("split.widths", &sp.widths, 0.0, 1.0));
+  EDGEBED_RETURN_IF_ERROR(r.Int("split.bottleneck_channels", &sp.bottleneck_channels, 1, 64));
+  EDGEBED_RETURN_IF_ERROR(r.Int("split.sandwich_random", &sp.sandwich_random, 0, 64));
+  EDGEBED_RETURN_IF_ERROR(r.Real("split.train_width", &sp.train_width, 0.0, 1.0));
+  EDGEBED_RETURN_IF_ERROR(r.Bool("split.distill", &sp.distill));
+  EDGEBED_RETURN_IF_ERROR(r.Str("split.heads", &sp.heads, {"average", "separate"}));
+  SplitInferenceConfig& inf = sp.inference;
+  EDGEBED_RETURN_IF_ERROR(r.Int("split.inference.requests", &inf.requests, 0, 10000000));
+  EDGEBED_RETURN_IF_ERROR(r.Real("split.inference.interval_ms", &inf.interval_ms, 0.0, 1e7, true));
+  EDGEBED_RETURN_IF_ERROR(r.Int("split.inference.samples_per_request", &inf.samples_per_request, 1, 10000));
+  EDGEBED_RETURN_IF_ERROR(r.Real("split.inference.deadline_ms", &inf.deadline_ms, 0.0, 1e7, true));
+  EDGEBED_RETURN_IF_ERROR(r.Str("split.inference.controller", &inf.controller, {"adaptive", "fixed"}));
+  EDGEBED_RETURN_IF_ERROR(r.Real("split.inference.fixed_width", &inf.fixed_width, 0.0, 1.0, true));
+  EDGEBED_RETURN_IF_ERROR(r.Real("split.inference.margin", &inf.margin, 0.0, 0.9));
+  EDGEBED_RETURN_IF_ERROR(r.Real("split.inference.initial_kbps", &inf.initial_kbps, 0.0, 1e7, true));
+  EDGEBED_RETURN_IF_ERROR(r.Bool("split.inference.compare_fixed", &inf.compare_fixed));
+  EDGEBED_RETURN_IF_ERROR(ReadTableArray(r, root, "split.bandwidth", "{t_s = 0.0, kbps = 1000.0}", [&](Reader& sub) {
+    RatePoint p;
+    Status st = sub.Real("t_s", &p.t_s, 0.0, 1e9);
+    if (st.ok()) st = sub.Real("kbps", &p.kbps, 0.0, 1e7, true);
+    if (st.ok()) sp.bandwidth.push_back(p);
+    return st;
+  }));
+  if (auto trace = BandwidthTrace::Create(sp.bandwidth); !trace.ok()) return trace.status();
+  EDGEBED_RETURN_IF_ERROR(ScenarioSlimConfig(*s).Validate());
+  if (s->is_split()) {
+    if (WidthIndex(ScenarioSlimConfig(*s), sp.train_width) < 0 && sp.train_width > 0.0)
+      return Status::InvalidArgument("split.train_width = " + std::to_string(sp.train_width) + " is not one of split.widths");
+    if (WidthIndex(ScenarioSlimConfig(*s), inf.fixed_width) < 0)
+      return Status::InvalidArgument("split.inference.fixed_width = " + std::to_string(inf.fixed_width) +
+                                     " is not one of split.widths");
+    if (c.uplink != "ideal" && c.uplink != "digital")
+      return Status::InvalidArgument("channel.uplink = \"" + c.uplink +
+                                     "\" cannot carry split activations; model slimsplit needs ideal or digital");
+    if (!s->classes.empty()) return Status::InvalidArgument("data.classes is not supported with model slimsplit (all 10 classes)");
+    if (s->simulated > 0) return Status::InvalidArgument("population.simulated must be 0 with model slimsplit (split nodes are real processes)");
+    if (inf.requests > 0 && s->nodes < 1) return Status::InvalidArgument("split.inference needs a node");
+  }
   EDGEBED_RETURN_IF_ERROR(r.CheckNoUnknown());
   if (!tr.backbone.empty()) {
     if (s->model != "irbnet" && s->model != "irbnet_hs")
@@ -296,6 +364,13 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
 }
 
 }  // namespace
+
+SlimConfig ScenarioSlimConfig(const Scenario& sc) {
+  SlimConfig c;
+  c.widths = sc.split.widths;
+  c.bottleneck_channels = static_cast<int>(sc.split.bottleneck_channels);
+  return c;
+}
 
 ModelSpec ScenarioModel(const Scenario& sc) {
   ModelSpec m;
@@ -403,6 +478,20 @@ std::string Scenario::ToToml() const {
                               {"proxy_samples", int64_t{ota.proxy_samples}}, {"aggregate", ota.aggregate},
                               {"trim", ota.trim}, {"soft_mean", ota.soft_mean}, {"amp_iterations", int64_t{ota.amp_iterations}},
                               {"amp_damping", ota.amp_damping}, {"collect", ota.collect}});
+  toml::array widths_arr, bw_arr;
+  for (double w : split.widths) widths_arr.push_back(w);
+  for (const auto& p : split.bandwidth) bw_arr.push_back(toml::table{{"t_s", p.t_s}, {"kbps", p.kbps}});
+  const auto& inf = split.inference;
+  toml::table split_tbl{{"widths", widths_arr}, {"bottleneck_channels", int64_t{split.bottleneck_channels}},
+                        {"sandwich_random", int64_t{split.sandwich_random}}, {"train_width", split.train_width},
+                        {"distill", split.distill}, {"heads", split.heads},
+                        {"inference", toml::table{{"requests", int64_t{inf.requests}}, {"interval_ms", inf.interval_ms},
+                                                  {"samples_per_request", int64_t{inf.samples_per_request}},
+                                                  {"deadline_ms", inf.deadline_ms}, {"controller", inf.controller},
+                                                  {"fixed_width", inf.fixed_width}, {"margin", inf.margin},
+                                                  {"initial_kbps", inf.initial_kbps}, {"compare_fixed", inf.compare_fixed}}}};
+  if (!bw_arr.empty()) split_tbl.insert("bandwidth", bw_arr);
+  t.insert("split", split_tbl);
   toml::array corrupt_arr;
   for (const auto& c : corrupt)
     corrupt_arr.push_back(toml::table{{"node", int64_t{c.node}}, {"kind", c.kind}, {"factor", c.factor},

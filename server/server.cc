@@ -23,6 +23,7 @@
 #include "codecs/vq.h"
 #include "codecs/zmq_wire.h"
 #include "server/registry.h"
+#include "server/split_service.h"
 #include "server/strategy.h"
 #include "splitnets/device_profile.h"
 #include "splitnets/learner.h"
@@ -100,6 +101,8 @@ struct Server::Impl {
   size_t stragglers = 0, dropouts = 0, over_committed = 0, over_commit_target = 0;
   json ota_info;
   double ota_fit_s = 0.0;
+  std::unique_ptr<SplitService> split;  // model slimsplit: split learning instead of federated rounds
+  uint32_t infer_pass = 0;             // split inference pass in progress (0 = none)
 
   std::ofstream metrics_jsonl, metrics_csv;
 
@@ -226,7 +229,17 @@ struct Server::Impl {
       }
     }
     const std::string& from_node = node;
+    if (split && (env.has_fit_res() || env.has_evaluate_res())) {
+      ++stats.unexpected;
+      spdlog::error("dropped {} from '{}': this run is split learning", wire::BodyName(env), from_node);
+      return SendError(from_node, wire::UNEXPECTED, wire::BodyName(env) + " in a split-learning run (model slimsplit)");
+    }
     switch (env.body_case()) {
+      case wire::Envelope::kSplitForward: return OnSplitForward(from_node, env.split_forward());
+      case wire::Envelope::kSplitDone: return OnSplitDone(from_node, env.split_done());
+      case wire::Envelope::kSplitInferDone:
+        if (KnownAlive(from_node, "split_infer_done") && infer_pass == env.split_infer_done().pass()) pending.erase(from_node);
+        return;
       case wire::Envelope::kJoin: return OnJoin(from_node, route, env.join());
       case wire::Envelope::kFitRes: return OnFitRes(from_node, env.fit_res());
       case wire::Envelope::kHeartbeat: return OnHeartbeat(from_node, env.heartbeat());
@@ -296,10 +309,144 @@ struct Server::Impl {
       t->set_batch_size(sc.batch_size);
       t->set_momentum(sc.momentum > 0.0);
     }
+    if (split) split->FillJoinAck(ack);
     Send(from, out);
     if (!rec->simulated || registry.alive_count() % 100 == 0 || registry.alive_count() == sc.nodes)
       spdlog::info("{} joined (index {}, {}); {} of {} nodes", from, j.node_index(), j.device(), registry.alive_count(),
                    sc.nodes);
+  }
+
+  // ---- split learning ----------------------------------------------------------------------------
+  bool SplitExpected(const std::string& from, const std::string& what) {
+    if (!KnownAlive(from, what.c_str())) return false;
+    if (split && pending.count(from)) return true;
+    ++stats.unexpected;
+    spdlog::error("dropped {} from '{}': {}", what, from, split ? "it has no round or inference pass in progress" : "this run is not split learning");
+    SendError(from, wire::UNEXPECTED, what + (split ? " outside the node's round or inference pass" : " in a run without model slimsplit"));
+    return false;
+  }
+
+  void OnSplitForward(const std::string& from, const wire::SplitForward& f) {
+    if (!SplitExpected(from, "split_forward")) return;
+    wire::Envelope out;
+    Status st = (f.request() > 0) == (infer_pass > 0) && f.round() == (infer_pass > 0 ? infer_pass : round)
+                    ? split->OnForward(registry.Find(from)->index, f, out.mutable_split_backward())
+                    : Status::InvalidArgument("split_forward.round = " + std::to_string(f.round()) + " (request " +
+                                              std::to_string(f.request()) + ") is not the " +
+                                              (infer_pass > 0 ? "inference pass " + std::to_string(infer_pass)
+                                                              : "round " + std::to_string(round)) + " in progress");
+    if (!st.ok()) {
+      ++stats.bad_tensor;
+      spdlog::error("refused split_forward from {}: {}", from, st.message());
+      return SendError(from, wire::BAD_TENSOR, st.message());
+    }
+    Send(from, out);
+  }
+
+  void OnSplitDone(const std::string& from, const wire::SplitDone& d) {
+    if (!SplitExpected(from, "split_done")) return;
+    Status st = split->OnDone(registry.Find(from)->index, round, d);
+    if (!st.ok()) {
+      ++stats.bad_tensor;
+      SendError(from, wire::BAD_TENSOR, st.message());
+      return Fail(from, st.message());
+    }
+    pending.erase(from);
+    ++accepted;
+  }
+
+  // Waits for every pending node to finish, until `deadline`, failing those silent for longer than
+  // the liveness timeout and, at the end, those still pending.
+  void AwaitPending(Clock::time_point deadline) {
+    while (!pending.empty() && Clock::now() < deadline && !stop_flag->load()) {
+      PollOnce(std::chrono::milliseconds(200));
+      const auto now = Clock::now();
+      std::vector<std::string> silent;
+      for (const auto& id : pending) {
+        const auto* rec = registry.Find(id);
+        if (std::chrono::duration<double>(now - rec->last_seen).count() > sc.liveness_timeout_s) silent.push_back(id);
+      }
+      for (const auto& id : silent) {
+        registry.MarkGone(id);
+        Fail(id, "silent for more than server.liveness_timeout_s = " + std::to_string(sc.liveness_timeout_s) +
+                     " s (process died or link lost)");
+      }
+    }
+    for (const auto& id : std::vector<std::string>(pending.begin(), pending.end()))
+      Fail(id, stop_flag->load() ? std::string("the run was stopped (SIGINT/SIGTERM)")
+                                 : "missed the round deadline of " + std::to_string(sc.round_deadline_s) + " s");
+  }
+
+  Clock::time_point DeadlineFrom(Clock::time_point t0) const {
+    return t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(sc.round_deadline_s));
+  }
+
+  void RunSplitRound(uint32_t r, Clock::time_point run_start) {
+    const auto t0 = Clock::now();
+    round = r;
+    failures.clear();
+    pending.clear();
+    accepted = 0;
+    downlink_bytes = 0;
+    for (const auto& id : registry.AliveIds()) {
+      if (!registry.Find(id)->ready) continue;
+      wire::Envelope env;
+      split->MakeRound(r, registry.Find(id)->index, env.mutable_split_round());
+      if (Send(id, env) == 0) {
+        failures.push_back({id, "could not send split_round: the node's connection is gone"});
+        registry.MarkGone(id);
+        continue;
+      }
+      pending.insert(id);
+      registry.Touch(id, Clock::now());
+    }
+    const size_t selected = pending.size() + failures.size();
+    AwaitPending(DeadlineFrom(t0));
+    json row = split->EndRound(r, r == sc.rounds || stop_flag->load());
+    json failed = json::array();
+    for (const auto& f : failures) failed.push_back({{"node", f.node_id}, {"reason", f.reason}});
+    row["selected"] = selected;
+    row["failures"] = failures.size();
+    row["failed_nodes"] = failed;
+    row["downlink_bytes"] = downlink_bytes;
+    row["wall_s"] = Since(t0);
+    row["elapsed_s"] = Since(run_start);
+    WriteRow(row);
+    std::string widths;
+    for (const auto& [w, a] : row["accuracy_by_width"].items()) widths += fmt::format(" {}:{:.4f}", w, a.get<double>());
+    spdlog::info("round {:>3}/{}: accuracy by width{}  participants {}/{}  BER {:.2e}  {:.1f} s", r, sc.rounds, widths,
+                 row["participants"].get<size_t>(), selected, row["bottleneck_ber"].get<double>(), row["wall_s"].get<double>());
+  }
+
+  // Inference passes on the lowest-index ready node: the scenario's controller, then (compare_fixed)
+  // the fixed width over the same trace.
+  json RunSplitInference() {
+    const auto& inf = sc.split.inference;
+    std::vector<std::string> passes = {inf.controller};
+    if (inf.compare_fixed && inf.controller == "adaptive") passes.push_back("fixed");
+    std::string server_node;
+    uint32_t best = UINT32_MAX;
+    for (const auto& id : registry.AliveIds())
+      if (registry.Find(id)->ready && registry.Find(id)->index < best) best = registry.Find(id)->index, server_node = id;
+    if (server_node.empty()) {
+      spdlog::error("split inference: no node is alive to serve requests");
+      return nullptr;
+    }
+    for (size_t p = 0; p < passes.size() && !stop_flag->load(); ++p) {
+      infer_pass = static_cast<uint32_t>(p + 1);
+      failures.clear();
+      pending = {server_node};
+      wire::Envelope env;
+      split->MakeInference(infer_pass, passes[p], env.mutable_split_infer_ins());
+      spdlog::info("split inference pass {}: {} serves {} requests, controller {}", infer_pass, server_node, inf.requests,
+                   passes[p]);
+      registry.Touch(server_node, Clock::now());
+      if (Send(server_node, env) == 0) pending.clear();
+      AwaitPending(DeadlineFrom(Clock::now()));
+      for (const auto& f : failures) spdlog::error("split inference pass {}: {} failed: {}", infer_pass, f.node_id, f.reason);
+    }
+    infer_pass = 0;
+    return split->EndInference(sc.output_dir);
   }
 
   // A heartbeat for round 0 says the node has prepared its data and model after join_ack.
@@ -863,25 +1010,7 @@ struct Server::Impl {
     const size_t needed = std::max<size_t>(
         1, static_cast<size_t>(std::ceil(sc.min_quorum * static_cast<double>(selected.size()) - 1e-9)));
 
-    const auto deadline = t0 + std::chrono::duration_cast<Clock::duration>(
-                                   std::chrono::duration<double>(sc.round_deadline_s));
-    while (!pending.empty() && Clock::now() < deadline && !stop_flag->load()) {
-      PollOnce(std::chrono::milliseconds(200));
-      const auto now = Clock::now();
-      std::vector<std::string> silent;
-      for (const auto& id : pending) {
-        const auto* rec = registry.Find(id);
-        if (std::chrono::duration<double>(now - rec->last_seen).count() > sc.liveness_timeout_s) silent.push_back(id);
-      }
-      for (const auto& id : silent) {
-        registry.MarkGone(id);
-        Fail(id, "silent for more than server.liveness_timeout_s = " + std::to_string(sc.liveness_timeout_s) +
-                     " s (process died or link lost)");
-      }
-    }
-    for (const auto& id : std::vector<std::string>(pending.begin(), pending.end()))
-      Fail(id, stop_flag->load() ? std::string("the run was stopped (SIGINT/SIGTERM)")
-                                 : "missed the round deadline of " + std::to_string(sc.round_deadline_s) + " s");
+    AwaitPending(DeadlineFrom(t0));
 
     const auto t_agg = Clock::now();
     if (!ota_updates.empty()) SuperposeRound();
@@ -963,6 +1092,29 @@ struct Server::Impl {
 
   std::atomic<bool>* stop_flag = nullptr;
 
+  // Rounds 1..rounds until a stop or no node is alive; returns the last round run.
+  uint32_t RunRounds(const std::function<void(uint32_t)>& run_round) {
+    uint32_t done = 0;
+    for (uint32_t r = 1; r <= sc.rounds && !stop_flag->load(); ++r) {
+      if (registry.alive_count() == 0) {
+        spdlog::error("round {}: no node is alive; stopping the run", r);
+        break;
+      }
+      run_round(r);
+      done = r;
+    }
+    return done;
+  }
+
+  json DroppedJson() const {
+    const auto& s = stats;
+    return {{"frames", s.frames},         {"malformed", s.malformed},
+            {"oversize", s.oversize},     {"bad_version", s.bad_version},
+            {"bad_tensor", s.bad_tensor}, {"unexpected", s.unexpected},
+            {"unknown_node", s.unknown_node}, {"handshake_failed", s.handshake_failed},
+            {"rejected_joins", s.rejected_joins}};
+  }
+
   Status SetUpDigitalOta() {
     const OtaConfig& o = sc.ota;
     auto fn = ParseSymmetricFn(o.aggregate);
@@ -1012,6 +1164,34 @@ struct Server::Impl {
 };
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) { impl_->stop_flag = &stop_; }
+
+Status Server::RunSplit(Clock::time_point run_start) {
+  auto& m = *impl_;
+  const uint32_t done = m.RunRounds([&](uint32_t r) { m.RunSplitRound(r, run_start); });
+  json inference;
+  if (m.sc.split.inference.requests > 0 && !stop_) inference = m.RunSplitInference();
+  m.Shutdown();
+  Status saved = m.split->SaveModels(m.sc.output_dir);
+  if (!saved.ok()) spdlog::error("{}", saved.ToString());
+  json summary = m.split->Summary();
+  const auto& widths = summary["widths"];
+  summary.update({{"run_id", m.run_id},
+                  {"model", m.sc.model},
+                  {"rounds_completed", done},
+                  {"final_test_accuracy", widths.empty() ? json(nullptr) : widths.back()["test_accuracy"]},
+                  {"wall_s", Since(run_start)},
+                  {"inference", inference},
+                  {"dropped", m.DroppedJson()}});
+  std::ofstream(m.sc.output_dir + "/summary.json") << summary.dump(2) << "\n";
+  spdlog::info("split run complete: {} rounds, widest test accuracy {}, {:.1f} s; outputs in {}", done,
+               summary["final_test_accuracy"].dump(), Since(run_start), m.sc.output_dir);
+  if (!inference.is_null() && inference.contains("passes"))
+    for (const auto& p : inference["passes"])
+      spdlog::info("inference pass {} ({}): deadline met on {:.1f}% of {} requests, mean width {:.2f}, accuracy {:.4f}",
+                   p["pass"].get<int>(), p["controller"].get<std::string>(), 100 * p["deadline_met"].get<double>(),
+                   p["requests"].get<size_t>(), p["mean_width"].get<double>(), p["accuracy"].get<double>());
+  return Status::Ok();
+}
 Server::~Server() = default;
 const ServerStats& Server::stats() const { return impl_->stats; }
 const ParamSet& Server::global() const { return impl_->global; }
@@ -1022,6 +1202,15 @@ Result<std::unique_ptr<Server>> Server::Create(const Scenario& sc) {
   impl->registry = NodeRegistry(sc.nodes);
   impl->select_rng = MakeRng(sc.seed, "select");
   SetTorchThreads(static_cast<int>(sc.server_threads));
+  impl->run_id = sc.name + "-" + std::to_string(sc.seed);
+  if (sc.is_split()) {
+    auto test = LoadScenarioData(sc, false);
+    if (!test.ok()) return test.status();
+    auto split = SplitService::Create(sc, std::move(test.value()));
+    if (!split.ok()) return split.status();
+    impl->split = std::move(split.value());
+    return std::unique_ptr<Server>(new Server(std::move(impl)));
+  }
   if (!sc.transfer.backbone.empty()) {
     auto crc = FileCrc32(sc.transfer.backbone);
     if (!crc.ok())
@@ -1055,7 +1244,6 @@ Result<std::unique_ptr<Server>> Server::Create(const Scenario& sc) {
   if (!test.ok()) return test.status();
   impl->test = std::move(test.value());
   spdlog::info("uplink: {}", impl->uplink->Describe());
-  impl->run_id = sc.name + "-" + std::to_string(sc.seed);
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
@@ -1112,26 +1300,18 @@ Status Server::Run() {
     spdlog::warn("{} of {} nodes joined within {:.0f} s; starting with those", m.registry.alive_count(), m.sc.nodes,
                  m.sc.join_timeout_s);
 
+  if (m.split) return RunSplit(run_start);
   m.EvaluateAndWrite({{"round", 0}, {"train_loss", 0.0}, {"selected", 0}, {"participants", 0}, {"failures", 0},
                       {"failed_nodes", json::array()}, {"aggregated", false}, {"uplink_bytes", 0},
                       {"downlink_bytes", 0}, {"wall_s", 0.0}, {"overhead_s", 0.0}, {"elapsed_s", Since(run_start)}},
                      /*async=*/false);
-  uint32_t done = 0;
-  for (uint32_t r = 1; r <= m.sc.rounds && !stop_; ++r) {
-    if (m.registry.alive_count() == 0) {
-      spdlog::error("round {}: no node is alive; stopping the run", r);
-      break;
-    }
-    m.RunRound(r, run_start);
-    done = r;
-  }
+  const uint32_t done = m.RunRounds([&](uint32_t r) { m.RunRound(r, run_start); });
   m.WaitEval();
   m.Shutdown();
 
   const EvalStats final_eval = m.Evaluate(m.global);
   Status saved = m.learner->Save(m.sc.output_dir + "/final_model.pt");
   if (!saved.ok()) spdlog::error("{}", saved.ToString());
-  const auto& s = m.stats;
   json summary = {{"run_id", m.run_id},
                   {"rounds_completed", done},
                   {"final_test_accuracy", final_eval.accuracy},
@@ -1145,15 +1325,7 @@ Status Server::Run() {
                   {"kept_for_backward_bytes_analytic", m.sc.transfer.backbone.empty() ? json(nullptr) : json(KeptForBackwardAnalytic(
                        m.sc.transfer.mode, m.learner->TrainableBlocks(), static_cast<int>(m.sc.batch_size),
                        ScenarioModel(m.sc).num_classes))},
-                  {"dropped", {{"frames", s.frames},
-                               {"malformed", s.malformed},
-                               {"oversize", s.oversize},
-                               {"bad_version", s.bad_version},
-                               {"bad_tensor", s.bad_tensor},
-                               {"unexpected", s.unexpected},
-                               {"unknown_node", s.unknown_node},
-                               {"handshake_failed", s.handshake_failed},
-                               {"rejected_joins", s.rejected_joins}}}};
+                  {"dropped", m.DroppedJson()}};
   std::ofstream(m.sc.output_dir + "/summary.json") << summary.dump(2) << "\n";
   spdlog::info("run complete: {} rounds, final test accuracy {:.4f}, {:.1f} s; outputs in {}", done,
                final_eval.accuracy, Since(run_start), m.sc.output_dir);

@@ -4,6 +4,7 @@
 // dropped; the server keeps serving.
 #pragma once
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -44,6 +45,7 @@ class Server {
  private:
   struct Impl;
   explicit Server(std::unique_ptr<Impl> impl);
+  Status RunSplit(std::chrono::steady_clock::time_point run_start);  // model slimsplit
   std::unique_ptr<Impl> impl_;
   std::atomic<bool> stop_{false};
 };

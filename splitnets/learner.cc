@@ -137,10 +137,10 @@ Status Learner::SaveBackbone(const std::string& path) const {
   return impl_->save_backbone(path);
 }
 
-ParamSet Learner::GetParams() const {
-  ParamSet p = ParamSet::Zeros(impl_->specs);
+ParamSet StateToParams(const std::vector<torch::Tensor>& state, const std::vector<TensorSpec>& specs) {
+  ParamSet p = ParamSet::Zeros(specs);
   size_t off = 0;
-  for (const auto& t : impl_->state) {
+  for (const auto& t : state) {
     auto c = t.detach().contiguous();
     std::memcpy(p.flat.data() + off, c.data_ptr<float>(), static_cast<size_t>(c.numel()) * sizeof(float));
     off += static_cast<size_t>(c.numel());
@@ -148,17 +148,32 @@ ParamSet Learner::GetParams() const {
   return p;
 }
 
-Status Learner::SetParams(const ParamSet& p) {
-  EDGEBED_RETURN_IF_ERROR(CheckLayout(impl_->specs, p));
+Status ParamsToState(const ParamSet& p, const std::vector<TensorSpec>& specs, std::vector<torch::Tensor>* state) {
+  EDGEBED_RETURN_IF_ERROR(CheckLayout(specs, p));
   torch::NoGradGuard no_grad;
   size_t off = 0;
-  for (auto& t : impl_->state) {
+  for (auto& t : *state) {
     auto src = torch::from_blob(const_cast<float*>(p.flat.data() + off), t.sizes());
     t.copy_(src);
     off += static_cast<size_t>(t.numel());
   }
   return Status::Ok();
 }
+
+Status SaveModule(const torch::nn::Module& m, const std::string& path) {
+  try {
+    torch::serialize::OutputArchive archive;
+    m.save(archive);
+    archive.save_to(path);
+  } catch (const std::exception& e) {
+    return Status::IoError("cannot write model to " + path + ": " + e.what());
+  }
+  return Status::Ok();
+}
+
+ParamSet Learner::GetParams() const { return StateToParams(impl_->state, impl_->specs); }
+
+Status Learner::SetParams(const ParamSet& p) { return ParamsToState(p, impl_->specs, &impl_->state); }
 
 TrainStats Learner::Train(const Dataset& data, const std::vector<uint32_t>& indices,
                           const TrainOptions& opt) {
@@ -239,15 +254,6 @@ EvalStats Learner::Evaluate(const Dataset& data, const std::vector<uint32_t>* in
   return st;
 }
 
-Status Learner::Save(const std::string& path) const {
-  try {
-    torch::serialize::OutputArchive archive;
-    impl_->root->save(archive);
-    archive.save_to(path);
-  } catch (const std::exception& e) {
-    return Status::IoError("cannot write model to " + path + ": " + e.what());
-  }
-  return Status::Ok();
-}
+Status Learner::Save(const std::string& path) const { return SaveModule(*impl_->root, path); }
 
 }  // namespace edgebed

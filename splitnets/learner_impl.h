@@ -36,4 +36,10 @@ void MakeBatch(const Dataset& d, const uint32_t* idx, size_t count, torch::Tenso
 void FinishImpl(Learner::Impl* impl, const std::vector<std::pair<std::string, torch::Tensor>>& trainable,
                 const std::vector<std::pair<std::string, torch::Tensor>>& buffers);
 
+// Parameters and buffers (in `state` order) <-> a ParamSet of layout `specs`; the setter checks it.
+ParamSet StateToParams(const std::vector<torch::Tensor>& state, const std::vector<TensorSpec>& specs);
+Status ParamsToState(const ParamSet& p, const std::vector<TensorSpec>& specs, std::vector<torch::Tensor>* state);
+// Writes a module as a libtorch archive; the error names the path.
+Status SaveModule(const torch::nn::Module& m, const std::string& path);
+
 }  // namespace edgebed

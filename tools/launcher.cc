@@ -210,7 +210,13 @@ int RunFederation(const Scenario& sc, const std::string& exe) {
     return server_rc;
   }
   PlotMetrics(out, sc.name);
-  spdlog::info("results: {0}/metrics.jsonl, {0}/metrics.png, {0}/summary.json, {0}/final_model.pt", out);
+  if (sc.is_split()) {
+    spdlog::info("results: {0}/metrics.jsonl (accuracy_by_width), {0}/metrics.png, {0}/summary.json, "
+                 "{0}/final_encoder.pt, {0}/final_decoder.pt{1}", out,
+                 sc.split.inference.requests > 0 ? fmt::format(", {0}/inference.csv, {0}/inference.png", out) : "");
+  } else {
+    spdlog::info("results: {0}/metrics.jsonl, {0}/metrics.png, {0}/summary.json, {0}/final_model.pt", out);
+  }
   return 0;
 }
 

@@ -22,6 +22,7 @@
 #include "tools/bench.h"
 #include "tools/launcher.h"
 #include "tools/ota.h"
+#include "tools/split.h"
 #include "tools/transfer.h"
 #include "codecs/count_decoder.h"
 #include "tools/sweep.h"
@@ -82,9 +83,9 @@ int main(int argc, char** argv) {
   node->add_option("--device", nopt.device, "device description sent at join");
 
   edgebed::BenchOptions bopt;
-  auto* bench = app.add_subcommand("bench", "measure: transfer, aggregate, channel, overhead, population, decode (OTA decoders), mobiletl (backward memory per IRB), or all");
-  bench->add_option("which", bopt.which, "transfer | aggregate | channel | overhead | population | decode | mobiletl | all")
-      ->check(CLI::IsMember({"transfer", "aggregate", "channel", "overhead", "population", "decode", "mobiletl", "all"}));
+  auto* bench = app.add_subcommand("bench", "measure: transfer, aggregate, channel, overhead, population, decode (OTA decoders), mobiletl (backward memory per IRB), slimmable (switching width), or all");
+  bench->add_option("which", bopt.which, "transfer | aggregate | channel | overhead | population | decode | mobiletl | slimmable | all")
+      ->check(CLI::IsMember({"transfer", "aggregate", "channel", "overhead", "population", "decode", "mobiletl", "slimmable", "all"}));
   int mobiletl_batch = 32;
   bench->add_option("--batch", mobiletl_batch, "'mobiletl': batch size")->check(CLI::Range(1, 4096));
   bench->add_option("--population-rounds", bopt.population_rounds, "rounds for 'population'");
@@ -175,6 +176,21 @@ int main(int argc, char** argv) {
   tr_cmp->add_option("--blocks", topt.blocks, "top IRBs trained")->check(CLI::Range(1, 6));
   tr_cmp->add_option("--train-limit", topt.train_limit, "training samples of the target classes (0 = all)");
 
+  edgebed::SplitToolOptions spopt;
+  auto* split = app.add_subcommand("split", "split networks outside a federation");
+  split->require_subcommand(1);
+  auto* sp_cmp = split->add_subcommand("compare", "slimmable split network (sandwich rule, 8-bit bottleneck) vs the same network unsplit and unquantised: accuracy, bytes, MFLOPs, latency per width");
+  sp_cmp->add_option("--epochs", spopt.epochs, "epochs")->check(CLI::Range(1, 1000));
+  sp_cmp->add_option("--batch", spopt.batch, "batch size")->check(CLI::Range(1, 4096));
+  sp_cmp->add_option("--lr", spopt.learning_rate, "SGD step size")->check(CLI::Range(1e-6, 10.0));
+  sp_cmp->add_option("--momentum", spopt.momentum, "SGD momentum")->check(CLI::Range(0.0, 0.999));
+  sp_cmp->add_option("--sandwich-random", spopt.sandwich_random, "random widths per step besides the widest and narrowest");
+  sp_cmp->add_option("--train-limit", spopt.train_limit, "training samples (0 = all 60,000)");
+  sp_cmp->add_option("--test-limit", spopt.test_limit, "test samples (0 = all 10,000)");
+  sp_cmp->add_option("--seed", spopt.seed, "seed");
+  sp_cmp->add_option("--threads", spopt.threads, "libtorch threads")->check(CLI::Range(1, 256));
+  sp_cmp->add_option("--out", spopt.out, "output folder (default runs/split-compare)");
+
   auto* show = app.add_subcommand("scenario", "print the resolved scenario (default or a file) and check it");
   show->add_option("scenario", scenario_path, "scenario file")->check(CLI::ExistingFile);
   show->add_option("--set", sets, "override a field: section.field=value (repeatable)");
@@ -185,6 +201,8 @@ int main(int argc, char** argv) {
   if (*tr_pre) return edgebed::RunPretrain(topt);
   if (*tr_cmp) return edgebed::RunTransferCompare(topt);
   if (*bench && bopt.which == "mobiletl") return edgebed::RunMobileTlBench(mobiletl_batch);
+  if (*bench && bopt.which == "slimmable") return edgebed::RunSlimmableBench();
+  if (*sp_cmp) return edgebed::RunSplitCompare(spopt);
   if (*bench && bopt.which == "decode") {
     if (oopt.net.empty() && std::filesystem::exists(edgebed::DefaultDecoderPath())) oopt.net = edgebed::DefaultDecoderPath();
     if (oopt.net.empty()) spdlog::warn("no AMP-DA-Net decoder (--net, or {}): AMP-DA only", edgebed::DefaultDecoderPath());
@@ -195,7 +213,8 @@ int main(int argc, char** argv) {
     if (rc != 0 || bopt.which != "all") return rc;
     if (oopt.net.empty() && std::filesystem::exists(edgebed::DefaultDecoderPath())) oopt.net = edgebed::DefaultDecoderPath();
     const int rc2 = edgebed::RunDecodeBench(oopt, bopt.reps < 3 ? bopt.reps : 3);
-    return rc2 != 0 ? rc2 : edgebed::RunMobileTlBench(mobiletl_batch);
+    const int rc3 = rc2 != 0 ? rc2 : edgebed::RunMobileTlBench(mobiletl_batch);
+    return rc3 != 0 ? rc3 : edgebed::RunSlimmableBench();
   }
   if (*ota_train) return edgebed::RunOtaTrain(oopt);
   if (*ota_nmse) {

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "channel/analog_ota.h"
+#include "channel/byte_link.h"
 #include "channel/digital_ota.h"
 #include "channel/digital_uplink.h"
 #include "channel/fading.h"
@@ -372,4 +373,63 @@ TEST_CASE("digital OTA: Rayleigh truncation silences a fraction e^-g_th and only
   std::vector<uint32_t> bad = {0, 99, 1};
   LinkAccounting acc;
   CHECK(!ota.SuperposeCodewords(1, {{0, &bad}}, {&C, n, d, 4}, &acc).ok());
+}
+
+TEST_CASE("the byte link carries a bottleneck: untouched when ideal, closed-form BER on AWGN, trace airtime") {
+  ChannelConfig cfg;
+  std::vector<uint8_t> sent(200000);
+  for (size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<uint8_t>(i * 131 + 7);
+  auto ideal = ByteLink::Create(cfg, 2, 1);
+  REQUIRE(ideal.ok());
+  auto bytes = sent;
+  ByteLinkStats st;
+  REQUIRE(ideal.value()->Carry(0, 1, 1, 0.0, &bytes, &st).ok());
+  CHECK(bytes == sent);
+  CHECK(st.bit_errors == 0);
+  CHECK(st.airtime_s == 0.0);
+
+  // QPSK without FEC on AWGN at Es/N0 = 6 dB: every bit flips with probability Q(sqrt(Es/N0)), and
+  // failed packets are delivered with their errors, not erased.
+  cfg.uplink = "digital";
+  cfg.fading = "none";
+  cfg.fec = "none";
+  cfg.snr_db = 6.0;
+  auto noisy = ByteLink::Create(cfg, 2, 1);
+  REQUIRE(noisy.ok());
+  bytes = sent;
+  st = ByteLinkStats();
+  REQUIRE(noisy.value()->Carry(1, 1, 2, 0.0, &bytes, &st).ok());
+  uint64_t flipped = 0;
+  for (size_t i = 0; i < sent.size(); ++i) flipped += static_cast<uint64_t>(__builtin_popcount(sent[i] ^ bytes[i]));
+  CHECK(flipped == st.bit_errors);
+  const double ber = static_cast<double>(flipped) / (8.0 * static_cast<double>(sent.size()));
+  CHECK(ber == doctest::Approx(TheoryBer("qpsk", std::pow(10.0, 0.6))).epsilon(0.1));
+  CHECK(st.failed_packets == st.packets);  // 1024-byte packets at this BER never pass the CRC
+  CHECK(st.airtime_s > 0.0);
+
+  // Same transfer id, same errors; another transfer, others.
+  auto again = sent;
+  ByteLinkStats st2;
+  REQUIRE(noisy.value()->Carry(1, 1, 2, 0.0, &again, &st2).ok());
+  CHECK(again == bytes);
+  again = sent;
+  REQUIRE(noisy.value()->Carry(1, 1, 3, 0.0, &again, &st2).ok());
+  CHECK(again != bytes);
+
+  // With a bandwidth trace the airtime is the payload's bits over the rate in force.
+  auto trace = BandwidthTrace::Create({{0.0, 1000.0}, {8.0, 64.0}});
+  REQUIRE(trace.ok());
+  CHECK(trace->KbpsAt(7.99) == 1000.0);
+  CHECK(trace->KbpsAt(8.0) == 64.0);
+  auto traced = ByteLink::Create(ChannelConfig{}, 1, 1, trace.value());
+  REQUIRE(traced.ok());
+  std::vector<uint8_t> b392(392);
+  ByteLinkStats s3;
+  REQUIRE(traced.value()->Carry(0, 0, 0, 9.0, &b392, &s3).ok());
+  CHECK(s3.airtime_s == doctest::Approx(392 * 8 / 64000.0));
+  CHECK(BandwidthTrace::Create({{1.0, 5.0}}).status().message().find("split.bandwidth[0].t_s must be 0") != std::string::npos);
+  CHECK(BandwidthTrace::Create({{0.0, 5.0}, {0.0, 6.0}}).status().message().find("split.bandwidth[1]") != std::string::npos);
+  ChannelConfig ota;
+  ota.uplink = "analog_ota";
+  CHECK(ByteLink::Create(ota, 1, 1).status().message().find("channel.uplink") != std::string::npos);
 }

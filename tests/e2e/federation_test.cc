@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "splitnets/transfer.h"
 
@@ -19,10 +20,10 @@ std::string TempDir(const std::string& tag) {
   return (fs::temp_directory_path() / ("edgebed-e2e-" + tag + "-" + std::to_string(getpid()))).string();
 }
 
-// Runs `edgebed run` on the quick scenario with overrides; returns the exit code.
-int Run(const std::string& out, const std::string& extra) {
-  const std::string cmd = std::string(EDGEBED_BINARY) + " run " + EDGEBED_SOURCE_DIR +
-                          "/scenarios/quick.toml --set output_dir=" + out + " " + extra + " > " + out + ".log 2>&1";
+// Runs `edgebed run` on a scenario (default the quick one) with overrides; returns the exit code.
+int Run(const std::string& out, const std::string& extra, const std::string& scenario = "quick.toml") {
+  const std::string cmd = std::string(EDGEBED_BINARY) + " run " + EDGEBED_SOURCE_DIR + "/scenarios/" + scenario +
+                          " --set output_dir=" + out + " " + extra + " > " + out + ".log 2>&1";
   fs::remove_all(out);
   const int rc = std::system(cmd.c_str());
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
@@ -353,5 +354,91 @@ TEST_CASE("federated transfer learning with MobileTL over every uplink: only the
   // a missing backbone too, naming the file and the command that makes one
   CHECK(Run(out, "--set model.name=irbnet --set transfer.backbone='\"/nonexistent/bb.pt\"'") == 2);
   CHECK(Slurp(out + ".log").find("edgebed transfer pretrain --out /nonexistent/bb.pt") != std::string::npos);
+  Cleanup(out);
+}
+
+TEST_CASE("split learning across processes: noisy bottlenecks, a node killed mid-round, inference under a trace") {
+  // Three node processes train the slimmable encoder against the server's decoder over a digital
+  // link at 5 dB (QPSK, no FEC, AWGN: bit errors reach the decoder); node 2 dies half way through
+  // round 1. Then node 0 serves 60 requests while the link drops to 40 kbit/s for 2 s.
+  const std::string out = TempDir("split");
+  const std::string extra =
+      "--set data.train_limit=3000 --set data.test_limit=500 --set federation.nodes=3 --set federation.rounds=2 "
+      "--set server.liveness_timeout_s=4.0 --set 'faults.crash=[{node = 2, round = 1}]' "
+      "--set channel.uplink='\"digital\"' --set channel.snr_db=5.0 --set channel.fading='\"none\"' "
+      "--set channel.fec='\"none\"' --set split.inference.requests=60 "
+      "--set split.inference.deadline_ms=60.0 "
+      "--set 'split.bandwidth=[{t_s = 0.0, kbps = 1000.0}, {t_s = 2.0, kbps = 40.0}, {t_s = 4.0, kbps = 1000.0}]'";
+  REQUIRE_MESSAGE(Run(out, extra, "split_inference.toml") == 0, Slurp(out + ".log"));
+  const auto rows = Metrics(out);
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0]["participants"] == 2);
+  REQUIRE(rows[0]["failed_nodes"].size() == 1);
+  CHECK(rows[0]["failed_nodes"][0]["node"] == "node-2");
+  CHECK(rows[0]["failed_nodes"][0]["reason"].get<std::string>().find("silent") != std::string::npos);
+  CHECK(rows[1]["participants"] == 2);
+  CHECK(rows[1]["accuracy_by_width"].size() == 4);
+  CHECK(rows[1]["test_accuracy"].get<double>() > 0.4);
+  // QPSK at Es/N0 = 5 dB: Q(sqrt(10^0.5)) = 0.0375 of the bottleneck's bits flip.
+  CHECK(rows[1]["bottleneck_ber"].get<double>() > 0.030);
+  CHECK(rows[1]["bottleneck_ber"].get<double>() < 0.045);
+  CHECK(rows[1].contains("channel_accuracy_by_width"));  // the last round is also evaluated over the link
+  CHECK(rows[1]["uplink_bottleneck_bytes_by_width"]["1.000"].get<double>() > 0);
+
+  const json summary = json::parse(Slurp(out + "/summary.json"));
+  const auto& inf = summary["inference"];
+  REQUIRE(inf["passes"].size() == 2);
+  CHECK(inf["passes"][0]["controller"] == "adaptive");
+  CHECK(inf["passes"][1]["controller"] == "fixed");
+  CHECK(inf["passes"][1]["mean_width"] == 1.0);
+  CHECK(inf["fixed_missed"].get<int>() >= 20);
+  CHECK(inf["passes"][0]["mean_width"].get<double>() < 1.0);
+  // During the drop (40 kbit/s) the full bottleneck (392 B) needs 78 ms of air: the fixed width
+  // misses the 60 ms deadline every time; the controller narrows (98 B: 20 ms) and meets it, all but
+  // the request that finds out about the drop and what a loaded test machine costs.
+  std::ifstream csv(out + "/inference.csv");
+  int lines = 0, drop[2] = {0, 0}, met[2] = {0, 0};
+  std::string l;
+  std::getline(csv, l);
+  CHECK(l.find("pass,controller,request,t_s,kbps,width") == 0);
+  for (; std::getline(csv, l); ++lines) {
+    std::vector<std::string> f;
+    std::stringstream ss(l);
+    for (std::string x; std::getline(ss, x, ',');) f.push_back(x);
+    REQUIRE(f.size() == 15);
+    if (std::stod(f[4]) != 40.0) continue;
+    const int p = std::stoi(f[0]) - 1;
+    ++drop[p];
+    met[p] += std::stoi(f[11]);
+  }
+  CHECK(lines == 2 * 60);
+  CHECK(drop[0] == 20);
+  CHECK(drop[1] == 20);
+  CHECK(met[1] == 0);
+  CHECK(met[0] >= 16);
+  CHECK(fs::exists(out + "/final_decoder.pt"));
+  CHECK(fs::exists(out + "/final_encoder.pt"));
+  Cleanup(out);
+}
+
+TEST_CASE("split learning with separate encoders: nothing is averaged, the server evaluates each node's encoder") {
+  const std::string out = TempDir("split-separate");
+  REQUIRE_MESSAGE(Run(out, "--set data.train_limit=2000 --set data.test_limit=300 --set federation.nodes=2 "
+                           "--set federation.rounds=2 --set split.heads='\"separate\"' --set split.train_width=0.5 "
+                           "--set split.inference.requests=0",
+                      "split_inference.toml") == 0,
+                  Slurp(out + ".log"));
+  const auto rows = Metrics(out);
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[1]["participants"] == 2);
+  // train_width = 0.5: only that width's bottleneck crossed the link, 196 B for each of the 2,000 samples.
+  CHECK(rows[1]["uplink_bottleneck_bytes_by_width"]["0.500"].get<double>() == doctest::Approx(2000.0 * 196));
+  CHECK(rows[1]["uplink_bottleneck_bytes_by_width"]["1.000"].get<double>() == 0.0);
+  CHECK(rows[1]["accuracy_by_width"]["0.500"].get<double>() > 0.5);
+  const json summary = json::parse(Slurp(out + "/summary.json"));
+  CHECK(summary["heads"] == "separate");
+  CHECK(summary["inference"].is_null());
+  CHECK(!fs::exists(out + "/final_encoder.pt"));  // no single encoder: each node keeps its own
+  CHECK(fs::exists(out + "/final_decoder.pt"));
   Cleanup(out);
 }

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <filesystem>
+
 #include "scenarios/scenario.h"
 
 using namespace edgebed;
@@ -95,10 +97,14 @@ TEST_CASE("the resolved scenario loads back to the same values") {
 }
 
 TEST_CASE("every scenario file in scenarios/ loads") {
-  for (const char* f : {"default.toml", "quick.toml", "channel.toml", "population.toml"}) {
-    auto sc = LoadScenario(std::string(EDGEBED_SOURCE_DIR) + "/scenarios/" + f, {});
-    CHECK_MESSAGE(sc.ok(), f << ": " << sc.status().message());
+  size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(std::string(EDGEBED_SOURCE_DIR) + "/scenarios")) {
+    if (e.path().extension() != ".toml") continue;
+    ++files;
+    auto sc = LoadScenario(e.path().string(), {});
+    CHECK_MESSAGE(sc.ok(), e.path().filename().string() << ": " << sc.status().message());
   }
+  CHECK(files >= 10);
   CHECK(LoadScenario("/nonexistent.toml", {}).status().code() == Status::Code::kNotFound);
 }
 
@@ -154,4 +160,30 @@ TEST_CASE("transfer and class fields: checked at load, naming the field and what
   REQUIRE(again.ok());
   CHECK((again->classes == std::vector<int>{5, 6, 7, 8, 9}));
   CHECK(again->transfer.backbone == "bb.pt");
+}
+
+TEST_CASE("split fields: checked at load, naming the field and what is allowed; they survive the resolved scenario") {
+  auto sc = LoadScenario(std::string(EDGEBED_SOURCE_DIR) + "/scenarios/split_inference.toml", {});
+  REQUIRE(sc.ok());
+  CHECK(sc->is_split());
+  CHECK(sc->split.bandwidth.size() == 4);
+  CHECK(sc->split.inference.requests == 300);
+  auto back = ParseScenario(sc->ToToml(), {}, "resolved");
+  REQUIRE(back.ok());
+  CHECK(back->ToToml() == sc->ToToml());
+  CHECK(back->split.bandwidth[1].kbps == 64.0);
+  CHECK(back->split.widths == sc->split.widths);
+  const std::string m = "model.name=\"slimsplit\"";
+  CHECK(Parse({m}).ok());
+  CHECK(Names(Parse({m, "split.widths=[0.5, 0.25]"}), "split.widths must be strictly ascending"));
+  CHECK(Names(Parse({m, "split.widths=[0.25, 1.5]"}), "split.widths[1]"));
+  CHECK(Names(Parse({m, "split.widths=\"wide\""}), "split.widths must be an array"));
+  CHECK(Names(Parse({m, "split.train_width=0.3"}), "split.train_width"));
+  CHECK(Names(Parse({m, "split.inference.fixed_width=0.6"}), "split.inference.fixed_width"));
+  CHECK(Names(Parse({m, "split.heads=\"mixed\""}), "split.heads"));
+  CHECK(Names(Parse({m, "channel.uplink=\"analog_ota\""}), "channel.uplink"));
+  CHECK(Names(Parse({m, "split.bandwidth=[{t_s = 1.0, kbps = 5.0}]"}), "split.bandwidth[0].t_s"));
+  CHECK(Names(Parse({m, "split.bandwidth=[{t_s = 0.0, kbps = 0.0}]"}), "split.bandwidth[0].kbps"));
+  CHECK(Names(Parse({m, "split.bandwidth=[{t_s = 0.0, rate = 5.0}]"}), "split.bandwidth[0].rate"));
+  CHECK(Names(Parse({m, "split.inference.deadline_ms=0"}), "split.inference.deadline_ms"));
 }

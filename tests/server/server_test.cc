@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -344,4 +345,96 @@ TEST_CASE("digital OTA: bad index vectors get a clear error and the honest node'
     CHECK(rows[r]["aggregated"] == true);
   }
   CHECK(rows[3]["test_accuracy"].get<double>() > rows[0]["test_accuracy"].get<double>() + 0.2);
+}
+
+TEST_CASE("split learning: bottlenecks of the wrong width, shape or order get a clear error; the decoder keeps serving") {
+  RunningServer rs("split-test", {"model.name=\"slimsplit\"", "data.train_limit=1000", "data.test_limit=200",
+                                  "federation.nodes=2", "federation.rounds=1", "server.liveness_timeout_s=20.0",
+                                  "training.momentum=0.9"});
+  zmq::context_t ctx(1);
+  zmq::socket_t bad = Dealer(ctx, rs.endpoint, "node-1");
+  wire::Envelope j;
+  j.mutable_join()->set_node_id("node-1");
+  j.mutable_join()->set_node_index(1);
+  wire::SendEnvelope(bad, j);
+  wire::Envelope ack;
+  REQUIRE(Recv(bad, &ack));
+  REQUIRE(ack.join_ack().accepted());
+  REQUIRE(ack.join_ack().has_split());
+  CHECK(ack.join_ack().split().widths_size() == 4);
+  wire::Envelope ready;
+  ready.mutable_heartbeat()->set_round(0);
+  wire::SendEnvelope(bad, ready);
+  std::thread node = RealNode(rs.endpoint, 0);
+  wire::Envelope in;
+  REQUIRE(Recv(bad, &in, 60000ms));
+  REQUIRE(in.has_split_round());
+  CHECK(in.split_round().round() == 1);
+  CHECK(in.split_round().head_size() > 0);  // heads = average: everyone starts from the server's encoder
+
+  // A forward of 2 samples at the given (width, channels, bytes) entries.
+  auto forward = [&](std::vector<std::tuple<double, uint32_t, size_t>> entries, std::string labels = std::string(2, '\1')) {
+    wire::Envelope f;
+    auto* sf = f.mutable_split_forward();
+    sf->set_round(1);
+    sf->set_step(1);
+    sf->set_samples(2);
+    sf->set_labels(labels);
+    for (const auto& [w, c, n] : entries) {
+      auto* b = sf->add_bottleneck();
+      b->set_width(w);
+      b->set_channels(c);
+      b->set_codes(std::string(n, '\x80'));
+    }
+    wire::SendEnvelope(bad, f);
+    wire::Envelope reply;
+    REQUIRE(Recv(bad, &reply, 20000ms));
+    return reply;
+  };
+  std::vector<std::pair<wire::Envelope, std::string>> refused = {
+      {forward({{0.3, 2, 2 * 98}}), "width = 0.3"},
+      {forward({{0.5, 4, 100}}), "needs 2 x 4 x 7 x 7 = 392"},
+      {forward({{0.5, 3, 2 * 196}}), "channels = 3 but width 0.500 has 4"},
+      {forward({{0.25, 2, 2 * 98}, {1.0, 8, 2 * 392}}), "widest first"},
+      {forward({{1.0, 8, 2 * 392}}, std::string(3, '\1')), "labels has 3 bytes"},
+      {forward({{1.0, 8, 2 * 392}}, std::string("\1\x0c", 2)), "outside 0..9"},
+      {forward({}), "bottleneck has 0 entries"},
+  };
+  for (const auto& [reply, what] : refused) {
+    REQUIRE(reply.has_error());
+    CHECK(reply.error().code() == wire::BAD_TENSOR);
+    CHECK_MESSAGE(reply.error().message().find(what) != std::string::npos, reply.error().message());
+  }
+  // A good batch at two widths: gradients of the bottlenecks' shapes come back.
+  const auto good = forward({{1.0, 8, 2 * 392}, {0.25, 2, 2 * 98}});
+  REQUIRE(good.has_split_backward());
+  REQUIRE(good.split_backward().grad_size() == 2);
+  const auto& shape = good.split_backward().grad(0).shape();
+  CHECK(std::vector<int64_t>(shape.begin(), shape.end()) == std::vector<int64_t>{2, 8, 7, 7});
+  CHECK(good.split_backward().grad(1).name() == "grad_w0.250");
+  CHECK(good.split_backward().grad(1).data().size() == 2 * 2 * 49 * 4);
+  CHECK(std::isfinite(good.split_backward().loss()));
+  // A done with an encoder of the wrong layout is refused and counts as this node's failure.
+  wire::Envelope done;
+  done.mutable_split_done()->set_round(1);
+  wire::ToTensors(ParamSet::Zeros({{"conv1_weight", {3, 3}}}), done.mutable_split_done()->mutable_head());
+  wire::SendEnvelope(bad, done);
+  wire::Envelope err;
+  REQUIRE(Recv(bad, &err, 20000ms));
+  REQUIRE(err.has_error());
+  CHECK(err.error().message().find("split_done.head") != std::string::npos);
+
+  node.join();
+  rs.Join();
+  CHECK(rs.status.ok());
+  const auto rows = ReadMetrics(rs.out);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0]["participants"] == 1);  // the real node's round counted; the bad one failed
+  CHECK(rows[0]["failures"] == 1);
+  CHECK(rows[0]["accuracy_by_width"].size() == 4);
+  CHECK(rows[0]["test_accuracy"].get<double>() > 0.3);
+  std::ifstream summary_in(rs.out + "/summary.json");
+  const auto summary = nlohmann::json::parse(summary_in);
+  CHECK(summary["dropped"]["bad_tensor"].get<int>() >= 8);
+  CHECK(summary["widths"][0]["bytes_per_sample"] == 98);
 }

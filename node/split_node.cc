@@ -1,0 +1,326 @@
+#include "node/split_node.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+
+#include "codecs/activation_codec.h"
+#include "codecs/rng.h"
+#include "codecs/zmq_wire.h"
+#include "node/width_controller.h"
+#include "splitnets/split_training.h"
+
+namespace edgebed {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double MsSince(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+SlimConfig ConfigOf(const wire::SplitSpec& s) {
+  SlimConfig c;
+  c.widths.assign(s.widths().begin(), s.widths().end());
+  c.bottleneck_channels = static_cast<int>(s.bottleneck_channels());
+  return c;
+}
+
+class SplitNode {
+ public:
+  SplitNode(zmq::socket_t& sock, std::string id, const wire::JoinAck& ack, const NodeOptions& opt, Dataset data,
+            std::vector<uint32_t> indices)
+      : sock_(sock), id_(std::move(id)), ack_(ack), opt_(opt), data_(std::move(data)), indices_(std::move(indices)) {}
+
+  int Run() {
+    auto enc = SlimEncoder::Create(ConfigOf(ack_.split()), ack_.seed(),
+                                   {ack_.split().learning_rate(), ack_.split().momentum()});
+    if (!enc.ok()) {
+      spdlog::error("{}: join_ack.split: {}", id_, enc.status().message());
+      return 1;
+    }
+    enc_ = std::move(enc.value());
+    spdlog::info("{}: split learning, encoder widths {}, {} samples", id_, ack_.split().widths_size(), indices_.size());
+    Ready();
+    for (;;) {
+      wire::Envelope in;
+      if (!Receive(&in)) return 1;
+      switch (in.body_case()) {
+        case wire::Envelope::kSplitRound:
+          if (!Train(in.split_round())) return stopped_ ? 0 : 1;
+          break;
+        case wire::Envelope::kSplitInferIns:
+          if (!Infer(in.split_infer_ins())) return stopped_ ? 0 : 1;
+          break;
+        case wire::Envelope::kShutdown:
+          Leave(in.shutdown().reason());
+          return 0;
+        case wire::Envelope::kError:
+          if (!OnError(in.error())) return 1;
+          break;
+        default:
+          spdlog::warn("{}: ignoring unexpected {} from the server", id_, wire::BodyName(in));
+      }
+    }
+  }
+
+ private:
+  void Ready() {
+    wire::Envelope ready;
+    ready.set_sender(id_);
+    ready.mutable_heartbeat()->set_round(0);
+    wire::SendEnvelope(sock_, ready);
+  }
+
+  void Leave(const std::string& why) {
+    spdlog::info("{}: server says shutdown ({}); leaving", id_, why);
+    wire::Envelope bye;
+    bye.set_sender(id_);
+    bye.mutable_leave()->set_reason("shutdown");
+    wire::SendEnvelope(sock_, bye);
+    stopped_ = true;
+  }
+
+  bool OnError(const wire::Error& e) {
+    spdlog::error("{}: server error {}: {}", id_, wire::ErrorCode_Name(e.code()), e.message());
+    return e.code() != wire::REJECTED;
+  }
+
+  bool Receive(wire::Envelope* in) {
+    for (;;) {
+      zmq::pollitem_t items[] = {{sock_.handle(), 0, ZMQ_POLLIN, 0}};
+      zmq::poll(items, 1, std::chrono::milliseconds(static_cast<int64_t>(opt_.server_timeout_s * 1000)));
+      if (!(items[0].revents & ZMQ_POLLIN)) {
+        spdlog::error("{}: server silent for {:.0f} s; giving up", id_, opt_.server_timeout_s);
+        return false;
+      }
+      zmq::message_t msg;
+      if (!sock_.recv(msg)) continue;
+      Status st = wire::Decode(msg.data(), msg.size(), wire::kDefaultMaxFrameBytes * 4, in);
+      if (st.ok()) return true;
+      spdlog::error("{}: dropped a frame from the server: {}", id_, st.ToString());
+    }
+  }
+
+  // Waits for the server's answer to forward (round, step) or request; nullptr-like false on a
+  // shutdown or silence. `skip` is set when the server refused the forward (Error).
+  bool AwaitBackward(uint32_t round, uint32_t step, uint32_t request, wire::SplitBackward* out, bool* skip) {
+    *skip = false;
+    for (;;) {
+      wire::Envelope in;
+      if (!Receive(&in)) return false;
+      if (in.has_split_backward()) {
+        const auto& b = in.split_backward();
+        if (b.round() == round && b.step() == step && b.request() == request) {
+          *out = b;
+          return true;
+        }
+        spdlog::warn("{}: dropped a stale split_backward (round {}, step {})", id_, b.round(), b.step());
+      } else if (in.has_error()) {
+        if (!OnError(in.error())) return false;
+        *skip = true;
+        return true;
+      } else if (in.has_shutdown()) {
+        Leave(in.shutdown().reason());
+        return false;
+      } else {
+        spdlog::warn("{}: ignoring {} while waiting for gradients", id_, wire::BodyName(in));
+      }
+    }
+  }
+
+  Status LoadHead(const google::protobuf::RepeatedPtrField<wire::Tensor>& head, const std::string& field) {
+    if (head.empty()) return Status::Ok();
+    ParamSet p;
+    EDGEBED_RETURN_IF_ERROR(wire::FromTensors(head, field, &enc_->specs(), &p));
+    return enc_->SetParams(p);
+  }
+
+  void AddBottleneck(wire::SplitForward* f, double width, const std::vector<float>& act) {
+    auto* b = f->add_bottleneck();
+    b->set_width(width);
+    b->set_channels(static_cast<uint32_t>(BottleneckChannels(enc_->config(), width)));
+    QuantiseUnit8(act, &codes_);
+    b->set_codes(codes_.data(), codes_.size());
+  }
+
+  bool Train(const wire::SplitRound& r) {
+    const auto t0 = Clock::now();
+    if (Status st = LoadHead(r.head(), "split_round.head"); !st.ok()) {
+      spdlog::error("{}: {}", id_, st.message());
+      return true;  // the server hears nothing from this node this round; it keeps serving the others
+    }
+    const auto& spec = ack_.split();
+    const size_t bs = std::max<uint32_t>(1, spec.batch_size());
+    Rng rng = MakeRng(r.seed(), "split-node");
+    std::vector<uint32_t> order = indices_;
+    std::vector<float> x;
+    std::vector<uint8_t> labels;
+    std::vector<std::vector<float>> acts;
+    uint32_t step = 0;
+    const uint32_t total = static_cast<uint32_t>((order.size() + bs - 1) / bs) * std::max<uint32_t>(1, r.local_epochs());
+    double loss_sum = 0.0;
+    uint32_t losses = 0;
+    for (uint32_t e = 0; e < std::max<uint32_t>(1, r.local_epochs()); ++e) {
+      std::shuffle(order.begin(), order.end(), rng);
+      for (size_t b = 0; b < order.size(); b += bs) {
+        const size_t n = std::min(bs, order.size() - b);
+        if (r.crash_mid_round() && step >= total / 2) {
+          spdlog::warn("{}: fault injection: killing this process mid-round {}", id_, r.round());
+          spdlog::default_logger()->flush();
+          std::raise(SIGKILL);
+        }
+        SlimEncoder::Images(data_, order.data() + b, n, &x, &labels);
+        const auto widths = StepWidths(enc_->config(), spec.sandwich_random(), spec.train_width(), rng);
+        if (!EncodeWidths(*enc_, x.data(), n, widths, &acts).ok()) return false;
+        wire::Envelope out;
+        out.set_sender(id_);
+        auto* f = out.mutable_split_forward();
+        f->set_round(r.round());
+        f->set_step(++step);
+        f->set_samples(static_cast<uint32_t>(n));
+        for (size_t k = 0; k < widths.size(); ++k) AddBottleneck(f, widths[k], acts[k]);
+        f->set_labels(labels.data(), labels.size());
+        wire::SendEnvelope(sock_, out);
+        wire::SplitBackward back;
+        bool skip = false;
+        if (!AwaitBackward(r.round(), step, 0, &back, &skip)) return false;
+        if (skip || back.grad_size() != static_cast<int>(widths.size())) {
+          enc_->Step();  // drops the pending graphs; no gradients arrived for them
+          continue;
+        }
+        bool ok = true;
+        for (size_t k = 0; k < widths.size() && ok; ++k) {
+          const std::vector<TensorSpec> expect = {
+              {BottleneckGradName(widths[k]), {static_cast<int64_t>(n), BottleneckChannels(enc_->config(), widths[k]), 7, 7}}};
+          ParamSet g;
+          Status st = wire::FromTensors(
+              google::protobuf::RepeatedPtrField<wire::Tensor>(back.grad().begin() + static_cast<int>(k),
+                                                               back.grad().begin() + static_cast<int>(k) + 1),
+              "split_backward.grad[" + std::to_string(k) + "]", &expect, &g);
+          if (st.ok()) st = enc_->Backward(widths[k], g.flat);
+          if (!st.ok()) {
+            spdlog::error("{}: {}", id_, st.message());
+            ok = false;
+          }
+        }
+        enc_->Step();
+        loss_sum += back.loss();
+        ++losses;
+      }
+    }
+    wire::Envelope done;
+    done.set_sender(id_);
+    auto* d = done.mutable_split_done();
+    d->set_round(r.round());
+    wire::ToTensors(enc_->GetParams(), d->mutable_head());
+    d->set_num_samples(indices_.size());
+    d->set_train_loss(losses ? static_cast<float>(loss_sum / losses) : 0.0f);
+    d->set_train_time_s(MsSince(t0) / 1000.0);
+    d->set_steps(step);
+    wire::SendEnvelope(sock_, done);
+    spdlog::info("{}: round {}: {} steps over {} samples in {:.1f} s, loss {:.4f}", id_, r.round(), step,
+                 indices_.size(), d->train_time_s(), d->train_loss());
+    return true;
+  }
+
+  // Median encoder time [ms] of `n` images at every width.
+  std::vector<double> ProfileEncoder(const std::vector<float>& x, size_t n) {
+    std::vector<double> ms;
+    std::vector<float> act;
+    for (double w : enc_->config().widths) {
+      (void)enc_->SetWidth(w);
+      std::vector<double> t;
+      for (int i = 0; i < 25; ++i) {
+        const auto a = Clock::now();
+        (void)enc_->Encode(x.data(), n, false, &act);
+        if (i >= 5) t.push_back(MsSince(a));
+      }
+      std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
+      ms.push_back(t[t.size() / 2]);
+    }
+    return ms;
+  }
+
+  bool Infer(const wire::SplitInferIns& ins) {
+    if (Status st = LoadHead(ins.head(), "split_infer_ins.head"); !st.ok()) {
+      spdlog::error("{}: {}", id_, st.message());
+      return true;
+    }
+    if (test_.size() == 0) {
+      auto t = LoadFashionMnist(opt_.data_dir.empty() ? DefaultFashionMnistDir() : opt_.data_dir, false);
+      if (!t.ok()) {
+        spdlog::error("{}: {}", id_, t.status().message());
+        return false;
+      }
+      test_ = std::move(t.value());
+    }
+    const auto& cfg = enc_->config();
+    const size_t n = std::max<uint32_t>(1, ins.samples_per_request());
+    std::vector<uint32_t> idx(n);
+    std::vector<float> x, act;
+    std::vector<uint8_t> labels;
+    for (size_t i = 0; i < n; ++i) idx[i] = static_cast<uint32_t>(i % test_.size());
+    SlimEncoder::Images(test_, idx.data(), n, &x, &labels);
+    const auto node_ms = ProfileEncoder(x, n);
+    std::vector<WidthOption> options;
+    for (size_t i = 0; i < cfg.widths.size(); ++i)
+      options.push_back({cfg.widths[i], BottleneckBytesPerSample(cfg, cfg.widths[i]) * n, node_ms[i], node_ms[i]});
+    WidthController ctl(options, ins.deadline_ms(), ins.margin(), ins.initial_kbps());
+    const bool adaptive = ins.controller() == "adaptive";
+    const int fixed = WidthIndex(cfg, ins.fixed_width());
+    spdlog::info("{}: inference pass {}: {} requests, {} controller, deadline {:.1f} ms", id_, ins.pass(),
+                 ins.requests(), ins.controller(), ins.deadline_ms());
+    for (uint32_t q = 1; q <= ins.requests(); ++q) {
+      for (size_t i = 0; i < n; ++i) idx[i] = static_cast<uint32_t>(((q - 1) * n + i) % test_.size());
+      SlimEncoder::Images(test_, idx.data(), n, &x, &labels);
+      const size_t choice = adaptive ? ctl.Choose() : static_cast<size_t>(std::max(0, fixed));
+      const double w = cfg.widths[choice];
+      const auto a = Clock::now();
+      (void)enc_->SetWidth(w);  // a setting: the slice and the BN, nothing reloaded
+      (void)enc_->Encode(x.data(), n, false, &act);
+      wire::Envelope out;
+      out.set_sender(id_);
+      auto* f = out.mutable_split_forward();
+      f->set_round(ins.pass());
+      f->set_request(q);
+      f->set_samples(static_cast<uint32_t>(n));
+      AddBottleneck(f, w, act);
+      f->set_node_ms(MsSince(a));
+      f->set_time_s((q - 1) * ins.interval_ms() / 1000.0);
+      f->set_labels(labels.data(), labels.size());
+      wire::SendEnvelope(sock_, out);
+      wire::SplitBackward back;
+      bool skip = false;
+      if (!AwaitBackward(ins.pass(), 0, q, &back, &skip)) return false;
+      if (skip) continue;
+      ctl.ObserveTransfer(options[choice].bytes, back.air_ms());
+      ctl.ObserveServerMs(choice, back.server_ms());
+    }
+    wire::Envelope done;
+    done.set_sender(id_);
+    done.mutable_split_infer_done()->set_pass(ins.pass());
+    done.mutable_split_infer_done()->set_requests(ins.requests());
+    wire::SendEnvelope(sock_, done);
+    return true;
+  }
+
+  zmq::socket_t& sock_;
+  std::string id_;
+  wire::JoinAck ack_;
+  NodeOptions opt_;
+  Dataset data_, test_;
+  std::vector<uint32_t> indices_;
+  std::unique_ptr<SlimEncoder> enc_;
+  std::vector<uint8_t> codes_;
+  bool stopped_ = false;
+};
+
+}  // namespace
+
+int RunSplitNode(zmq::socket_t& sock, const std::string& id, const wire::JoinAck& ack, const NodeOptions& opt,
+                 Dataset data, std::vector<uint32_t> indices) {
+  SplitNode node(sock, id, ack, opt, std::move(data), std::move(indices));
+  return node.Run();
+}
+
+}  // namespace edgebed

@@ -1,0 +1,54 @@
+// The server's side of split learning (model.name = "slimsplit"): it holds the decoder that every
+// node's encoder feeds (one shared tail), answers each training batch's bottleneck with gradients,
+// averages the encoders after a round (SplitFed, split.heads = "average"), evaluates every width, and
+// serves inference requests, recording what each took against the deadline. The bottleneck bytes
+// cross the scenario's channel (channel/byte_link.h) before the decoder sees them.
+// The transport (ROUTER socket, joins, liveness) is the parameter server's (server.cc); this class
+// only sees messages, so a test can drive it directly.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "channel/byte_link.h"
+#include "codecs/edgebed.pb.h"
+#include "scenarios/scenario.h"
+#include "splitnets/slimmable.h"
+
+namespace edgebed {
+
+class SplitService {
+ public:
+  static Result<std::unique_ptr<SplitService>> Create(const Scenario& sc, Dataset test);
+  ~SplitService();
+
+  void FillJoinAck(wire::JoinAck* ack) const;
+  // Round r's instruction for node `index`.
+  void MakeRound(uint32_t r, uint32_t index, wire::SplitRound* out) const;
+  // A training batch (request = 0) or an inference request from node `index`. On success `out` is
+  // the reply; an error names the field at fault and the allowed values, and changes nothing.
+  Status OnForward(uint32_t index, const wire::SplitForward& f, wire::SplitBackward* out);
+  // Node `index` finished round r with this encoder (checked against the layout).
+  Status OnDone(uint32_t index, uint32_t r, const wire::SplitDone& d);
+  // After round r: averages the encoders (heads = average) and evaluates every width on the test
+  // set (`final`: also over the channel). Returns the round's fields for metrics.jsonl.
+  nlohmann::json EndRound(uint32_t r, bool final);
+
+  // Inference pass `pass` (1-based) with `controller` ("adaptive" | "fixed"): the instruction for
+  // the serving node.
+  void MakeInference(uint32_t pass, const std::string& controller, wire::SplitInferIns* out);
+  // Writes inference.csv and inference.png into `dir`; returns the passes' summary.
+  nlohmann::json EndInference(const std::string& dir);
+
+  nlohmann::json Summary() const;
+  Status SaveModels(const std::string& dir) const;
+
+ private:
+  SplitService() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace edgebed

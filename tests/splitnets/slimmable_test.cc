@@ -1,0 +1,199 @@
+// Slimmable split network: a narrow width is exactly a separately built narrow network holding the
+// sliced weights; switching width allocates and reloads nothing; the sandwich rule's widths; the
+// 8-bit bottleneck's size; split training learns at every width.
+#include <torch/torch.h>
+#undef CHECK  // glog (via torch) defines CHECK; doctest's is wanted here
+#define CHECK DOCTEST_CHECK
+#include <doctest/doctest.h>
+
+#include <numeric>
+#include <set>
+
+#include "codecs/activation_codec.h"
+#include "splitnets/slimmable_impl.h"
+#include "splitnets/split_training.h"
+
+using namespace edgebed;
+
+namespace {
+
+// A plain libtorch network for width index `widx`: convolutions built at the narrow size with the
+// slimmable encoder's weights sliced into them, and that width's batch norms copied.
+torch::nn::Sequential NarrowCopy(SlimEncoder::Impl& m, int widx) {
+  torch::nn::Sequential seq;
+  torch::NoGradGuard no_grad;
+  int in = 1;
+  for (int l = 0; l < 4; ++l) {
+    const int out = m.Channels(l, widx);
+    auto conv = torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kEncoderKernel[l])
+                                      .stride(kEncoderStride[l])
+                                      .padding(kEncoderKernel[l] / 2)
+                                      .bias(false));
+    conv->weight.copy_(m.weight[static_cast<size_t>(l)].narrow(0, 0, out).narrow(1, 0, in));
+    auto bn = torch::nn::BatchNorm2d(out);
+    const auto& src = m.bn[static_cast<size_t>(l)][static_cast<size_t>(widx)];
+    bn->weight.copy_(src->weight);
+    bn->bias.copy_(src->bias);
+    bn->running_mean.copy_(src->running_mean);
+    bn->running_var.copy_(src->running_var);
+    seq->push_back(conv);
+    seq->push_back(bn);
+    if (l < 3) {
+      seq->push_back(torch::nn::ReLU());
+    } else {
+      seq->push_back(torch::nn::Sigmoid());
+    }
+    in = out;
+  }
+  seq->eval();
+  return seq;
+}
+
+std::vector<float> RandomImages(size_t n, uint64_t seed) {
+  torch::manual_seed(seed);
+  auto x = torch::randn({static_cast<int64_t>(n), 1, 28, 28});
+  return std::vector<float>(x.data_ptr<float>(), x.data_ptr<float>() + x.numel());
+}
+
+}  // namespace
+
+TEST_CASE("a narrow width computes what a separately built narrow network with the sliced weights computes") {
+  auto enc = SlimEncoder::Create(SlimConfig{}, 7);
+  REQUIRE(enc.ok());
+  SlimEncoder& e = *enc.value();
+  // Train a little so that the BN statistics and weights differ per width.
+  const auto x = RandomImages(16, 3);
+  std::vector<std::vector<float>> acts;
+  for (int step = 0; step < 3; ++step) {
+    REQUIRE(EncodeWidths(e, x.data(), 16, {1.0, 0.5, 0.25}, &acts).ok());
+    for (size_t k = 0; k < 3; ++k) {
+      std::vector<float> g(acts[k].size(), 0.01f);
+      REQUIRE(e.Backward(std::vector<double>{1.0, 0.5, 0.25}[k], g).ok());
+    }
+    e.Step();
+  }
+  const auto probe = RandomImages(5, 11);
+  for (double w : e.config().widths) {
+    REQUIRE(e.SetWidth(w).ok());
+    std::vector<float> act;
+    REQUIRE(e.Encode(probe.data(), 5, /*train=*/false, &act).ok());
+    const int c = BottleneckChannels(e.config(), w);
+    REQUIRE(act.size() == 5u * c * 49);
+    auto narrow = NarrowCopy(*e.impl(), WidthIndex(e.config(), w));
+    torch::NoGradGuard no_grad;
+    auto ref = narrow->forward(torch::from_blob(const_cast<float*>(probe.data()), {5, 1, 28, 28}));
+    auto got = torch::from_blob(act.data(), ref.sizes()).clone();
+    CHECK_MESSAGE((got - ref).abs().max().item<float>() < 1e-5f, "width " << w);
+  }
+  // And the widths really differ from each other (the check above is not vacuous).
+  std::vector<float> a, b;
+  REQUIRE(e.SetWidth(1.0).ok());
+  REQUIRE(e.Encode(probe.data(), 5, false, &a).ok());
+  REQUIRE(e.SetWidth(0.25).ok());
+  REQUIRE(e.Encode(probe.data(), 5, false, &b).ok());
+  CHECK(a.size() == 4 * b.size());
+}
+
+TEST_CASE("switching width allocates no parameters and keeps every weight where it was") {
+  auto enc = SlimEncoder::Create(SlimConfig{}, 1);
+  REQUIRE(enc.ok());
+  SlimEncoder& e = *enc.value();
+  const auto count = e.NumParameterValues();
+  const auto where = e.ParameterData();
+  const auto params = e.GetParams();
+  const auto x = RandomImages(2, 5);
+  std::vector<float> act;
+  for (int rep = 0; rep < 3; ++rep)
+    for (double w : {0.25, 1.0, 0.5, 0.75}) {
+      REQUIRE(e.SetWidth(w).ok());
+      CHECK(e.width() == w);
+      REQUIRE(e.Encode(x.data(), 2, false, &act).ok());
+    }
+  CHECK(e.NumParameterValues() == count);
+  CHECK(e.ParameterData() == where);
+  CHECK(e.GetParams().flat == params.flat);  // inference changed nothing (no BN statistics either)
+  const Status bad = e.SetWidth(0.3);
+  CHECK(!bad.ok());
+  CHECK(bad.message().find("not one of the network's widths") != std::string::npos);
+}
+
+TEST_CASE("bottleneck bytes per sample follow the width; the 8-bit codec rounds to the nearest level") {
+  SlimConfig cfg;
+  CHECK(BottleneckBytesPerSample(cfg, 0.25) == 98);
+  CHECK(BottleneckBytesPerSample(cfg, 0.5) == 196);
+  CHECK(BottleneckBytesPerSample(cfg, 0.75) == 294);
+  CHECK(BottleneckBytesPerSample(cfg, 1.0) == 392);
+  SlimConfig eighth;
+  eighth.widths = {0.125, 0.25, 0.5, 1.0};
+  CHECK(BottleneckBytesPerSample(eighth, 0.125) == 49);  // ml.md: {1,2,4,8} channels = 49/98/196/392 bytes
+  CHECK(EncoderFlops(cfg, 0.5) < EncoderFlops(cfg, 1.0) / 3);
+  SlimConfig dup;
+  dup.widths = {0.5, 0.55};
+  CHECK(dup.Validate().message().find("same bottleneck") != std::string::npos);
+
+  std::vector<float> v = {0.0f, 1.0f, 0.5f, 0.1234f, -3.0f, 7.0f};
+  std::vector<uint8_t> q;
+  QuantiseUnit8(v, &q);
+  std::vector<float> back;
+  DequantiseUnit8(q.data(), q.size(), &back);
+  CHECK(q[0] == 0);
+  CHECK(q[1] == 255);
+  CHECK(q[4] == 0);
+  CHECK(q[5] == 255);
+  for (size_t i = 0; i < 4; ++i) CHECK(std::fabs(back[i] - v[i]) <= 0.5f / 255.0f + 1e-7f);
+}
+
+TEST_CASE("the sandwich rule: widest first, narrowest last, random ones between, drawn from the seed") {
+  SlimConfig cfg;
+  cfg.widths = {0.25, 0.375, 0.5, 0.625, 0.75, 1.0};
+  Rng rng = MakeRng(1, "t");
+  std::set<double> middles;
+  for (int i = 0; i < 50; ++i) {
+    const auto w = StepWidths(cfg, 2, 0.0, rng);
+    REQUIRE(w.size() == 4);
+    CHECK(w.front() == 1.0);
+    CHECK(w.back() == 0.25);
+    CHECK(w[1] > w[2]);
+    middles.insert(w[1]);
+    middles.insert(w[2]);
+  }
+  CHECK(middles.size() == 4);  // every middle width is drawn at some step
+  CHECK(StepWidths(cfg, 0, 0.0, rng).size() == 2);
+  CHECK(StepWidths(cfg, 9, 0.0, rng).size() == 6);
+  CHECK(StepWidths(cfg, 1, 0.5, rng) == std::vector<double>{0.5});
+}
+
+TEST_CASE("split training with the sandwich rule learns at every width; a bad decoder input is refused") {
+  auto train = LoadFashionMnist(DefaultFashionMnistDir(), true, 3000);
+  auto test = LoadFashionMnist(DefaultFashionMnistDir(), false, 1000);
+  REQUIRE(train.ok());
+  REQUIRE(test.ok());
+  auto enc = SlimEncoder::Create(SlimConfig{}, 1, {0.05f, 0.9f});
+  auto dec = SlimDecoder::Create(SlimConfig{}, 1, {0.05f, 0.9f});
+  REQUIRE(enc.ok());
+  REQUIRE(dec.ok());
+  std::vector<uint32_t> idx(train->size());
+  std::iota(idx.begin(), idx.end(), 0u);
+  std::vector<double> before;
+  for (double w : SlimConfig{}.widths) before.push_back(EvaluateSplit(*enc.value(), *dec.value(), test.value(), w, true).accuracy);
+  SplitTrainOptions opt;
+  opt.epochs = 2;
+  opt.seed = 3;
+  const auto st = TrainSplitLocal(*enc.value(), *dec.value(), train.value(), idx, opt);
+  CHECK(st.steps == 2 * ((3000 + 31) / 32));
+  for (size_t i = 0; i < SlimConfig{}.widths.size(); ++i) {
+    const double w = SlimConfig{}.widths[i];
+    const auto ev = EvaluateSplit(*enc.value(), *dec.value(), test.value(), w, true);
+    CHECK_MESSAGE(ev.accuracy > 0.6, "width " << w << " accuracy " << ev.accuracy);
+    CHECK(ev.accuracy > before[i] + 0.3);
+  }
+  std::vector<float> act(2 * 4 * 49, 0.5f);
+  std::vector<uint8_t> labels = {1, 12};
+  auto bad_label = dec.value()->TrainStep({{0.5, act.data()}}, 2, labels.data(), true);
+  CHECK(!bad_label.ok());
+  CHECK(bad_label.status().message().find("outside 0..9") != std::string::npos);
+  labels[1] = 2;
+  auto bad_width = dec.value()->TrainStep({{0.4, act.data()}}, 2, labels.data(), true);
+  CHECK(!bad_width.ok());
+  CHECK(bad_width.status().message().find("0.4") != std::string::npos);
+}
