@@ -185,10 +185,10 @@ class SplitNode {
         bool skip = false;
         if (!AwaitBackward(r.round(), step, 0, &back, &skip)) return false;
         if (skip || back.grad_size() != static_cast<int>(widths.size())) {
-          enc_->Step();  // drops the pending graphs; no gradients arrived for them
+          enc_->Discard();  // the server refused the batch: no gradients, no step
           continue;
         }
-        bool ok = true;
+        bool ok = true;  // a gradient of the wrong layout: the batch is dropped, not half applied
         for (size_t k = 0; k < widths.size() && ok; ++k) {
           const std::vector<TensorSpec> expect = {
               {BottleneckGradName(widths[k]), {static_cast<int64_t>(n), BottleneckChannels(enc_->config(), widths[k]), 7, 7}}};
@@ -202,6 +202,10 @@ class SplitNode {
             spdlog::error("{}: {}", id_, st.message());
             ok = false;
           }
+        }
+        if (!ok) {
+          enc_->Discard();
+          continue;
         }
         enc_->Step();
         loss_sum += back.loss();

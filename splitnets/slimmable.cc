@@ -230,6 +230,11 @@ void SlimEncoder::Step() {
   impl_->pending.clear();
 }
 
+void SlimEncoder::Discard() {
+  impl_->opt->zero_grad();
+  impl_->pending.clear();
+}
+
 void SlimEncoder::SetLearningRate(float lr) { SetLr(*impl_->opt, lr); }
 
 const std::vector<TensorSpec>& SlimEncoder::specs() const { return impl_->specs; }

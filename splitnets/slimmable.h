@@ -74,6 +74,7 @@ class SlimEncoder {
   // backpropagated once.
   Status Backward(double width, const std::vector<float>& grad);
   void Step();  // one SGD step on the accumulated gradients, then zero them; drops pending graphs
+  void Discard();  // drops pending graphs and accumulated gradients without a step
   void SetLearningRate(float lr);  // a schedule's step size from now on
   // Every parameter and BN statistic of all widths (what SplitFed averages).
   const std::vector<TensorSpec>& specs() const;

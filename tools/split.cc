@@ -164,22 +164,31 @@ int RunSlimmableBench() {
     one.widths = {w};
     auto narrow = SlimEncoder::Create(one, 1);
     const double ms1 = EncoderMs(e, w, 1, 300), ms32 = EncoderMs(e, w, 32, 100);
-    (void)e.SetWidth(cfg.widths.front() == w ? cfg.widths.back() : cfg.widths.front());
-    (void)e.Encode(x.data(), 1, false, &act);
-    const auto s0 = Clock::now();
-    (void)e.SetWidth(w);
-    const auto s1 = Clock::now();
-    (void)e.Encode(x.data(), 1, false, &act);
-    const auto s2 = Clock::now();
-    const auto r0 = Clock::now();
-    auto fresh = SlimEncoder::Create(one, 2);
-    ParamSet p = narrow.value()->GetParams();
-    (void)fresh.value()->SetParams(p);
-    (void)fresh.value()->Encode(x.data(), 1, false, &act);
-    const double rebuild = Ms(r0, Clock::now());
+    std::vector<double> sw, first, rebuild;  // medians of 21: a single shot catches the OS's hiccups
+    for (int rep = 0; rep < 21; ++rep) {
+      (void)e.SetWidth(cfg.widths.front() == w ? cfg.widths.back() : cfg.widths.front());
+      (void)e.Encode(x.data(), 1, false, &act);
+      const auto s0 = Clock::now();
+      (void)e.SetWidth(w);
+      const auto s1 = Clock::now();
+      (void)e.Encode(x.data(), 1, false, &act);
+      const auto s2 = Clock::now();
+      auto fresh = SlimEncoder::Create(one, 2);
+      ParamSet p = narrow.value()->GetParams();
+      (void)fresh.value()->SetParams(p);
+      (void)fresh.value()->Encode(x.data(), 1, false, &act);
+      const auto s3 = Clock::now();
+      sw.push_back(Ms(s0, s1) * 1000.0);
+      first.push_back(Ms(s1, s2));
+      rebuild.push_back(Ms(s2, s3));
+    }
+    auto median = [](std::vector<double> v) {
+      std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+      return v[v.size() / 2];
+    };
     std::printf("%-6.3g %8llu %10.2f %12.3f %13.3f %12.3f %14.3f %13.3f\n", w,
                 static_cast<unsigned long long>(BottleneckBytesPerSample(cfg, w)), EncoderFlops(cfg, w) / 1e6, ms1, ms32,
-                Ms(s0, s1) * 1000.0, Ms(s1, s2), rebuild);
+                median(sw), median(first), median(rebuild));
   }
   std::printf("\nswitching width: %.3f us per switch (mean of %d), %lld bytes allocated, parameters %s (%lld values)\n",
               switch_us, kSwitches, static_cast<long long>(grown), same ? "unchanged" : "CHANGED",
