@@ -230,18 +230,7 @@ class SplitNode {
   // Median encoder time [ms] of `n` images at every width.
   std::vector<double> ProfileEncoder(const std::vector<float>& x, size_t n) {
     std::vector<double> ms;
-    std::vector<float> act;
-    for (double w : enc_->config().widths) {
-      (void)enc_->SetWidth(w);
-      std::vector<double> t;
-      for (int i = 0; i < 25; ++i) {
-        const auto a = Clock::now();
-        (void)enc_->Encode(x.data(), n, false, &act);
-        if (i >= 5) t.push_back(MsSince(a));
-      }
-      std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
-      ms.push_back(t[t.size() / 2]);
-    }
+    for (double w : enc_->config().widths) ms.push_back(EncodeMedianMs(*enc_, w, x.data(), n, 20, /*warmup=*/5));
     return ms;
   }
 

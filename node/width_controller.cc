@@ -1,6 +1,6 @@
 #include "node/width_controller.h"
 
-#include <algorithm>
+#include "splitnets/split_training.h"
 
 namespace edgebed {
 
@@ -29,9 +29,7 @@ void WidthController::ObserveServerMs(size_t i, double ms) {
   auto& last = server_ms_[i];
   last.push_back(ms);
   if (last.size() > 5) last.erase(last.begin());
-  std::vector<double> sorted = last;
-  std::sort(sorted.begin(), sorted.end());
-  options_[i].server_ms = sorted[sorted.size() / 2];
+  options_[i].server_ms = Median(last);
 }
 
 }  // namespace edgebed

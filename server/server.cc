@@ -381,12 +381,17 @@ struct Server::Impl {
     return t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(sc.round_deadline_s));
   }
 
-  void RunSplitRound(uint32_t r, Clock::time_point run_start) {
-    const auto t0 = Clock::now();
+  // The state every kind of round starts from.
+  void BeginRound(uint32_t r) {
     round = r;
     failures.clear();
     pending.clear();
     accepted = 0;
+  }
+
+  void RunSplitRound(uint32_t r, Clock::time_point run_start) {
+    const auto t0 = Clock::now();
+    BeginRound(r);
     downlink_bytes = 0;
     for (const auto& id : registry.AliveIds()) {
       if (!registry.Find(id)->ready) continue;
@@ -949,10 +954,7 @@ struct Server::Impl {
 
   void RunRound(uint32_t r, Clock::time_point run_start) {
     const auto t0 = Clock::now();
-    round = r;
-    failures.clear();
-    pending.clear();
-    accepted = 0;
+    BeginRound(r);
     train_time_max_s = train_loss_sum = 0.0;
     peak_train_bytes_max = kept_for_backward_max = 0;
     samples_sum = uplink_bytes = downlink_bytes = control_bytes = 0;

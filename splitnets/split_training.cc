@@ -79,6 +79,25 @@ SplitTrainStats TrainSplitLocal(SlimEncoder& enc, SlimDecoder& dec, const Datase
   return st;
 }
 
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+  return v[v.size() / 2];
+}
+
+double EncodeMedianMs(SlimEncoder& enc, double width, const float* x, size_t n, int reps, int warmup) {
+  std::vector<float> act;
+  (void)enc.SetWidth(width);
+  for (int i = 0; i < warmup; ++i) (void)enc.Encode(x, n, false, &act);
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    const auto a = std::chrono::steady_clock::now();
+    (void)enc.Encode(x, n, false, &act);
+    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
+  }
+  return Median(std::move(t));
+}
+
 SplitEval EvaluateSplit(SlimEncoder& enc, SlimDecoder& dec, const Dataset& data, double width, bool quantise,
                         const std::function<void(std::vector<uint8_t>*)>& link) {
   SplitEval ev;

@@ -46,6 +46,13 @@ struct SplitTrainStats {
 SplitTrainStats TrainSplitLocal(SlimEncoder& enc, SlimDecoder& dec, const Dataset& data,
                                 const std::vector<uint32_t>& indices, const SplitTrainOptions& opt);
 
+// The median of `v` (the upper middle one for an even count); 0 when empty.
+double Median(std::vector<double> v);
+
+// Median wall time [ms] of an inference encode of the n images `x` at `width`, over `reps` encodes
+// after `warmup` untimed ones. The encoder is left at that width.
+double EncodeMedianMs(SlimEncoder& enc, double width, const float* x, size_t n, int reps, int warmup);
+
 struct SplitEval {
   double accuracy = 0.0, loss = 0.0;
   size_t samples = 0;

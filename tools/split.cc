@@ -26,17 +26,8 @@ double Ms(Clock::time_point a, Clock::time_point b) { return std::chrono::durati
 
 // Median encoder time [ms] for `batch` images at `width` (inference, after a warm-up).
 double EncoderMs(SlimEncoder& enc, double width, size_t batch, int reps) {
-  std::vector<float> x(batch * 784, 0.1f), act;
-  (void)enc.SetWidth(width);
-  for (int i = 0; i < 3; ++i) (void)enc.Encode(x.data(), batch, false, &act);
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    const auto a = Clock::now();
-    (void)enc.Encode(x.data(), batch, false, &act);
-    t.push_back(Ms(a, Clock::now()));
-  }
-  std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
-  return t[t.size() / 2];
+  const std::vector<float> x(batch * 784, 0.1f);
+  return EncodeMedianMs(enc, width, x.data(), batch, reps, /*warmup=*/3);
 }
 
 }  // namespace
@@ -182,13 +173,9 @@ int RunSlimmableBench() {
       first.push_back(Ms(s1, s2));
       rebuild.push_back(Ms(s2, s3));
     }
-    auto median = [](std::vector<double> v) {
-      std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-      return v[v.size() / 2];
-    };
     std::printf("%-6.3g %8llu %10.2f %12.3f %13.3f %12.3f %14.3f %13.3f\n", w,
                 static_cast<unsigned long long>(BottleneckBytesPerSample(cfg, w)), EncoderFlops(cfg, w) / 1e6, ms1, ms32,
-                median(sw), median(first), median(rebuild));
+                Median(sw), Median(first), Median(rebuild));
   }
   std::printf("\nswitching width: %.3f us per switch (mean of %d), %lld bytes allocated, parameters %s (%lld values)\n",
               switch_us, kSwitches, static_cast<long long>(grown), same ? "unchanged" : "CHANGED",
