@@ -9,6 +9,7 @@
 
 #include "codecs/zmq_wire.h"
 #include "node/local_training.h"
+#include "node/gnn_node.h"
 #include "node/split_node.h"
 #include "splitnets/learner.h"
 
@@ -56,6 +57,8 @@ class Node {
       }
       switch (in.body_case()) {
         case wire::Envelope::kJoinAck: {
+          if (in.join_ack().has_gnn())  // a GNN shard: its own loop from here on
+            return RunGnnNode(sock_, id_, in.join_ack(), opt_);
           if (!OnJoinAck(in.join_ack())) return 1;
           if (in.join_ack().has_split())  // split learning: the node's own loop from here on
             return RunSplitNode(sock_, id_, in.join_ack(), opt_, std::move(data_), std::move(indices_));

@@ -16,6 +16,7 @@ struct NodeOptions {
   int threads = 1;              // libtorch intra-op threads
   double server_timeout_s = 900.0;  // exit with an error when the server is silent this long
   double heartbeat_s = 1.0;     // sign-of-life period while training
+  std::string peer_bind = "tcp://127.0.0.1:*";  // GNN shards: where this node listens for its peers
 };
 
 // Runs until the server says shutdown (returns 0) or something fatal happens (returns 1).

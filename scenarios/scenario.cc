@@ -186,6 +186,7 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Str("output_dir", &s->output_dir));
   std::vector<std::string> models = Learner::Models();
   models.push_back("slimsplit");
+  models.push_back("gnn");
   EDGEBED_RETURN_IF_ERROR(r.Str("model.name", &s->model, models));
   EDGEBED_RETURN_IF_ERROR(r.Str("data.dataset", &s->dataset, {"fashion-mnist"}));
   EDGEBED_RETURN_IF_ERROR(r.Str("data.dir", &s->data_dir));
@@ -293,6 +294,54 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
   if (o.collect.size() > 0 && c.uplink != "digital_ota")
     return Status::InvalidArgument("ota.collect needs channel.uplink = \"digital_ota\" (it stores VQ indices)");
 
+  // [gnn], [gnn.graph]: GNN training (model.name = "gnn"); read before the faults, which name its shards and epochs.
+  GnnConfig& gn = s->gnn;
+  GraphConfig& gg = gn.graph;
+  EDGEBED_RETURN_IF_ERROR(r.Str("gnn.mode", &gn.mode, {"full", "pipe", "graph"}));
+  EDGEBED_RETURN_IF_ERROR(r.Str("gnn.layer", &gn.layer, {"gcn", "sage"}));
+  EDGEBED_RETURN_IF_ERROR(r.Int("gnn.layers", &gn.layers, 1, 256));
+  EDGEBED_RETURN_IF_ERROR(r.Int("gnn.hidden", &gn.hidden, 1, 4096));
+  EDGEBED_RETURN_IF_ERROR(r.Int("gnn.epochs", &gn.epochs, 1, 100000));
+  EDGEBED_RETURN_IF_ERROR(r.Real("gnn.learning_rate", &gn.learning_rate, 0.0, 10.0, true));
+  EDGEBED_RETURN_IF_ERROR(r.Real("gnn.weight_decay", &gn.weight_decay, 0.0, 1.0));
+  EDGEBED_RETURN_IF_ERROR(r.Int("gnn.parts", &gn.parts, 1, 64));
+  EDGEBED_RETURN_IF_ERROR(r.Int("gnn.chunks", &gn.chunks, 1, 4096));
+  EDGEBED_RETURN_IF_ERROR(r.Str("gnn.partitioner", &gn.partitioner, {"bfs", "random"}));
+  EDGEBED_RETURN_IF_ERROR(r.Int("gnn.eval_every", &gn.eval_every, 1, 100000));
+  EDGEBED_RETURN_IF_ERROR(r.Real("gnn.peer_timeout_s", &gn.peer_timeout_s, 0.0, 86400.0, true));
+  EDGEBED_RETURN_IF_ERROR(r.Int("gnn.threads", &gn.threads, 1, 256));
+  EDGEBED_RETURN_IF_ERROR(r.Str("gnn.graph.kind", &gg.kind, {"csbm", "knn", "edgelist"}));
+  EDGEBED_RETURN_IF_ERROR(r.Int("gnn.graph.vertices", &gg.vertices, 2, 10000000));
+  EDGEBED_RETURN_IF_ERROR(r.Int("gnn.graph.classes", &gg.classes, 2, 1000));
+  EDGEBED_RETURN_IF_ERROR(r.Int("gnn.graph.features", &gg.features, 1, 100000));
+  EDGEBED_RETURN_IF_ERROR(r.Real("gnn.graph.avg_degree", &gg.avg_degree, 0.0, 1e4));
+  EDGEBED_RETURN_IF_ERROR(r.Real("gnn.graph.homophily", &gg.homophily, 0.0, 1.0));
+  EDGEBED_RETURN_IF_ERROR(r.Real("gnn.graph.feature_snr", &gg.feature_snr, 0.0, 100.0));
+  EDGEBED_RETURN_IF_ERROR(r.Int("gnn.graph.knn_k", &gg.knn_k, 1, 1000));
+  EDGEBED_RETURN_IF_ERROR(r.Str("gnn.graph.edges", &gg.edges));
+  EDGEBED_RETURN_IF_ERROR(r.Str("gnn.graph.labels", &gg.labels));
+  EDGEBED_RETURN_IF_ERROR(r.Str("gnn.graph.features_file", &gg.features_file));
+  EDGEBED_RETURN_IF_ERROR(r.Real("gnn.graph.train_fraction", &gg.train_fraction, 0.0, 1.0, true));
+  EDGEBED_RETURN_IF_ERROR(r.Real("gnn.graph.val_fraction", &gg.val_fraction, 0.0, 1.0, true));
+  gn.seed = s->seed;
+  if (gg.train_fraction + gg.val_fraction >= 1.0)
+    return Status::InvalidArgument("gnn.graph.train_fraction + gnn.graph.val_fraction must be below 1 (the rest is the test set)");
+  if (s->is_gnn()) {
+    if (gg.kind == "knn" && gg.vertices > 60000)
+      return Status::InvalidArgument("gnn.graph.vertices = " + std::to_string(gg.vertices) + " for knn: allowed 2..60000 (Fashion-MNIST training images)");
+    if (gg.kind == "edgelist" && (gg.edges.empty() || gg.labels.empty()))
+      return Status::InvalidArgument("gnn.graph.kind = \"edgelist\" needs gnn.graph.edges and gnn.graph.labels (files)");
+    if (gn.mode == "pipe" && gn.parts > gn.layers)
+      return Status::InvalidArgument("gnn.parts = " + std::to_string(gn.parts) + " pipeline stages for gnn.layers = " +
+                                     std::to_string(gn.layers) + ": allowed 1..gnn.layers (each stage holds a layer)");
+    if (gn.mode != "full" && gn.parts < 2)
+      return Status::InvalidArgument("gnn.parts = 1 with gnn.mode = \"" + gn.mode + "\": allowed 2..64 (one shard is gnn.mode = \"full\")");
+    if (gn.chunks > gg.vertices || gn.parts > gg.vertices)
+      return Status::InvalidArgument("gnn.chunks and gnn.parts must not exceed gnn.graph.vertices");
+    if (s->simulated > 0) return Status::InvalidArgument("population.simulated must be 0 with model gnn (shards are real processes)");
+    s->nodes = gn.mode == "full" ? 1 : gn.parts;  // one node process per shard (full: none, trained in-process)
+    s->rounds = gn.epochs;
+  }
   EDGEBED_RETURN_IF_ERROR(ReadTableArray(r, root, "faults.corrupt", "{node = N, kind = \"sign_flip\"}", [&](Reader& sub) {
     CorruptFault f;
     Status st = sub.Int("node", &f.node, 0, int64_t{s->nodes} - 1);
@@ -492,6 +541,21 @@ std::string Scenario::ToToml() const {
                                                   {"initial_kbps", inf.initial_kbps}, {"compare_fixed", inf.compare_fixed}}}};
   if (!bw_arr.empty()) split_tbl.insert("bandwidth", bw_arr);
   t.insert("split", split_tbl);
+  const GraphConfig& gg = gnn.graph;
+  t.insert("gnn", toml::table{{"mode", gnn.mode}, {"layer", gnn.layer}, {"layers", int64_t{gnn.layers}},
+                              {"hidden", int64_t{gnn.hidden}}, {"epochs", int64_t{gnn.epochs}},
+                              {"learning_rate", gnn.learning_rate}, {"weight_decay", gnn.weight_decay},
+                              {"parts", int64_t{gnn.parts}}, {"chunks", int64_t{gnn.chunks}},
+                              {"partitioner", gnn.partitioner}, {"eval_every", int64_t{gnn.eval_every}},
+                              {"peer_timeout_s", gnn.peer_timeout_s}, {"threads", int64_t{gnn.threads}},
+                              {"graph", toml::table{{"kind", gg.kind}, {"vertices", int64_t{gg.vertices}},
+                                                    {"classes", int64_t{gg.classes}}, {"features", int64_t{gg.features}},
+                                                    {"avg_degree", gg.avg_degree}, {"homophily", gg.homophily},
+                                                    {"feature_snr", gg.feature_snr}, {"knn_k", int64_t{gg.knn_k}},
+                                                    {"edges", gg.edges}, {"labels", gg.labels},
+                                                    {"features_file", gg.features_file},
+                                                    {"train_fraction", gg.train_fraction},
+                                                    {"val_fraction", gg.val_fraction}}}});
   toml::array corrupt_arr;
   for (const auto& c : corrupt)
     corrupt_arr.push_back(toml::table{{"node", int64_t{c.node}}, {"kind", c.kind}, {"factor", c.factor},

@@ -9,6 +9,7 @@
 
 #include "channel/byte_link.h"
 #include "channel/channel_config.h"
+#include "gnn/gnn_config.h"
 #include "splitnets/device_profile.h"
 #include "splitnets/learner.h"
 #include "splitnets/slimmable.h"
@@ -130,6 +131,8 @@ struct Scenario {
   OtaConfig ota;  // [ota]
   SplitConfig split;  // [split]
   bool is_split() const { return model == "slimsplit"; }
+  GnnConfig gnn;  // [gnn], [gnn.graph]: model.name = "gnn" (federation.nodes = gnn.parts, rounds = gnn.epochs)
+  bool is_gnn() const { return model == "gnn"; }
 
   std::vector<CrashFault> crashes;
   std::vector<CorruptFault> corrupt;  // [[faults.corrupt]]

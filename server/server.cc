@@ -23,6 +23,7 @@
 #include "codecs/vq.h"
 #include "codecs/zmq_wire.h"
 #include "server/registry.h"
+#include "server/gnn_service.h"
 #include "server/split_service.h"
 #include "server/strategy.h"
 #include "splitnets/device_profile.h"
@@ -103,6 +104,7 @@ struct Server::Impl {
   double ota_fit_s = 0.0;
   std::unique_ptr<SplitService> split;  // model slimsplit: split learning instead of federated rounds
   uint32_t infer_pass = 0;             // split inference pass in progress (0 = none)
+  std::unique_ptr<GnnService> gnn;     // model gnn: shards train among themselves; the server orders epochs
 
   std::ofstream metrics_jsonl, metrics_csv;
 
@@ -234,7 +236,14 @@ struct Server::Impl {
       spdlog::error("dropped {} from '{}': this run is split learning", wire::BodyName(env), from_node);
       return SendError(from_node, wire::UNEXPECTED, wire::BodyName(env) + " in a split-learning run (model slimsplit)");
     }
+    if (gnn && (env.has_fit_res() || env.has_evaluate_res() || env.has_split_forward() || env.has_split_done())) {
+      ++stats.unexpected;
+      spdlog::error("dropped {} from '{}': this run is GNN training", wire::BodyName(env), from_node);
+      return SendError(from_node, wire::UNEXPECTED, wire::BodyName(env) + " in a GNN run (model gnn)");
+    }
     switch (env.body_case()) {
+      case wire::Envelope::kGnnReady: return OnGnnReady(from_node, env.gnn_ready());
+      case wire::Envelope::kGnnEpochDone: return OnGnnEpochDone(from_node, env.gnn_epoch_done());
       case wire::Envelope::kSplitForward: return OnSplitForward(from_node, env.split_forward());
       case wire::Envelope::kSplitDone: return OnSplitDone(from_node, env.split_done());
       case wire::Envelope::kSplitInferDone:
@@ -310,10 +319,49 @@ struct Server::Impl {
       t->set_momentum(sc.momentum > 0.0);
     }
     if (split) split->FillJoinAck(ack);
+    if (gnn) gnn->FillJoinAck(j.node_index(), ack);
     Send(from, out);
     if (!rec->simulated || registry.alive_count() % 100 == 0 || registry.alive_count() == sc.nodes)
       spdlog::info("{} joined (index {}, {}); {} of {} nodes", from, j.node_index(), j.device(), registry.alive_count(),
                    sc.nodes);
+  }
+
+  // ---- GNN training ------------------------------------------------------------------------------
+  bool GnnExpected(const std::string& from, const char* what) {
+    if (!KnownAlive(from, what)) return false;
+    if (gnn) return true;
+    ++stats.unexpected;
+    spdlog::error("dropped {} from '{}': this run is not GNN training", what, from);
+    SendError(from, wire::UNEXPECTED, std::string(what) + " in a run without model gnn");
+    return false;
+  }
+
+  void OnGnnReady(const std::string& from, const wire::GnnReady& r) {
+    if (!GnnExpected(from, "gnn_ready")) return;
+    NodeRecord* rec = registry.Find(from);
+    if (Status st = gnn->OnReady(rec->index, r); !st.ok()) {
+      ++stats.bad_tensor;
+      spdlog::error("refused gnn_ready from {}: {}", from, st.message());
+      return SendError(from, wire::BAD_TENSOR, st.message());
+    }
+    rec->ready = true;
+    pending.erase(from);
+  }
+
+  void OnGnnEpochDone(const std::string& from, const wire::GnnEpochDone& d) {
+    if (!GnnExpected(from, "gnn_epoch_done")) return;
+    if (!pending.count(from)) {
+      ++stats.unexpected;
+      spdlog::error("dropped gnn_epoch_done (epoch {}) from '{}': it has no epoch in progress", d.epoch(), from);
+      return SendError(from, wire::UNEXPECTED, "gnn_epoch_done outside the node's epoch");
+    }
+    if (Status st = gnn->OnEpochDone(registry.Find(from)->index, round, d); !st.ok()) {
+      ++stats.bad_tensor;
+      SendError(from, wire::BAD_TENSOR, st.message());
+      return Fail(from, "refused its epoch report: " + st.message());
+    }
+    pending.erase(from);
+    ++accepted;
   }
 
   // ---- split learning ----------------------------------------------------------------------------
@@ -357,8 +405,9 @@ struct Server::Impl {
 
   // Waits for every pending node to finish, until `deadline`, failing those silent for longer than
   // the liveness timeout and, at the end, those still pending.
-  void AwaitPending(Clock::time_point deadline) {
-    while (!pending.empty() && Clock::now() < deadline && !stop_flag->load()) {
+  // `first_failure`: return as soon as one node has failed (GNN shards need each other).
+  void AwaitPending(Clock::time_point deadline, bool first_failure = false) {
+    while (!pending.empty() && Clock::now() < deadline && !stop_flag->load() && !(first_failure && !failures.empty())) {
       PollOnce(std::chrono::milliseconds(200));
       const auto now = Clock::now();
       std::vector<std::string> silent;
@@ -368,10 +417,11 @@ struct Server::Impl {
       }
       for (const auto& id : silent) {
         registry.MarkGone(id);
-        Fail(id, "silent for more than server.liveness_timeout_s = " + std::to_string(sc.liveness_timeout_s) +
+        Fail(id, fmt::format("silent for more than server.liveness_timeout_s = {:g}", sc.liveness_timeout_s) +
                      " s (process died or link lost)");
       }
     }
+    if (first_failure && !failures.empty()) return;
     for (const auto& id : std::vector<std::string>(pending.begin(), pending.end()))
       Fail(id, stop_flag->load() ? std::string("the run was stopped (SIGINT/SIGTERM)")
                                  : "missed the round deadline of " + std::to_string(sc.round_deadline_s) + " s");
@@ -1082,9 +1132,9 @@ struct Server::Impl {
     EvaluateAndWrite(std::move(row), /*async=*/true);
   }
 
-  void Shutdown() {
+  void Shutdown(const std::string& reason = "run complete") {
     wire::Envelope bye;
-    bye.mutable_shutdown()->set_reason("run complete");
+    bye.mutable_shutdown()->set_reason(reason);
     const auto ids = registry.AliveIds();
     for (const auto& id : ids) Send(id, bye);
     const auto t0 = Clock::now();
@@ -1194,6 +1244,70 @@ Status Server::RunSplit(Clock::time_point run_start) {
                    p["requests"].get<size_t>(), p["mean_width"].get<double>(), p["accuracy"].get<double>());
   return Status::Ok();
 }
+Status Server::RunGnn() {
+  auto& m = *impl_;
+  EDGEBED_RETURN_IF_ERROR(m.gnn->Open());
+  std::ofstream(m.sc.output_dir + "/scenario.toml") << m.sc.ToToml();
+  const auto run_start = Clock::now();
+  m.WaitForNodes();  // a shard is ready once it has built its graph and listens for its peers
+  std::string stopped;
+  uint32_t done = 0;
+  if (!m.gnn->AllReady()) {
+    stopped = std::to_string(m.registry.ready_count()) + " of " + std::to_string(m.gnn->shards()) +
+              " shards were ready within server.join_timeout_s = " + std::to_string(m.sc.join_timeout_s) +
+              " s (see the node logs); every shard is needed";
+  } else {
+    wire::Envelope start;
+    m.gnn->MakeStart(start.mutable_gnn_start());
+    for (const auto& id : m.registry.AliveIds()) m.Send(id, start);
+    spdlog::info("gnn: every shard is ready; {} epochs", m.sc.gnn.epochs);
+  }
+  for (uint32_t e = 1; stopped.empty() && e <= m.sc.gnn.epochs && !stop_; ++e) {
+    const auto t0 = Clock::now();
+    m.BeginRound(e);
+    for (const auto& id : m.registry.AliveIds()) {
+      wire::Envelope env;
+      m.gnn->MakeEpoch(e, m.registry.Find(id)->index, env.mutable_gnn_epoch());
+      if (m.Send(id, env) > 0) m.pending.insert(id);
+    }
+    const size_t asked = m.pending.size();
+    m.AwaitPending(m.DeadlineFrom(t0), /*first_failure=*/true);
+    if (!m.failures.empty() || m.accepted < m.gnn->shards() || asked < m.gnn->shards()) {
+      std::string why;
+      for (const auto& f : m.failures) {
+        const auto* rec = m.registry.Find(f.node_id);
+        why += (why.empty() ? "" : "; ") + f.node_id + " (" + (m.sc.gnn.mode == "pipe" ? "stage " : "partition ") +
+               std::to_string(rec ? rec->index : 0) + ") " + f.reason;
+      }
+      if (why.empty()) why = std::to_string(m.accepted) + " of " + std::to_string(m.gnn->shards()) + " shards reported";
+      stopped = "epoch " + std::to_string(e) + ": " + why;
+      break;
+    }
+    json row = m.gnn->EndEpoch(e, Since(t0));
+    done = e;
+    if (e == 1 || e % 10 == 0 || e == m.sc.gnn.epochs)
+      spdlog::info("epoch {}/{}: train loss {:.4f}, val {}, test {}, sent {:.1f} KB, {:.3f} s", e, m.sc.gnn.epochs,
+                   row["train_loss"].get<double>(), row["val_accuracy"].dump(), row["test_accuracy"].dump(),
+                   (row["embedding_bytes"].get<double>() + row["gradient_bytes"].get<double>() +
+                    row["parameter_bytes"].get<double>() + row["eval_bytes"].get<double>()) / 1024.0,
+                   row["epoch_s"].get<double>());
+  }
+  if (!stopped.empty())
+    spdlog::error("GNN training stops: {}. A {} cannot go on without every shard; metrics up to epoch {} are kept in {}",
+                  stopped, m.sc.gnn.mode == "pipe" ? "pipeline" : "graph-parallel run", done, m.sc.output_dir);
+  m.pending.clear();  // the others leave on the shutdown; that is not a failure of theirs
+  m.Shutdown(stopped.empty() ? "run complete" : "run stopped: " + stopped);
+  json summary = m.gnn->Summary();
+  summary.update({{"run_id", m.run_id}, {"model", m.sc.model}, {"epochs_completed", done}, {"wall_s", Since(run_start)},
+                  {"stopped", stopped.empty() ? json(nullptr) : json(stopped)}, {"dropped", m.DroppedJson()}});
+  std::ofstream(m.sc.output_dir + "/summary.json") << summary.dump(2) << "\n";
+  if (!stopped.empty()) return Status::Unavailable("GNN training stopped at " + stopped);
+  spdlog::info("gnn run complete: {} epochs, test accuracy {:.4f} at best validation (epoch {}), {:.1f} s; outputs in {}",
+               done, summary["test_accuracy"].get<double>(), summary["best_epoch"].get<uint32_t>(), Since(run_start),
+               m.sc.output_dir);
+  return Status::Ok();
+}
+
 Server::~Server() = default;
 const ServerStats& Server::stats() const { return impl_->stats; }
 const ParamSet& Server::global() const { return impl_->global; }
@@ -1205,6 +1319,12 @@ Result<std::unique_ptr<Server>> Server::Create(const Scenario& sc) {
   impl->select_rng = MakeRng(sc.seed, "select");
   SetTorchThreads(static_cast<int>(sc.server_threads));
   impl->run_id = sc.name + "-" + std::to_string(sc.seed);
+  if (sc.is_gnn()) {
+    auto gnn = GnnService::Create(sc);
+    if (!gnn.ok()) return gnn.status();
+    impl->gnn = std::move(gnn.value());
+    return std::unique_ptr<Server>(new Server(std::move(impl)));
+  }
   if (sc.is_split()) {
     auto test = LoadScenarioData(sc, false);
     if (!test.ok()) return test.status();
@@ -1284,6 +1404,7 @@ Status Server::Run() {
   std::error_code ec;
   fs::create_directories(m.sc.output_dir, ec);
   if (ec) return Status::IoError("output_dir '" + m.sc.output_dir + "': " + ec.message());
+  if (m.gnn) return RunGnn();
   m.metrics_jsonl.open(m.sc.output_dir + "/metrics.jsonl", std::ios::trunc);
   m.metrics_csv.open(m.sc.output_dir + "/metrics.csv", std::ios::trunc);
   if (!m.metrics_jsonl || !m.metrics_csv) return Status::IoError("cannot write metrics into " + m.sc.output_dir);

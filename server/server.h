@@ -46,6 +46,7 @@ class Server {
   struct Impl;
   explicit Server(std::unique_ptr<Impl> impl);
   Status RunSplit(std::chrono::steady_clock::time_point run_start);  // model slimsplit
+  Status RunGnn();                                                   // model gnn
   std::unique_ptr<Impl> impl_;
   std::atomic<bool> stop_{false};
 };

@@ -62,6 +62,14 @@ int XTicStep(const std::string& dir) {
   return std::max(1, (lines - 2) / 10);
 }
 
+// The first column of metrics.csv names the x axis: round (federations) or epoch (GNN runs).
+std::string XLabel(const std::string& dir) {
+  std::ifstream in(dir + "/metrics.csv");
+  std::string head;
+  std::getline(in, head);
+  return head.rfind("epoch", 0) == 0 ? "epoch" : "round";
+}
+
 }  // namespace
 
 bool PlotMetrics(const std::string& dir, const std::string& title) {
@@ -74,7 +82,7 @@ bool PlotMetrics(const std::string& dir, const std::string& title) {
        << "set key autotitle columnhead bottom right\n"
        << "set multiplot layout 1,2 title '" << title << "'\n"
        << "set xtics " << XTicStep(dir) << "\n"
-       << "set xlabel 'round'; set ylabel 'test accuracy'; set grid\n"
+       << "set xlabel '" << XLabel(dir) << "'; set ylabel 'test accuracy'; set grid\n"
        << "plot '" << dir << "/metrics.csv' using 1:2 with linespoints pt 7 ps 0.6 title 'test accuracy'\n"
        << "set ylabel 'test loss'\n"
        << "plot '" << dir << "/metrics.csv' using 1:3 with linespoints pt 7 ps 0.6 lc 2 title 'test loss'\n"
@@ -210,7 +218,10 @@ int RunFederation(const Scenario& sc, const std::string& exe) {
     return server_rc;
   }
   PlotMetrics(out, sc.name);
-  if (sc.is_split()) {
+  if (sc.is_gnn()) {
+    spdlog::info("results: {0}/metrics.csv (accuracy, bytes by kind, staleness per epoch), {0}/metrics.png, "
+                 "{0}/summary.json (traffic beside the analytic counts, epochs to converge)", out);
+  } else if (sc.is_split()) {
     spdlog::info("results: {0}/metrics.jsonl (accuracy_by_width), {0}/metrics.png, {0}/summary.json, "
                  "{0}/final_encoder.pt, {0}/final_decoder.pt{1}", out,
                  sc.split.inference.requests > 0 ? fmt::format(", {0}/inference.csv, {0}/inference.png", out) : "");

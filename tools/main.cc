@@ -20,6 +20,7 @@
 #include "scenarios/scenario.h"
 #include "server/server.h"
 #include "tools/bench.h"
+#include "tools/gnn.h"
 #include "tools/launcher.h"
 #include "tools/ota.h"
 #include "tools/split.h"
@@ -81,6 +82,7 @@ int main(int argc, char** argv) {
   node->add_option("--data-dir", nopt.data_dir, "Fashion-MNIST folder (default: Debian's)");
   node->add_option("--threads", nopt.threads, "libtorch threads")->check(CLI::Range(1, 256));
   node->add_option("--device", nopt.device, "device description sent at join");
+  node->add_option("--peer-bind", nopt.peer_bind, "GNN shards: where to listen for peer shards (default tcp://127.0.0.1:*)");
 
   edgebed::BenchOptions bopt;
   auto* bench = app.add_subcommand("bench", "measure: transfer, aggregate, channel, overhead, population, decode (OTA decoders), mobiletl (backward memory per IRB), slimmable (switching width), or all");
@@ -191,6 +193,21 @@ int main(int argc, char** argv) {
   sp_cmp->add_option("--threads", spopt.threads, "libtorch threads")->check(CLI::Range(1, 256));
   sp_cmp->add_option("--out", spopt.out, "output folder (default runs/split-compare)");
 
+  auto* gnn = app.add_subcommand("gnn", "GNN training outside `edgebed run`: a graph's figures, or full vs GNNPipe vs graph parallelism");
+  gnn->require_subcommand(1);
+  std::string gnn_write;
+  auto* gnn_graph = gnn->add_subcommand("graph", "build the scenario's graph: size, homophily, edge cut and halo of the bfs and random partitions");
+  gnn_graph->add_option("scenario", scenario_path, "scenario file (model gnn)")->check(CLI::ExistingFile)->required();
+  gnn_graph->add_option("--set", sets, "override a field: section.field=value (repeatable)");
+  gnn_graph->add_option("--write", gnn_write, "also write <prefix>.edges/.labels/.features (gnn.graph.kind = edgelist reads them)");
+  edgebed::GnnCompareOptions gopt;
+  auto* gnn_cmp = gnn->add_subcommand("compare", "train the scenario's GNN in every layout (full reference, pipe, graph) at each depth; a table of accuracy, traffic and epoch time");
+  gnn_cmp->add_option("scenario", scenario_path, "scenario file (model gnn)")->check(CLI::ExistingFile)->required();
+  gnn_cmp->add_option("--set", sets, "override a field: section.field=value (repeatable)");
+  gnn_cmp->add_option("--layers", gopt.layers, "depths to compare (default 8 16)");
+  gnn_cmp->add_option("--modes", gopt.modes, "layouts (default full pipe graph)")->check(CLI::IsMember({"full", "pipe", "graph"}));
+  gnn_cmp->add_option("--out", gopt.out, "output folder (default runs/gnn-compare)");
+
   auto* show = app.add_subcommand("scenario", "print the resolved scenario (default or a file) and check it");
   show->add_option("scenario", scenario_path, "scenario file")->check(CLI::ExistingFile);
   show->add_option("--set", sets, "override a field: section.field=value (repeatable)");
@@ -243,6 +260,13 @@ int main(int argc, char** argv) {
     std::cout << sc->ToToml();
     return 0;
   }
+  if ((*gnn_graph || *gnn_cmp) && !sc->is_gnn()) {
+    spdlog::error("{}: model.name = \"{}\"; edgebed gnn needs a scenario with model.name = \"gnn\"", scenario_path, sc->model);
+    return 2;
+  }
+  if (*gnn_graph) return edgebed::RunGnnGraphInfo(sc.value(), gnn_write);
+  if (*gnn_cmp) return edgebed::RunGnnCompare(sc.value(), gopt, SelfExe(argv[0]));
+  if (*run && sc->is_gnn() && sc->gnn.mode == "full") return edgebed::RunGnnReference(sc.value());
   if (*run) return edgebed::RunFederation(sc.value(), SelfExe(argv[0]));
   if (*host) {
     if (hopt.first + hopt.count > sc->nodes) {

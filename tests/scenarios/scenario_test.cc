@@ -187,3 +187,28 @@ TEST_CASE("split fields: checked at load, naming the field and what is allowed; 
   CHECK(Names(Parse({m, "split.bandwidth=[{t_s = 0.0, rate = 5.0}]"}), "split.bandwidth[0].rate"));
   CHECK(Names(Parse({m, "split.inference.deadline_ms=0"}), "split.inference.deadline_ms"));
 }
+
+TEST_CASE("gnn fields: checked at load, naming the field and the range; one node per shard; they survive the resolved scenario") {
+  auto sc = LoadScenario(std::string(EDGEBED_SOURCE_DIR) + "/scenarios/gnn_pipe.toml", {"gnn.layers=16", "gnn.chunks=8"});
+  REQUIRE_MESSAGE(sc.ok(), sc.status().message());
+  CHECK(sc->is_gnn());
+  CHECK(sc->nodes == sc->gnn.parts);
+  CHECK(sc->rounds == sc->gnn.epochs);
+  CHECK(sc->gnn.seed == sc->seed);
+  auto back = ParseScenario(sc->ToToml(), {}, "resolved");
+  REQUIRE_MESSAGE(back.ok(), back.status().message());
+  CHECK(back->gnn.layers == 16);
+  CHECK(back->gnn.chunks == 8);
+  CHECK(back->gnn.graph.vertices == sc->gnn.graph.vertices);
+  CHECK(back->gnn.graph.homophily == sc->gnn.graph.homophily);
+  const std::string m = "model.name=\"gnn\"";
+  CHECK(Names(Parse({m, "gnn.mode=\"ring\""}), "gnn.mode"));
+  CHECK(Names(Parse({m, "gnn.layers=0"}), "gnn.layers = 0 is out of range [1, 256]"));
+  CHECK(Names(Parse({m, "gnn.layers=2", "gnn.parts=4"}), "gnn.parts = 4 pipeline stages for gnn.layers = 2"));
+  CHECK(Names(Parse({m, "gnn.parts=1"}), "gnn.parts = 1 with gnn.mode = \"pipe\""));
+  CHECK(Names(Parse({m, "gnn.graph.kind=\"edgelist\""}), "gnn.graph.edges"));
+  CHECK(Names(Parse({m, "gnn.graph.train_fraction=0.6", "gnn.graph.val_fraction=0.5"}), "gnn.graph.train_fraction + gnn.graph.val_fraction"));
+  CHECK(Names(Parse({m, "gnn.graph.homophily=1.5"}), "gnn.graph.homophily"));
+  CHECK(Names(Parse({m, "gnn.graph.knn=5"}), "gnn.graph.knn"));  // a typo is an unknown key
+  CHECK(Names(Parse({m, "faults.crash=[{node = 2, round = 1}]"}), "node = 2 is out of range [0, 1]"));  // 2 shards
+}

@@ -438,3 +438,63 @@ TEST_CASE("split learning: bottlenecks of the wrong width, shape or order get a 
   CHECK(summary["dropped"]["bad_tensor"].get<int>() >= 8);
   CHECK(summary["widths"][0]["bytes_per_sample"] == 98);
 }
+
+TEST_CASE("GNN shards: reports out of turn, empty endpoints and federated messages are refused by name; a bad epoch report stops the run cleanly") {
+  RunningServer rs("gnn-test", {"model.name=\"gnn\"", "gnn.graph.vertices=400", "gnn.layers=2", "gnn.hidden=8",
+                                "gnn.epochs=3", "gnn.chunks=2", "server.liveness_timeout_s=20.0"});
+  zmq::context_t ctx(1);
+  zmq::socket_t bad = Dealer(ctx, rs.endpoint, "node-1");
+  wire::Envelope j;
+  j.mutable_join()->set_node_id("node-1");
+  j.mutable_join()->set_node_index(1);
+  wire::SendEnvelope(bad, j);
+  wire::Envelope ack;
+  REQUIRE(Recv(bad, &ack));
+  REQUIRE(ack.join_ack().accepted());
+  REQUIRE(ack.join_ack().has_gnn());
+  CHECK(ack.join_ack().gnn().shard() == 1);
+  CHECK(ack.join_ack().gnn().mode() == "pipe");
+  auto expect_error = [&](wire::Envelope& e, wire::ErrorCode code, const std::string& what) {
+    wire::SendEnvelope(bad, e);
+    wire::Envelope reply;
+    REQUIRE(Recv(bad, &reply));
+    REQUIRE(reply.has_error());
+    CHECK(reply.error().code() == code);
+    CHECK_MESSAGE(reply.error().message().find(what) != std::string::npos, reply.error().message());
+  };
+  wire::Envelope early;
+  early.mutable_gnn_epoch_done()->set_epoch(1);
+  expect_error(early, wire::UNEXPECTED, "gnn_epoch_done outside the node's epoch");
+  wire::Envelope empty;
+  empty.mutable_gnn_ready();
+  expect_error(empty, wire::BAD_TENSOR, "gnn_ready.endpoint is empty");
+  wire::Envelope fit;
+  fit.mutable_fit_res()->set_round(1);
+  expect_error(fit, wire::UNEXPECTED, "in a GNN run");
+
+  std::thread node = RealNode(rs.endpoint, 0);  // stage 0, a real shard
+  wire::Envelope ready;
+  ready.mutable_gnn_ready()->set_endpoint("tcp://127.0.0.1:9");  // nobody listens: stage 0's sends wait in its queue
+  wire::SendEnvelope(bad, ready);
+  wire::Envelope in;
+  REQUIRE(Recv(bad, &in, 60000ms));
+  REQUIRE(in.has_gnn_start());
+  CHECK(in.gnn_start().peers_size() == 2);
+  REQUIRE(Recv(bad, &in, 60000ms));
+  REQUIRE(in.has_gnn_epoch());
+  CHECK(in.gnn_epoch().epoch() == 1);
+  wire::Envelope wrong;
+  wrong.mutable_gnn_epoch_done()->set_epoch(7);
+  wire::SendEnvelope(bad, wrong);
+  rs.Join();
+  node.join();  // stage 0 was waiting for gradients: it leaves on the server's shutdown
+  CHECK(!rs.status.ok());
+  std::ifstream f(rs.out + "/summary.json");
+  const auto summary = nlohmann::json::parse(f);
+  const std::string why = summary["stopped"].get<std::string>();
+  CHECK_MESSAGE(why.find("node-1 (stage 1) refused its epoch report: gnn_epoch_done.epoch = 7 is not the epoch in progress (1)") !=
+                    std::string::npos, why);
+  CHECK(summary["epochs_completed"] == 0);
+  CHECK(rs.server->stats().bad_tensor >= 2);
+  CHECK(rs.server->stats().unexpected >= 2);
+}

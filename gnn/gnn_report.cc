@@ -1,0 +1,183 @@
+#include "gnn/gnn_report.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace edgebed {
+using json = nlohmann::json;
+
+Result<AnalyticTraffic> AnalyticCounts(const Graph& g, const GnnConfig& cfg) {
+  AnalyticTraffic a;
+  const uint64_t n = g.num_vertices(), d = cfg.hidden, p = cfg.parts, l = cfg.layers;
+  a.parameters = GnnParameterCount(cfg, g.feature_dim, g.num_classes);
+  a.pipe_embedding = a.pipe_gradient = a.pipe_eval = (p - 1) * n * d;
+  GnnConfig gc = cfg;
+  gc.mode = "graph";
+  auto part = LayoutPartition(g, gc);
+  if (!part.ok()) return part.status();
+  a.halo = p > 1 ? HaloVertices(g, part.value(), cfg.parts) : 0;
+  a.edge_cut = p > 1 ? EdgeCut(g, part.value()) : 0;
+  a.graph_embedding = a.graph_gradient = a.graph_eval = l * a.halo * d;
+  a.graph_parameter = p * (p - 1) * a.parameters;
+  return a;
+}
+
+GnnReport::GnnReport(const GnnConfig& cfg, const Graph& g, AnalyticTraffic analytic, std::string out_dir)
+    : cfg_(cfg), graph_description_(g.description), feature_bayes_(g.feature_bayes_accuracy), n_(g.num_vertices()),
+      analytic_(analytic), dir_(std::move(out_dir)) {}
+
+Status GnnReport::Open() {
+  csv_.open(dir_ + "/metrics.csv", std::ios::trunc);
+  jsonl_.open(dir_ + "/metrics.jsonl", std::ios::trunc);
+  if (!csv_ || !jsonl_) return Status::IoError("cannot write metrics into " + dir_);
+  csv_ << "epoch,test_accuracy,test_loss,train_loss,train_accuracy,val_accuracy,embedding_bytes,gradient_bytes,"
+          "parameter_bytes,eval_bytes,epoch_s,train_s,eval_s,stale_share,stale_rel_error,max_staleness\n";
+  return Status::Ok();
+}
+
+void GnnReport::AddEpoch(uint32_t epoch, const std::vector<ShardStats>& shards, const std::vector<ShardTraffic>& traffic,
+                         double wall_s) {
+  ShardStats sum;
+  double train_s = 0.0, eval_s = 0.0, wait_s = 0.0, wait_share = 0.0;
+  for (const auto& s : shards) {
+    wait_s = std::max(wait_s, s.wait_s);
+    if (s.train_s + s.eval_s > 0) wait_share = std::max(wait_share, s.wait_s / (s.train_s + s.eval_s));
+    sum.train_loss += s.train_loss;
+    sum.train_correct += s.train_correct;
+    sum.train_seen += s.train_seen;
+    sum.evaluated |= s.evaluated;
+    for (int k = 0; k < 3; ++k) sum.correct[k] += s.correct[k], sum.total[k] += s.total[k];
+    sum.test_loss += s.test_loss;
+    sum.stale_reads += s.stale_reads;
+    sum.fresh_reads += s.fresh_reads;
+    sum.max_staleness = std::max(sum.max_staleness, s.max_staleness);
+    sum.stale_diff_sq += s.stale_diff_sq;
+    sum.stale_norm_sq += s.stale_norm_sq;
+    train_s = std::max(train_s, s.train_s);
+    eval_s = std::max(eval_s, s.eval_s);
+  }
+  ShardTraffic all;
+  for (const auto& t : traffic)
+    for (int k = 0; k < kTensorKinds; ++k) all.bytes[k] += t.bytes[k], all.values[k] += t.values[k];
+  auto acc = [&](int k) { return sum.total[k] ? json(static_cast<double>(sum.correct[k]) / sum.total[k]) : json(nullptr); };
+  const uint64_t reads = sum.stale_reads + sum.fresh_reads;
+  json row = {{"epoch", epoch},
+              {"train_loss", sum.train_loss},
+              {"train_accuracy", sum.train_seen ? static_cast<double>(sum.train_correct) / sum.train_seen : 0.0},
+              {"evaluated", sum.evaluated},
+              {"test_accuracy", acc(2)},
+              {"val_accuracy", acc(1)},
+              {"eval_train_accuracy", acc(0)},
+              {"test_loss", sum.evaluated ? json(sum.test_loss) : json(nullptr)},
+              {"epoch_s", wall_s},
+              {"train_s", train_s},
+              {"eval_s", eval_s},
+              {"wait_s", wait_s},          // the longest any shard waited for its peers
+              {"wait_share", wait_share},  // the largest share of a shard's epoch spent waiting
+              {"stale_reads", sum.stale_reads},
+              {"fresh_reads", sum.fresh_reads},
+              {"stale_share", reads ? static_cast<double>(sum.stale_reads) / reads : 0.0},
+              {"stale_rel_error", sum.stale_norm_sq > 0 ? std::sqrt(sum.stale_diff_sq / sum.stale_norm_sq) : 0.0},
+              {"max_staleness", sum.max_staleness}};
+  for (int k = 0; k < kTensorKinds; ++k) {
+    const std::string name = TensorKindName(static_cast<TensorKind>(k));
+    row[name + "_bytes"] = all.bytes[k];
+    row[name + "_values"] = all.values[k];
+  }
+  jsonl_ << row.dump() << "\n";
+  jsonl_.flush();
+  auto num = [](const json& j) { return j.is_null() ? std::string() : j.dump(); };
+  csv_ << epoch << ',' << num(row["test_accuracy"]) << ',' << num(row["test_loss"]) << ',' << sum.train_loss << ','
+       << row["train_accuracy"].get<double>() << ',' << num(row["val_accuracy"]) << ',' << all.bytes[0] << ','
+       << all.bytes[1] << ',' << all.bytes[2] << ',' << all.bytes[3] << ',' << wall_s << ',' << train_s << ',' << eval_s
+       << ',' << row["stale_share"].get<double>() << ',' << row["stale_rel_error"].get<double>() << ','
+       << sum.max_staleness << '\n';
+  csv_.flush();
+  rows_.push_back(std::move(row));
+}
+
+json GnnReport::Summary() const {
+  json s = {{"mode", cfg_.mode}, {"layer", cfg_.layer}, {"layers", cfg_.layers}, {"hidden", cfg_.hidden},
+            {"parts", cfg_.mode == "full" ? 1u : cfg_.parts}, {"chunks", cfg_.mode == "pipe" ? cfg_.chunks : 1u},
+            {"graph", graph_description_}, {"vertices", n_}, {"parameters", analytic_.parameters},
+            {"epochs_completed", rows_.size()}};
+  if (feature_bayes_ >= 0) s["feature_only_bayes_accuracy"] = feature_bayes_;
+  // Accuracy: the test accuracy at the epoch of best validation accuracy; converged: the first
+  // epoch whose validation accuracy is within one point of that best.
+  double best_val = -1.0, test_at_best = 0.0, last_test = 0.0;
+  uint32_t best_epoch = 0, converged = 0;
+  for (const auto& r : rows_)
+    if (r["val_accuracy"].is_number() && r["val_accuracy"].get<double>() > best_val) {
+      best_val = r["val_accuracy"].get<double>();
+      test_at_best = r["test_accuracy"].get<double>();
+      best_epoch = r["epoch"].get<uint32_t>();
+    }
+  for (const auto& r : rows_) {
+    if (r["test_accuracy"].is_number()) last_test = r["test_accuracy"].get<double>();
+    if (!converged && r["val_accuracy"].is_number() && r["val_accuracy"].get<double>() >= best_val - 0.01)
+      converged = r["epoch"].get<uint32_t>();
+  }
+  s["best_val_accuracy"] = best_val;
+  s["test_accuracy"] = test_at_best;
+  s["best_epoch"] = best_epoch;
+  s["final_test_accuracy"] = last_test;
+  s["epochs_to_converge"] = converged;
+  // Traffic per training epoch (mean over epochs) by kind, and the analytic count.
+  json traffic = json::object();
+  const size_t e = std::max<size_t>(1, rows_.size());
+  size_t evals = 0;
+  for (const auto& r : rows_) evals += r["evaluated"].get<bool>();
+  const bool pipe = cfg_.mode == "pipe", graph = cfg_.mode == "graph";
+  const uint64_t analytic[kTensorKinds] = {
+      pipe ? analytic_.pipe_embedding : graph ? analytic_.graph_embedding : 0,
+      pipe ? analytic_.pipe_gradient : graph ? analytic_.graph_gradient : 0,
+      graph ? analytic_.graph_parameter : 0, pipe ? analytic_.pipe_eval : graph ? analytic_.graph_eval : 0};
+  double train_bytes = 0, train_values = 0;
+  for (int k = 0; k < kTensorKinds; ++k) {
+    const std::string name = TensorKindName(static_cast<TensorKind>(k));
+    double bytes = 0, values = 0;
+    for (const auto& r : rows_) bytes += r[name + "_bytes"].get<double>(), values += r[name + "_values"].get<double>();
+    const double per = k == 3 ? std::max<size_t>(1, evals) : e;  // eval: per evaluation
+    traffic[name] = {{"bytes_per_epoch", bytes / per}, {"values_per_epoch", values / per},
+                     {"analytic_values_per_epoch", analytic[k]}};
+    if (k < 3) train_bytes += bytes / e, train_values += values / e;
+  }
+  s["traffic"] = traffic;
+  s["train_bytes_per_epoch"] = train_bytes;
+  s["train_values_per_epoch"] = train_values;
+  s["activation_values_per_epoch"] = traffic["embedding"]["values_per_epoch"].get<double>() +
+                                     traffic["gradient"]["values_per_epoch"].get<double>();
+  s["analytic"] = {{"pipe_values_per_epoch", analytic_.pipe_embedding + analytic_.pipe_gradient},
+                   {"graph_values_per_epoch", analytic_.graph_embedding + analytic_.graph_gradient},
+                   {"graph_parameter_values_per_epoch", analytic_.graph_parameter},
+                   {"graph_over_pipe", analytic_.pipe_embedding ? static_cast<double>(analytic_.graph_embedding) /
+                                                                      analytic_.pipe_embedding
+                                                                : 0.0},
+                   {"halo_vertices", analytic_.halo},
+                   {"edge_cut", analytic_.edge_cut}};
+  std::vector<double> times, trains, waits;
+  double stale_share = 0, stale_err = 0;
+  uint32_t max_stale = 0;
+  for (const auto& r : rows_) {
+    times.push_back(r["epoch_s"].get<double>());
+    trains.push_back(r["train_s"].get<double>());
+    waits.push_back(r["wait_share"].get<double>());
+    stale_share += r["stale_share"].get<double>();
+    stale_err += r["stale_rel_error"].get<double>();
+    max_stale = std::max(max_stale, r["max_staleness"].get<uint32_t>());
+  }
+  auto median = [](std::vector<double> v) {
+    if (v.empty()) return 0.0;
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    return v[v.size() / 2];
+  };
+  s["median_epoch_s"] = median(times);
+  s["median_train_s"] = median(trains);
+  s["median_wait_share"] = median(waits);
+  s["stale_share"] = stale_share / e;
+  s["stale_rel_error"] = stale_err / e;
+  s["max_staleness_epochs"] = max_stale;
+  return s;
+}
+
+}  // namespace edgebed

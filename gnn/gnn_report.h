@@ -1,0 +1,53 @@
+// One GNN run's figures, whichever layout trained it: the shards' epoch reports combined into
+// metrics.csv / metrics.jsonl rows, and summary.json with accuracy, epochs to converge, traffic by
+// kind beside the analytic counts, epoch times and staleness. The server (pipe, graph) and the
+// in-process reference (full) write the same files.
+#pragma once
+#include <array>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "gnn/gnn_model.h"
+
+namespace edgebed {
+
+// What one shard sent during one epoch, by TensorKind: frame bytes and float values.
+struct ShardTraffic {
+  std::array<uint64_t, kTensorKinds> bytes{};
+  std::array<uint64_t, kTensorKinds> values{};
+};
+
+// Analytic float values per epoch (ml.md): pipe 2 (P-1) N d (half embeddings, half gradients);
+// graph 2 L |halo| d plus the gradient all-reduce P (P-1) |theta|. Evaluation: (P-1) N d / L |halo| d.
+struct AnalyticTraffic {
+  uint64_t pipe_embedding = 0, pipe_gradient = 0, pipe_eval = 0;
+  uint64_t graph_embedding = 0, graph_gradient = 0, graph_parameter = 0, graph_eval = 0;
+  uint64_t halo = 0, edge_cut = 0;  // of the P-way partition graph parallelism uses
+  uint64_t parameters = 0;
+};
+Result<AnalyticTraffic> AnalyticCounts(const Graph& g, const GnnConfig& cfg);
+
+class GnnReport {
+ public:
+  GnnReport(const GnnConfig& cfg, const Graph& g, AnalyticTraffic analytic, std::string out_dir);
+  Status Open();  // creates metrics.csv (header) and metrics.jsonl
+  // Combines every shard's figures for `epoch`; wall_s is the epoch's time seen by the coordinator.
+  void AddEpoch(uint32_t epoch, const std::vector<ShardStats>& shards, const std::vector<ShardTraffic>& traffic,
+                double wall_s);
+  nlohmann::json Summary() const;  // also the run's description, parameters, analytic counts
+  const std::vector<nlohmann::json>& rows() const { return rows_; }
+
+ private:
+  GnnConfig cfg_;
+  std::string graph_description_;
+  double feature_bayes_ = -1.0;
+  uint32_t n_ = 0;
+  AnalyticTraffic analytic_;
+  std::string dir_;
+  std::ofstream csv_, jsonl_;
+  std::vector<nlohmann::json> rows_;
+};
+
+}  // namespace edgebed

@@ -1,0 +1,99 @@
+#include "gnn/gnn_wire.h"
+
+#include <cstring>
+
+namespace edgebed {
+
+void ToWire(const GnnConfig& c, uint32_t shard, wire::GnnSpec* s) {
+  const GraphConfig& g = c.graph;
+  s->set_graph_kind(g.kind);
+  s->set_vertices(g.vertices);
+  s->set_classes(g.classes);
+  s->set_features(g.features);
+  s->set_avg_degree(g.avg_degree);
+  s->set_homophily(g.homophily);
+  s->set_feature_snr(g.feature_snr);
+  s->set_knn_k(g.knn_k);
+  s->set_edges(g.edges);
+  s->set_labels(g.labels);
+  s->set_features_file(g.features_file);
+  s->set_train_fraction(g.train_fraction);
+  s->set_val_fraction(g.val_fraction);
+  s->set_mode(c.mode);
+  s->set_layer(c.layer);
+  s->set_layers(c.layers);
+  s->set_hidden(c.hidden);
+  s->set_learning_rate(c.learning_rate);
+  s->set_weight_decay(c.weight_decay);
+  s->set_parts(c.parts);
+  s->set_chunks(c.chunks);
+  s->set_partitioner(c.partitioner);
+  s->set_peer_timeout_s(c.peer_timeout_s);
+  s->set_seed(c.seed);
+  s->set_shard(shard);
+  s->set_threads(c.threads);
+}
+
+GnnConfig FromWire(const wire::GnnSpec& s) {
+  GnnConfig c;
+  GraphConfig& g = c.graph;
+  g.kind = s.graph_kind();
+  g.vertices = s.vertices();
+  g.classes = s.classes();
+  g.features = s.features();
+  g.avg_degree = s.avg_degree();
+  g.homophily = s.homophily();
+  g.feature_snr = s.feature_snr();
+  g.knn_k = s.knn_k();
+  g.edges = s.edges();
+  g.labels = s.labels();
+  g.features_file = s.features_file();
+  g.train_fraction = s.train_fraction();
+  g.val_fraction = s.val_fraction();
+  c.mode = s.mode();
+  c.layer = s.layer();
+  c.layers = s.layers();
+  c.hidden = s.hidden();
+  c.learning_rate = s.learning_rate();
+  c.weight_decay = s.weight_decay();
+  c.parts = s.parts();
+  c.chunks = s.chunks();
+  c.partitioner = s.partitioner();
+  c.peer_timeout_s = s.peer_timeout_s();
+  c.seed = s.seed();
+  c.threads = s.threads();
+  return c;
+}
+
+void ToWire(const PeerTensor& t, wire::GnnTensor* out) {
+  out->set_kind(static_cast<uint32_t>(t.kind));
+  out->set_epoch(t.epoch);
+  out->set_step(t.step);
+  out->set_from(t.from);
+  out->set_rows(t.rows);
+  out->set_dim(t.dim);
+  out->set_values(reinterpret_cast<const char*>(t.values.data()), t.values.size() * sizeof(float));
+}
+
+Status FromWire(const wire::GnnTensor& in, uint32_t parts, PeerTensor* out) {
+  if (in.kind() >= static_cast<uint32_t>(kTensorKinds))
+    return Status::InvalidArgument("gnn_tensor.kind = " + std::to_string(in.kind()) + ": allowed 0..3");
+  if (in.from() >= parts)
+    return Status::InvalidArgument("gnn_tensor.from = " + std::to_string(in.from()) + ": allowed 0.." + std::to_string(parts - 1));
+  const uint64_t n = static_cast<uint64_t>(in.rows()) * in.dim();
+  if (in.values().size() != n * sizeof(float))
+    return Status::InvalidArgument("gnn_tensor.values holds " + std::to_string(in.values().size()) + " bytes; rows x dim = " +
+                                   std::to_string(in.rows()) + " x " + std::to_string(in.dim()) + " needs " +
+                                   std::to_string(n * sizeof(float)));
+  out->kind = static_cast<TensorKind>(in.kind());
+  out->epoch = in.epoch();
+  out->step = in.step();
+  out->from = in.from();
+  out->rows = in.rows();
+  out->dim = in.dim();
+  out->values.resize(n);
+  if (n) std::memcpy(out->values.data(), in.values().data(), n * sizeof(float));
+  return Status::Ok();
+}
+
+}  // namespace edgebed

@@ -1,0 +1,312 @@
+#include "node/gnn_node.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <csignal>
+#include <map>
+#include <tuple>
+
+#include "codecs/zmq_wire.h"
+#include "gnn/gnn_model.h"
+#include "gnn/gnn_report.h"
+#include "gnn/gnn_wire.h"
+
+namespace edgebed {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Peer tensors over ZeroMQ: one PUSH per peer, one PULL for all that come in. While it waits it
+// keeps the server informed (heartbeats) and listens to it (a shutdown ends the wait).
+class ZmqPeers : public PeerTransport {
+ public:
+  ZmqPeers(zmq::context_t& ctx, zmq::socket_t& server, std::string id, uint32_t self, uint32_t parts,
+           const NodeOptions& opt, double timeout_s)
+      : ctx_(ctx), server_(server), id_(std::move(id)), self_(self), parts_(parts), opt_(opt), timeout_s_(timeout_s),
+        pull_(ctx, zmq::socket_type::pull) {
+    pull_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(1) << 31 >> 1);
+    pull_.set(zmq::sockopt::rcvhwm, 0);
+  }
+
+  Result<std::string> Bind(const std::string& where) {
+    try {
+      pull_.bind(where);
+      return pull_.get(zmq::sockopt::last_endpoint);
+    } catch (const zmq::error_t& e) {
+      return Status::IoError("cannot listen for peers on " + where + ": " + e.what());
+    }
+  }
+
+  Status Connect(const google::protobuf::RepeatedPtrField<std::string>& peers) {
+    if (static_cast<uint32_t>(peers.size()) != parts_)
+      return Status::InvalidArgument("gnn_start.peers has " + std::to_string(peers.size()) + " endpoints for " +
+                                     std::to_string(parts_) + " shards");
+    push_.clear();
+    for (uint32_t q = 0; q < parts_; ++q) {
+      push_.emplace_back(ctx_, zmq::socket_type::push);
+      if (q == self_) continue;
+      push_[q].set(zmq::sockopt::sndhwm, 0);
+      push_[q].set(zmq::sockopt::linger, 0);
+      try {
+        push_[q].connect(peers.Get(static_cast<int>(q)));
+      } catch (const zmq::error_t& e) {
+        return Status::IoError("gnn_start.peers[" + std::to_string(q) + "] = '" + peers.Get(static_cast<int>(q)) + "': " + e.what());
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status Send(uint32_t to, const PeerTensor& t) override {
+    if (to >= push_.size() || to == self_) return Status::InvalidArgument("no peer shard " + std::to_string(to));
+    wire::Envelope env;
+    env.set_sender(id_);
+    ToWire(t, env.mutable_gnn_tensor());
+    const size_t n = wire::SendEnvelope(push_[to], env);
+    if (n == 0) return Status::Unavailable("could not send " + std::string(TensorKindName(t.kind)) + " to shard " + std::to_string(to));
+    const int k = static_cast<int>(t.kind);
+    traffic_.bytes[k] += n;
+    traffic_.values[k] += t.values.size();
+    return Status::Ok();
+  }
+
+  Status Receive(uint32_t from, TensorKind kind, uint32_t epoch, uint32_t step, PeerTensor* out) override {
+    const Key key{from, static_cast<int>(kind), epoch, step};
+    const auto t0 = Clock::now();
+    auto last_beat = Clock::now();
+    for (;;) {
+      if (auto it = held_.find(key); it != held_.end()) {
+        *out = std::move(it->second);
+        held_.erase(it);
+        wait_s_ += std::chrono::duration<double>(Clock::now() - t0).count();
+        return Status::Ok();
+      }
+      const double waited = std::chrono::duration<double>(Clock::now() - t0).count();
+      if (waited > timeout_s_)
+        return Status::Timeout("waited " + std::to_string(static_cast<int>(waited)) + " s (gnn.peer_timeout_s) for the " +
+                               TensorKindName(kind) + " tensor of epoch " + std::to_string(epoch) + " step " +
+                               std::to_string(step) + " from shard " + std::to_string(from) + " (process died or link lost?)");
+      if (std::chrono::duration<double>(Clock::now() - last_beat).count() >= opt_.heartbeat_s) {
+        last_beat = Clock::now();
+        Heartbeat(epoch);
+      }
+      zmq::pollitem_t items[] = {{pull_.handle(), 0, ZMQ_POLLIN, 0}, {server_.handle(), 0, ZMQ_POLLIN, 0}};
+      zmq::poll(items, 2, std::chrono::milliseconds(200));
+      if (items[1].revents & ZMQ_POLLIN) EDGEBED_RETURN_IF_ERROR(FromServer());
+      if (items[0].revents & ZMQ_POLLIN) {
+        zmq::message_t msg;
+        if (!pull_.recv(msg, zmq::recv_flags::dontwait)) continue;
+        wire::Envelope env;
+        PeerTensor t;
+        Status st = wire::Decode(msg.data(), msg.size(), msg.size() + 1, &env);
+        if (st.ok() && !env.has_gnn_tensor()) st = Status::InvalidArgument(wire::BodyName(env) + " on the peer socket; peers send gnn_tensor");
+        if (st.ok()) st = FromWire(env.gnn_tensor(), parts_, &t);
+        if (!st.ok()) {  // a malformed peer frame is dropped and logged; the epoch goes on waiting
+          spdlog::error("{}: dropped a peer frame of {} bytes: {}", id_, msg.size(), st.message());
+          continue;
+        }
+        held_[Key{t.from, static_cast<int>(t.kind), t.epoch, t.step}] = std::move(t);
+      }
+    }
+  }
+
+  void Heartbeat(uint32_t epoch, float progress = 0.0f) {
+    wire::Envelope hb;
+    hb.set_sender(id_);
+    hb.mutable_heartbeat()->set_round(epoch);
+    hb.mutable_heartbeat()->set_progress(progress);
+    wire::SendEnvelope(server_, hb, "", /*dont_wait=*/true);
+  }
+
+  ShardTraffic TakeTraffic() {
+    ShardTraffic t = traffic_;
+    traffic_ = ShardTraffic{};
+    return t;
+  }
+  double TakeWait() {
+    const double w = wait_s_;
+    wait_s_ = 0.0;
+    return w;
+  }
+  bool shutdown() const { return shutdown_; }
+
+ private:
+  using Key = std::tuple<uint32_t, int, uint32_t, uint32_t>;
+
+  // A message from the server in the middle of an epoch: only a shutdown or an error matters.
+  Status FromServer() {
+    zmq::message_t msg;
+    if (!server_.recv(msg, zmq::recv_flags::dontwait)) return Status::Ok();
+    wire::Envelope env;
+    if (!wire::Decode(msg.data(), msg.size(), wire::kDefaultMaxFrameBytes, &env).ok()) return Status::Ok();
+    if (env.has_shutdown()) {
+      shutdown_ = true;
+      return Status::Unavailable("the server says shutdown (" + env.shutdown().reason() + ")");
+    }
+    if (env.has_error())
+      spdlog::error("{}: server error {}: {}", id_, wire::ErrorCode_Name(env.error().code()), env.error().message());
+    else
+      spdlog::warn("{}: ignoring {} from the server in the middle of an epoch", id_, wire::BodyName(env));
+    return Status::Ok();
+  }
+
+  zmq::context_t& ctx_;
+  zmq::socket_t& server_;
+  std::string id_;
+  uint32_t self_, parts_;
+  const NodeOptions& opt_;
+  double timeout_s_;
+  zmq::socket_t pull_;
+  std::vector<zmq::socket_t> push_;
+  std::map<Key, PeerTensor> held_;
+  ShardTraffic traffic_;
+  double wait_s_ = 0.0;
+  bool shutdown_ = false;
+};
+
+void SendError(zmq::socket_t& sock, const std::string& id, wire::ErrorCode code, const std::string& m, uint32_t epoch) {
+  spdlog::error("{}: {}", id, m);
+  wire::Envelope e;
+  e.set_sender(id);
+  e.mutable_error()->set_code(code);
+  e.mutable_error()->set_message(m);
+  e.mutable_error()->set_round(epoch);
+  wire::SendEnvelope(sock, e);
+}
+
+void Fill(const ShardStats& s, const ShardTraffic& t, wire::GnnEpochDone* d) {
+  d->set_train_loss(s.train_loss);
+  d->set_train_correct(s.train_correct);
+  d->set_train_seen(s.train_seen);
+  d->set_evaluated(s.evaluated);
+  for (int k = 0; k < 3; ++k) d->add_correct(s.correct[k]), d->add_total(s.total[k]);
+  d->set_test_loss(s.test_loss);
+  for (int k = 0; k < kTensorKinds; ++k) d->add_sent_bytes(t.bytes[k]), d->add_sent_values(t.values[k]);
+  d->set_train_s(s.train_s);
+  d->set_eval_s(s.eval_s);
+  d->set_stale_reads(s.stale_reads);
+  d->set_fresh_reads(s.fresh_reads);
+  d->set_max_staleness(s.max_staleness);
+  d->set_stale_diff_sq(s.stale_diff_sq);
+  d->set_stale_norm_sq(s.stale_norm_sq);
+  d->set_wait_s(s.wait_s);
+}
+
+}  // namespace
+
+int RunGnnNode(zmq::socket_t& sock, const std::string& id, const wire::JoinAck& ack, const NodeOptions& opt) {
+  if (!ack.accepted()) {
+    spdlog::error("{}: join refused: {}", id, ack.reason());
+    return 1;
+  }
+  const GnnConfig cfg = FromWire(ack.gnn());
+  const uint32_t shard_index = ack.gnn().shard();
+  SetGnnThreads(static_cast<int>(cfg.threads ? cfg.threads : opt.threads));
+  const auto t0 = Clock::now();
+  auto graph = LoadGraph(cfg, ack.gnn().data_dir().empty() ? opt.data_dir : ack.gnn().data_dir());
+  if (!graph.ok()) {
+    SendError(sock, id, wire::REJECTED, "cannot build the graph: " + graph.status().message(), 0);
+    return 1;
+  }
+  auto shard = GnnShard::Create(graph.value(), cfg, shard_index);
+  if (!shard.ok()) {
+    SendError(sock, id, wire::REJECTED, "cannot build GNN shard " + std::to_string(shard_index) + ": " + shard.status().message(), 0);
+    return 1;
+  }
+  zmq::context_t ctx(1);
+  ZmqPeers peers(ctx, sock, id, shard_index, cfg.parts, opt, cfg.peer_timeout_s);
+  auto endpoint = peers.Bind(opt.peer_bind);
+  if (!endpoint.ok()) {
+    SendError(sock, id, wire::REJECTED, endpoint.status().message(), 0);
+    return 1;
+  }
+  spdlog::info("{}: {} ({} parameters), graph {} built in {:.1f} s; peers reach it on {}", id, shard.value()->Describe(),
+               shard.value()->NumParameters(), graph->description, std::chrono::duration<double>(Clock::now() - t0).count(),
+               endpoint.value());
+  {
+    wire::Envelope ready;
+    ready.set_sender(id);
+    ready.mutable_gnn_ready()->set_endpoint(endpoint.value());
+    ready.mutable_gnn_ready()->set_parameters(shard.value()->NumParameters());
+    ready.mutable_gnn_ready()->set_describe(shard.value()->Describe());
+    wire::SendEnvelope(sock, ready);
+  }
+  bool started = false;
+  for (;;) {
+    zmq::pollitem_t items[] = {{sock.handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::poll(items, 1, std::chrono::milliseconds(static_cast<int64_t>(opt.server_timeout_s * 1000)));
+    if (!(items[0].revents & ZMQ_POLLIN)) {
+      spdlog::error("{}: server silent for {:.0f} s; giving up", id, opt.server_timeout_s);
+      return 1;
+    }
+    zmq::message_t msg;
+    if (!sock.recv(msg)) continue;
+    wire::Envelope in;
+    if (Status st = wire::Decode(msg.data(), msg.size(), wire::kDefaultMaxFrameBytes, &in); !st.ok()) {
+      spdlog::error("{}: dropped a frame from the server: {}", id, st.ToString());
+      continue;
+    }
+    if (in.has_gnn_start()) {
+      if (Status st = peers.Connect(in.gnn_start().peers()); !st.ok()) {
+        SendError(sock, id, wire::REJECTED, st.message(), 0);
+        return 1;
+      }
+      started = true;
+      spdlog::info("{}: connected to {} peer shards", id, cfg.parts - 1);
+    } else if (in.has_gnn_epoch()) {
+      const wire::GnnEpoch& e = in.gnn_epoch();
+      if (!started) {
+        SendError(sock, id, wire::UNEXPECTED, "gnn_epoch before gnn_start", e.epoch());
+        continue;
+      }
+      const bool crash = e.crash_mid_epoch();
+      auto last_beat = Clock::now();
+      auto progress = [&](double done) {
+        if (std::chrono::duration<double>(Clock::now() - last_beat).count() >= opt.heartbeat_s) {
+          last_beat = Clock::now();
+          peers.Heartbeat(e.epoch(), static_cast<float>(done));
+        }
+        if (crash && done >= 0.5) {
+          spdlog::warn("{}: fault injection: killing this process mid-epoch {}", id, e.epoch());
+          spdlog::default_logger()->flush();
+          std::raise(SIGKILL);
+        }
+      };
+      ShardStats st;
+      Status s = shard.value()->TrainEpoch(e.epoch(), &peers, progress, &st);
+      if (s.ok() && e.evaluate()) s = shard.value()->Evaluate(e.epoch(), &peers, &st);
+      if (!s.ok()) {
+        if (peers.shutdown()) {
+          spdlog::info("{}: {} during epoch {}; leaving", id, s.message(), e.epoch());
+          wire::Envelope bye;
+          bye.set_sender(id);
+          bye.mutable_leave()->set_reason("shutdown mid-epoch");
+          wire::SendEnvelope(sock, bye);
+          return 0;
+        }
+        SendError(sock, id, wire::UNAVAILABLE, "epoch " + std::to_string(e.epoch()) + ": " + s.message(), e.epoch());
+        continue;
+      }
+      wire::Envelope done;
+      done.set_sender(id);
+      done.mutable_gnn_epoch_done()->set_epoch(e.epoch());
+      st.wait_s = peers.TakeWait();
+      Fill(st, peers.TakeTraffic(), done.mutable_gnn_epoch_done());
+      wire::SendEnvelope(sock, done);
+    } else if (in.has_shutdown()) {
+      spdlog::info("{}: server says shutdown ({}); leaving", id, in.shutdown().reason());
+      wire::Envelope bye;
+      bye.set_sender(id);
+      bye.mutable_leave()->set_reason("shutdown");
+      wire::SendEnvelope(sock, bye);
+      return 0;
+    } else if (in.has_error()) {
+      spdlog::error("{}: server error {}: {}", id, wire::ErrorCode_Name(in.error().code()), in.error().message());
+      if (in.error().code() == wire::REJECTED) return 1;
+    } else {
+      spdlog::warn("{}: ignoring unexpected {} from the server", id, wire::BodyName(in));
+    }
+  }
+}
+
+}  // namespace edgebed

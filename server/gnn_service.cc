@@ -1,0 +1,108 @@
+#include "server/gnn_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include "gnn/gnn_wire.h"
+
+namespace edgebed {
+
+Result<std::unique_ptr<GnnService>> GnnService::Create(const Scenario& sc) {
+  if (sc.gnn.mode != "pipe" && sc.gnn.mode != "graph")
+    return Status::InvalidArgument("gnn.mode = '" + sc.gnn.mode + "': the server runs pipe or graph (full trains in one process)");
+  std::unique_ptr<GnnService> s(new GnnService(sc));
+  auto g = LoadGraph(sc.gnn, sc.data_dir);
+  if (!g.ok()) return g.status();
+  s->graph_ = std::move(g.value());
+  auto analytic = AnalyticCounts(s->graph_, sc.gnn);
+  if (!analytic.ok()) return analytic.status();
+  s->report_ = std::make_unique<GnnReport>(sc.gnn, s->graph_, analytic.value(), sc.output_dir);
+  const uint32_t p = sc.gnn.parts;
+  s->endpoints_.assign(p, "");
+  s->stats_.assign(p, ShardStats{});
+  s->traffic_.assign(p, ShardTraffic{});
+  s->reported_.assign(p, false);
+  spdlog::info("gnn: {}; {} with {} shards{}, {} layers of width {}", s->graph_.description, sc.gnn.mode, p,
+               sc.gnn.mode == "pipe" ? " and " + std::to_string(sc.gnn.chunks) + " chunks" : "", sc.gnn.layers,
+               sc.gnn.hidden);
+  if (sc.gnn.mode == "graph")
+    spdlog::info("gnn: the {}-way {} partition cuts {} edges; halo {} vertices", p, sc.gnn.partitioner,
+                 analytic->edge_cut, analytic->halo);
+  return s;
+}
+
+Status GnnService::Open() { return report_->Open(); }
+
+void GnnService::FillJoinAck(uint32_t index, wire::JoinAck* ack) const {
+  ToWire(sc_.gnn, index, ack->mutable_gnn());
+  ack->mutable_gnn()->set_data_dir(sc_.data_dir);
+}
+
+Status GnnService::OnReady(uint32_t index, const wire::GnnReady& r) {
+  if (index >= endpoints_.size())
+    return Status::InvalidArgument("gnn_ready from node index " + std::to_string(index) + ": shards are 0.." +
+                                   std::to_string(endpoints_.size() - 1));
+  if (r.endpoint().empty()) return Status::InvalidArgument("gnn_ready.endpoint is empty");
+  endpoints_[index] = r.endpoint();
+  spdlog::info("gnn shard {} ready on {}: {} ({} parameters)", index, r.endpoint(), r.describe(), r.parameters());
+  return Status::Ok();
+}
+
+bool GnnService::AllReady() const {
+  for (const auto& e : endpoints_)
+    if (e.empty()) return false;
+  return true;
+}
+
+void GnnService::MakeStart(wire::GnnStart* out) const {
+  for (const auto& e : endpoints_) out->add_peers(e);
+}
+
+void GnnService::MakeEpoch(uint32_t epoch, uint32_t index, wire::GnnEpoch* out) const {
+  out->set_epoch(epoch);
+  out->set_evaluate(epoch % sc_.gnn.eval_every == 0 || epoch == sc_.gnn.epochs);
+  for (const auto& c : sc_.crashes)
+    if (c.node == index && c.round == epoch) out->set_crash_mid_epoch(true);
+}
+
+Status GnnService::OnEpochDone(uint32_t index, uint32_t epoch, const wire::GnnEpochDone& d) {
+  if (index >= reported_.size()) return Status::InvalidArgument("gnn_epoch_done from a node that holds no shard");
+  if (d.epoch() != epoch)
+    return Status::InvalidArgument("gnn_epoch_done.epoch = " + std::to_string(d.epoch()) + " is not the epoch in progress (" +
+                                   std::to_string(epoch) + ")");
+  if (d.correct_size() != 3 || d.total_size() != 3 || d.sent_bytes_size() != kTensorKinds ||
+      d.sent_values_size() != kTensorKinds)
+    return Status::InvalidArgument("gnn_epoch_done needs 3 correct/total counts (train, val, test) and 4 sent_bytes/sent_values (by kind)");
+  if (!std::isfinite(d.train_loss()) || !std::isfinite(d.test_loss()))
+    return Status::InvalidArgument("gnn_epoch_done.train_loss / test_loss is not finite");
+  ShardStats s;
+  s.train_loss = d.train_loss();
+  s.train_correct = d.train_correct();
+  s.train_seen = d.train_seen();
+  s.evaluated = d.evaluated();
+  for (int k = 0; k < 3; ++k) s.correct[k] = d.correct(k), s.total[k] = d.total(k);
+  s.test_loss = d.test_loss();
+  s.stale_reads = d.stale_reads();
+  s.fresh_reads = d.fresh_reads();
+  s.max_staleness = d.max_staleness();
+  s.stale_diff_sq = d.stale_diff_sq();
+  s.stale_norm_sq = d.stale_norm_sq();
+  s.train_s = d.train_s();
+  s.eval_s = d.eval_s();
+  s.wait_s = d.wait_s();
+  ShardTraffic t;
+  for (int k = 0; k < kTensorKinds; ++k) t.bytes[k] = d.sent_bytes(k), t.values[k] = d.sent_values(k);
+  stats_[index] = s;
+  traffic_[index] = t;
+  reported_[index] = true;
+  return Status::Ok();
+}
+
+nlohmann::json GnnService::EndEpoch(uint32_t epoch, double wall_s) {
+  report_->AddEpoch(epoch, stats_, traffic_, wall_s);
+  std::fill(reported_.begin(), reported_.end(), false);
+  std::fill(stats_.begin(), stats_.end(), ShardStats{});
+  std::fill(traffic_.begin(), traffic_.end(), ShardTraffic{});
+  return report_->rows().back();
+}
+
+}  // namespace edgebed

@@ -1,0 +1,50 @@
+// The server's side of GNN training (model.name = "gnn", gnn.mode pipe or graph): it hands each
+// node its shard, collects the shards' endpoints and tells everyone where the others are, then
+// orders the epochs and combines the shards' reports (gnn/gnn_report.h) into metrics and the
+// summary. The shards exchange embeddings and gradients among themselves; the server carries none.
+// The transport (ROUTER socket, joins, liveness) is the parameter server's (server.cc); this class
+// only sees messages, so a test can drive it directly.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "codecs/edgebed.pb.h"
+#include "gnn/gnn_report.h"
+#include "scenarios/scenario.h"
+
+namespace edgebed {
+
+class GnnService {
+ public:
+  // Builds the graph too (for the analytic traffic counts and the description).
+  static Result<std::unique_ptr<GnnService>> Create(const Scenario& sc);
+  Status Open();  // metrics files in the output folder
+
+  uint32_t shards() const { return sc_.gnn.parts; }
+  void FillJoinAck(uint32_t index, wire::JoinAck* ack) const;
+  // Shard `index` is built and listens on r.endpoint.
+  Status OnReady(uint32_t index, const wire::GnnReady& r);
+  bool AllReady() const;
+  void MakeStart(wire::GnnStart* out) const;
+  void MakeEpoch(uint32_t epoch, uint32_t index, wire::GnnEpoch* out) const;
+  // Shard `index`'s report for the epoch in progress (checked: epoch, field sizes).
+  Status OnEpochDone(uint32_t index, uint32_t epoch, const wire::GnnEpochDone& d);
+  // Every shard has reported: combines them into the epoch's metrics row (returned).
+  nlohmann::json EndEpoch(uint32_t epoch, double wall_s);
+  nlohmann::json Summary() const { return report_->Summary(); }
+
+ private:
+  explicit GnnService(const Scenario& sc) : sc_(sc) {}
+  Scenario sc_;
+  Graph graph_;
+  std::unique_ptr<GnnReport> report_;
+  std::vector<std::string> endpoints_;
+  std::vector<ShardStats> stats_;
+  std::vector<ShardTraffic> traffic_;
+  std::vector<bool> reported_;
+};
+
+}  // namespace edgebed

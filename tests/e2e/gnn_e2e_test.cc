@@ -1,0 +1,118 @@
+// GNN training as processes: `edgebed run` starts the server and one node process per shard; the
+// shards exchange embeddings and gradients over ZeroMQ on loopback.
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string TempDir(const std::string& tag) {
+  return (fs::temp_directory_path() / ("edgebed-gnn-e2e-" + tag + "-" + std::to_string(getpid()))).string();
+}
+
+// A small version of scenarios/gnn_pipe.toml: 800 vertices, 4 layers of width 16, 3 epochs.
+int RunGnn(const std::string& out, const std::string& extra) {
+  const std::string cmd = std::string(EDGEBED_BINARY) + " run " + EDGEBED_SOURCE_DIR + "/scenarios/gnn_pipe.toml" +
+                          " --set output_dir=" + out + " --set gnn.graph.vertices=800 --set gnn.layers=4" +
+                          " --set gnn.hidden=16 --set gnn.epochs=3 " + extra + " > " + out + ".log 2>&1";
+  fs::remove_all(out);
+  const int rc = std::system(cmd.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+json Summary(const std::string& out) { return json::parse(Slurp(out + "/summary.json")); }
+
+// metrics.csv's accuracy and loss columns (test_accuracy, test_loss, train_loss), as written.
+std::vector<std::string> LossColumns(const std::string& out) {
+  std::vector<std::string> rows;
+  std::istringstream in(Slurp(out + "/metrics.csv"));
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line)) {
+    std::istringstream cells(line);
+    std::string c, kept;
+    for (int i = 0; i < 4 && std::getline(cells, c, ','); ++i) kept += c + ",";
+    rows.push_back(kept);
+  }
+  return rows;
+}
+
+void Cleanup(const std::string& out) {
+  fs::remove_all(out);
+  fs::remove(out + ".log");
+}
+
+}  // namespace
+
+TEST_CASE("GNNPipe over processes with one chunk trains exactly the full-graph reference") {
+  const std::string full = TempDir("full"), pipe = TempDir("pipe1");
+  REQUIRE_MESSAGE(RunGnn(full, "--set gnn.mode='\"full\"'") == 0, Slurp(full + ".log"));
+  REQUIRE_MESSAGE(RunGnn(pipe, "--set gnn.chunks=1") == 0, Slurp(pipe + ".log"));
+  const auto a = LossColumns(full), b = LossColumns(pipe);
+  REQUIRE(a.size() == 3);
+  CHECK(a == b);  // the same digits: accuracy, test loss and training loss every epoch
+  const json s = Summary(pipe);
+  CHECK(s["traffic"]["embedding"]["values_per_epoch"] == 800.0 * 16);  // (P-1) N d
+  CHECK(s["traffic"]["gradient"]["values_per_epoch"] == 800.0 * 16);
+  CHECK(s["stale_share"] == 0.0);
+  Cleanup(full);
+  Cleanup(pipe);
+}
+
+TEST_CASE("GNNPipe with chunks and graph parallelism: traffic equals the analytic counts, staleness is reported") {
+  const std::string pipe = TempDir("pipe4"), graph = TempDir("graph");
+  REQUIRE_MESSAGE(RunGnn(pipe, "--set gnn.chunks=4") == 0, Slurp(pipe + ".log"));
+  REQUIRE_MESSAGE(RunGnn(graph, "--set gnn.mode='\"graph\"'") == 0, Slurp(graph + ".log"));
+  const json p = Summary(pipe), g = Summary(graph);
+  for (const json* s : {&p, &g})
+    for (const char* kind : {"embedding", "gradient", "parameter", "eval"}) {
+      const auto& t = (*s)["traffic"][kind];
+      CHECK_MESSAGE(t["values_per_epoch"] == t["analytic_values_per_epoch"], (*s)["mode"], " ", kind);
+      CHECK(t["bytes_per_epoch"].get<double>() >= 4.0 * t["values_per_epoch"].get<double>());
+    }
+  CHECK(p["stale_share"].get<double>() > 0.0);
+  CHECK(p["stale_rel_error"].get<double>() > 0.0);
+  CHECK(p["max_staleness_epochs"] == 1);
+  CHECK(g["stale_share"] == 0.0);
+  CHECK(g["traffic"]["parameter"]["values_per_epoch"].get<double>() > 0.0);  // the gradient all-reduce
+  CHECK(p["traffic"]["parameter"]["values_per_epoch"] == 0.0);               // stages own their layers
+  CHECK(g["analytic"]["halo_vertices"].get<double>() > 0.0);
+  CHECK(p["epochs_completed"] == 3);
+  CHECK(g["epochs_completed"] == 3);
+  Cleanup(pipe);
+  Cleanup(graph);
+}
+
+TEST_CASE("a pipeline stage that dies mid-epoch is named, and the run stops cleanly") {
+  const std::string out = TempDir("crash");
+  const int rc = RunGnn(out, "--set gnn.epochs=5 --set 'faults.crash=[{node = 1, round = 3}]' "
+                             "--set server.liveness_timeout_s=3.0 --set gnn.peer_timeout_s=30.0");
+  const std::string log = Slurp(out + ".log");
+  CHECK_MESSAGE(rc != 0, log);  // the run did not complete, and says so
+  const json s = Summary(out);
+  CHECK(s["epochs_completed"] == 2);
+  const std::string why = s["stopped"].get<std::string>();
+  CHECK_MESSAGE(why.find("epoch 3") != std::string::npos, why);
+  CHECK_MESSAGE(why.find("node-1 (stage 1)") != std::string::npos, why);
+  CHECK(log.find("GNN training stops") != std::string::npos);
+  CHECK(log.find("still running after the server finished") == std::string::npos);  // stage 0 left on the shutdown
+  CHECK(Slurp(out + "/logs/node-0.log").find("shutdown") != std::string::npos);
+  std::istringstream csv(Slurp(out + "/metrics.csv"));
+  int lines = 0;
+  for (std::string l; std::getline(csv, l);) ++lines;
+  CHECK(lines == 3);  // header + the 2 completed epochs
+  Cleanup(out);
+}
