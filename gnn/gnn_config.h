@@ -26,19 +26,23 @@ struct GraphConfig {
 struct GnnConfig {
   GraphConfig graph;
   std::string mode = "pipe";   // full (one process, the reference) | pipe (GNNPipe) | graph (graph parallelism)
+                               // | hybrid (pipeline stages, each graph-parallel over partitions; no chunks)
   std::string layer = "gcn";   // gcn | sage
   uint32_t layers = 8;         // L message-passing layers (plus an input and an output linear layer)
   uint32_t hidden = 64;        // d, the width of every hidden layer
   uint32_t epochs = 100;
   double learning_rate = 0.01; // Adam
   double weight_decay = 0.0;
-  uint32_t parts = 2;          // P processes: pipeline stages (pipe) or graph partitions (graph)
+  uint32_t parts = 2;          // P: pipeline stages (pipe, hybrid) or graph partitions (graph)
+  uint32_t partitions = 2;     // hybrid: graph partitions per stage (parts x partitions processes)
   uint32_t chunks = 4;         // pipe: K graph chunks streamed through the pipeline
   std::string partitioner = "bfs";  // bfs (BFS-grown + boundary refinement) | random
   uint32_t eval_every = 1;     // evaluate (a forward pass with fresh embeddings) every N epochs
   double peer_timeout_s = 60.0;  // a shard waiting this long for a peer's tensor gives up
   uint32_t threads = 1;        // libtorch threads per process (the reference too, so epoch times compare)
   uint64_t seed = 1;
+  // Processes of the layout: full 1, pipe and graph `parts`, hybrid parts x partitions.
+  uint32_t shards() const { return mode == "full" ? 1 : mode == "hybrid" ? parts * partitions : parts; }
 };
 
 }  // namespace edgebed

@@ -434,30 +434,34 @@ class PipeStage : public ShardBase {
   std::vector<LayerParams> layers_;
 };
 
-// ---- graph: graph-parallel partition ----------------------------------------------------------
+// ---- graph: graph-parallel partition (and hybrid: one partition of one pipeline stage) ---------
+// Shard (stage s, partition q) is process s * Q + q. In graph mode there is one stage (S = 1) with
+// every layer; in hybrid mode stage s holds layers [L s / S, L (s+1) / S) and passes its
+// partition's rows to the same partition of the next stage.
 class GraphShard : public ShardBase {
  public:
-  GraphShard(const Graph& g, const GnnConfig& cfg, uint32_t part, const std::vector<uint32_t>& part_of)
-      : ShardBase(g, cfg), p_(part), P_(cfg.parts) {
+  GraphShard(const Graph& g, const GnnConfig& cfg, uint32_t index, const std::vector<uint32_t>& part_of)
+      : ShardBase(g, cfg), Q_(cfg.mode == "hybrid" ? cfg.partitions : cfg.parts),
+        S_(cfg.mode == "hybrid" ? cfg.parts : 1), s_(index / Q_), p_(index % Q_) {
     const uint32_t n = g.num_vertices();
-    own_ = PartMembers(part_of, P_)[p_];
+    l0_ = cfg.layers * s_ / S_;
+    l1_ = cfg.layers * (s_ + 1) / S_;
+    own_ = PartMembers(part_of, Q_)[p_];
     // The halo: vertices of other parts adjacent to this one, ascending; what each peer needs of ours.
     std::vector<uint8_t> in_halo(n, 0);
-    std::vector<std::vector<uint8_t>> needed_by(P_, std::vector<uint8_t>());
     for (uint32_t v : own_)
       for (uint64_t e = g.offsets[v]; e < g.offsets[v + 1]; ++e)
         if (part_of[g.targets[e]] != p_) in_halo[g.targets[e]] = 1;
     for (uint32_t u = 0; u < n; ++u)
       if (in_halo[u]) halo_.push_back(u);
-    recv_rows_.assign(P_, {});
-    send_rows_.assign(P_, {});
+    recv_rows_.assign(Q_, {});
+    send_rows_.assign(Q_, {});
     for (size_t i = 0; i < halo_.size(); ++i) recv_rows_[part_of[halo_[i]]].push_back(static_cast<int64_t>(i));
     // Peer q needs our vertex v when v is adjacent to q's part; in ascending v (q's halo order).
     std::vector<int64_t> local(n, -1);
     for (size_t i = 0; i < own_.size(); ++i) local[own_[i]] = static_cast<int64_t>(i);
     for (size_t i = 0; i < halo_.size(); ++i) local[halo_[i]] = static_cast<int64_t>(own_.size() + i);
-    std::vector<uint32_t> mark(P_, ~0u);
-    std::vector<std::vector<int64_t>> send(P_);
+    std::vector<uint32_t> mark(Q_, ~0u);
     for (uint32_t v : own_) {
       std::fill(mark.begin(), mark.end(), ~0u);
       for (uint64_t e = g.offsets[v]; e < g.offsets[v + 1]; ++e) {
@@ -465,54 +469,80 @@ class GraphShard : public ShardBase {
         if (q != p_ && mark[q] != v) mark[q] = v, send_rows_[q].push_back(local[v]);
       }
     }
-    for (uint32_t q = 0; q < P_; ++q) {
+    for (uint32_t q = 0; q < Q_; ++q) {
       send_idx_.push_back(torch::tensor(send_rows_[q], torch::kInt64));
       recv_idx_.push_back(torch::tensor(recv_rows_[q], torch::kInt64));
     }
     adj_ = AdjacencyRows(g, cfg.layer, own_, [&](uint32_t u) { return local[u]; },
                          static_cast<int64_t>(own_.size() + halo_.size()));
-    x_ = Features(own_);
-    input_ = MakeLayer(cfg, 0, g.feature_dim, cfg.hidden, false);
-    Own(input_);
-    for (uint32_t l = 1; l <= cfg.layers; ++l) {
-      layers_.push_back(MakeLayer(cfg, l, cfg.hidden, cfg.hidden, true));
+    if (first()) {
+      x_ = Features(own_);
+      input_ = MakeLayer(cfg, 0, g.feature_dim, cfg.hidden, false);
+      Own(input_);
+    }
+    for (uint32_t l = l0_; l < l1_; ++l) {
+      layers_.push_back(MakeLayer(cfg, l + 1, cfg.hidden, cfg.hidden, true));
       Own(layers_.back());
     }
-    output_ = MakeLayer(cfg, cfg.layers + 1, cfg.hidden, g.num_classes, false);
-    Own(output_);
+    if (last()) {
+      output_ = MakeLayer(cfg, cfg.layers + 1, cfg.hidden, g.num_classes, false);
+      Own(output_);
+    }
     MakeOptimizer();
   }
 
   Status TrainEpoch(uint32_t epoch, PeerTransport* t, const std::function<void(double)>& progress,
                     ShardStats* st) override {
     const auto t0 = Clock::now();
-    const uint32_t L = cfg_.layers;
+    const uint32_t L = static_cast<uint32_t>(layers_.size()), rows = static_cast<uint32_t>(own_.size());
     opt_->zero_grad();
     std::vector<torch::Tensor> own_in(L), halo_in(L), out(L + 1);
-    out[0] = InputLayer(input_, x_);
+    torch::Tensor stage_in;  // hybrid, stage > 0: the previous stage's rows of this partition
+    if (first()) {
+      out[0] = InputLayer(input_, x_);
+    } else {
+      PeerTensor p;
+      EDGEBED_RETURN_IF_ERROR(t->Receive(Peer(s_ - 1, p_), TensorKind::kEmbedding, epoch, l0_, &p));
+      EDGEBED_RETURN_IF_ERROR(Expect(p, rows, cfg_.hidden, "stage embeddings"));
+      stage_in = FromTensor(p).requires_grad_(true);
+      out[0] = stage_in;
+    }
     const double steps = 2.0 * L + 1;
     for (uint32_t l = 0; l < L; ++l) {
       own_in[l] = out[l].detach().requires_grad_(true);
       torch::Tensor halo;
-      EDGEBED_RETURN_IF_ERROR(Exchange(TensorKind::kEmbedding, epoch, l, own_in[l], &halo, t));
+      EDGEBED_RETURN_IF_ERROR(Exchange(TensorKind::kEmbedding, epoch, l0_ + l, own_in[l], &halo, t));
       halo_in[l] = halo.requires_grad_(true);
       out[l + 1] = GnnLayer(layers_[l], adj_, torch::cat({own_in[l], halo_in[l]}), own_in[l]);
       if (progress) progress((l + 1) / steps);
     }
-    torch::Tensor top = out[L].detach().requires_grad_(true);
-    torch::Tensor loss = TrainLoss(OutputLayer(output_, top), own_, st);
-    st->train_loss += loss.item<double>();
-    loss.backward();
-    torch::Tensor grad = top.grad();
+    torch::Tensor grad;
+    if (last()) {
+      torch::Tensor top = out[L].detach().requires_grad_(true);
+      torch::Tensor loss = TrainLoss(OutputLayer(output_, top), own_, st);
+      st->train_loss += loss.item<double>();
+      loss.backward();
+      grad = top.grad();
+    } else {
+      EDGEBED_RETURN_IF_ERROR(t->Send(Peer(s_ + 1, p_), MakePeer(TensorKind::kEmbedding, epoch, l1_, Index(), out[L])));
+      PeerTensor p;
+      EDGEBED_RETURN_IF_ERROR(t->Receive(Peer(s_ + 1, p_), TensorKind::kGradient, epoch, l1_, &p));
+      EDGEBED_RETURN_IF_ERROR(Expect(p, rows, cfg_.hidden, "stage gradients"));
+      grad = FromTensor(p);
+    }
     for (uint32_t l = L; l-- > 0;) {
       out[l + 1].backward(grad);
       // The halo's gradients go back to their owners; ours come from the peers that read them.
       torch::Tensor back;
-      EDGEBED_RETURN_IF_ERROR(ExchangeGradients(epoch, l, halo_in[l].grad(), own_in[l].grad(), &back, t));
+      EDGEBED_RETURN_IF_ERROR(ExchangeGradients(epoch, l0_ + l, halo_in[l].grad(), own_in[l].grad(), &back, t));
       grad = back;
       if (progress) progress((2.0 * L - l) / steps);
     }
-    out[0].backward(grad);
+    if (first()) {
+      out[0].backward(grad);
+    } else {  // d loss / d (this stage's input rows) goes to the same partition of the previous stage
+      EDGEBED_RETURN_IF_ERROR(t->Send(Peer(s_ - 1, p_), MakePeer(TensorKind::kGradient, epoch, l0_, Index(), grad)));
+    }
     EDGEBED_RETURN_IF_ERROR(AllReduceGradients(epoch, t));
     opt_->step();
     if (progress) progress(1.0);
@@ -523,67 +553,92 @@ class GraphShard : public ShardBase {
   Status Evaluate(uint32_t epoch, PeerTransport* t, ShardStats* st) override {
     const auto t0 = Clock::now();
     torch::NoGradGuard ng;
-    torch::Tensor h = InputLayer(input_, x_);
-    for (uint32_t l = 0; l < cfg_.layers; ++l) {
+    torch::Tensor h;
+    if (first()) {
+      h = InputLayer(input_, x_);
+    } else {
+      PeerTensor p;
+      EDGEBED_RETURN_IF_ERROR(t->Receive(Peer(s_ - 1, p_), TensorKind::kEval, epoch, l0_, &p));
+      EDGEBED_RETURN_IF_ERROR(Expect(p, static_cast<uint32_t>(own_.size()), cfg_.hidden, "stage evaluation embeddings"));
+      h = FromTensor(p);
+    }
+    for (uint32_t l = 0; l < layers_.size(); ++l) {
       torch::Tensor halo;
-      EDGEBED_RETURN_IF_ERROR(Exchange(TensorKind::kEval, epoch, l, h, &halo, t));
+      EDGEBED_RETURN_IF_ERROR(Exchange(TensorKind::kEval, epoch, l0_ + l, h, &halo, t));
       h = GnnLayer(layers_[l], adj_, torch::cat({h, halo}), h);
     }
-    Score(OutputLayer(output_, h), own_, st);
+    if (last())
+      Score(OutputLayer(output_, h), own_, st);
+    else
+      EDGEBED_RETURN_IF_ERROR(t->Send(Peer(s_ + 1, p_), MakePeer(TensorKind::kEval, epoch, l1_, Index(), h)));
     st->eval_s += Since(t0);
     return Status::Ok();
   }
 
   std::string Describe() const override {
-    return "graph partition " + std::to_string(p_) + " of " + std::to_string(P_) + ": " + std::to_string(own_.size()) +
-           " vertices, halo " + std::to_string(halo_.size()) + ", all " + std::to_string(cfg_.layers) + " layers";
+    std::string d = "graph partition " + std::to_string(p_) + " of " + std::to_string(Q_) + ": " + std::to_string(own_.size()) +
+                    " vertices, halo " + std::to_string(halo_.size());
+    if (S_ == 1) return d + ", all " + std::to_string(cfg_.layers) + " layers";
+    return d + "; pipeline stage " + std::to_string(s_) + " of " + std::to_string(S_) + ": layers " +
+           std::to_string(l0_ + 1) + ".." + std::to_string(l1_) + (first() ? " + input" : "") + (last() ? " + output" : "");
   }
 
  private:
-  // Sends each peer the rows of `own` it needs and gathers our halo's rows from the peers.
+  bool first() const { return s_ == 0; }
+  bool last() const { return s_ + 1 == S_; }
+  uint32_t Index() const { return s_ * Q_ + p_; }
+  uint32_t Peer(uint32_t stage, uint32_t part) const { return stage * Q_ + part; }
+
+  // Sends each peer partition (same stage) the rows of `own` it needs and gathers our halo's rows.
   Status Exchange(TensorKind kind, uint32_t epoch, uint32_t layer, const torch::Tensor& own, torch::Tensor* halo,
                   PeerTransport* t) {
     const int64_t d = cfg_.hidden;
-    for (uint32_t q = 0; q < P_; ++q)
-      if (q != p_) EDGEBED_RETURN_IF_ERROR(t->Send(q, MakePeer(kind, epoch, layer, p_, own.detach().index_select(0, send_idx_[q]))));
+    for (uint32_t q = 0; q < Q_; ++q)
+      if (q != p_)
+        EDGEBED_RETURN_IF_ERROR(
+            t->Send(Peer(s_, q), MakePeer(kind, epoch, layer, Index(), own.detach().index_select(0, send_idx_[q]))));
     *halo = torch::zeros({static_cast<int64_t>(halo_.size()), d});
-    for (uint32_t q = 0; q < P_; ++q) {
+    for (uint32_t q = 0; q < Q_; ++q) {
       if (q == p_) continue;
       PeerTensor in;
-      EDGEBED_RETURN_IF_ERROR(t->Receive(q, kind, epoch, layer, &in));
+      EDGEBED_RETURN_IF_ERROR(t->Receive(Peer(s_, q), kind, epoch, layer, &in));
       EDGEBED_RETURN_IF_ERROR(Expect(in, static_cast<uint32_t>(recv_rows_[q].size()), cfg_.hidden, "halo embeddings"));
       halo->index_copy_(0, recv_idx_[q], FromTensor(in));
     }
     return Status::Ok();
   }
   // Sends the halo gradients to their owners; returns own_grad plus what the peers send for our rows.
-  Status ExchangeGradients(uint32_t epoch, uint32_t layer, const torch::Tensor& halo_grad, const torch::Tensor& own_grad,
+  Status ExchangeGradients(uint32_t epoch, uint32_t layer, torch::Tensor halo_grad, const torch::Tensor& own_grad,
                            torch::Tensor* total, PeerTransport* t) {
-    for (uint32_t q = 0; q < P_; ++q)
-      if (q != p_) EDGEBED_RETURN_IF_ERROR(t->Send(q, MakePeer(TensorKind::kGradient, epoch, layer, p_, halo_grad.index_select(0, recv_idx_[q]))));
+    if (!halo_grad.defined()) halo_grad = torch::zeros({static_cast<int64_t>(halo_.size()), static_cast<int64_t>(cfg_.hidden)});
+    for (uint32_t q = 0; q < Q_; ++q)
+      if (q != p_)
+        EDGEBED_RETURN_IF_ERROR(t->Send(
+            Peer(s_, q), MakePeer(TensorKind::kGradient, epoch, layer, Index(), halo_grad.index_select(0, recv_idx_[q]))));
     *total = own_grad.clone();
-    for (uint32_t q = 0; q < P_; ++q) {
+    for (uint32_t q = 0; q < Q_; ++q) {
       if (q == p_) continue;
       PeerTensor in;
-      EDGEBED_RETURN_IF_ERROR(t->Receive(q, TensorKind::kGradient, epoch, layer, &in));
+      EDGEBED_RETURN_IF_ERROR(t->Receive(Peer(s_, q), TensorKind::kGradient, epoch, layer, &in));
       EDGEBED_RETURN_IF_ERROR(Expect(in, static_cast<uint32_t>(send_rows_[q].size()), cfg_.hidden, "halo gradients"));
       total->index_add_(0, send_idx_[q], FromTensor(in));
     }
     return Status::Ok();
   }
-  // Every partition ends with the same summed gradient: the sum over partitions in index order.
+  // Every partition of this stage ends with the same summed gradient: the sum in partition order.
   Status AllReduceGradients(uint32_t epoch, PeerTransport* t) {
+    if (Q_ == 1) return Status::Ok();
     std::vector<torch::Tensor> grads;
     for (auto& p : params_) grads.push_back(p.grad().defined() ? p.grad().reshape({-1}) : torch::zeros({p.numel()}));
     torch::Tensor mine = torch::cat(grads).reshape({1, -1});
-    for (uint32_t q = 0; q < P_; ++q)
-      if (q != p_) EDGEBED_RETURN_IF_ERROR(t->Send(q, MakePeer(TensorKind::kParameter, epoch, 0, p_, mine)));
+    for (uint32_t q = 0; q < Q_; ++q)
+      if (q != p_) EDGEBED_RETURN_IF_ERROR(t->Send(Peer(s_, q), MakePeer(TensorKind::kParameter, epoch, 0, Index(), mine)));
     torch::Tensor sum;
-    for (uint32_t q = 0; q < P_; ++q) {
+    for (uint32_t q = 0; q < Q_; ++q) {
       torch::Tensor g = mine;
       if (q != p_) {
         PeerTensor in;
-        EDGEBED_RETURN_IF_ERROR(t->Receive(q, TensorKind::kParameter, epoch, 0, &in));
+        EDGEBED_RETURN_IF_ERROR(t->Receive(Peer(s_, q), TensorKind::kParameter, epoch, 0, &in));
         EDGEBED_RETURN_IF_ERROR(Expect(in, 1, static_cast<uint32_t>(mine.size(1)), "parameter gradients"));
         g = FromTensor(in);
       }
@@ -599,7 +654,7 @@ class GraphShard : public ShardBase {
     return Status::Ok();
   }
 
-  uint32_t p_, P_;
+  uint32_t Q_, S_, s_, p_, l0_ = 0, l1_ = 0;
   std::vector<uint32_t> own_, halo_;
   std::vector<std::vector<int64_t>> recv_rows_, send_rows_;
   std::vector<torch::Tensor> send_idx_, recv_idx_;
@@ -627,7 +682,7 @@ void SetGnnThreads(int n) {
 Result<std::vector<uint32_t>> LayoutPartition(const Graph& g, const GnnConfig& cfg) {
   const bool pipe = cfg.mode == "pipe";
   Rng rng = MakeRng(cfg.seed, pipe ? "gnn-chunks" : "gnn-parts");
-  const uint32_t k = pipe ? cfg.chunks : cfg.mode == "graph" ? cfg.parts : 1;
+  const uint32_t k = pipe ? cfg.chunks : cfg.mode == "graph" ? cfg.parts : cfg.mode == "hybrid" ? cfg.partitions : 1;
   if (k == 1) return std::vector<uint32_t>(g.num_vertices(), 0);
   return PartitionGraph(g, k, cfg.partitioner, rng);
 }
@@ -636,8 +691,9 @@ Result<std::unique_ptr<GnnShard>> GnnShard::Create(const Graph& g, const GnnConf
   if (cfg.layers == 0 || cfg.hidden == 0) return Status::InvalidArgument("gnn.layers and gnn.hidden must be >= 1");
   if (g.num_vertices() == 0 || g.num_classes < 2) return Status::InvalidArgument("the graph has no vertices or fewer than 2 classes");
   if (cfg.mode == "full") return std::unique_ptr<GnnShard>(new FullShard(g, cfg));
-  if (index >= cfg.parts)
-    return Status::InvalidArgument("shard index " + std::to_string(index) + " outside gnn.parts = " + std::to_string(cfg.parts));
+  if (index >= cfg.shards())
+    return Status::InvalidArgument("shard index " + std::to_string(index) + " outside the " + std::to_string(cfg.shards()) +
+                                   " shards of gnn.mode = " + cfg.mode);
   auto part = LayoutPartition(g, cfg);
   if (!part.ok()) return part.status();
   if (cfg.mode == "pipe") {
@@ -647,7 +703,14 @@ Result<std::unique_ptr<GnnShard>> GnnShard::Create(const Graph& g, const GnnConf
     return std::unique_ptr<GnnShard>(new PipeStage(g, cfg, index, part.value()));
   }
   if (cfg.mode == "graph") return std::unique_ptr<GnnShard>(new GraphShard(g, cfg, index, part.value()));
-  return Status::InvalidArgument("gnn.mode = '" + cfg.mode + "': allowed full, pipe, graph");
+  if (cfg.mode == "hybrid") {
+    if (cfg.parts > cfg.layers || cfg.partitions == 0)
+      return Status::InvalidArgument("gnn.parts = " + std::to_string(cfg.parts) + " stages for gnn.layers = " +
+                                     std::to_string(cfg.layers) + " and gnn.partitions = " + std::to_string(cfg.partitions) +
+                                     ": each stage needs a layer and a partition");
+    return std::unique_ptr<GnnShard>(new GraphShard(g, cfg, index, part.value()));
+  }
+  return Status::InvalidArgument("gnn.mode = '" + cfg.mode + "': allowed full, pipe, graph, hybrid");
 }
 
 uint64_t GnnParameterCount(const GnnConfig& cfg, uint32_t feature_dim, uint32_t classes) {

@@ -4,7 +4,7 @@
 //   h_0 = relu(X W_in + b_in);  h_{l+1} = h_l + relu(LN(A h_l W_l + b_l))  (GCN, A = D^-1/2 (A+I) D^-1/2)
 //                               h_{l+1} = h_l + relu(LN(h_l S_l + M h_l W_l + b_l))  (SAGE, M = D^-1 A)
 //   logits = LN(h_L) W_out + b_out.
-// Three ways to train the same network (every parameter drawn from the seed per layer, so each
+// Four ways to train the same network (every parameter drawn from the seed per layer, so each
 // process builds exactly its own layers of one network):
 //  - full: one process, the whole graph, every layer: the reference.
 //  - pipe (GNNPipe): stage s of P holds layers [L s / P, L (s+1) / P) for all vertices; the graph is
@@ -15,6 +15,8 @@
 //  - graph (graph parallelism): partition p of P holds its vertices and every layer; before each
 //    layer it receives its halo's embeddings from their owners, and in backward sends the halo's
 //    gradients back; parameter gradients are summed over the partitions every epoch.
+//  - hybrid: P stages x Q partitions, one process each; graph parallelism inside a stage, the
+//    partition's rows passed stage to stage (no chunk streaming).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -69,7 +71,7 @@ struct ShardStats {
 class GnnShard {
  public:
   // Shard `index` of the cfg.mode layout (full: index 0 of 1). Builds the adjacency blocks, the
-  // chunks or partition, and this shard's parameters.
+  // chunks or partition, and this shard's parameters. `g` must outlive the shard.
   static Result<std::unique_ptr<GnnShard>> Create(const Graph& g, const GnnConfig& cfg, uint32_t index);
   virtual ~GnnShard() = default;
   // One training epoch (one optimiser step). `progress` is called with the share done so far.

@@ -19,6 +19,15 @@ Result<AnalyticTraffic> AnalyticCounts(const Graph& g, const GnnConfig& cfg) {
   a.edge_cut = p > 1 ? EdgeCut(g, part.value()) : 0;
   a.graph_embedding = a.graph_gradient = a.graph_eval = l * a.halo * d;
   a.graph_parameter = p * (p - 1) * a.parameters;
+  if (cfg.mode == "hybrid") {  // stages pass N d between them; each layer's halo is of the Q-way partition
+    const uint64_t q = cfg.partitions;
+    gc.mode = "hybrid";
+    auto hp = LayoutPartition(g, gc);
+    if (!hp.ok()) return hp.status();
+    a.hybrid_halo = q > 1 ? HaloVertices(g, hp.value(), cfg.partitions) : 0;
+    a.hybrid_embedding = a.hybrid_gradient = a.hybrid_eval = (p - 1) * n * d + l * a.hybrid_halo * d;
+    a.hybrid_parameter = q * (q - 1) * a.parameters;
+  }
   return a;
 }
 
@@ -99,6 +108,8 @@ void GnnReport::AddEpoch(uint32_t epoch, const std::vector<ShardStats>& shards, 
 json GnnReport::Summary() const {
   json s = {{"mode", cfg_.mode}, {"layer", cfg_.layer}, {"layers", cfg_.layers}, {"hidden", cfg_.hidden},
             {"parts", cfg_.mode == "full" ? 1u : cfg_.parts}, {"chunks", cfg_.mode == "pipe" ? cfg_.chunks : 1u},
+            {"partitions", cfg_.mode == "hybrid" ? cfg_.partitions : cfg_.mode == "graph" ? cfg_.parts : 1u},
+            {"shards", cfg_.shards()},
             {"graph", graph_description_}, {"vertices", n_}, {"parameters", analytic_.parameters},
             {"epochs_completed", rows_.size()}};
   if (feature_bayes_ >= 0) s["feature_only_bayes_accuracy"] = feature_bayes_;
@@ -127,11 +138,12 @@ json GnnReport::Summary() const {
   const size_t e = std::max<size_t>(1, rows_.size());
   size_t evals = 0;
   for (const auto& r : rows_) evals += r["evaluated"].get<bool>();
-  const bool pipe = cfg_.mode == "pipe", graph = cfg_.mode == "graph";
+  const bool pipe = cfg_.mode == "pipe", graph = cfg_.mode == "graph", hybrid = cfg_.mode == "hybrid";
   const uint64_t analytic[kTensorKinds] = {
-      pipe ? analytic_.pipe_embedding : graph ? analytic_.graph_embedding : 0,
-      pipe ? analytic_.pipe_gradient : graph ? analytic_.graph_gradient : 0,
-      graph ? analytic_.graph_parameter : 0, pipe ? analytic_.pipe_eval : graph ? analytic_.graph_eval : 0};
+      pipe ? analytic_.pipe_embedding : graph ? analytic_.graph_embedding : hybrid ? analytic_.hybrid_embedding : 0,
+      pipe ? analytic_.pipe_gradient : graph ? analytic_.graph_gradient : hybrid ? analytic_.hybrid_gradient : 0,
+      graph ? analytic_.graph_parameter : hybrid ? analytic_.hybrid_parameter : 0,
+      pipe ? analytic_.pipe_eval : graph ? analytic_.graph_eval : hybrid ? analytic_.hybrid_eval : 0};
   double train_bytes = 0, train_values = 0;
   for (int k = 0; k < kTensorKinds; ++k) {
     const std::string name = TensorKindName(static_cast<TensorKind>(k));
@@ -154,6 +166,8 @@ json GnnReport::Summary() const {
                                                                       analytic_.pipe_embedding
                                                                 : 0.0},
                    {"halo_vertices", analytic_.halo},
+                   {"hybrid_values_per_epoch", analytic_.hybrid_embedding + analytic_.hybrid_gradient},
+                   {"hybrid_halo_vertices", analytic_.hybrid_halo},
                    {"edge_cut", analytic_.edge_cut}};
   std::vector<double> times, trains, waits;
   double stale_share = 0, stale_err = 0;

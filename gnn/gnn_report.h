@@ -25,6 +25,8 @@ struct AnalyticTraffic {
   uint64_t pipe_embedding = 0, pipe_gradient = 0, pipe_eval = 0;
   uint64_t graph_embedding = 0, graph_gradient = 0, graph_parameter = 0, graph_eval = 0;
   uint64_t halo = 0, edge_cut = 0;  // of the P-way partition graph parallelism uses
+  // hybrid (P stages x Q partitions): 2 (P-1) N d + 2 L |halo_Q| d, all-reduce Q (Q-1) |theta|.
+  uint64_t hybrid_embedding = 0, hybrid_gradient = 0, hybrid_parameter = 0, hybrid_eval = 0, hybrid_halo = 0;
   uint64_t parameters = 0;
 };
 Result<AnalyticTraffic> AnalyticCounts(const Graph& g, const GnnConfig& cfg);

@@ -26,6 +26,7 @@ void ToWire(const GnnConfig& c, uint32_t shard, wire::GnnSpec* s) {
   s->set_learning_rate(c.learning_rate);
   s->set_weight_decay(c.weight_decay);
   s->set_parts(c.parts);
+  s->set_partitions(c.partitions);
   s->set_chunks(c.chunks);
   s->set_partitioner(c.partitioner);
   s->set_peer_timeout_s(c.peer_timeout_s);
@@ -57,6 +58,7 @@ GnnConfig FromWire(const wire::GnnSpec& s) {
   c.learning_rate = s.learning_rate();
   c.weight_decay = s.weight_decay();
   c.parts = s.parts();
+  c.partitions = s.partitions();
   c.chunks = s.chunks();
   c.partitioner = s.partitioner();
   c.peer_timeout_s = s.peer_timeout_s();

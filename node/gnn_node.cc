@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <algorithm>
 #include <csignal>
 #include <map>
 #include <tuple>
@@ -22,10 +23,12 @@ using Clock = std::chrono::steady_clock;
 class ZmqPeers : public PeerTransport {
  public:
   ZmqPeers(zmq::context_t& ctx, zmq::socket_t& server, std::string id, uint32_t self, uint32_t parts,
-           const NodeOptions& opt, double timeout_s)
+           const NodeOptions& opt, double timeout_s, int64_t max_frame_bytes)
       : ctx_(ctx), server_(server), id_(std::move(id)), self_(self), parts_(parts), opt_(opt), timeout_s_(timeout_s),
         pull_(ctx, zmq::socket_type::pull) {
-    pull_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(1) << 31 >> 1);
+    // No legitimate tensor is larger than N x d or the parameter count: ZeroMQ drops the connection
+    // of a peer sending more, and the wait for its tensor ends in a timeout naming it.
+    pull_.set(zmq::sockopt::maxmsgsize, max_frame_bytes);
     pull_.set(zmq::sockopt::rcvhwm, 0);
   }
 
@@ -214,7 +217,9 @@ int RunGnnNode(zmq::socket_t& sock, const std::string& id, const wire::JoinAck& 
     return 1;
   }
   zmq::context_t ctx(1);
-  ZmqPeers peers(ctx, sock, id, shard_index, cfg.parts, opt, cfg.peer_timeout_s);
+  const int64_t largest = std::max<int64_t>(static_cast<int64_t>(graph->num_vertices()) * cfg.hidden,
+                                            static_cast<int64_t>(GnnParameterCount(cfg, graph->feature_dim, graph->num_classes)));
+  ZmqPeers peers(ctx, sock, id, shard_index, cfg.shards(), opt, cfg.peer_timeout_s, 4 * largest + (1 << 20));
   auto endpoint = peers.Bind(opt.peer_bind);
   if (!endpoint.ok()) {
     SendError(sock, id, wire::REJECTED, endpoint.status().message(), 0);
@@ -252,7 +257,7 @@ int RunGnnNode(zmq::socket_t& sock, const std::string& id, const wire::JoinAck& 
         return 1;
       }
       started = true;
-      spdlog::info("{}: connected to {} peer shards", id, cfg.parts - 1);
+      spdlog::info("{}: connected to {} peer shards", id, cfg.shards() - 1);
     } else if (in.has_gnn_epoch()) {
       const wire::GnnEpoch& e = in.gnn_epoch();
       if (!started) {

@@ -297,7 +297,7 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
   // [gnn], [gnn.graph]: GNN training (model.name = "gnn"); read before the faults, which name its shards and epochs.
   GnnConfig& gn = s->gnn;
   GraphConfig& gg = gn.graph;
-  EDGEBED_RETURN_IF_ERROR(r.Str("gnn.mode", &gn.mode, {"full", "pipe", "graph"}));
+  EDGEBED_RETURN_IF_ERROR(r.Str("gnn.mode", &gn.mode, {"full", "pipe", "graph", "hybrid"}));
   EDGEBED_RETURN_IF_ERROR(r.Str("gnn.layer", &gn.layer, {"gcn", "sage"}));
   EDGEBED_RETURN_IF_ERROR(r.Int("gnn.layers", &gn.layers, 1, 256));
   EDGEBED_RETURN_IF_ERROR(r.Int("gnn.hidden", &gn.hidden, 1, 4096));
@@ -305,6 +305,7 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Real("gnn.learning_rate", &gn.learning_rate, 0.0, 10.0, true));
   EDGEBED_RETURN_IF_ERROR(r.Real("gnn.weight_decay", &gn.weight_decay, 0.0, 1.0));
   EDGEBED_RETURN_IF_ERROR(r.Int("gnn.parts", &gn.parts, 1, 64));
+  EDGEBED_RETURN_IF_ERROR(r.Int("gnn.partitions", &gn.partitions, 1, 64));
   EDGEBED_RETURN_IF_ERROR(r.Int("gnn.chunks", &gn.chunks, 1, 4096));
   EDGEBED_RETURN_IF_ERROR(r.Str("gnn.partitioner", &gn.partitioner, {"bfs", "random"}));
   EDGEBED_RETURN_IF_ERROR(r.Int("gnn.eval_every", &gn.eval_every, 1, 100000));
@@ -331,15 +332,17 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
       return Status::InvalidArgument("gnn.graph.vertices = " + std::to_string(gg.vertices) + " for knn: allowed 2..60000 (Fashion-MNIST training images)");
     if (gg.kind == "edgelist" && (gg.edges.empty() || gg.labels.empty()))
       return Status::InvalidArgument("gnn.graph.kind = \"edgelist\" needs gnn.graph.edges and gnn.graph.labels (files)");
-    if (gn.mode == "pipe" && gn.parts > gn.layers)
+    if ((gn.mode == "pipe" || gn.mode == "hybrid") && gn.parts > gn.layers)
       return Status::InvalidArgument("gnn.parts = " + std::to_string(gn.parts) + " pipeline stages for gnn.layers = " +
                                      std::to_string(gn.layers) + ": allowed 1..gnn.layers (each stage holds a layer)");
     if (gn.mode != "full" && gn.parts < 2)
       return Status::InvalidArgument("gnn.parts = 1 with gnn.mode = \"" + gn.mode + "\": allowed 2..64 (one shard is gnn.mode = \"full\")");
-    if (gn.chunks > gg.vertices || gn.parts > gg.vertices)
-      return Status::InvalidArgument("gnn.chunks and gnn.parts must not exceed gnn.graph.vertices");
+    if (gn.chunks > gg.vertices || gn.parts > gg.vertices || gn.partitions > gg.vertices)
+      return Status::InvalidArgument("gnn.chunks, gnn.parts and gnn.partitions must not exceed gnn.graph.vertices");
+    if (gn.mode == "hybrid" && gn.partitions < 2)
+      return Status::InvalidArgument("gnn.partitions = 1 with gnn.mode = \"hybrid\": allowed 2..64 (one partition is gnn.mode = \"pipe\" with gnn.chunks = 1)");
     if (s->simulated > 0) return Status::InvalidArgument("population.simulated must be 0 with model gnn (shards are real processes)");
-    s->nodes = gn.mode == "full" ? 1 : gn.parts;  // one node process per shard (full: none, trained in-process)
+    s->nodes = gn.shards();  // one node process per shard (full: none, trained in-process)
     s->rounds = gn.epochs;
   }
   EDGEBED_RETURN_IF_ERROR(ReadTableArray(r, root, "faults.corrupt", "{node = N, kind = \"sign_flip\"}", [&](Reader& sub) {
@@ -545,7 +548,7 @@ std::string Scenario::ToToml() const {
   t.insert("gnn", toml::table{{"mode", gnn.mode}, {"layer", gnn.layer}, {"layers", int64_t{gnn.layers}},
                               {"hidden", int64_t{gnn.hidden}}, {"epochs", int64_t{gnn.epochs}},
                               {"learning_rate", gnn.learning_rate}, {"weight_decay", gnn.weight_decay},
-                              {"parts", int64_t{gnn.parts}}, {"chunks", int64_t{gnn.chunks}},
+                              {"parts", int64_t{gnn.parts}}, {"partitions", int64_t{gnn.partitions}}, {"chunks", int64_t{gnn.chunks}},
                               {"partitioner", gnn.partitioner}, {"eval_every", int64_t{gnn.eval_every}},
                               {"peer_timeout_s", gnn.peer_timeout_s}, {"threads", int64_t{gnn.threads}},
                               {"graph", toml::table{{"kind", gg.kind}, {"vertices", int64_t{gg.vertices}},

@@ -7,8 +7,8 @@
 namespace edgebed {
 
 Result<std::unique_ptr<GnnService>> GnnService::Create(const Scenario& sc) {
-  if (sc.gnn.mode != "pipe" && sc.gnn.mode != "graph")
-    return Status::InvalidArgument("gnn.mode = '" + sc.gnn.mode + "': the server runs pipe or graph (full trains in one process)");
+  if (sc.gnn.mode != "pipe" && sc.gnn.mode != "graph" && sc.gnn.mode != "hybrid")
+    return Status::InvalidArgument("gnn.mode = '" + sc.gnn.mode + "': the server runs pipe, graph or hybrid (full trains in one process)");
   std::unique_ptr<GnnService> s(new GnnService(sc));
   auto g = LoadGraph(sc.gnn, sc.data_dir);
   if (!g.ok()) return g.status();
@@ -16,7 +16,7 @@ Result<std::unique_ptr<GnnService>> GnnService::Create(const Scenario& sc) {
   auto analytic = AnalyticCounts(s->graph_, sc.gnn);
   if (!analytic.ok()) return analytic.status();
   s->report_ = std::make_unique<GnnReport>(sc.gnn, s->graph_, analytic.value(), sc.output_dir);
-  const uint32_t p = sc.gnn.parts;
+  const uint32_t p = sc.gnn.shards();
   s->endpoints_.assign(p, "");
   s->stats_.assign(p, ShardStats{});
   s->traffic_.assign(p, ShardTraffic{});
@@ -24,6 +24,9 @@ Result<std::unique_ptr<GnnService>> GnnService::Create(const Scenario& sc) {
   spdlog::info("gnn: {}; {} with {} shards{}, {} layers of width {}", s->graph_.description, sc.gnn.mode, p,
                sc.gnn.mode == "pipe" ? " and " + std::to_string(sc.gnn.chunks) + " chunks" : "", sc.gnn.layers,
                sc.gnn.hidden);
+  if (sc.gnn.mode == "hybrid")
+    spdlog::info("gnn: hybrid: {} stages x {} partitions ({} {}-way halo vertices)", sc.gnn.parts, sc.gnn.partitions,
+                 analytic->hybrid_halo, sc.gnn.partitions);
   if (sc.gnn.mode == "graph")
     spdlog::info("gnn: the {}-way {} partition cuts {} edges; halo {} vertices", p, sc.gnn.partitioner,
                  analytic->edge_cut, analytic->halo);

@@ -23,7 +23,7 @@ class GnnService {
   static Result<std::unique_ptr<GnnService>> Create(const Scenario& sc);
   Status Open();  // metrics files in the output folder
 
-  uint32_t shards() const { return sc_.gnn.parts; }
+  uint32_t shards() const { return sc_.gnn.shards(); }
   void FillJoinAck(uint32_t index, wire::JoinAck* ack) const;
   // Shard `index` is built and listens on r.endpoint.
   Status OnReady(uint32_t index, const wire::GnnReady& r);

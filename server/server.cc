@@ -1276,7 +1276,7 @@ Status Server::RunGnn() {
       std::string why;
       for (const auto& f : m.failures) {
         const auto* rec = m.registry.Find(f.node_id);
-        why += (why.empty() ? "" : "; ") + f.node_id + " (" + (m.sc.gnn.mode == "pipe" ? "stage " : "partition ") +
+        why += (why.empty() ? "" : "; ") + f.node_id + " (" + (m.sc.gnn.mode == "pipe" ? "stage " : m.sc.gnn.mode == "graph" ? "partition " : "shard ") +
                std::to_string(rec ? rec->index : 0) + ") " + f.reason;
       }
       if (why.empty()) why = std::to_string(m.accepted) + " of " + std::to_string(m.gnn->shards()) + " shards reported";
@@ -1294,7 +1294,7 @@ Status Server::RunGnn() {
   }
   if (!stopped.empty())
     spdlog::error("GNN training stops: {}. A {} cannot go on without every shard; metrics up to epoch {} are kept in {}",
-                  stopped, m.sc.gnn.mode == "pipe" ? "pipeline" : "graph-parallel run", done, m.sc.output_dir);
+                  stopped, m.sc.gnn.mode == "graph" ? "graph-parallel run" : "pipeline", done, m.sc.output_dir);
   m.pending.clear();  // the others leave on the shutdown; that is not a failure of theirs
   m.Shutdown(stopped.empty() ? "run complete" : "run stopped: " + stopped);
   json summary = m.gnn->Summary();

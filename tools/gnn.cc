@@ -129,7 +129,7 @@ int RunGnnCompare(const Scenario& base, const GnnCompareOptions& opt, const std:
       Scenario sc = base;
       sc.gnn.layers = layers;
       sc.gnn.mode = mode;
-      sc.nodes = mode == "full" ? 1 : sc.gnn.parts;
+      sc.nodes = sc.gnn.shards();
       sc.name = base.name + "-L" + std::to_string(layers) + "-" + mode;
       sc.output_dir = opt.out + "/L" + std::to_string(layers) + "-" + mode;
       spdlog::info("=== {} layers, {} ===", layers, mode);

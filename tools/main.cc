@@ -205,7 +205,7 @@ int main(int argc, char** argv) {
   gnn_cmp->add_option("scenario", scenario_path, "scenario file (model gnn)")->check(CLI::ExistingFile)->required();
   gnn_cmp->add_option("--set", sets, "override a field: section.field=value (repeatable)");
   gnn_cmp->add_option("--layers", gopt.layers, "depths to compare (default 8 16)");
-  gnn_cmp->add_option("--modes", gopt.modes, "layouts (default full pipe graph)")->check(CLI::IsMember({"full", "pipe", "graph"}));
+  gnn_cmp->add_option("--modes", gopt.modes, "layouts (default full pipe graph; also hybrid)")->check(CLI::IsMember({"full", "pipe", "graph", "hybrid"}));
   gnn_cmp->add_option("--out", gopt.out, "output folder (default runs/gnn-compare)");
 
   auto* show = app.add_subcommand("scenario", "print the resolved scenario (default or a file) and check it");

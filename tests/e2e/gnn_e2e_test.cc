@@ -96,6 +96,20 @@ TEST_CASE("GNNPipe with chunks and graph parallelism: traffic equals the analyti
   Cleanup(graph);
 }
 
+TEST_CASE("hybrid over 4 processes (2 stages x 2 partitions): accuracy of the reference, traffic as counted") {
+  const std::string full = TempDir("hfull"), hybrid = TempDir("hybrid");
+  REQUIRE_MESSAGE(RunGnn(full, "--set gnn.mode='\"full\"'") == 0, Slurp(full + ".log"));
+  REQUIRE_MESSAGE(RunGnn(hybrid, "--set gnn.mode='\"hybrid\"' --set gnn.partitions=2") == 0, Slurp(hybrid + ".log"));
+  const json f = Summary(full), h = Summary(hybrid);
+  CHECK(h["shards"] == 4);
+  for (const char* kind : {"embedding", "gradient", "parameter", "eval"})
+    CHECK_MESSAGE(h["traffic"][kind]["values_per_epoch"] == h["traffic"][kind]["analytic_values_per_epoch"], kind);
+  CHECK(h["traffic"]["embedding"]["values_per_epoch"].get<double>() > 800.0 * 16);  // the stage boundary and the halos
+  CHECK(h["test_accuracy"].get<double>() == doctest::Approx(f["test_accuracy"].get<double>()).epsilon(0.01));
+  Cleanup(full);
+  Cleanup(hybrid);
+}
+
 TEST_CASE("a pipeline stage that dies mid-epoch is named, and the run stops cleanly") {
   const std::string out = TempDir("crash");
   const int rc = RunGnn(out, "--set gnn.epochs=5 --set 'faults.crash=[{node = 1, round = 3}]' "

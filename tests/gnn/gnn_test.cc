@@ -84,7 +84,7 @@ struct Trained {
 
 // Trains `epochs` epochs with every shard of cfg's layout in its own thread.
 Trained Train(const Graph& g, const GnnConfig& cfg, uint32_t epochs) {
-  const uint32_t n = cfg.mode == "full" ? 1 : cfg.parts;
+  const uint32_t n = cfg.shards();
   std::vector<std::unique_ptr<GnnShard>> shards;
   for (uint32_t i = 0; i < n; ++i) {
     auto s = GnnShard::Create(g, cfg, i);
@@ -262,6 +262,40 @@ TEST_CASE("a one-chunk pipeline trains exactly the reference network; graph para
   CHECK(graph.values[0] == analytic->graph_embedding);  // 2 L |halo| d in all, half each way
   CHECK(graph.values[1] == analytic->graph_gradient);
   CHECK(graph.values[2] == analytic->graph_parameter);
+}
+
+TEST_CASE("hybrid: 2 stages x 2 partitions train the reference network to rounding; traffic is the analytic count") {
+  const GnnConfig full = SmallConfig("full", 1, 1);
+  Graph g = SmallGraph(full);
+  const Trained ref = Train(g, full, 3);
+  GnnConfig cfg = SmallConfig("hybrid", 2, 1);
+  cfg.partitions = 2;
+  REQUIRE(cfg.shards() == 4);
+  const Trained hybrid = Train(g, cfg, 3);
+  // Shards 0, 1: stage 0 (input + layers 1-2) of partitions 0, 1; shards 2, 3: stage 1 (layers 3-4 + output).
+  auto s00 = GnnShard::Create(g, cfg, 0), s10 = GnnShard::Create(g, cfg, 2);
+  REQUIRE(s00.ok());
+  REQUIRE(s10.ok());
+  const size_t n0 = s00.value()->NumParameters(), n1 = s10.value()->NumParameters();
+  REQUIRE(n0 + n1 == ref.params.size());
+  REQUIRE(hybrid.params.size() == 2 * (n0 + n1));
+  double worst = 0.0;
+  for (size_t i = 0; i < n0; ++i) {
+    CHECK(hybrid.params[i] == hybrid.params[n0 + i]);  // both partitions of stage 0 agree
+    worst = std::max(worst, static_cast<double>(std::abs(hybrid.params[i] - ref.params[i])));
+  }
+  for (size_t i = 0; i < n1; ++i) {
+    CHECK(hybrid.params[2 * n0 + i] == hybrid.params[2 * n0 + n1 + i]);
+    worst = std::max(worst, static_cast<double>(std::abs(hybrid.params[2 * n0 + i] - ref.params[n0 + i])));
+  }
+  MESSAGE("hybrid vs reference after 3 epochs: max |parameter difference| = ", worst);
+  CHECK(worst < 1e-4);
+  auto analytic = AnalyticCounts(g, cfg);
+  REQUIRE(analytic.ok());
+  CHECK(analytic->hybrid_halo > 0);
+  CHECK(hybrid.values[0] == analytic->hybrid_embedding);  // (P-1) N d + L |halo| d
+  CHECK(hybrid.values[1] == analytic->hybrid_gradient);
+  CHECK(hybrid.values[2] == analytic->hybrid_parameter);  // Q (Q-1) |theta|
 }
 
 TEST_CASE("pipeline chunks read historical embeddings: stale rows differ from the fresh ones, staleness is one epoch") {

@@ -207,6 +207,10 @@ TEST_CASE("gnn fields: checked at load, naming the field and the range; one node
   CHECK(Names(Parse({m, "gnn.layers=2", "gnn.parts=4"}), "gnn.parts = 4 pipeline stages for gnn.layers = 2"));
   CHECK(Names(Parse({m, "gnn.parts=1"}), "gnn.parts = 1 with gnn.mode = \"pipe\""));
   CHECK(Names(Parse({m, "gnn.graph.kind=\"edgelist\""}), "gnn.graph.edges"));
+  CHECK(Names(Parse({m, "gnn.mode=\"hybrid\"", "gnn.partitions=1"}), "gnn.partitions = 1 with gnn.mode = \"hybrid\""));
+  auto hy = ParseScenario(DefaultScenarioText(), {m, "gnn.mode=\"hybrid\"", "gnn.parts=2", "gnn.partitions=3"}, "t");
+  REQUIRE(hy.ok());
+  CHECK(hy->nodes == 6);  // one node process per (stage, partition)
   CHECK(Names(Parse({m, "gnn.graph.train_fraction=0.6", "gnn.graph.val_fraction=0.5"}), "gnn.graph.train_fraction + gnn.graph.val_fraction"));
   CHECK(Names(Parse({m, "gnn.graph.homophily=1.5"}), "gnn.graph.homophily"));
   CHECK(Names(Parse({m, "gnn.graph.knn=5"}), "gnn.graph.knn"));  // a typo is an unknown key
