@@ -498,3 +498,60 @@ TEST_CASE("GNN shards: reports out of turn, empty endpoints and federated messag
   CHECK(rs.server->stats().bad_tensor >= 2);
   CHECK(rs.server->stats().unexpected >= 2);
 }
+
+TEST_CASE("GNN shards: a peer's garbage frames are dropped, a tensor of the wrong shape fails the epoch by name") {
+  RunningServer rs("gnn-peer-test", {"model.name=\"gnn\"", "gnn.graph.vertices=400", "gnn.layers=2", "gnn.hidden=8",
+                                     "gnn.epochs=3", "gnn.chunks=2", "server.liveness_timeout_s=20.0"});
+  zmq::context_t ctx(1);
+  zmq::socket_t bad = Dealer(ctx, rs.endpoint, "node-1");  // claims stage 1
+  JoinAs(bad, "node-1", 1);
+  std::thread node = RealNode(rs.endpoint, 0);
+  zmq::socket_t pull(ctx, zmq::socket_type::pull);  // where stage 0's embeddings arrive
+  pull.set(zmq::sockopt::linger, 0);
+  pull.bind("tcp://127.0.0.1:*");
+  wire::Envelope ready;
+  ready.mutable_gnn_ready()->set_endpoint(pull.get(zmq::sockopt::last_endpoint));
+  wire::SendEnvelope(bad, ready);
+  wire::Envelope start, epoch;
+  REQUIRE(Recv(bad, &start, 60000ms));
+  REQUIRE(start.has_gnn_start());
+  REQUIRE(start.gnn_start().peers_size() == 2);
+  REQUIRE(Recv(bad, &epoch, 60000ms));
+  REQUIRE(epoch.has_gnn_epoch());
+  // Stage 0 streams its chunks' embeddings to us, as counted frames.
+  zmq::message_t first;
+  REQUIRE(pull.recv(first));
+  wire::Envelope emb;
+  REQUIRE(wire::Decode(first.data(), first.size(), 64 << 20, &emb).ok());
+  REQUIRE(emb.has_gnn_tensor());
+  CHECK(emb.gnn_tensor().kind() == 0);
+  CHECK(emb.gnn_tensor().from() == 0);
+  CHECK(emb.gnn_tensor().dim() == 8);
+  CHECK(emb.gnn_tensor().values().size() == emb.gnn_tensor().rows() * 8u * 4u);
+  // Into stage 0's peer socket: garbage, a tensor of an unknown kind, then chunk 0's gradients in the wrong shape.
+  zmq::socket_t to0(ctx, zmq::socket_type::push);
+  to0.set(zmq::sockopt::linger, 1000);
+  to0.connect(start.gnn_start().peers(0));
+  (void)to0.send(zmq::buffer(std::string("not an envelope")), zmq::send_flags::none);
+  auto tensor = [&](uint32_t kind, uint32_t rows) {
+    wire::Envelope t;
+    auto* g = t.mutable_gnn_tensor();
+    g->set_kind(kind);
+    g->set_epoch(1);
+    g->set_step(0);
+    g->set_from(1);
+    g->set_rows(rows);
+    g->set_dim(8);
+    g->set_values(std::string(rows * 8u * 4u, '\0'));
+    wire::SendEnvelope(to0, t);
+  };
+  tensor(9, 3);
+  tensor(1, 3);
+  rs.Join();
+  node.join();
+  CHECK(!rs.status.ok());
+  std::ifstream f(rs.out + "/summary.json");
+  const std::string why = nlohmann::json::parse(f)["stopped"].get<std::string>();
+  CHECK_MESSAGE(why.find("node-0 (stage 0) unavailable: epoch 1: gradients from shard 1 is 3 x 8 (24 values); expected") !=
+                    std::string::npos, why);
+}
