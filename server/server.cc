@@ -105,6 +105,7 @@ struct Server::Impl {
   std::unique_ptr<SplitService> split;  // model slimsplit: split learning instead of federated rounds
   uint32_t infer_pass = 0;             // split inference pass in progress (0 = none)
   std::unique_ptr<GnnService> gnn;     // model gnn: shards train among themselves; the server orders epochs
+  std::string gnn_setup_failure;       // a node that could not build its shard (the run cannot start)
 
   std::ofstream metrics_jsonl, metrics_csv;
 
@@ -256,6 +257,12 @@ struct Server::Impl {
       case wire::Envelope::kEvaluateRes:
         return OnEvaluateRes(from_node, env.evaluate_res());
       case wire::Envelope::kError:
+        if (gnn && env.error().code() == wire::REJECTED && registry.Find(from_node)) {
+          gnn_setup_failure = from_node + ": " + env.error().message();
+          registry.MarkGone(from_node);
+          spdlog::error("{} cannot take its GNN shard: {}", from_node, env.error().message());
+          return;
+        }
         if (env.error().code() == wire::UNAVAILABLE && pending.count(from_node)) {
           ++dropouts;
           return Fail(from_node, "unavailable: " + env.error().message());
@@ -917,7 +924,7 @@ struct Server::Impl {
     spdlog::info("waiting up to {:.0f} s for {} nodes on {}", sc.join_timeout_s, sc.nodes, endpoint);
     // Round 1 starts once every node has joined and prepared its data (so that the liveness clock,
     // which starts at fit_ins, never counts a node's data loading), or at the join timeout.
-    while (registry.ready_count() < sc.nodes && Since(t0) < sc.join_timeout_s)
+    while (registry.ready_count() < sc.nodes && Since(t0) < sc.join_timeout_s && gnn_setup_failure.empty())
       PollOnce(std::chrono::milliseconds(100));
   }
 
@@ -1252,7 +1259,9 @@ Status Server::RunGnn() {
   m.WaitForNodes();  // a shard is ready once it has built its graph and listens for its peers
   std::string stopped;
   uint32_t done = 0;
-  if (!m.gnn->AllReady()) {
+  if (!m.gnn_setup_failure.empty()) {
+    stopped = "setup: " + m.gnn_setup_failure;
+  } else if (!m.gnn->AllReady()) {
     stopped = std::to_string(m.registry.ready_count()) + " of " + std::to_string(m.gnn->shards()) +
               " shards were ready within server.join_timeout_s = " + std::to_string(m.sc.join_timeout_s) +
               " s (see the node logs); every shard is needed";

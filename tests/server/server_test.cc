@@ -555,3 +555,24 @@ TEST_CASE("GNN shards: a peer's garbage frames are dropped, a tensor of the wron
   CHECK_MESSAGE(why.find("node-0 (stage 0) unavailable: epoch 1: gradients from shard 1 is 3 x 8 (24 values); expected") !=
                     std::string::npos, why);
 }
+
+TEST_CASE("GNN shards: a node that cannot build its shard stops the run at once, naming why") {
+  RunningServer rs("gnn-setup-test", {"model.name=\"gnn\"", "gnn.graph.kind=\"knn\"", "gnn.graph.vertices=300",
+                                      "gnn.layers=2", "gnn.hidden=8", "server.join_timeout_s=600.0"});
+  const auto t0 = std::chrono::steady_clock::now();
+  std::thread node([&] {
+    NodeOptions o;
+    o.server = rs.endpoint;
+    o.index = 0;
+    o.data_dir = "/nonexistent-fashion-mnist";  // this node has no copy of the images the kNN graph needs
+    RunNode(o);
+  });
+  node.join();
+  rs.Join();
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(120));  // not the 600 s join timeout
+  CHECK(!rs.status.ok());
+  std::ifstream f(rs.out + "/summary.json");
+  const std::string why = nlohmann::json::parse(f)["stopped"].get<std::string>();
+  CHECK_MESSAGE(why.find("setup: node-0: cannot build the graph") != std::string::npos, why);
+  CHECK_MESSAGE(why.find("/nonexistent-fashion-mnist") != std::string::npos, why);
+}
