@@ -166,6 +166,23 @@ class ShardBase : public GnnShard {
   void Own(const LayerParams& p) {
     for (const auto& t : p.all()) params_.push_back(t);
   }
+  // This shard's layers: the input layer if `first`, GNN layers l0+1..l1 (0-based [l0, l1)), the
+  // output layer if `last`; then the optimiser over them.
+  void BuildLayers(uint32_t l0, uint32_t l1, bool first, bool last) {
+    if (first) {
+      input_ = MakeLayer(cfg_, 0, g_.feature_dim, cfg_.hidden, false);
+      Own(input_);
+    }
+    for (uint32_t l = l0; l < l1; ++l) {
+      layers_.push_back(MakeLayer(cfg_, l + 1, cfg_.hidden, cfg_.hidden, true));
+      Own(layers_.back());
+    }
+    if (last) {
+      output_ = MakeLayer(cfg_, cfg_.layers + 1, cfg_.hidden, g_.num_classes, false);
+      Own(output_);
+    }
+    MakeOptimizer();
+  }
   void MakeOptimizer() {
     opt_ = std::make_unique<torch::optim::Adam>(
         params_, torch::optim::AdamOptions(cfg_.learning_rate).weight_decay(cfg_.weight_decay));
@@ -213,6 +230,8 @@ class ShardBase : public GnnShard {
   size_t n_train_ = 1, n_test_ = 0;
   std::vector<torch::Tensor> params_;
   std::unique_ptr<torch::optim::Adam> opt_;
+  LayerParams input_, output_;
+  std::vector<LayerParams> layers_;
 };
 
 std::vector<uint32_t> AllVertices(const Graph& g) {
@@ -228,15 +247,7 @@ class FullShard : public ShardBase {
     all_ = AllVertices(g);
     adj_ = AdjacencyRows(g, cfg.layer, all_, [](uint32_t u) { return static_cast<int64_t>(u); }, g.num_vertices());
     x_ = Features(all_);
-    input_ = MakeLayer(cfg, 0, g.feature_dim, cfg.hidden, false);
-    Own(input_);
-    for (uint32_t l = 1; l <= cfg.layers; ++l) {
-      layers_.push_back(MakeLayer(cfg, l, cfg.hidden, cfg.hidden, true));
-      Own(layers_.back());
-    }
-    output_ = MakeLayer(cfg, cfg.layers + 1, cfg.hidden, g.num_classes, false);
-    Own(output_);
-    MakeOptimizer();
+    BuildLayers(0, cfg.layers, true, true);
   }
   Status TrainEpoch(uint32_t, PeerTransport*, const std::function<void(double)>& progress, ShardStats* st) override {
     const auto t0 = Clock::now();
@@ -266,8 +277,6 @@ class FullShard : public ShardBase {
   }
   std::vector<uint32_t> all_;
   torch::Tensor adj_, x_;
-  LayerParams input_, output_;
-  std::vector<LayerParams> layers_;
 };
 
 // ---- pipe: GNNPipe stage -----------------------------------------------------------------------
@@ -303,22 +312,14 @@ class PipeStage : public ShardBase {
       stale_rows_.push_back(Index(read_stale));
     }
     if (s_ == 0) {
-      input_ = MakeLayer(cfg, 0, g.feature_dim, cfg.hidden, false);
-      Own(input_);
       for (uint32_t c = 0; c < K; ++c) x_.push_back(Features(chunks_[c]));
       x_all_ = Features(all_);
     }
-    for (uint32_t l = l0_; l < l1_; ++l) {
-      layers_.push_back(MakeLayer(cfg, l + 1, cfg.hidden, cfg.hidden, true));
-      Own(layers_.back());
+    BuildLayers(l0_, l1_, s_ == 0, last());
+    for (uint32_t l = l0_; l < l1_; ++l) {  // each layer's table of inputs: historical until computed
       tables_.push_back(torch::zeros({static_cast<int64_t>(n), static_cast<int64_t>(cfg.hidden)}));
       written_.push_back(std::vector<uint32_t>(K, 0));
     }
-    if (last()) {
-      output_ = MakeLayer(cfg, cfg.layers + 1, cfg.hidden, g.num_classes, false);
-      Own(output_);
-    }
-    MakeOptimizer();
   }
 
   Status TrainEpoch(uint32_t epoch, PeerTransport* t, const std::function<void(double)>& progress,
@@ -430,8 +431,6 @@ class PipeStage : public ShardBase {
   std::vector<uint64_t> stale_reads_, fresh_reads_;
   std::vector<std::vector<uint32_t>> written_;
   torch::Tensor full_adj_, x_all_;
-  LayerParams input_, output_;
-  std::vector<LayerParams> layers_;
 };
 
 // ---- graph: graph-parallel partition (and hybrid: one partition of one pipeline stage) ---------
@@ -475,20 +474,8 @@ class GraphShard : public ShardBase {
     }
     adj_ = AdjacencyRows(g, cfg.layer, own_, [&](uint32_t u) { return local[u]; },
                          static_cast<int64_t>(own_.size() + halo_.size()));
-    if (first()) {
-      x_ = Features(own_);
-      input_ = MakeLayer(cfg, 0, g.feature_dim, cfg.hidden, false);
-      Own(input_);
-    }
-    for (uint32_t l = l0_; l < l1_; ++l) {
-      layers_.push_back(MakeLayer(cfg, l + 1, cfg.hidden, cfg.hidden, true));
-      Own(layers_.back());
-    }
-    if (last()) {
-      output_ = MakeLayer(cfg, cfg.layers + 1, cfg.hidden, g.num_classes, false);
-      Own(output_);
-    }
-    MakeOptimizer();
+    if (first()) x_ = Features(own_);
+    BuildLayers(l0_, l1_, first(), last());
   }
 
   Status TrainEpoch(uint32_t epoch, PeerTransport* t, const std::function<void(double)>& progress,
@@ -659,8 +646,6 @@ class GraphShard : public ShardBase {
   std::vector<std::vector<int64_t>> recv_rows_, send_rows_;
   std::vector<torch::Tensor> send_idx_, recv_idx_;
   torch::Tensor adj_, x_;
-  LayerParams input_, output_;
-  std::vector<LayerParams> layers_;
 };
 
 }  // namespace

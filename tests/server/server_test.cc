@@ -65,8 +65,8 @@ zmq::socket_t Dealer(zmq::context_t& ctx, const std::string& endpoint, const std
   return s;
 }
 
-// Sends join as node `id` with `index` and checks that the server accepts it.
-void JoinAs(zmq::socket_t& s, const std::string& id, uint32_t index) {
+// Sends join as node `id` with `index`, checks that the server accepts it and returns its join_ack.
+wire::JoinAck JoinAs(zmq::socket_t& s, const std::string& id, uint32_t index) {
   wire::Envelope j;
   j.mutable_join()->set_node_id(id);
   j.mutable_join()->set_node_index(index);
@@ -74,6 +74,7 @@ void JoinAs(zmq::socket_t& s, const std::string& id, uint32_t index) {
   wire::Envelope ack;
   REQUIRE(Recv(s, &ack));
   REQUIRE(ack.join_ack().accepted());
+  return ack.join_ack();
 }
 
 // A real node (the node runtime) in a thread, until the server shuts the run down.
@@ -353,15 +354,9 @@ TEST_CASE("split learning: bottlenecks of the wrong width, shape or order get a 
                                   "training.momentum=0.9"});
   zmq::context_t ctx(1);
   zmq::socket_t bad = Dealer(ctx, rs.endpoint, "node-1");
-  wire::Envelope j;
-  j.mutable_join()->set_node_id("node-1");
-  j.mutable_join()->set_node_index(1);
-  wire::SendEnvelope(bad, j);
-  wire::Envelope ack;
-  REQUIRE(Recv(bad, &ack));
-  REQUIRE(ack.join_ack().accepted());
-  REQUIRE(ack.join_ack().has_split());
-  CHECK(ack.join_ack().split().widths_size() == 4);
+  const wire::JoinAck ack = JoinAs(bad, "node-1", 1);
+  REQUIRE(ack.has_split());
+  CHECK(ack.split().widths_size() == 4);
   wire::Envelope ready;
   ready.mutable_heartbeat()->set_round(0);
   wire::SendEnvelope(bad, ready);
@@ -444,16 +439,10 @@ TEST_CASE("GNN shards: reports out of turn, empty endpoints and federated messag
                                 "gnn.epochs=3", "gnn.chunks=2", "server.liveness_timeout_s=20.0"});
   zmq::context_t ctx(1);
   zmq::socket_t bad = Dealer(ctx, rs.endpoint, "node-1");
-  wire::Envelope j;
-  j.mutable_join()->set_node_id("node-1");
-  j.mutable_join()->set_node_index(1);
-  wire::SendEnvelope(bad, j);
-  wire::Envelope ack;
-  REQUIRE(Recv(bad, &ack));
-  REQUIRE(ack.join_ack().accepted());
-  REQUIRE(ack.join_ack().has_gnn());
-  CHECK(ack.join_ack().gnn().shard() == 1);
-  CHECK(ack.join_ack().gnn().mode() == "pipe");
+  const wire::JoinAck ack = JoinAs(bad, "node-1", 1);
+  REQUIRE(ack.has_gnn());
+  CHECK(ack.gnn().shard() == 1);
+  CHECK(ack.gnn().mode() == "pipe");
   auto expect_error = [&](wire::Envelope& e, wire::ErrorCode code, const std::string& what) {
     wire::SendEnvelope(bad, e);
     wire::Envelope reply;
