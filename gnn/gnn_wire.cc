@@ -1,5 +1,6 @@
 #include "gnn/gnn_wire.h"
 
+#include <cmath>
 #include <cstring>
 
 namespace edgebed {
@@ -95,6 +96,49 @@ Status FromWire(const wire::GnnTensor& in, uint32_t parts, PeerTensor* out) {
   out->dim = in.dim();
   out->values.resize(n);
   if (n) std::memcpy(out->values.data(), in.values().data(), n * sizeof(float));
+  return Status::Ok();
+}
+
+void ToWire(const ShardStats& s, const ShardTraffic& t, wire::GnnEpochDone* d) {
+  d->set_train_loss(s.train_loss);
+  d->set_train_correct(s.train_correct);
+  d->set_train_seen(s.train_seen);
+  d->set_evaluated(s.evaluated);
+  for (int k = 0; k < 3; ++k) d->add_correct(s.correct[k]), d->add_total(s.total[k]);
+  d->set_test_loss(s.test_loss);
+  for (int k = 0; k < kTensorKinds; ++k) d->add_sent_bytes(t.bytes[k]), d->add_sent_values(t.values[k]);
+  d->set_train_s(s.train_s);
+  d->set_eval_s(s.eval_s);
+  d->set_stale_reads(s.stale_reads);
+  d->set_fresh_reads(s.fresh_reads);
+  d->set_max_staleness(s.max_staleness);
+  d->set_stale_diff_sq(s.stale_diff_sq);
+  d->set_stale_norm_sq(s.stale_norm_sq);
+  d->set_wait_s(s.wait_s);
+}
+
+Status FromWire(const wire::GnnEpochDone& d, ShardStats* s, ShardTraffic* t) {
+  if (d.correct_size() != 3 || d.total_size() != 3 || d.sent_bytes_size() != kTensorKinds ||
+      d.sent_values_size() != kTensorKinds)
+    return Status::InvalidArgument("gnn_epoch_done needs 3 correct/total counts (train, val, test) and 4 sent_bytes/sent_values (by kind)");
+  if (!std::isfinite(d.train_loss()) || !std::isfinite(d.test_loss()))
+    return Status::InvalidArgument("gnn_epoch_done.train_loss / test_loss is not finite");
+  *s = ShardStats{};
+  s->train_loss = d.train_loss();
+  s->train_correct = d.train_correct();
+  s->train_seen = d.train_seen();
+  s->evaluated = d.evaluated();
+  for (int k = 0; k < 3; ++k) s->correct[k] = d.correct(k), s->total[k] = d.total(k);
+  s->test_loss = d.test_loss();
+  s->stale_reads = d.stale_reads();
+  s->fresh_reads = d.fresh_reads();
+  s->max_staleness = d.max_staleness();
+  s->stale_diff_sq = d.stale_diff_sq();
+  s->stale_norm_sq = d.stale_norm_sq();
+  s->train_s = d.train_s();
+  s->eval_s = d.eval_s();
+  s->wait_s = d.wait_s();
+  for (int k = 0; k < kTensorKinds; ++k) t->bytes[k] = d.sent_bytes(k), t->values[k] = d.sent_values(k);
   return Status::Ok();
 }
 

@@ -177,24 +177,6 @@ void SendError(zmq::socket_t& sock, const std::string& id, wire::ErrorCode code,
   wire::SendEnvelope(sock, e);
 }
 
-void Fill(const ShardStats& s, const ShardTraffic& t, wire::GnnEpochDone* d) {
-  d->set_train_loss(s.train_loss);
-  d->set_train_correct(s.train_correct);
-  d->set_train_seen(s.train_seen);
-  d->set_evaluated(s.evaluated);
-  for (int k = 0; k < 3; ++k) d->add_correct(s.correct[k]), d->add_total(s.total[k]);
-  d->set_test_loss(s.test_loss);
-  for (int k = 0; k < kTensorKinds; ++k) d->add_sent_bytes(t.bytes[k]), d->add_sent_values(t.values[k]);
-  d->set_train_s(s.train_s);
-  d->set_eval_s(s.eval_s);
-  d->set_stale_reads(s.stale_reads);
-  d->set_fresh_reads(s.fresh_reads);
-  d->set_max_staleness(s.max_staleness);
-  d->set_stale_diff_sq(s.stale_diff_sq);
-  d->set_stale_norm_sq(s.stale_norm_sq);
-  d->set_wait_s(s.wait_s);
-}
-
 }  // namespace
 
 int RunGnnNode(zmq::socket_t& sock, const std::string& id, const wire::JoinAck& ack, const NodeOptions& opt) {
@@ -296,7 +278,7 @@ int RunGnnNode(zmq::socket_t& sock, const std::string& id, const wire::JoinAck& 
       done.set_sender(id);
       done.mutable_gnn_epoch_done()->set_epoch(e.epoch());
       st.wait_s = peers.TakeWait();
-      Fill(st, peers.TakeTraffic(), done.mutable_gnn_epoch_done());
+      ToWire(st, peers.TakeTraffic(), done.mutable_gnn_epoch_done());
       wire::SendEnvelope(sock, done);
     } else if (in.has_shutdown()) {
       spdlog::info("{}: server says shutdown ({}); leaving", id, in.shutdown().reason());

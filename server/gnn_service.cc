@@ -20,7 +20,6 @@ Result<std::unique_ptr<GnnService>> GnnService::Create(const Scenario& sc) {
   s->endpoints_.assign(p, "");
   s->stats_.assign(p, ShardStats{});
   s->traffic_.assign(p, ShardTraffic{});
-  s->reported_.assign(p, false);
   spdlog::info("gnn: {}; {} with {} shards{}, {} layers of width {}", s->graph_.description, sc.gnn.mode, p,
                sc.gnn.mode == "pipe" ? " and " + std::to_string(sc.gnn.chunks) + " chunks" : "", sc.gnn.layers,
                sc.gnn.hidden);
@@ -68,41 +67,15 @@ void GnnService::MakeEpoch(uint32_t epoch, uint32_t index, wire::GnnEpoch* out) 
 }
 
 Status GnnService::OnEpochDone(uint32_t index, uint32_t epoch, const wire::GnnEpochDone& d) {
-  if (index >= reported_.size()) return Status::InvalidArgument("gnn_epoch_done from a node that holds no shard");
+  if (index >= stats_.size()) return Status::InvalidArgument("gnn_epoch_done from a node that holds no shard");
   if (d.epoch() != epoch)
     return Status::InvalidArgument("gnn_epoch_done.epoch = " + std::to_string(d.epoch()) + " is not the epoch in progress (" +
                                    std::to_string(epoch) + ")");
-  if (d.correct_size() != 3 || d.total_size() != 3 || d.sent_bytes_size() != kTensorKinds ||
-      d.sent_values_size() != kTensorKinds)
-    return Status::InvalidArgument("gnn_epoch_done needs 3 correct/total counts (train, val, test) and 4 sent_bytes/sent_values (by kind)");
-  if (!std::isfinite(d.train_loss()) || !std::isfinite(d.test_loss()))
-    return Status::InvalidArgument("gnn_epoch_done.train_loss / test_loss is not finite");
-  ShardStats s;
-  s.train_loss = d.train_loss();
-  s.train_correct = d.train_correct();
-  s.train_seen = d.train_seen();
-  s.evaluated = d.evaluated();
-  for (int k = 0; k < 3; ++k) s.correct[k] = d.correct(k), s.total[k] = d.total(k);
-  s.test_loss = d.test_loss();
-  s.stale_reads = d.stale_reads();
-  s.fresh_reads = d.fresh_reads();
-  s.max_staleness = d.max_staleness();
-  s.stale_diff_sq = d.stale_diff_sq();
-  s.stale_norm_sq = d.stale_norm_sq();
-  s.train_s = d.train_s();
-  s.eval_s = d.eval_s();
-  s.wait_s = d.wait_s();
-  ShardTraffic t;
-  for (int k = 0; k < kTensorKinds; ++k) t.bytes[k] = d.sent_bytes(k), t.values[k] = d.sent_values(k);
-  stats_[index] = s;
-  traffic_[index] = t;
-  reported_[index] = true;
-  return Status::Ok();
+  return FromWire(d, &stats_[index], &traffic_[index]);
 }
 
 nlohmann::json GnnService::EndEpoch(uint32_t epoch, double wall_s) {
   report_->AddEpoch(epoch, stats_, traffic_, wall_s);
-  std::fill(reported_.begin(), reported_.end(), false);
   std::fill(stats_.begin(), stats_.end(), ShardStats{});
   std::fill(traffic_.begin(), traffic_.end(), ShardTraffic{});
   return report_->rows().back();

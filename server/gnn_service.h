@@ -44,7 +44,6 @@ class GnnService {
   std::vector<std::string> endpoints_;
   std::vector<ShardStats> stats_;
   std::vector<ShardTraffic> traffic_;
-  std::vector<bool> reported_;
 };
 
 }  // namespace edgebed
