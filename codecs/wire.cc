@@ -30,6 +30,23 @@ Status Decode(const void* data, size_t size, size_t max_frame_bytes, Envelope* e
   return Status::Ok();
 }
 
+std::string Printable(std::string_view text, size_t max_chars) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (out.size() >= max_chars) return out + "...";
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
 std::string BodyName(const Envelope& env) {
   const auto* field = Envelope::descriptor()->FindFieldByNumber(static_cast<int>(env.body_case()));
   return field ? field->name() : "none";

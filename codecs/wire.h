@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "codecs/edgebed.pb.h"
 #include "codecs/params.h"
@@ -20,6 +21,11 @@ Status Encode(Envelope& env, std::string* out);
 
 // Parses one frame. Fails with a message naming the problem: oversize, unparseable, wrong version.
 Status Decode(const void* data, size_t size, size_t max_frame_bytes, Envelope* env);
+
+// Peer text made safe to log: control characters, backslashes and bytes outside printable ASCII
+// become \xNN escapes, and text past `max_chars` is cut (with "..."). A peer's routing id, node id,
+// reason or message never reaches a log line unescaped, so it cannot forge or split lines.
+std::string Printable(std::string_view text, size_t max_chars = 160);
 
 // Name of the body case, for logs and errors ("fit_res", "join", ...).
 std::string BodyName(const Envelope& env);

@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "codecs/wire.h"
-#include "node/partition.h"
+#include "splitnets/partition.h"
 #include "splitnets/transfer.h"
 
 namespace edgebed {

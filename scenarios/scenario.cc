@@ -1,5 +1,7 @@
 #include "scenarios/scenario.h"
 
+#include "splitnets/partition.h"
+
 #include "splitnets/device_profile.h"
 #include "splitnets/transfer.h"
 
@@ -228,6 +230,8 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Real("server.virtual_deadline_s", &s->virtual_deadline_s, 0.0, 1e9));
   EDGEBED_RETURN_IF_ERROR(r.Real("server.max_frame_mb", &s->max_frame_mb, 0.0, 2047.0, true));
   EDGEBED_RETURN_IF_ERROR(r.Int("server.threads", &s->server_threads, 1, 256));
+  EDGEBED_RETURN_IF_ERROR(r.Int("server.max_connections", &s->max_connections, 16, 1000000));
+  EDGEBED_RETURN_IF_ERROR(r.Int("server.max_connections_per_peer", &s->max_connections_per_peer, 1, 1000000));
   ChannelConfig& c = s->channel;
   EDGEBED_RETURN_IF_ERROR(r.Str("channel.uplink", &c.uplink, {"ideal", "digital", "analog_ota", "digital_ota"}));
   EDGEBED_RETURN_IF_ERROR(r.Real("channel.snr_db", &c.snr_db, -30.0, 60.0));
@@ -441,6 +445,22 @@ Result<Dataset> LoadScenarioData(const Scenario& sc, bool train) {
   return SelectClasses(d.value(), sc.classes);
 }
 
+Result<std::vector<uint64_t>> ScenarioPartitionSizes(const Scenario& sc) {
+  auto train = LoadScenarioData(sc, true);
+  if (!train.ok()) return train.status();
+  PartitionSpec spec;
+  spec.kind = sc.partition;
+  spec.alpha = sc.dirichlet_alpha;
+  spec.shards_per_node = sc.shards_per_node;
+  spec.num_nodes = sc.nodes;
+  spec.seed = sc.seed;
+  auto parts = PartitionAll(train->labels, train->num_classes, spec);
+  if (!parts.ok()) return parts.status();
+  std::vector<uint64_t> sizes;
+  for (const auto& p : parts.value()) sizes.push_back(p.size());
+  return sizes;
+}
+
 const std::string& DefaultScenarioText() {
   static const std::string text(kDefaultText);
   return text;
@@ -498,7 +518,9 @@ std::string Scenario::ToToml() const {
       {"server", toml::table{{"bind", bind}, {"round_deadline_s", round_deadline_s},
                              {"join_timeout_s", join_timeout_s}, {"liveness_timeout_s", liveness_timeout_s},
                              {"virtual_deadline_s", virtual_deadline_s},
-                             {"max_frame_mb", max_frame_mb}, {"threads", int64_t{server_threads}}}},
+                             {"max_frame_mb", max_frame_mb}, {"threads", int64_t{server_threads}},
+                             {"max_connections", int64_t{max_connections}},
+                             {"max_connections_per_peer", int64_t{max_connections_per_peer}}}},
       {"channel", toml::table{{"uplink", channel.uplink}, {"snr_db", channel.snr_db},
                               {"snr_reference", channel.snr_reference}, {"fading", channel.fading},
                               {"rician_k_db", channel.rician_k_db}, {"path_loss_exponent", channel.path_loss_exponent},

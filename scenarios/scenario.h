@@ -116,6 +116,8 @@ struct Scenario {
   double virtual_deadline_s = 0.0;  // updates completing later on the virtual clock are stragglers; 0 = none
   double max_frame_mb = 64.0;
   uint32_t server_threads = 2;
+  uint32_t max_connections = 4096;          // open node connections in all (within the fd limit)
+  uint32_t max_connections_per_peer = 256;  // from one IP address
 
   ChannelConfig channel;  // [channel]
 
@@ -149,6 +151,10 @@ ModelSpec ScenarioModel(const Scenario& sc);
 
 // The scenario's training (train = true) or test set: data.dir, the limits, then data.classes.
 Result<Dataset> LoadScenarioData(const Scenario& sc, bool train);
+
+// How many training samples each node holds (the partition every node computes from the same
+// fields). Errors name the field: e.g. Dirichlet with too few samples per node.
+Result<std::vector<uint64_t>> ScenarioPartitionSizes(const Scenario& sc);
 
 // The embedded default scenario's text (scenarios/default.toml).
 const std::string& DefaultScenarioText();

@@ -2,9 +2,15 @@
 
 namespace edgebed {
 
-Status NodeRegistry::Join(const std::string& id, uint32_t index, const std::string& device,
+Status NodeRegistry::Join(const std::string& id, const std::string& route, uint32_t index, const std::string& device,
                           std::chrono::steady_clock::time_point now) {
   if (id.empty() || id.size() > 128) return Status::InvalidArgument("join.node_id must be 1..128 characters");
+  for (char c : id)
+    if (c < 0x21 || c > 0x7e)  // ids go into logs, file names and metrics: printable ASCII only
+      return Status::InvalidArgument("join.node_id may hold printable ASCII characters only (no spaces or control characters)");
+  if (const NodeRecord* held = Find(id); held && held->alive && held->route != route)
+    return Status::InvalidArgument("join.node_id '" + id + "' is held by another connection; a node joins again only "
+                                   "after its connection closes, it leaves, or it is declared failed");
   if (index >= num_nodes_)
     return Status::InvalidArgument("join.node_index = " + std::to_string(index) + " is out of range [0, " +
                                    std::to_string(num_nodes_ - 1) + "]");
@@ -13,6 +19,7 @@ Status NodeRegistry::Join(const std::string& id, uint32_t index, const std::stri
       return Status::InvalidArgument("join.node_index = " + std::to_string(index) + " is already held by " + other_id);
   NodeRecord& rec = nodes_[id];
   rec.id = id;
+  rec.route = route;
   rec.index = index;
   rec.device = device;
   rec.alive = true;
@@ -32,6 +39,16 @@ void NodeRegistry::Touch(const std::string& id, std::chrono::steady_clock::time_
 
 void NodeRegistry::MarkGone(const std::string& id) {
   if (auto* r = Find(id)) r->alive = false;
+}
+
+std::vector<std::string> NodeRegistry::ReleaseRoute(const std::string& route) {
+  std::vector<std::string> gone;
+  for (auto& [id, rec] : nodes_)
+    if (rec.alive && rec.route == route) {
+      rec.alive = false;
+      gone.push_back(id);
+    }
+  return gone;
 }
 
 std::vector<std::string> NodeRegistry::AliveIds() const {

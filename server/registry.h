@@ -29,12 +29,16 @@ struct NodeRecord {
 class NodeRegistry {
  public:
   explicit NodeRegistry(uint32_t num_nodes) : num_nodes_(num_nodes) {}
-  // Admits a node; a node re-joining under its own id is admitted again. Errors say why not.
-  Status Join(const std::string& id, uint32_t index, const std::string& device,
-              std::chrono::steady_clock::time_point now);
+  // Admits node `id` at `index`, bound to the connection `route` (its own, or its node host's).
+  // A node that left, failed or lost its connection may join again; an alive node's id and index
+  // are refused to any other connection (no hijacking). Errors name the field and the holder.
+  [[nodiscard]] Status Join(const std::string& id, const std::string& route, uint32_t index, const std::string& device,
+                            std::chrono::steady_clock::time_point now);
   NodeRecord* Find(const std::string& id);
   void Touch(const std::string& id, std::chrono::steady_clock::time_point now);
   void MarkGone(const std::string& id);
+  // The connection `route` closed: every alive node it carried is gone; returns their ids.
+  std::vector<std::string> ReleaseRoute(const std::string& route);
   std::vector<std::string> AliveIds() const;  // sorted
   size_t alive_count() const;
   size_t ready_count() const;  // alive and ready

@@ -14,14 +14,18 @@
 #include <numeric>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <zmq.hpp>
 
 #include "channel/uplink.h"
 #include "codecs/count_decoder.h"
 #include "codecs/rng.h"
 #include "codecs/symmetric.h"
 #include "codecs/vq.h"
-#include "codecs/zmq_wire.h"
+#include "codecs/wire.h"
+#include "record/run_record.h"
+#include "record/files.h"
+#include "server/checkpoint.h"
+#include "server/eval_worker.h"
+#include "server/node_link.h"
 #include "server/registry.h"
 #include "server/gnn_service.h"
 #include "server/split_service.h"
@@ -51,7 +55,7 @@ std::pair<double, double> RssMb() {
 }
 }  // namespace
 
-struct Server::Impl {
+struct Server::Impl final : NodeLink::Handler {
   Scenario sc;
   std::unique_ptr<Learner> learner;
   std::unique_ptr<Strategy> strategy;
@@ -63,11 +67,11 @@ struct Server::Impl {
   Rng select_rng;
   std::string run_id;
 
-  zmq::context_t ctx{1};
-  zmq::socket_t router{ctx, zmq::socket_type::router};
-  zmq::socket_t monitor{ctx, zmq::socket_type::pair};
-  std::string endpoint;
-  std::map<int, std::string> peer_endpoints;  // fd -> "tcp://ip:port" from monitor events
+  NodeLink net;                          // the sockets: frames in and out, connection identity and limits
+  std::vector<uint64_t> assigned_samples;  // per node index: its partition's size (caps claimed counts)
+  uint32_t first_round = 1;                // > 1 when resumed from a checkpoint
+  uint64_t aggregated_rounds = 0;          // rounds (of this process) whose update changed the model
+  std::string stop_reason;                 // why the run ended early ("" = it did not)
 
   // State of the round in progress.
   uint32_t round = 0;
@@ -107,7 +111,9 @@ struct Server::Impl {
   std::unique_ptr<GnnService> gnn;     // model gnn: shards train among themselves; the server orders epochs
   std::string gnn_setup_failure;       // a node that could not build its shard (the run cannot start)
 
-  std::ofstream metrics_jsonl, metrics_csv;
+  RunRecord record;                 // metrics.jsonl/csv, summary.json: every write checked
+  std::mutex record_mu;
+  Status record_error;              // the first failed write of a result file (the run stops on it)
 
   // ---- sending -------------------------------------------------------------------------------
   // Sends to node `to` over the connection that carries it (its own, or its node host's).
@@ -119,7 +125,7 @@ struct Server::Impl {
       via = rec && !rec->route.empty() ? rec->route : to;
     }
     if (via != to) env.set_node(to);
-    const size_t n = wire::SendEnvelope(router, env, via, /*dont_wait=*/true);
+    const size_t n = net.Send(via, env);
     downlink_bytes += n;
     return n;
   }
@@ -142,58 +148,25 @@ struct Server::Impl {
   }
 
   // ---- receiving -----------------------------------------------------------------------------
-  // Waits up to `timeout` for one frame or monitor event and handles it.
-  void PollOnce(std::chrono::milliseconds timeout) {
-    zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0}, {monitor.handle(), 0, ZMQ_POLLIN, 0}};
-    try {
-      zmq::poll(items, 2, timeout);
-    } catch (const zmq::error_t& e) {
-      if (e.num() == EINTR) return;  // a signal (Ctrl-C asks for a stop): the loop checks and goes on
-      throw;
-    }
-    if (items[1].revents & ZMQ_POLLIN) HandleMonitorEvent();
-    if (items[0].revents & ZMQ_POLLIN) HandleRouterMessage();
-  }
+  // Waits up to `timeout` for frames and connection events and handles them.
+  void PollOnce(std::chrono::milliseconds timeout) { net.Poll(timeout, *this); }
 
-  void HandleMonitorEvent() {
-    zmq::message_t ev, addr;
-    if (!monitor.recv(ev, zmq::recv_flags::dontwait)) return;
-    if (ev.more()) (void)monitor.recv(addr);
-    if (ev.size() < 6) return;
-    uint16_t event;
-    int32_t value;
-    std::memcpy(&event, ev.data(), 2);
-    std::memcpy(&value, static_cast<const char*>(ev.data()) + 2, 4);
-    const std::string peer = addr.to_string();
-    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL || event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
-      ++stats.handshake_failed;
-      spdlog::error("dropped a connection on {}: ZMTP handshake failed (code {:#x}); the peer did not "
-                    "speak ZeroMQ (random bytes?)", peer, value);
-    } else if (event == ZMQ_EVENT_DISCONNECTED) {
-      spdlog::info("a connection to {} closed (peer left, or sent a frame over twice server.max_frame_mb = "
-                   "{} and was cut off)", peer, sc.max_frame_mb);
+  // A connection closed: every node it carried is gone at once (a pending one has failed), and its
+  // index is free for a node that joins again.
+  void OnRouteClosed(const std::string& route) override {
+    for (const auto& id : registry.ReleaseRoute(route)) {
+      const auto* rec = registry.Find(id);
+      spdlog::log(rec && rec->simulated ? spdlog::level::debug : spdlog::level::info, "{}: its connection closed", id);
+      Fail(id, "its connection closed (process ended or link lost)");
     }
   }
 
-  void HandleRouterMessage() {
-    std::vector<zmq::message_t> parts;
-    zmq::message_t part;
-    do {
-      if (!router.recv(part, zmq::recv_flags::dontwait)) break;
-      parts.push_back(std::move(part));
-      part = zmq::message_t();
-    } while (parts.back().more() && parts.size() < 64);
-    while (!parts.empty() && parts.back().more()) {  // drain an over-long multipart message
-      if (!router.recv(part, zmq::recv_flags::dontwait)) break;
-      parts.push_back(std::move(part));
-      part = zmq::message_t();
-    }
-    if (parts.empty()) return;
+  void OnMessage(const std::string& route, std::vector<zmq::message_t>& parts) override {
     ++stats.frames;
-    const std::string from = parts[0].to_string();
+    const std::string& from = route;
     if (parts.size() != 2) {
       ++stats.malformed;
-      spdlog::error("dropped a message from '{}': {} frames, a message is exactly one Envelope frame", from,
+      spdlog::error("dropped a message from '{}': {} frames, a message is exactly one Envelope frame", wire::Printable(from),
                     parts.size() - 1);
       SendError(from, wire::MALFORMED, "a message must be exactly one frame holding one Envelope");
       return;
@@ -202,7 +175,6 @@ struct Server::Impl {
     wire::Envelope env;
     Status st = wire::Decode(payload.data(), payload.size(), sc.max_frame_bytes(), &env);
     // A node host carries many nodes on one connection; each message names its node.
-    const std::string route = from;
     const std::string node = st.ok() && !env.node().empty() ? env.node() : from;
     if (auto* rec = registry.Find(node); rec && rec->route == route) registry.Touch(node, Clock::now());
     if (round > 0 && pending.count(node))
@@ -218,7 +190,7 @@ struct Server::Impl {
       } else {
         ++stats.malformed;
       }
-      spdlog::error("dropped a frame of {} bytes from '{}': {}", payload.size(), from, st.ToString());
+      spdlog::error("dropped a frame of {} bytes from '{}': {}", payload.size(), wire::Printable(from), st.ToString());
       SendError(from, code, st.message());
       return;
     }
@@ -227,19 +199,19 @@ struct Server::Impl {
       if (rec && rec->route != route) {
         ++stats.unknown_node;
         spdlog::error("dropped {} for '{}' from connection '{}': that node joined over '{}'", wire::BodyName(env), node,
-                      route, rec->route);
+                      wire::Printable(route), wire::Printable(rec->route));
         return;
       }
     }
     const std::string& from_node = node;
     if (split && (env.has_fit_res() || env.has_evaluate_res())) {
       ++stats.unexpected;
-      spdlog::error("dropped {} from '{}': this run is split learning", wire::BodyName(env), from_node);
+      spdlog::error("dropped {} from '{}': this run is split learning", wire::BodyName(env), wire::Printable(from_node));
       return SendError(from_node, wire::UNEXPECTED, wire::BodyName(env) + " in a split-learning run (model slimsplit)");
     }
     if (gnn && (env.has_fit_res() || env.has_evaluate_res() || env.has_split_forward() || env.has_split_done())) {
       ++stats.unexpected;
-      spdlog::error("dropped {} from '{}': this run is GNN training", wire::BodyName(env), from_node);
+      spdlog::error("dropped {} from '{}': this run is GNN training", wire::BodyName(env), wire::Printable(from_node));
       return SendError(from_node, wire::UNEXPECTED, wire::BodyName(env) + " in a GNN run (model gnn)");
     }
     switch (env.body_case()) {
@@ -258,20 +230,21 @@ struct Server::Impl {
         return OnEvaluateRes(from_node, env.evaluate_res());
       case wire::Envelope::kError:
         if (gnn && env.error().code() == wire::REJECTED && registry.Find(from_node)) {
-          gnn_setup_failure = from_node + ": " + env.error().message();
+          gnn_setup_failure = from_node + ": " + wire::Printable(env.error().message());
           registry.MarkGone(from_node);
-          spdlog::error("{} cannot take its GNN shard: {}", from_node, env.error().message());
+          spdlog::error("{} cannot take its GNN shard: {}", from_node, wire::Printable(env.error().message()));
           return;
         }
         if (env.error().code() == wire::UNAVAILABLE && pending.count(from_node)) {
           ++dropouts;
-          return Fail(from_node, "unavailable: " + env.error().message());
+          return Fail(from_node, "unavailable: " + wire::Printable(env.error().message()));
         }
-        spdlog::warn("{} reports error {}: {}", from_node, wire::ErrorCode_Name(env.error().code()), env.error().message());
+        spdlog::warn("{} reports error {}: {}", wire::Printable(from_node), wire::ErrorCode_Name(env.error().code()),
+                     wire::Printable(env.error().message()));
         return;
       default:
         ++stats.unexpected;
-        spdlog::error("dropped {} from '{}': nodes do not send that", wire::BodyName(env), from_node);
+        spdlog::error("dropped {} from '{}': nodes do not send that", wire::BodyName(env), wire::Printable(from_node));
         SendError(from_node, wire::UNEXPECTED, wire::BodyName(env) + " is a server-to-node message");
     }
   }
@@ -280,7 +253,7 @@ struct Server::Impl {
     auto* rec = registry.Find(from);
     if (rec && rec->alive) return true;
     ++stats.unknown_node;
-    spdlog::error("dropped {} from '{}': that node has not joined", what, from);
+    spdlog::error("dropped {} from '{}': that node has not joined", what, wire::Printable(from));
     SendError(from, wire::UNKNOWN_NODE, std::string(what) + " from a node that has not joined; send join first");
     return false;
   }
@@ -289,18 +262,18 @@ struct Server::Impl {
     wire::Envelope out;
     auto* ack = out.mutable_join_ack();
     Status st = from == j.node_id()
-                    ? registry.Join(from, j.node_index(), j.device(), Clock::now())
-                    : Status::InvalidArgument("join.node_id '" + j.node_id() + "' differs from the identity '" + from + "'");
+                    ? registry.Join(from, route, j.node_index(), j.device(), Clock::now())
+                    : Status::InvalidArgument("join.node_id '" + wire::Printable(j.node_id()) + "' differs from the identity '" +
+                                              wire::Printable(from) + "'");
     if (!st.ok()) {
       ++stats.rejected_joins;
-      spdlog::error("refused join from '{}': {}", from, st.message());
+      spdlog::error("refused join from '{}': {}", wire::Printable(from), wire::Printable(st.message(), 400));
       ack->set_accepted(false);
       ack->set_reason(st.message());
       Send(from, out, route);
       return;
     }
     NodeRecord* rec = registry.Find(from);
-    rec->route = route;
     rec->simulated = j.profile().simulated();
     rec->profile = FromWire(j.profile());
     rec->num_samples = j.num_samples();
@@ -329,8 +302,8 @@ struct Server::Impl {
     if (gnn) gnn->FillJoinAck(j.node_index(), ack);
     Send(from, out);
     if (!rec->simulated || registry.alive_count() % 100 == 0 || registry.alive_count() == sc.nodes)
-      spdlog::info("{} joined (index {}, {}); {} of {} nodes", from, j.node_index(), j.device(), registry.alive_count(),
-                   sc.nodes);
+      spdlog::info("{} joined (index {}, {}); {} of {} nodes", from, j.node_index(), wire::Printable(j.device()),
+                   registry.alive_count(), sc.nodes);
   }
 
   // ---- GNN training ------------------------------------------------------------------------------
@@ -429,9 +402,12 @@ struct Server::Impl {
       }
     }
     if (first_failure && !failures.empty()) return;
+    if (stop_flag->load()) {  // a stop is no node's failure: the round simply ends unfinished
+      pending.clear();
+      return;
+    }
     for (const auto& id : std::vector<std::string>(pending.begin(), pending.end()))
-      Fail(id, stop_flag->load() ? std::string("the run was stopped (SIGINT/SIGTERM)")
-                                 : "missed the round deadline of " + std::to_string(sc.round_deadline_s) + " s");
+      Fail(id, "missed the round deadline of " + std::to_string(sc.round_deadline_s) + " s");
   }
 
   Clock::time_point DeadlineFrom(Clock::time_point t0) const {
@@ -564,9 +540,10 @@ struct Server::Impl {
   void OnLeave(const std::string& from, const wire::Leave& l) {
     if (!KnownAlive(from, "leave")) return;
     registry.MarkGone(from);
-    Fail(from, "left the federation: " + l.reason());
+    Fail(from, "left the federation: " + wire::Printable(l.reason()));
     const auto* rec = registry.Find(from);
-    spdlog::log(rec && rec->simulated ? spdlog::level::debug : spdlog::level::info, "{} left: {}", from, l.reason());
+    spdlog::log(rec && rec->simulated ? spdlog::level::debug : spdlog::level::info, "{} left: {}", from,
+                wire::Printable(l.reason()));
   }
 
   void OnFitRes(const std::string& from, const wire::FitRes& res) {
@@ -593,6 +570,13 @@ struct Server::Impl {
     if (!st.ok()) return RejectUpdate(from, st.message());
     if (!std::isfinite(r.train_time_s) || r.train_time_s < 0 || r.num_samples == 0)
       return RejectUpdate(from, "fit_res.num_samples must be >= 1 and fit_res.train_time_s finite and >= 0");
+    if (r.node_index < assigned_samples.size() && r.num_samples > assigned_samples[r.node_index]) {
+      // FedAvg weights by this count: a node may not claim more samples than its partition holds.
+      ++stats.capped_samples;
+      spdlog::warn("round {}: {} claims fit_res.num_samples = {}, its partition holds {}; counted as {}", round, from,
+                   r.num_samples, assigned_samples[r.node_index], assigned_samples[r.node_index]);
+      r.num_samples = assigned_samples[r.node_index];
+    }
     if (!vq_answer && res.aggregate_of_size() > 0) return OnRelayedAggregate(from, res, std::move(r));
     if (over_commit_target > 0 && accepted >= over_commit_target) {
       ++over_committed;
@@ -921,10 +905,11 @@ struct Server::Impl {
   // ---- the run -------------------------------------------------------------------------------
   void WaitForNodes() {
     const auto t0 = Clock::now();
-    spdlog::info("waiting up to {:.0f} s for {} nodes on {}", sc.join_timeout_s, sc.nodes, endpoint);
+    spdlog::info("waiting up to {:.0f} s for {} nodes on {}", sc.join_timeout_s, sc.nodes, net.endpoint());
     // Round 1 starts once every node has joined and prepared its data (so that the liveness clock,
     // which starts at fit_ins, never counts a node's data loading), or at the join timeout.
-    while (registry.ready_count() < sc.nodes && Since(t0) < sc.join_timeout_s && gnn_setup_failure.empty())
+    while (registry.ready_count() < sc.nodes && Since(t0) < sc.join_timeout_s && gnn_setup_failure.empty() &&
+           !stop_flag->load())
       PollOnce(std::chrono::milliseconds(100));
   }
 
@@ -935,59 +920,30 @@ struct Server::Impl {
   }
 
   // Evaluation of round r's model overlaps round r+1's training: the federation never waits for the
-  // server's test pass. The round's metrics row is written when its evaluation finishes. One thread
-  // serves every round, so memory does not creep with a thread (and a malloc arena) per round.
-  struct EvalWorker {
-    std::thread thread;
-    std::mutex mu;
-    std::condition_variable cv;
-    std::function<void()> job;
-    bool busy = false, quit = false;
-    void Run() {
-      std::unique_lock<std::mutex> lock(mu);
-      for (;;) {
-        cv.wait(lock, [&] { return quit || job; });
-        if (!job) return;
-        auto j = std::move(job);
-        job = nullptr;
-        lock.unlock();
-        j();
-        lock.lock();
-        busy = false;
-        cv.notify_all();
-      }
-    }
-    void Post(std::function<void()> j) {
-      std::unique_lock<std::mutex> lock(mu);
-      if (!thread.joinable()) thread = std::thread([this] { Run(); });
-      cv.wait(lock, [&] { return !busy; });
-      job = std::move(j);
-      busy = true;
-      cv.notify_all();
-    }
-    void Wait() {
-      std::unique_lock<std::mutex> lock(mu);
-      cv.wait(lock, [&] { return !busy; });
-    }
-    ~EvalWorker() {
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        quit = true;
-        cv.notify_all();
-      }
-      if (thread.joinable()) thread.join();
-    }
-  };
+  // server's test pass. The round's metrics row is written when its evaluation finishes, and then
+  // the checkpoint of that round, so a checkpoint never runs ahead of the rows.
   EvalWorker eval_worker;
   void WaitEval() { eval_worker.Wait(); }
   void EvaluateAndWrite(json row, bool async) {
     WaitEval();
-    auto job = [this, row = std::move(row), params = global]() mutable {
-      const EvalStats ev = Evaluate(params);
+    ServerCheckpoint ck;
+    ck.round = row["round"].get<uint32_t>();
+    ck.run_id = run_id;
+    ck.seed = sc.seed;
+    ck.virtual_clock_s = virtual_clock_s;
+    std::ostringstream rng_state;
+    rng_state << select_rng;
+    ck.select_rng = rng_state.str();
+    ck.global = global;
+    auto job = [this, row = std::move(row), ck = std::move(ck)]() mutable {
+      const EvalStats ev = Evaluate(ck.global);
       row["test_accuracy"] = ev.accuracy;
       row["test_loss"] = ev.loss;
       row["eval_s"] = ev.seconds;
-      WriteRow(row);
+      if (!WriteRow(row)) return;
+      if (ck.round > 0) {
+        if (Status st = SaveCheckpoint(sc.output_dir, ck); !st.ok()) return RecordFailed(st);
+      }
       spdlog::info("round {:>3}/{}: accuracy {:.4f}  loss {:.4f}  participants {}/{}  failures {}  {:.1f} s",
                    row["round"].get<uint32_t>(), sc.rounds, ev.accuracy, ev.loss, row["participants"].get<size_t>(),
                    row["selected"].get<size_t>(), row["failures"].get<size_t>(), row["wall_s"].get<double>());
@@ -999,14 +955,24 @@ struct Server::Impl {
     }
   }
 
-  void WriteRow(const json& row) {
-    metrics_jsonl << row.dump() << "\n";
-    metrics_jsonl.flush();
-    metrics_csv << row["round"] << ',' << row["test_accuracy"] << ',' << row["test_loss"] << ','
-                << row["participants"] << ',' << row["failures"] << ',' << row["uplink_bytes"] << ','
-                << row["downlink_bytes"] << ',' << row["wall_s"] << ',' << row["elapsed_s"] << ','
-                << row.value("virtual_clock_s", 0.0) << ',' << row.value("energy_j", 0.0) << "\n";
-    metrics_csv.flush();
+  // A result file could not be written: the run cannot go on without losing results, so it stops
+  // after this round, and the error names the file.
+  void RecordFailed(const Status& st) {
+    std::lock_guard<std::mutex> lock(record_mu);
+    if (record_error.ok()) {
+      record_error = st;
+      spdlog::error("{}; the run stops (rows written before are kept)", st.message());
+    }
+  }
+  Status RecordError() {
+    std::lock_guard<std::mutex> lock(record_mu);
+    return record_error;
+  }
+
+  bool WriteRow(const json& row) {
+    Status st = record.WriteRow(row);
+    if (!st.ok()) RecordFailed(st);
+    return st.ok();
   }
 
   void RunRound(uint32_t r, Clock::time_point run_start) {
@@ -1083,6 +1049,7 @@ struct Server::Impl {
       if (next.ok()) {
         global = std::move(next.value());
         aggregated = true;
+        ++aggregated_rounds;
       } else {
         spdlog::error("round {}: aggregation failed: {}", r, next.status().ToString());
       }
@@ -1151,18 +1118,47 @@ struct Server::Impl {
 
   std::atomic<bool>* stop_flag = nullptr;
 
-  // Rounds 1..rounds until a stop or no node is alive; returns the last round run.
+  // Rounds first_round..rounds until a stop, a failed result write, or no node alive; returns the
+  // last round run. An early end leaves its reason in stop_reason.
   uint32_t RunRounds(const std::function<void(uint32_t)>& run_round) {
-    uint32_t done = 0;
-    for (uint32_t r = 1; r <= sc.rounds && !stop_flag->load(); ++r) {
+    uint32_t done = first_round - 1;
+    for (uint32_t r = first_round; r <= sc.rounds; ++r) {
+      if (stop_flag->load()) {
+        stop_reason = "stopped by a signal (SIGINT/SIGTERM) before round " + std::to_string(r);
+        break;
+      }
+      if (Status st = RecordError(); !st.ok()) {
+        stop_reason = "results could not be written: " + st.message();
+        break;
+      }
       if (registry.alive_count() == 0) {
-        spdlog::error("round {}: no node is alive; stopping the run", r);
+        stop_reason = "no node is alive before round " + std::to_string(r) + LastFailures();
         break;
       }
       run_round(r);
       done = r;
     }
+    if (!stop_reason.empty()) spdlog::error("the run ends early: {}", stop_reason);
     return done;
+  }
+
+  // "; last failures: node-1: ..., node-2: ..." of the round just run, for a stop's reason.
+  std::string LastFailures() const {
+    std::string out;
+    for (size_t i = 0; i < failures.size() && i < 5; ++i) out += (i ? ", " : "; last failures: ") + failures[i].node_id + ": " + failures[i].reason;
+    if (failures.size() > 5) out += fmt::format(" (and {} more)", failures.size() - 5);
+    return out;
+  }
+
+  // What the run's summary.json says of how it ended: complete, stopped (by a signal), or failed.
+  json Outcome(uint32_t done, uint64_t aggregated_rounds) const {
+    std::string status = "complete";
+    if (stop_flag->load()) status = "stopped";
+    else if (!stop_reason.empty() || done < sc.rounds || (sc.rounds > 0 && aggregated_rounds == 0)) status = "failed";
+    std::string reason = stop_reason;
+    if (reason.empty() && status == "failed") reason = "no round aggregated an update (see failed_nodes in metrics.jsonl)";
+    return {{"status", status}, {"stop_reason", reason.empty() ? json(nullptr) : json(reason)},
+            {"rounds_aggregated", aggregated_rounds}, {"resumed_from_round", first_round > 1 ? json(first_round - 1) : json(nullptr)}};
   }
 
   json DroppedJson() const {
@@ -1170,8 +1166,9 @@ struct Server::Impl {
     return {{"frames", s.frames},         {"malformed", s.malformed},
             {"oversize", s.oversize},     {"bad_version", s.bad_version},
             {"bad_tensor", s.bad_tensor}, {"unexpected", s.unexpected},
-            {"unknown_node", s.unknown_node}, {"handshake_failed", s.handshake_failed},
-            {"rejected_joins", s.rejected_joins}};
+            {"unknown_node", s.unknown_node}, {"handshake_failed", net.stats().handshake_failed},
+            {"refused_connections", net.stats().refused_connections},
+            {"rejected_joins", s.rejected_joins}, {"capped_samples", s.capped_samples}};
   }
 
   Status SetUpDigitalOta() {
@@ -1229,9 +1226,9 @@ Status Server::RunSplit(Clock::time_point run_start) {
   const uint32_t done = m.RunRounds([&](uint32_t r) { m.RunSplitRound(r, run_start); });
   json inference;
   if (m.sc.split.inference.requests > 0 && !stop_) inference = m.RunSplitInference();
-  m.Shutdown();
+  m.Shutdown(m.stop_reason.empty() && !stop_ ? "run complete" : "run stopped");
   Status saved = m.split->SaveModels(m.sc.output_dir);
-  if (!saved.ok()) spdlog::error("{}", saved.ToString());
+  if (!saved.ok()) m.RecordFailed(saved);
   json summary = m.split->Summary();
   const auto& widths = summary["widths"];
   summary.update({{"run_id", m.run_id},
@@ -1241,7 +1238,10 @@ Status Server::RunSplit(Clock::time_point run_start) {
                   {"wall_s", Since(run_start)},
                   {"inference", inference},
                   {"dropped", m.DroppedJson()}});
-  std::ofstream(m.sc.output_dir + "/summary.json") << summary.dump(2) << "\n";
+  summary.update(m.Outcome(done, done));
+  EDGEBED_RETURN_IF_ERROR(m.record.WriteSummary(summary));
+  EDGEBED_RETURN_IF_ERROR(m.RecordError());
+  if (summary["status"] != "complete") return Status::Unavailable("split run " + summary["status"].get<std::string>() + ": " + summary["stop_reason"].dump());
   spdlog::info("split run complete: {} rounds, widest test accuracy {}, {:.1f} s; outputs in {}", done,
                summary["final_test_accuracy"].dump(), Since(run_start), m.sc.output_dir);
   if (!inference.is_null() && inference.contains("passes"))
@@ -1254,13 +1254,14 @@ Status Server::RunSplit(Clock::time_point run_start) {
 Status Server::RunGnn() {
   auto& m = *impl_;
   EDGEBED_RETURN_IF_ERROR(m.gnn->Open());
-  std::ofstream(m.sc.output_dir + "/scenario.toml") << m.sc.ToToml();
   const auto run_start = Clock::now();
   m.WaitForNodes();  // a shard is ready once it has built its graph and listens for its peers
   std::string stopped;
   uint32_t done = 0;
   if (!m.gnn_setup_failure.empty()) {
     stopped = "setup: " + m.gnn_setup_failure;
+  } else if (stop_) {
+    stopped = "stopped by a signal (SIGINT/SIGTERM) while waiting for the shards";
   } else if (!m.gnn->AllReady()) {
     stopped = std::to_string(m.registry.ready_count()) + " of " + std::to_string(m.gnn->shards()) +
               " shards were ready within server.join_timeout_s = " + std::to_string(m.sc.join_timeout_s) +
@@ -1309,7 +1310,10 @@ Status Server::RunGnn() {
   json summary = m.gnn->Summary();
   summary.update({{"run_id", m.run_id}, {"model", m.sc.model}, {"epochs_completed", done}, {"wall_s", Since(run_start)},
                   {"stopped", stopped.empty() ? json(nullptr) : json(stopped)}, {"dropped", m.DroppedJson()}});
-  std::ofstream(m.sc.output_dir + "/summary.json") << summary.dump(2) << "\n";
+  if (stopped.empty() && stop_) stopped = "stopped by a signal (SIGINT/SIGTERM) after epoch " + std::to_string(done);
+  summary["status"] = stopped.empty() ? "complete" : stop_ ? "stopped" : "failed";
+  summary["stop_reason"] = stopped.empty() ? json(nullptr) : json(stopped);
+  EDGEBED_RETURN_IF_ERROR(WriteSummaryFile(m.sc.output_dir, summary));
   if (!stopped.empty()) return Status::Unavailable("GNN training stopped at " + stopped);
   spdlog::info("gnn run complete: {} epochs, test accuracy {:.4f} at best validation (epoch {}), {:.1f} s; outputs in {}",
                done, summary["test_accuracy"].get<double>(), summary["best_epoch"].get<uint32_t>(), Since(run_start),
@@ -1319,6 +1323,7 @@ Status Server::RunGnn() {
 
 Server::~Server() = default;
 const ServerStats& Server::stats() const { return impl_->stats; }
+const LinkStats& Server::link_stats() const { return impl_->net.stats(); }
 const ParamSet& Server::global() const { return impl_->global; }
 
 Result<std::unique_ptr<Server>> Server::Create(const Scenario& sc) {
@@ -1364,6 +1369,11 @@ Result<std::unique_ptr<Server>> Server::Create(const Scenario& sc) {
   so.selection.policy = sc.selection;
   so.selection.over_commit = sc.over_commit;
   so.selection.virtual_deadline_s = sc.virtual_deadline_s;
+  // What each node holds: the cap on the sample count its updates may claim (and the load-time
+  // check that the partition works at all, e.g. Dirichlet with too few samples per node).
+  auto sizes = ScenarioPartitionSizes(sc);
+  if (!sizes.ok()) return sizes.status();
+  impl->assigned_samples = std::move(sizes.value());
   auto strategy = MakeStrategy(so);
   if (!strategy.ok()) return strategy.status();
   impl->strategy = std::move(strategy.value());
@@ -1380,52 +1390,53 @@ Result<std::unique_ptr<Server>> Server::Create(const Scenario& sc) {
 
 Result<std::string> Server::Bind() {
   auto& m = *impl_;
-  std::string ep = m.sc.bind;
-  if (ep.size() > 2 && ep.compare(ep.size() - 2, 2, ":0") == 0) ep = ep.substr(0, ep.size() - 1) + "*";
-  try {
-    // Frames up to twice server.max_frame_mb reach Decode, which refuses those over the limit with an
-    // Error naming it; ZeroMQ itself cuts connections whose frames exceed twice the limit, so no
-    // peer can make the server buffer more than that.
-    m.router.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(2 * m.sc.max_frame_bytes() + 4096));
-    m.router.set(zmq::sockopt::linger, 1000);
-    m.router.set(zmq::sockopt::router_mandatory, 1);  // sending to a vanished node fails, not blocks
-    m.router.set(zmq::sockopt::sndhwm, 0);
-    const std::string mon = "inproc://edgebed-monitor-" + std::to_string(reinterpret_cast<uintptr_t>(this));
-    if (zmq_socket_monitor(m.router.handle(), mon.c_str(),
-                           ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                               ZMQ_EVENT_DISCONNECTED) != 0)
-      return Status::IoError("cannot monitor the server socket: " + std::string(zmq_strerror(zmq_errno())));
-    m.monitor.connect(mon);
-    m.router.bind(ep);
-    m.endpoint = m.router.get(zmq::sockopt::last_endpoint);
-  } catch (const zmq::error_t& e) {
-    return Status::IoError("server.bind = '" + m.sc.bind + "': " + e.what());
-  }
-  return m.endpoint;
+  NodeLinkOptions o;
+  o.bind = m.sc.bind;
+  o.max_frame_bytes = m.sc.max_frame_bytes();
+  o.max_connections = m.sc.max_connections;
+  o.max_connections_per_peer = m.sc.max_connections_per_peer;
+  return m.net.Bind(o);
+}
+
+Status Server::Resume() {
+  auto& m = *impl_;
+  if (m.split || m.gnn)
+    return Status::InvalidArgument("--resume continues federated runs; split learning (model slimsplit) and GNN runs "
+                                   "(model gnn) start afresh");
+  auto ck = LoadCheckpoint(m.sc.output_dir);
+  if (!ck.ok()) return ck.status();
+  if (ck->run_id != m.run_id || ck->seed != m.sc.seed)
+    return Status::InvalidArgument(CheckpointPath(m.sc.output_dir) + " belongs to run '" + ck->run_id + "' (seed " +
+                                   std::to_string(ck->seed) + "), not to '" + m.run_id + "'");
+  if (!ck->global.SameLayout(m.global))
+    return Status::InvalidArgument(CheckpointPath(m.sc.output_dir) + " holds another model's tensors than model.name = " + m.sc.model);
+  std::istringstream rng_state(ck->select_rng);
+  rng_state >> m.select_rng;
+  if (rng_state.fail()) return Status::Corruption(CheckpointPath(m.sc.output_dir) + ": select_rng state does not parse");
+  m.global = std::move(ck->global);
+  m.virtual_clock_s = ck->virtual_clock_s;
+  m.first_round = ck->round + 1;
+  spdlog::info("resuming run {} after round {} of {} (from {})", m.run_id, ck->round, m.sc.rounds, CheckpointPath(m.sc.output_dir));
+  return Status::Ok();
 }
 
 Status Server::Run() {
   auto& m = *impl_;
-  if (m.endpoint.empty()) {
+  if (m.net.endpoint().empty()) {
     auto ep = Bind();
     if (!ep.ok()) return ep.status();
   }
   std::error_code ec;
   fs::create_directories(m.sc.output_dir, ec);
   if (ec) return Status::IoError("output_dir '" + m.sc.output_dir + "': " + ec.message());
+  EDGEBED_RETURN_IF_ERROR(WriteFileAtomic(m.sc.output_dir + "/scenario.toml", m.sc.ToToml()));
   if (m.gnn) return RunGnn();
-  m.metrics_jsonl.open(m.sc.output_dir + "/metrics.jsonl", std::ios::trunc);
-  m.metrics_csv.open(m.sc.output_dir + "/metrics.csv", std::ios::trunc);
-  if (!m.metrics_jsonl || !m.metrics_csv) return Status::IoError("cannot write metrics into " + m.sc.output_dir);
-  m.metrics_csv << "round,test_accuracy,test_loss,participants,failures,uplink_bytes,downlink_bytes,wall_s,elapsed_s,"
-                   "virtual_clock_s,energy_j\n";
-  {
-    std::ofstream sc_out(m.sc.output_dir + "/scenario.toml");
-    sc_out << m.sc.ToToml();
-  }
+  EDGEBED_RETURN_IF_ERROR(m.first_round > 1 ? m.record.Reopen(m.sc.output_dir, FederatedCsvColumns(), m.first_round - 1)
+                                            : m.record.Open(m.sc.output_dir, FederatedCsvColumns()));
 
   const auto run_start = Clock::now();
   m.WaitForNodes();
+  if (stop_) return Status::Unavailable("stopped by a signal (SIGINT/SIGTERM) while waiting for nodes to join");
   if (m.registry.alive_count() == 0)
     return Status::Unavailable("no node joined within server.join_timeout_s = " + std::to_string(m.sc.join_timeout_s) + " s");
   if (m.registry.alive_count() < m.sc.nodes)
@@ -1433,17 +1444,19 @@ Status Server::Run() {
                  m.sc.join_timeout_s);
 
   if (m.split) return RunSplit(run_start);
-  m.EvaluateAndWrite({{"round", 0}, {"train_loss", 0.0}, {"selected", 0}, {"participants", 0}, {"failures", 0},
-                      {"failed_nodes", json::array()}, {"aggregated", false}, {"uplink_bytes", 0},
-                      {"downlink_bytes", 0}, {"wall_s", 0.0}, {"overhead_s", 0.0}, {"elapsed_s", Since(run_start)}},
-                     /*async=*/false);
+  if (m.first_round == 1)
+    m.EvaluateAndWrite({{"round", 0}, {"train_loss", 0.0}, {"selected", 0}, {"participants", 0}, {"failures", 0},
+                        {"failed_nodes", json::array()}, {"aggregated", false}, {"uplink_bytes", 0},
+                        {"downlink_bytes", 0}, {"wall_s", 0.0}, {"overhead_s", 0.0}, {"elapsed_s", Since(run_start)}},
+                       /*async=*/false);
   const uint32_t done = m.RunRounds([&](uint32_t r) { m.RunRound(r, run_start); });
   m.WaitEval();
-  m.Shutdown();
+  const bool complete = m.stop_reason.empty() && !stop_ && done == m.sc.rounds;
+  m.Shutdown(complete ? "run complete" : "run stopped: " + (m.stop_reason.empty() ? std::string("by a signal") : m.stop_reason));
 
   const EvalStats final_eval = m.Evaluate(m.global);
   Status saved = m.learner->Save(m.sc.output_dir + "/final_model.pt");
-  if (!saved.ok()) spdlog::error("{}", saved.ToString());
+  if (!saved.ok()) m.RecordFailed(Status::IoError("cannot write " + m.sc.output_dir + "/final_model.pt: " + saved.message()));
   json summary = {{"run_id", m.run_id},
                   {"rounds_completed", done},
                   {"final_test_accuracy", final_eval.accuracy},
@@ -1458,7 +1471,15 @@ Status Server::Run() {
                        m.sc.transfer.mode, m.learner->TrainableBlocks(), static_cast<int>(m.sc.batch_size),
                        ScenarioModel(m.sc).num_classes))},
                   {"dropped", m.DroppedJson()}};
-  std::ofstream(m.sc.output_dir + "/summary.json") << summary.dump(2) << "\n";
+  summary.update(m.Outcome(done, m.aggregated_rounds));
+  if (Status st = m.record.WriteSummary(summary); !st.ok()) m.RecordFailed(st);
+  EDGEBED_RETURN_IF_ERROR(m.RecordError());
+  const std::string status = summary["status"].get<std::string>();
+  if (status != "complete") {
+    spdlog::warn("run {}: {} of {} rounds, {} aggregated; final test accuracy {:.4f}; outputs in {}", status, done,
+                 m.sc.rounds, m.aggregated_rounds, final_eval.accuracy, m.sc.output_dir);
+    return Status::Unavailable("run " + status + ": " + summary["stop_reason"].get<std::string>());
+  }
   spdlog::info("run complete: {} rounds, final test accuracy {:.4f}, {:.1f} s; outputs in {}", done,
                final_eval.accuracy, Since(run_start), m.sc.output_dir);
   return Status::Ok();

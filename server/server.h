@@ -12,6 +12,7 @@
 #include "codecs/params.h"
 #include "codecs/status.h"
 #include "scenarios/scenario.h"
+#include "server/node_link.h"
 
 namespace edgebed {
 
@@ -24,22 +25,30 @@ struct ServerStats {
   uint64_t bad_tensor = 0;        // wrong name/shape/dtype/size or non-finite values
   uint64_t unexpected = 0;        // valid message, wrong time or sender
   uint64_t unknown_node = 0;      // sender never joined
-  uint64_t handshake_failed = 0;  // connections that were not ZMTP (e.g. random bytes)
   uint64_t rejected_joins = 0;
+  uint64_t capped_samples = 0;    // updates claiming more samples than the node's partition holds
 };
 
 class Server {
  public:
-  static Result<std::unique_ptr<Server>> Create(const Scenario& scenario);
+  [[nodiscard]] static Result<std::unique_ptr<Server>> Create(const Scenario& scenario);
   ~Server();
   // Binds server.bind (port 0 = any free port); returns the endpoint nodes connect to.
   Result<std::string> Bind();
+  // Continues the run in output_dir from its checkpoint (the last complete round): global model,
+  // selection generator, virtual clock; metrics rows after that round are dropped. Call before Run.
+  // Federated runs only. Errors name the file and what does not match.
+  [[nodiscard]] Status Resume();
   // Runs every round and writes metrics.jsonl, metrics.csv, summary.json and final_model.pt into
-  // the output folder. Returns an error only when the run cannot go on (no node ever joined).
-  Status Run();
+  // the output folder, checking every write. Returns OK only for a complete run; a run that was
+  // stopped, lost all its nodes, aggregated no round or could not write its results returns an
+  // error saying so (summary.json's "status" and "stop_reason" say the same).
+  [[nodiscard]] Status Run();
   // Asks Run() to stop after the current round (from a signal handler or another thread).
   void RequestStop() { stop_ = true; }
   const ServerStats& stats() const;
+  // Connections: refused over the limits, failed handshakes, open now.
+  const LinkStats& link_stats() const;
   const ParamSet& global() const;
 
  private:

@@ -10,6 +10,7 @@
 #include "codecs/activation_codec.h"
 #include "codecs/rng.h"
 #include "codecs/wire.h"
+#include "record/plot.h"
 #include "server/aggregate.h"
 #include "splitnets/learner.h"
 #include "splitnets/split_training.h"
@@ -400,31 +401,33 @@ json SplitService::EndInference(const std::string& dir) {
   }
   // width, bandwidth and latency over time, one curve per pass
   {
-    std::ofstream gp(dir + "/inference.gp");
-    gp << "set terminal pngcairo noenhanced size 1000,900 font 'sans,10'\n"
-       << "set output '" << dir << "/inference.png'\n"
-       << "set datafile separator ','\n"
-       << "set multiplot layout 3,1 title 'split inference under the bandwidth trace (deadline "
-       << m.sc.split.inference.deadline_ms << " ms)'\n"
-       << "set grid; set xlabel 'time [s]'\n"
-       << "set ylabel 'link rate [kbit/s]'\n"
-       << "plot '" << dir << "/inference.csv' every ::1 using ($1==1?$4:1/0):5 with steps lw 2 title 'bandwidth'\n"
-       << "set ylabel 'encoder width'; set yrange [0:1.1]\n";
+    const std::string csv = GnuplotPath(dir + "/inference.csv");
+    std::string gp = "set terminal pngcairo noenhanced size 1000,900 font 'sans,10'\n"
+                     "set output " + GnuplotPath(dir + "/inference.png") + "\n"
+                     "set datafile separator ','\n"
+                     "set multiplot layout 3,1 title " +
+                     GnuplotString("split inference under the bandwidth trace (deadline " +
+                                   fmt::format("{:g}", m.sc.split.inference.deadline_ms) + " ms)") + "\n"
+                     "set grid; set xlabel 'time [s]'\n"
+                     "set ylabel 'link rate [kbit/s]'\n"
+                     "plot " + csv + " every ::1 using ($1==1?$4:1/0):5 with steps lw 2 title 'bandwidth'\n"
+                     "set ylabel 'encoder width'; set yrange [0:1.1]\n";
     std::string plot = "plot ";
     for (const auto& [pass, rows] : by_pass)
-      plot += (plot.size() > 5 ? ", " : "") + std::string("'") + dir + "/inference.csv' every ::1 using ($1==" +
-              std::to_string(pass) + "?$4:1/0):6 with steps lw 2 title '" + rows.front()->controller +
-              (rows.front()->controller == "fixed" ? " " + W(m.sc.split.inference.fixed_width) : "") + "'";
-    gp << plot << "\nset ylabel 'latency [ms]'; set autoscale y\n";
+      plot += (plot.size() > 5 ? ", " : "") + csv + " every ::1 using ($1==" + std::to_string(pass) +
+              "?$4:1/0):6 with steps lw 2 title " +
+              GnuplotString(rows.front()->controller +
+                            (rows.front()->controller == "fixed" ? " " + W(m.sc.split.inference.fixed_width) : ""));
+    gp += plot + "\nset ylabel 'latency [ms]'; set autoscale y\n";
     std::string lat = "plot ";
     for (const auto& [pass, rows] : by_pass)
-      lat += (lat.size() > 5 ? ", " : "") + std::string("'") + dir + "/inference.csv' every ::1 using ($1==" +
-             std::to_string(pass) + "?$4:1/0):11 with points pt 7 ps 0.4 title '" + rows.front()->controller + "'";
-    gp << lat << ", " << m.sc.split.inference.deadline_ms << " with lines dt 2 lc 'black' title 'deadline'\n"
-       << "unset multiplot\n";
+      lat += (lat.size() > 5 ? ", " : "") + csv + " every ::1 using ($1==" + std::to_string(pass) +
+             "?$4:1/0):11 with points pt 7 ps 0.4 title " + GnuplotString(rows.front()->controller);
+    gp += lat + ", " + fmt::format("{:g}", m.sc.split.inference.deadline_ms) +
+          " with lines dt 2 lc 'black' title 'deadline'\nunset multiplot\n";
+    Status st = RunGnuplot(gp, dir + "/logs/gnuplot-inference.log");
+    if (!st.ok()) spdlog::warn("no inference plot: {}", st.message());
   }
-  if (std::system(("gnuplot '" + dir + "/inference.gp' 2>'" + dir + "/logs/gnuplot-inference.log'").c_str()) != 0)
-    spdlog::warn("no inference plot: gnuplot failed or is not installed");
   return out;
 }
 

@@ -1,6 +1,8 @@
 #include "tools/launcher.h"
 
 #include "codecs/count_decoder.h"
+#include "record/files.h"
+#include "record/plot.h"
 #include "splitnets/learner.h"
 
 #include <fcntl.h>
@@ -73,31 +75,30 @@ std::string XLabel(const std::string& dir) {
 }  // namespace
 
 bool PlotMetrics(const std::string& dir, const std::string& title) {
-  const std::string script = dir + "/metrics.gp";
-  {
-    std::ofstream gp(script);
-    gp << "set terminal pngcairo noenhanced size 1000,420 font 'sans,10'\n"
-       << "set output '" << dir << "/metrics.png'\n"
-       << "set datafile separator ','\n"
-       << "set key autotitle columnhead bottom right\n"
-       << "set multiplot layout 1,2 title '" << title << "'\n"
-       << "set xtics " << XTicStep(dir) << "\n"
-       << "set xlabel '" << XLabel(dir) << "'; set ylabel 'test accuracy'; set grid\n"
-       << "plot '" << dir << "/metrics.csv' using 1:2 with linespoints pt 7 ps 0.6 title 'test accuracy'\n"
-       << "set ylabel 'test loss'\n"
-       << "plot '" << dir << "/metrics.csv' using 1:3 with linespoints pt 7 ps 0.6 lc 2 title 'test loss'\n"
-       << "unset multiplot\n";
-  }
-  const std::string cmd = "gnuplot '" + script + "' 2>'" + dir + "/logs/gnuplot.log'";
-  fs::create_directories(dir + "/logs");
-  if (std::system(cmd.c_str()) != 0) {
-    spdlog::warn("no plot: gnuplot failed or is not installed (see {}/logs/gnuplot.log)", dir);
+  const std::string csv = GnuplotPath(dir + "/metrics.csv");
+  const std::string script =
+      "set terminal pngcairo noenhanced size 1000,420 font 'sans,10'\n"
+      "set output " + GnuplotPath(dir + "/metrics.png") + "\n"
+      "set datafile separator ','\n"
+      "set key autotitle columnhead bottom right\n"
+      "set multiplot layout 1,2 title " + GnuplotString(title) + "\n"
+      "set xtics " + std::to_string(XTicStep(dir)) + "\n"
+      "set xlabel '" + XLabel(dir) + "'; set ylabel 'test accuracy'; set grid\n"
+      "plot " + csv + " using 1:2 with linespoints pt 7 ps 0.6 title 'test accuracy'\n"
+      "set ylabel 'test loss'\n"
+      "plot " + csv + " using 1:3 with linespoints pt 7 ps 0.6 lc 2 title 'test loss'\n"
+      "unset multiplot\n";
+  std::error_code ec;
+  fs::create_directories(dir + "/logs", ec);
+  Status st = RunGnuplot(script, dir + "/logs/gnuplot.log");
+  if (!st.ok()) {
+    spdlog::warn("no plot {}/metrics.png: {}", dir, st.message());
     return false;
   }
   return true;
 }
 
-int RunFederation(const Scenario& sc, const std::string& exe) {
+int RunFederation(const Scenario& sc, const std::string& exe, bool resume) {
   if (sc.channel.uplink == "digital_ota" && sc.ota.decoder == "amp_da_net") {  // refuse a bad decoder before any process
     auto dec = LoadAmpDaNet(sc.ota.decoder_path.empty() ? DefaultDecoderPath() : sc.ota.decoder_path);
     if (!dec.ok()) {
@@ -112,22 +113,37 @@ int RunFederation(const Scenario& sc, const std::string& exe) {
       return 2;
     }
   }
+  if (!sc.is_gnn()) {  // a partition that cannot work (too few samples per node) fails here, before any process
+    auto sizes = ScenarioPartitionSizes(sc);
+    if (!sizes.ok()) {
+      spdlog::error("{}", sizes.status().message());
+      return 2;
+    }
+  }
   const std::string out = sc.output_dir;
   std::error_code ec;
   fs::create_directories(out + "/logs", ec);
   if (ec) {
-    spdlog::error("output_dir '{}': {}", out, ec.message());
-    return 1;
+    spdlog::error("output_dir = '{}': {}", out, ec.message());
+    return 2;
   }
   const std::string resolved = out + "/scenario.toml";
-  std::ofstream(resolved) << sc.ToToml();
+  if (!resume) {
+    if (Status st = WriteFileAtomic(resolved, sc.ToToml()); !st.ok()) {
+      spdlog::error("output_dir = '{}': {}", out, st.message());
+      return 2;
+    }
+  }
   const std::string endpoint_file = out + "/endpoint";
   fs::remove(endpoint_file, ec);
 
   spdlog::info("edgebed run '{}': server + {} node processes, {} rounds; outputs in {}", sc.name, sc.nodes,
                sc.rounds, out);
-  const pid_t server = Spawn({exe, "server", "--scenario", resolved, "--endpoint-file", endpoint_file}, "");
+  std::vector<std::string> server_args = {exe, "server", "--scenario", resolved, "--endpoint-file", endpoint_file};
+  if (resume) server_args.insert(server_args.end(), {"--resume", out});
+  const pid_t server = Spawn(server_args, "");
   if (server < 0) return 1;
+  (void)WriteFileAtomic(out + "/server.pid", std::to_string(server) + "\n");  // for `kill`; the run does not need it
 
   std::string endpoint;
   for (int i = 0; i < 600 && endpoint.empty(); ++i) {
@@ -213,11 +229,13 @@ int RunFederation(const Scenario& sc, const std::string& exe) {
       waitpid(nodes[i], nullptr, 0);
     }
   }
+  fs::remove(out + "/server.pid", ec);
+  PlotMetrics(out, sc.name);  // an unfinished run gets its plot too
   if (server_rc != 0) {
-    spdlog::error("the server exited with code {}", server_rc);
+    spdlog::error("the server exited with code {}{}", server_rc,
+                  fs::exists(out + "/checkpoint.bin") ? "; `edgebed run --resume " + out + "` continues from the last complete round" : "");
     return server_rc;
   }
-  PlotMetrics(out, sc.name);
   if (sc.is_gnn()) {
     spdlog::info("results: {0}/metrics.csv (accuracy, bytes by kind, staleness per epoch), {0}/metrics.png, "
                  "{0}/summary.json (traffic beside the analytic counts, epochs to converge)", out);

@@ -7,8 +7,10 @@
 
 namespace edgebed {
 
-// Runs the scenario with `exe` (this binary) as server and nodes. Returns the exit code.
-int RunFederation(const Scenario& sc, const std::string& exe);
+// Runs the scenario with `exe` (this binary) as server and nodes. Returns the exit code: 0 for a
+// complete run, non-zero for one that failed or was stopped (summary.json says which and why).
+// `resume`: continue the run in sc.output_dir from its checkpoint (fresh node processes rejoin).
+int RunFederation(const Scenario& sc, const std::string& exe, bool resume = false);
 
 // Draws <dir>/metrics.png (accuracy and loss per round) from <dir>/metrics.csv with gnuplot.
 // `title` heads the plot. Returns false (after logging why) when gnuplot is missing or fails.

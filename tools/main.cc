@@ -18,6 +18,7 @@
 #include "node/node_host.h"
 #include "node/node_runtime.h"
 #include "scenarios/scenario.h"
+#include "record/files.h"
 #include "server/server.h"
 #include "tools/bench.h"
 #include "tools/gnn.h"
@@ -30,9 +31,11 @@
 
 namespace {
 
-edgebed::Server* g_server = nullptr;
+std::atomic<edgebed::Server*> g_server{nullptr};
+volatile sig_atomic_t g_signalled = 0;
 void OnSignal(int) {
-  if (g_server) g_server->RequestStop();
+  g_signalled = 1;
+  if (edgebed::Server* s = g_server.load()) s->RequestStop();
 }
 
 std::string SelfExe(const char* argv0) {
@@ -65,6 +68,9 @@ int main(int argc, char** argv) {
   run->add_option("scenario", scenario_path, "scenario file (TOML); none = the embedded default")
       ->check(CLI::ExistingFile);
   run->add_option("--set", sets, "override a field: section.field=value (repeatable)");
+  std::string resume_dir;
+  run->add_option("--resume", resume_dir, "continue the run in this folder from its last complete round (its "
+                  "scenario.toml and checkpoint.bin)")->check(CLI::ExistingDirectory);
 
   std::string endpoint_file, bind;
   auto* server = app.add_subcommand("server", "be the parameter server of a federation");
@@ -73,6 +79,8 @@ int main(int argc, char** argv) {
   server->add_option("--set", sets, "override a field: section.field=value (repeatable)");
   server->add_option("--bind", bind, "endpoint to listen on, e.g. tcp://0.0.0.0:5555 (overrides server.bind)");
   server->add_option("--endpoint-file", endpoint_file, "write the bound endpoint to this file");
+  server->add_option("--resume", resume_dir, "continue the run in this folder from its last complete round (its "
+                     "scenario.toml and checkpoint.bin)")->check(CLI::ExistingDirectory);
 
   edgebed::NodeOptions nopt;
   auto* node = app.add_subcommand("node", "be an edge node: join a server and train when asked");
@@ -251,6 +259,10 @@ int main(int argc, char** argv) {
   }
   if (*plot) return edgebed::PlotMetrics(plot_dir, std::filesystem::path(plot_dir).filename().string()) ? 0 : 1;
 
+  if (!resume_dir.empty() && scenario_path.empty()) {  // a resumed run is the run its folder describes
+    scenario_path = resume_dir + "/scenario.toml";
+    sets.push_back("output_dir=\"" + resume_dir + "\"");
+  }
   auto sc = Resolve(scenario_path, sets);
   if (!sc.ok()) {
     spdlog::error("{}", sc.status().message());
@@ -267,7 +279,7 @@ int main(int argc, char** argv) {
   if (*gnn_graph) return edgebed::RunGnnGraphInfo(sc.value(), gnn_write);
   if (*gnn_cmp) return edgebed::RunGnnCompare(sc.value(), gopt, SelfExe(argv[0]));
   if (*run && sc->is_gnn() && sc->gnn.mode == "full") return edgebed::RunGnnReference(sc.value());
-  if (*run) return edgebed::RunFederation(sc.value(), SelfExe(argv[0]));
+  if (*run) return edgebed::RunFederation(sc.value(), SelfExe(argv[0]), !resume_dir.empty());
   if (*host) {
     if (hopt.first + hopt.count > sc->nodes) {
       spdlog::error("--first {} --count {} goes beyond federation.nodes = {}", hopt.first, hopt.count, sc->nodes);
@@ -303,16 +315,43 @@ int main(int argc, char** argv) {
 
   // server
   if (!bind.empty()) sc->bind = bind;
-  std::filesystem::create_directories(sc->output_dir + "/logs");
-  auto file_sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(sc->output_dir + "/logs/server.log", true);
-  auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-  auto logger = std::make_shared<spdlog::logger>("server", spdlog::sinks_init_list{console, file_sink});
-  logger->set_pattern("%H:%M:%S.%e %^%l%$ %v");
-  spdlog::set_default_logger(logger);
+  std::error_code ec;
+  std::filesystem::create_directories(sc->output_dir + "/logs", ec);
+  if (ec) {
+    spdlog::error("output_dir = '{}': cannot create {}/logs: {}", sc->output_dir, sc->output_dir, ec.message());
+    return 2;
+  }
+  try {  // a resumed run's log goes on where it stopped
+    auto file_sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(sc->output_dir + "/logs/server.log", resume_dir.empty());
+    auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+    auto logger = std::make_shared<spdlog::logger>("server", spdlog::sinks_init_list{console, file_sink});
+    logger->set_pattern("%H:%M:%S.%e %^%l%$ %v");
+    spdlog::set_default_logger(logger);
+  } catch (const spdlog::spdlog_ex& e) {
+    spdlog::error("output_dir = '{}': cannot write {}/logs/server.log: {}", sc->output_dir, sc->output_dir, e.what());
+    return 2;
+  }
+  // A log write that fails (a full disk) is reported once on stderr, never silently dropped.
+  spdlog::default_logger()->set_error_handler([](const std::string& msg) {
+    static bool told = false;
+    if (!told) std::cerr << "edgebed server: cannot write the log (" << msg << "); results are still checked\n";
+    told = true;
+  });
+  // Signals ask for a stop in every phase: loading, waiting for joins, rounds.
+  signal(SIGINT, OnSignal);
+  signal(SIGTERM, OnSignal);
   auto srv = edgebed::Server::Create(sc.value());
   if (!srv.ok()) {
     spdlog::error("{}", srv.status().message());
     return 2;
+  }
+  g_server = srv.value().get();
+  if (g_signalled) srv.value()->RequestStop();  // a signal while loading
+  if (!resume_dir.empty()) {
+    if (edgebed::Status st = srv.value()->Resume(); !st.ok()) {
+      spdlog::error("--resume {}: {}", resume_dir, st.message());
+      return 2;
+    }
   }
   auto ep = srv.value()->Bind();
   if (!ep.ok()) {
@@ -320,13 +359,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (!endpoint_file.empty()) {
-    const std::string tmp = endpoint_file + ".tmp";
-    std::ofstream(tmp) << ep.value() << "\n";
-    std::filesystem::rename(tmp, endpoint_file);
+    if (edgebed::Status st = edgebed::WriteFileAtomic(endpoint_file, ep.value() + "\n"); !st.ok()) {
+      spdlog::error("--endpoint-file: {}", st.message());
+      return 2;
+    }
   }
-  g_server = srv.value().get();
-  signal(SIGINT, OnSignal);
-  signal(SIGTERM, OnSignal);
   edgebed::Status st = srv.value()->Run();
   g_server = nullptr;
   if (!st.ok()) {

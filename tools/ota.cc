@@ -1,5 +1,7 @@
 #include "tools/ota.h"
 
+#include "record/plot.h"
+
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -231,28 +233,32 @@ int RunOtaNmse(const OtaToolOptions& opt) {
                  SnrAt(opt.snrs, raw, 1e-1));
   }
   std::ofstream(dir + "/nmse.json") << summary.dump(2) << "\n";
-  // Plot: NMSE of counts and of the aggregate vs SNR.
-  const std::string gp = dir + "/nmse.gp";
+  // Plot: NMSE of counts and of the aggregate vs SNR; each decoder's points inline, one data block each.
   {
-    std::ofstream g(gp);
-    g << "set terminal pngcairo size 1000,420\nset output '" << dir << "/nmse.png'\nset datafile separator ','\n"
-      << "set logscale y\nset format y '%.0e'\nset xlabel 'SNR [dB]'\nset grid\nset key top right\nset multiplot layout 1,2\n";
-    for (const char* col : {"3", "5"}) {
-      g << "set title '" << (std::string(col) == "3" ? "NMSE of the recovered counts (before rounding)"
-                                                      : "NMSE of the aggregate (mean of rounded counts)") << "'\n";
-      // One filtered stream per decoder, so that each curve's points are joined.
+    std::string g;
+    for (const auto& [name, c] : curve) {
+      g += "$" + name + " << EOD\n";
+      for (size_t i = 0; i < opt.snrs.size() && i < c.size(); ++i)
+        g += fmt::format("{} {} {}\n", opt.snrs[i], curve_raw[name][i], curve_agg[name][i]);
+      g += "EOD\n";
+    }
+    g += "set terminal pngcairo size 1000,420\nset output " + GnuplotPath(dir + "/nmse.png") +
+         "\nset logscale y\nset format y '%.0e'\nset xlabel 'SNR [dB]'\nset grid\nset key top right\n"
+         "set multiplot layout 1,2\n";
+    for (const char* col : {"2", "3"}) {
+      g += std::string("set title '") + (std::string(col) == "2" ? "NMSE of the recovered counts (before rounding)"
+                                                                  : "NMSE of the aggregate (mean of rounded counts)") + "'\n";
       std::string sep = "plot ";
       for (const auto& [name, title] : {std::pair<std::string, std::string>{"amp_da", "AMP-DA"}, {"amp_da_net", "AMP-DA-Net"}}) {
         if (!curve.count(name)) continue;
-        g << sep << "'< awk -F, ''$2 == \"" << name << "\"'' " << dir << "/nmse.csv' using 1:" << col
-          << " with linespoints pt 7 title '" << title << "'";
+        g += sep + "$" + name + " using 1:" + col + " with linespoints pt 7 title '" + title + "'";
         sep = ", ";
       }
-      g << "\n";
+      g += "\n";
     }
-    g << "unset multiplot\n";
+    g += "unset multiplot\n";
+    if (Status st = RunGnuplot(g, dir + "/gnuplot.log"); !st.ok()) spdlog::warn("no plot: {}; the CSV is there", st.message());
   }
-  if (std::system(("gnuplot " + gp + " 2>/dev/null").c_str()) != 0) spdlog::warn("gnuplot failed; the CSV is there");
   spdlog::info("wrote {}/nmse.csv, nmse.json, nmse.png", dir);
   return 0;
 }

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "record/plot.h"
 #include "tools/launcher.h"
 
 namespace edgebed {
@@ -96,21 +97,21 @@ int RunSweep(const SweepOptions& opt, const std::string& exe) {
           << s["lost_packets_per_round"] << "\n";
   }
   // One plot, a curve per value.
-  std::ofstream gp(out + "/sweep.gp");
-  gp << "set terminal pngcairo noenhanced size 1200,440 font 'sans,10'\nset output '" << out << "/sweep.png'\n"
-     << "set datafile separator ','\nset grid\nset key outside right top title '" << opt.field << "'\n"
-     << "set multiplot layout 1,2 title '" << base->name << ": " << opt.field << "'\n"
-     << "set xlabel '" << opt.x << "'; set ylabel 'test accuracy'\nplot ";
-  for (size_t i = 0; i < runs.size(); ++i)
-    gp << (i ? ", " : "") << "'" << runs[i].output_dir << "/metrics.csv' using " << xcol << ":2 skip 1 with linespoints pt 7 ps 0.5 title '"
-       << Label(opt.values[i]) << "'";
-  gp << "\nset ylabel 'test loss'\nplot ";
-  for (size_t i = 0; i < runs.size(); ++i)
-    gp << (i ? ", " : "") << "'" << runs[i].output_dir << "/metrics.csv' using " << xcol << ":3 skip 1 with linespoints pt 7 ps 0.5 title '"
-       << Label(opt.values[i]) << "'";
-  gp << "\nunset multiplot\n";
-  gp.close();
-  if (std::system(("gnuplot '" + out + "/sweep.gp'").c_str()) != 0) spdlog::warn("sweep: gnuplot failed");
+  std::string gp = "set terminal pngcairo noenhanced size 1200,440 font 'sans,10'\nset output " +
+                   GnuplotPath(out + "/sweep.png") + "\nset datafile separator ','\nset grid\n"
+                   "set key outside right top title " + GnuplotString(opt.field) + "\n"
+                   "set multiplot layout 1,2 title " + GnuplotString(base->name + ": " + opt.field) + "\n"
+                   "set xlabel " + GnuplotString(opt.x) + "; set ylabel 'test accuracy'\n";
+  for (const char* col : {"2", "3"}) {
+    if (std::string(col) == "3") gp += "set ylabel 'test loss'\n";
+    gp += "plot ";
+    for (size_t i = 0; i < runs.size(); ++i)
+      gp += (i ? ", " : "") + GnuplotPath(runs[i].output_dir + "/metrics.csv") + " using " + xcol +
+            ":" + col + " skip 1 with linespoints pt 7 ps 0.5 title " + GnuplotString(Label(opt.values[i]));
+    gp += "\n";
+  }
+  gp += "unset multiplot\n";
+  if (Status st = RunGnuplot(gp, out + "/gnuplot.log"); !st.ok()) spdlog::warn("sweep: no plot: {}", st.message());
   spdlog::info("sweep done: {0}/sweep.png, {0}/summary.csv", out);
   for (const auto& s : summary)
     spdlog::info("  {} = {:<12} final accuracy {:.4f}  best {:.4f}  airtime/round {:.3f} s  lost packets/round {:.0f}",

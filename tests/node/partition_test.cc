@@ -5,7 +5,7 @@
 #include <set>
 
 #include "codecs/rng.h"
-#include "node/partition.h"
+#include "splitnets/partition.h"
 
 using namespace edgebed;
 

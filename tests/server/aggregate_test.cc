@@ -60,18 +60,27 @@ TEST_CASE("selection takes the configured fraction, seeded") {
   CHECK(MakeStrategy({"krum", 1.0, {}}).status().message().find("federation.strategy") != std::string::npos);
 }
 
-TEST_CASE("the registry admits, refuses out-of-range and duplicate indices, and tracks liveness") {
+TEST_CASE("the registry admits, refuses out-of-range and duplicate indices, binds ids to connections, tracks liveness") {
   NodeRegistry reg(3);
   const auto now = std::chrono::steady_clock::now();
-  REQUIRE(reg.Join("node-0", 0, "x", now).ok());
-  REQUIRE(reg.Join("node-1", 1, "x", now).ok());
-  CHECK(reg.Join("node-9", 9, "x", now).message().find("join.node_index = 9 is out of range [0, 2]") != std::string::npos);
-  CHECK(reg.Join("imposter", 1, "x", now).message().find("already held by node-1") != std::string::npos);
-  CHECK(reg.Join("", 2, "x", now).message().find("join.node_id") != std::string::npos);
-  CHECK(reg.Join("node-0", 0, "x", now).ok());  // a restarted node joins again
+  REQUIRE(reg.Join("node-0", "conn-a", 0, "x", now).ok());
+  REQUIRE(reg.Join("node-1", "conn-b", 1, "x", now).ok());
+  CHECK(reg.Join("node-9", "conn-c", 9, "x", now).message().find("join.node_index = 9 is out of range [0, 2]") != std::string::npos);
+  CHECK(reg.Join("imposter", "conn-c", 1, "x", now).message().find("already held by node-1") != std::string::npos);
+  CHECK(reg.Join("", "conn-c", 2, "x", now).message().find("join.node_id") != std::string::npos);
+  CHECK(reg.Join("bad\nid", "conn-c", 2, "x", now).message().find("printable ASCII") != std::string::npos);
+  // Hijack: an alive node's id from another connection is refused; from its own it joins again.
+  CHECK(reg.Join("node-0", "conn-evil", 0, "x", now).message().find("held by another connection") != std::string::npos);
+  CHECK(reg.Find("node-0")->route == "conn-a");
+  CHECK(reg.Join("node-0", "conn-a", 0, "x", now).ok());
   reg.MarkGone("node-1");
   CHECK(reg.AliveIds() == std::vector<std::string>{"node-0"});
-  CHECK(reg.Join("node-1b", 1, "x", now).ok());  // its index is free again
+  CHECK(reg.Join("node-1b", "conn-d", 1, "x", now).ok());  // its index is free again
+  // A failed node rejoins from a new connection; a closed connection frees what it carried.
+  CHECK(reg.Join("node-1", "conn-e", 2, "x", now).ok());
+  CHECK(reg.ReleaseRoute("conn-e") == std::vector<std::string>{"node-1"});
+  CHECK(reg.ReleaseRoute("conn-e").empty());
+  CHECK(reg.Join("squatter", "conn-f", 2, "x", now).ok());
 }
 
 TEST_CASE("erased values (NaN) are left out of their coordinate's mean only") {

@@ -245,7 +245,7 @@ TEST_CASE("garbage and broken nodes are logged and dropped; the run finishes unh
   CHECK(errors_seen[0].find("fit_res.update[0] '1.weight' has shape [5, 784], expected [10, 784]") != std::string::npos);
   CHECK(errors_seen[1].find("non-finite") != std::string::npos);
   const ServerStats& st = server->stats();
-  CHECK(st.handshake_failed >= 1);
+  CHECK(server->link_stats().handshake_failed >= 1);
   CHECK(st.malformed >= 3);
   CHECK(st.bad_version == 1);
   CHECK(st.unknown_node == 1);
@@ -272,7 +272,7 @@ TEST_CASE("garbage and broken nodes are logged and dropped; the run finishes unh
   CHECK(std::filesystem::exists(out + "/summary.json"));
 }
 
-TEST_CASE("a node that vanishes between rounds is a failure, not a crash") {
+TEST_CASE("a node whose connection closes before the rounds is let go at once, not waited for") {
   RunningServer rs("vanish-test", {"data.train_limit=2000", "data.test_limit=300", "federation.nodes=2",
                                    "federation.rounds=2", "federation.min_quorum=0.5", "server.liveness_timeout_s=2.0",
                                    "server.join_timeout_s=4.0"});
@@ -289,10 +289,11 @@ TEST_CASE("a node that vanishes between rounds is a failure, not a crash") {
   CHECK(rs.status.ok());
   const auto rows = ReadMetrics(rs.out);
   REQUIRE(rows.size() == 3);
+  // Its connection's close freed it at once: never selected, its index free again.
+  CHECK(rows[1]["selected"] == 1);
   CHECK(rows[1]["participants"] == 1);
-  CHECK(rows[1]["failures"] == 1);
-  CHECK(rows[1]["failed_nodes"][0]["reason"].get<std::string>().find("connection is gone") != std::string::npos);
-  CHECK(rows[2]["selected"] == 1);  // not selected again
+  CHECK(rows[1]["failures"] == 0);
+  CHECK(rows[2]["selected"] == 1);
   CHECK(rows[2]["participants"] == 1);
 }
 

@@ -1,4 +1,4 @@
-#include "node/partition.h"
+#include "splitnets/partition.h"
 
 #include <algorithm>
 #include <numeric>
@@ -95,6 +95,12 @@ Result<std::vector<std::vector<uint32_t>>> PartitionAll(const std::vector<uint8_
     parts = Iid(labels.size(), spec, rng);
   } else if (spec.kind == "dirichlet") {
     if (!(spec.alpha > 0)) return Status::InvalidArgument("data.alpha must be > 0");
+    if (labels.size() < static_cast<size_t>(spec.num_nodes) * spec.min_samples)
+      return Status::InvalidArgument("data.partition = dirichlet: " + std::to_string(labels.size()) + " training samples over " +
+                                     std::to_string(spec.num_nodes) + " nodes is " +
+                                     std::to_string(labels.size() / spec.num_nodes) + " per node on average, and every node needs at least " +
+                                     std::to_string(spec.min_samples) + "; use fewer federation.nodes (at most " +
+                                     std::to_string(labels.size() / spec.min_samples) + "), more data, or data.partition = iid");
     parts = Dirichlet(labels, num_classes, spec, rng);
   } else if (spec.kind == "shards") {
     if (spec.shards_per_node == 0) return Status::InvalidArgument("data.shards_per_node must be >= 1");
