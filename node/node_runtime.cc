@@ -4,7 +4,9 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <memory>
+#include <optional>
 #include <zmq.hpp>
 
 #include "codecs/zmq_wire.h"
@@ -28,25 +30,34 @@ class Node {
     sock_.set(zmq::sockopt::routing_id, id_);
     sock_.set(zmq::sockopt::linger, 2000);
     sock_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(wire::kDefaultMaxFrameBytes * 4));
+    sock_.set(zmq::sockopt::reconnect_ivl, 100);       // after a lost connection: retry in 0.1 s,
+    sock_.set(zmq::sockopt::reconnect_ivl_max, 5000);  // doubling up to 5 s
+    const std::string mon = "inproc://node-monitor-" + std::to_string(reinterpret_cast<uintptr_t>(this));
+    if (zmq_socket_monitor(sock_.handle(), mon.c_str(), ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) == 0)
+      monitor_.connect(mon);
     sock_.connect(opt_.server);
     spdlog::info("{}: connecting to {}", id_, opt_.server);
-    wire::Envelope env;
-    env.set_sender(id_);
-    auto* join = env.mutable_join();
-    join->set_node_id(id_);
-    join->set_node_index(opt_.index);
-    join->set_device(opt_.device);
-    join->set_role("trainer");
-    join->mutable_profile()->set_name("measured");  // a real device: its own clock, its own network
-    wire::SendEnvelope(sock_, env);
+    SendJoin();
 
+    auto last_heard = Clock::now();
     for (;;) {
-      zmq::pollitem_t items[] = {{sock_.handle(), 0, ZMQ_POLLIN, 0}};
-      zmq::poll(items, 1, std::chrono::milliseconds(static_cast<int64_t>(opt_.server_timeout_s * 1000)));
-      if (!(items[0].revents & ZMQ_POLLIN)) {
-        spdlog::error("{}: server {} silent for {:.0f} s; giving up", id_, opt_.server, opt_.server_timeout_s);
+      zmq::pollitem_t items[] = {{sock_.handle(), 0, ZMQ_POLLIN, 0}, {monitor_.handle(), 0, ZMQ_POLLIN, 0}};
+      zmq::poll(items, 2, std::chrono::milliseconds(500));
+      if (items[1].revents & ZMQ_POLLIN) OnConnectionEvent();
+      const auto now = Clock::now();
+      if (lost_since_ && std::chrono::duration<double>(now - *lost_since_).count() > opt_.reconnect_timeout_s) {
+        spdlog::error("{}: lost the server {} {:.0f} s ago and could not reconnect (reconnect_timeout_s); giving up", id_,
+                      opt_.server, opt_.reconnect_timeout_s);
         return 1;
       }
+      if (!(items[0].revents & ZMQ_POLLIN)) {
+        if (std::chrono::duration<double>(now - last_heard).count() > opt_.server_timeout_s) {
+          spdlog::error("{}: server {} silent for {:.0f} s; giving up", id_, opt_.server, opt_.server_timeout_s);
+          return 1;
+        }
+        continue;
+      }
+      last_heard = now;
       zmq::message_t msg;
       if (!sock_.recv(msg)) continue;
       wire::Envelope in;
@@ -59,7 +70,11 @@ class Node {
         case wire::Envelope::kJoinAck: {
           if (in.join_ack().has_gnn())  // a GNN shard: its own loop from here on
             return RunGnnNode(sock_, id_, in.join_ack(), opt_);
-          if (!OnJoinAck(in.join_ack())) return 1;
+          if (learner_ && in.join_ack().accepted() && in.join_ack().run_id() == run_id_) {
+            spdlog::info("{}: joined run {} again", id_, run_id_);  // data and model are still here
+          } else if (!OnJoinAck(in.join_ack())) {
+            return 1;
+          }
           if (in.join_ack().has_split())  // split learning: the node's own loop from here on
             return RunSplitNode(sock_, id_, in.join_ack(), opt_, std::move(data_), std::move(indices_));
           wire::Envelope ready;  // a round-0 heartbeat: data and model are ready
@@ -86,6 +101,9 @@ class Node {
           spdlog::error("{}: server error {}: {}", id_, wire::ErrorCode_Name(in.error().code()),
                         in.error().message());
           if (in.error().code() == wire::REJECTED) return 1;
+          // The server does not know this node (it restarted, or declared it failed while this
+          // process was stopped): join again under the same identity.
+          if (in.error().code() == wire::UNKNOWN_NODE) SendJoin();
           break;
         default:
           spdlog::warn("{}: ignoring unexpected {} from the server", id_, wire::BodyName(in));
@@ -94,6 +112,45 @@ class Node {
   }
 
  private:
+  void SendJoin() {
+    const auto now = Clock::now();
+    if (last_join_ && now - *last_join_ < std::chrono::seconds(1)) return;  // one join in flight is enough
+    last_join_ = now;
+    wire::Envelope env;
+    env.set_sender(id_);
+    auto* join = env.mutable_join();
+    join->set_node_id(id_);
+    join->set_node_index(opt_.index);
+    join->set_device(opt_.device);
+    join->set_role("trainer");
+    join->mutable_profile()->set_name("measured");  // a real device: its own clock, its own network
+    wire::SendEnvelope(sock_, env, "", /*dont_wait=*/true);
+  }
+
+  // The link to the server went down or came back. ZeroMQ reconnects by itself (with backoff);
+  // once connected again the node joins again, since the server may have restarted.
+  void OnConnectionEvent() {
+    zmq::message_t ev, addr;
+    while (monitor_.recv(ev, zmq::recv_flags::dontwait)) {
+      if (ev.more()) (void)monitor_.recv(addr);
+      if (ev.size() < 6) continue;
+      uint16_t event;
+      std::memcpy(&event, ev.data(), 2);
+      if (event == ZMQ_EVENT_DISCONNECTED && !lost_since_) {
+        lost_since_ = Clock::now();
+        spdlog::warn("{}: lost the connection to {}; reconnecting for up to {:.0f} s", id_, opt_.server,
+                     opt_.reconnect_timeout_s);
+      } else if (event == ZMQ_EVENT_CONNECTED) {
+        if (lost_since_) {
+          spdlog::info("{}: reconnected to {}; joining again", id_, opt_.server);
+          last_join_.reset();
+          SendJoin();
+        }
+        lost_since_.reset();
+      }
+    }
+  }
+
   bool OnJoinAck(const wire::JoinAck& ack) {
     if (!ack.accepted()) {
       spdlog::error("{}: join refused: {}", id_, ack.reason());
@@ -104,6 +161,7 @@ class Node {
       spdlog::error("{}: {}", id_, setup.ok() ? "node index outside the partition" : setup.status().ToString());
       return false;
     }
+    run_id_ = ack.run_id();
     data_ = std::move(setup->data);
     indices_ = std::move(setup->parts[opt_.index]);
     learner_ = std::move(setup->learner);
@@ -164,6 +222,10 @@ class Node {
   std::string id_;
   zmq::context_t ctx_{1};
   zmq::socket_t sock_;
+  zmq::socket_t monitor_{ctx_, zmq::socket_type::pair};
+  std::optional<Clock::time_point> lost_since_;  // the connection to the server is down since
+  std::optional<Clock::time_point> last_join_;
+  std::string run_id_;
   Dataset data_;
   std::vector<uint32_t> indices_;
   std::unique_ptr<Learner> learner_;

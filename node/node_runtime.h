@@ -15,6 +15,8 @@ struct NodeOptions {
   std::string device = "x86_64 process";
   int threads = 1;              // libtorch intra-op threads
   double server_timeout_s = 900.0;  // exit with an error when the server is silent this long
+  double reconnect_timeout_s = 120.0;  // after the connection to the server is lost, retry (backoff
+                                       // 0.1 s doubling to 5 s) this long, then exit with an error
   double heartbeat_s = 1.0;     // sign-of-life period while training
   std::string peer_bind = "tcp://127.0.0.1:*";  // GNN shards: where this node listens for its peers
 };
