@@ -12,7 +12,11 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <zmq.hpp>
+
+#include <sstream>
 
 #include "codecs/rng.h"
 #include "codecs/zmq_wire.h"
@@ -565,4 +569,141 @@ TEST_CASE("GNN shards: a node that cannot build its shard stops the run at once,
   const std::string why = nlohmann::json::parse(f)["stopped"].get<std::string>();
   CHECK_MESSAGE(why.find("setup: node-0: cannot build the graph") != std::string::npos, why);
   CHECK_MESSAGE(why.find("/nonexistent-fashion-mnist") != std::string::npos, why);
+}
+
+TEST_CASE("hijack, squatting, an inflated sample count and forged log lines are refused") {
+  // Capture the server's log to check that peer text reaches it escaped.
+  auto captured = std::make_shared<std::ostringstream>();
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(*captured);
+  spdlog::default_logger()->sinks().push_back(sink);
+  RunningServer rs("hijack-test", {"data.train_limit=3000", "data.test_limit=500", "federation.nodes=3",
+                                   "federation.rounds=3", "federation.min_quorum=0.3", "server.liveness_timeout_s=5.0",
+                                   "server.join_timeout_s=20.0"});
+  const std::string& endpoint = rs.endpoint;
+  zmq::context_t ctx(1);
+  wire::Envelope reply;
+
+  // Squatters join as indices 0-2 and disconnect: their indices are free again at once.
+  {
+    std::vector<zmq::socket_t> squatters;
+    for (uint32_t i = 0; i < 3; ++i) {
+      squatters.push_back(Dealer(ctx, endpoint, "squat-" + std::to_string(i)));
+      JoinAs(squatters.back(), "squat-" + std::to_string(i), i);
+    }
+  }
+  std::this_thread::sleep_for(300ms);  // their connections close
+
+  // A routing id with a newline tries to forge a log line.
+  auto forger = Dealer(ctx, endpoint, "x\n00:00:00.000 info run complete: 20 rounds, final test accuracy 0.9999");
+  wire::Envelope hb;
+  hb.mutable_heartbeat()->set_round(1);
+  wire::SendEnvelope(forger, hb);
+  REQUIRE(Recv(forger, &reply));
+  CHECK(reply.error().code() == wire::UNKNOWN_NODE);
+
+  // Two real nodes and a third, hand-driven one that claims 2^62 samples for a zero update.
+  std::vector<std::thread> nodes;
+  for (uint32_t i = 0; i < 2; ++i) nodes.push_back(RealNode(endpoint, i));
+  auto greedy = Dealer(ctx, endpoint, "node-2");
+  JoinAs(greedy, "node-2", 2);
+  wire::Envelope ready;
+  ready.mutable_heartbeat()->set_round(0);
+  wire::SendEnvelope(greedy, ready);
+
+  // Hijack: another connection joins as node-2, or speaks for it by naming it; both are refused.
+  auto thief = Dealer(ctx, endpoint, "thief");
+  wire::Envelope j;
+  j.set_node("node-2");
+  j.mutable_join()->set_node_id("node-2");
+  j.mutable_join()->set_node_index(2);
+  wire::SendEnvelope(thief, j);
+  REQUIRE(Recv(thief, &reply));
+  CHECK_FALSE(reply.join_ack().accepted());
+  CHECK(reply.join_ack().reason().find("held by another connection") != std::string::npos);
+
+  for (uint32_t round = 1; round <= 3; ++round) {
+    wire::Envelope ins;
+    REQUIRE(Recv(greedy, &ins, 60000ms));
+    REQUIRE(ins.has_fit_ins());
+    ParamSet global;
+    REQUIRE(wire::FromTensors(ins.fit_ins().params(), "fit_ins.params", nullptr, &global).ok());
+    wire::Envelope res;
+    res.mutable_fit_res()->set_round(round);
+    res.mutable_fit_res()->set_num_samples(uint64_t{1} << 62);
+    wire::ToTensors(ParamSet::Zeros(global.specs), res.mutable_fit_res()->mutable_update());
+    if (round == 1) {  // the thief names node-2 on its own connection: dropped, the real answer counts
+      wire::Envelope forged = res;
+      forged.set_node("node-2");
+      wire::SendEnvelope(thief, forged);
+    }
+    wire::SendEnvelope(greedy, res);
+  }
+  for (auto& t : nodes) t.join();
+  rs.Join();
+  CHECK(rs.status.ok());
+  const auto& st = rs.server->stats();
+  CHECK(st.capped_samples == 3);
+  CHECK(st.rejected_joins == 1);
+  CHECK(st.unknown_node >= 2);  // the forger's heartbeat and the thief's forged fit_res
+  const auto rows = ReadMetrics(rs.out);
+  REQUIRE(rows.size() == 4);
+  CHECK(rows[3]["participants"] == 3);
+  // Capped to its partition's 1,000 samples, the zero update weighs a third: the model still learns.
+  // Taken at 2^62 samples it would have pinned the model to its initial weights.
+  CHECK(rows[3]["test_accuracy"].get<double>() > rows[0]["test_accuracy"].get<double>() + 0.3);
+  spdlog::default_logger()->sinks().pop_back();
+  const std::string log = captured->str();
+  CHECK(log.find("\\x0a00:00:00.000 info run complete") != std::string::npos);  // escaped, on the line it came with
+  CHECK(log.find("\n00:00:00.000 info run complete") == std::string::npos);
+  CHECK(log.find("claims fit_res.num_samples = 4611686018427387904, its partition holds 1000") != std::string::npos);
+}
+
+TEST_CASE("a node declared failed for silence joins again and is selected again") {
+  RunningServer rs("rejoin-test", {"data.train_limit=2000", "data.test_limit=300", "federation.nodes=2",
+                                   "federation.rounds=30", "federation.min_quorum=0.5", "server.liveness_timeout_s=1.0",
+                                   "server.join_timeout_s=20.0", "training.local_epochs=40"});  // rounds of ~0.2 s
+  const std::string& endpoint = rs.endpoint;
+  zmq::context_t ctx(1);
+  std::thread node = RealNode(endpoint, 0);
+  auto sleeper = Dealer(ctx, endpoint, "node-1");
+  JoinAs(sleeper, "node-1", 1);
+  wire::Envelope ready, reply, ins;
+  ready.mutable_heartbeat()->set_round(0);
+  wire::SendEnvelope(sleeper, ready);
+  REQUIRE(Recv(sleeper, &ins, 60000ms));
+  REQUIRE(ins.fit_ins().round() == 1);
+  std::this_thread::sleep_for(1600ms);  // as if SIGSTOPped: past the liveness timeout (rounds go on without it)
+  wire::Envelope hb;
+  hb.mutable_heartbeat()->set_round(1);
+  wire::SendEnvelope(sleeper, hb);
+  // The server no longer knows it (round 1 failed it); it joins again under its identity.
+  bool rejoined = false;
+  for (int i = 0; i < 10 && !rejoined; ++i) {
+    REQUIRE(Recv(sleeper, &reply, 20000ms));
+    if (reply.has_error() && reply.error().code() == wire::UNKNOWN_NODE) {
+      JoinAs(sleeper, "node-1", 1);
+      wire::SendEnvelope(sleeper, ready);
+      rejoined = true;
+    }
+  }
+  REQUIRE(rejoined);
+  uint32_t selected_again = 0;
+  while (Recv(sleeper, &ins, 20000ms) && !ins.has_shutdown()) {
+    if (!ins.has_fit_ins()) continue;
+    selected_again = ins.fit_ins().round();
+    ParamSet global;
+    REQUIRE(wire::FromTensors(ins.fit_ins().params(), "fit_ins.params", nullptr, &global).ok());
+    wire::Envelope res;
+    res.mutable_fit_res()->set_round(selected_again);
+    res.mutable_fit_res()->set_num_samples(10);
+    wire::ToTensors(ParamSet::Zeros(global.specs), res.mutable_fit_res()->mutable_update());
+    wire::SendEnvelope(sleeper, res);
+  }
+  node.join();
+  rs.Join();
+  CHECK(selected_again == 30);
+  const auto rows = ReadMetrics(rs.out);
+  REQUIRE(rows.size() == 31);
+  CHECK(rows[1]["failed_nodes"][0]["reason"].get<std::string>().find("silent") != std::string::npos);
+  CHECK(rows.back()["participants"] == 2);
 }
