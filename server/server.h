@@ -54,8 +54,6 @@ class Server {
  private:
   struct Impl;
   explicit Server(std::unique_ptr<Impl> impl);
-  Status RunSplit(std::chrono::steady_clock::time_point run_start);  // model slimsplit
-  Status RunGnn();                                                   // model gnn
   std::unique_ptr<Impl> impl_;
   std::atomic<bool> stop_{false};
 };

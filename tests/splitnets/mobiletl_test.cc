@@ -2,6 +2,9 @@
 // IRBs keep for backward (measured = analytic, the reference figures), TorchScript import, the
 // transfer learner and the memory budget. Includes libtorch (the gradient checks need tensors).
 #include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include <cmath>
 #include <fstream>
@@ -296,7 +299,8 @@ TEST_CASE("pretraining from scratch lowers the loss; its saved backbone is what 
   const EvalStats e1 = a->Evaluate(Small(), &idx);
   CHECK(e1.loss < e0.loss);
   CHECK(e1.accuracy > e0.accuracy + 0.2);
-  const std::string path = "pretrained_backbone_test.pt";
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("pretrained_backbone_test-" + std::to_string(getpid()) + ".pt")).string();
   REQUIRE(a->SaveBackbone(path).ok());
   spec.transfer.backbone = path;
   spec.transfer.mode = "full";
@@ -316,4 +320,5 @@ TEST_CASE("pretraining from scratch lowers the loss; its saved backbone is what 
   }
   CHECK(matched == 15);  // block 5: 3 convs, 3 BNs x (scale, shift, mean, variance)
   CHECK(Learner::Create("cnn", 1).value()->SaveBackbone(path).message().find("no backbone") != std::string::npos);
+  std::filesystem::remove(path);
 }

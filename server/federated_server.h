@@ -1,0 +1,85 @@
+// Federated rounds (private to server/): select -> fit_ins -> collect fit_res (each update carried by
+// the uplink, or held by the OTA receiver until the round closes) -> aggregate with the strategy ->
+// evaluate on the test set while the next round trains -> write the row, then the checkpoint.
+#pragma once
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "channel/uplink.h"
+#include "codecs/rng.h"
+#include "server/eval_worker.h"
+#include "server/ota_receiver.h"
+#include "server/server_core.h"
+#include "splitnets/learner.h"
+
+namespace edgebed {
+
+class FederatedServer final : public ServerCore {
+ public:
+  [[nodiscard]] static Result<std::unique_ptr<ServerCore>> Create(const Scenario& sc, std::atomic<bool>* stop);
+  Status Run() override;
+  Status Resume() override;
+  const char* mode_name() const override { return "federated run"; }
+  const ParamSet& global_model() const override { return global; }
+
+ private:
+  FederatedServer(const Scenario& sc, std::atomic<bool>* stop) : ServerCore(sc, stop) {}
+  bool OnModeMessage(const std::string& from, const wire::Envelope& env) override;
+  void FillJoinAck(uint32_t index, wire::JoinAck* ack) override;
+  void OnNodeError(const std::string& from, const wire::Error& e) override;
+
+  // ---- receiving updates (federated_updates.cc) --------------------------------------------------
+  void OnFitRes(const std::string& from, const wire::FitRes& res);
+  // A refused update: counted, logged, answered BAD_TENSOR naming the field, the node's round failed.
+  void RejectUpdate(const std::string& from, const std::string& m);
+  bool OnTime(const std::string& from, const wire::FitRes& res, FitResult* r);
+  void Answered(const std::string& id, const FitResult& r);
+  void AddReport(const wire::LinkReport& l);
+  static Status ApplyErasures(const wire::FitRes& res, std::vector<float>* v);
+  void OnRelayedAggregate(const std::string& from, const wire::FitRes& res, FitResult r);
+  void OnEvaluateRes(const std::string& from, const wire::EvaluateRes& res);
+
+  // ---- rounds (federated_server.cc) ---------------------------------------------------------------
+  std::vector<Candidate> Candidates(uint32_t r);
+  json LinkJson() const;
+  json FederatedEvaluate(uint32_t r, const std::vector<std::string>& nodes);
+  EvalStats Evaluate(const ParamSet& params);
+  void EvaluateAndWrite(json row, bool async);
+  void WaitEval() { eval_worker.Wait(); }
+  void RunRound(uint32_t r, Clock::time_point run_start);
+
+  std::unique_ptr<Learner> learner;
+  std::unique_ptr<Strategy> strategy;
+  std::unique_ptr<Uplink> uplink;
+  std::unique_ptr<OtaReceiver> ota_;  // null unless the uplink superposes
+  Dataset test;
+  ParamSet global;
+  Rng select_rng;
+  std::vector<uint64_t> assigned_samples;  // per node index: its partition's size (caps claimed counts)
+  uint64_t aggregated_rounds = 0;          // rounds (of this process) whose update changed the model
+  uint32_t backbone_crc32 = 0;             // transfer learning: the backbone file every node must have
+
+  // The round in progress.
+  double train_time_max_s = 0.0;
+  uint64_t peak_train_bytes_max = 0;  // the most training memory a participant reported this round
+  uint64_t kept_for_backward_max = 0;
+  double train_loss_sum = 0.0;
+  uint64_t samples_sum = 0;
+  LinkAccounting link;
+  double virtual_round_s = 0.0, virtual_clock_s = 0.0;  // the round's and the run's virtual time
+  double energy_compute_j = 0.0, energy_radio_j = 0.0;
+  size_t stragglers = 0, dropouts = 0, over_committed = 0, over_commit_target = 0;
+  json ota_info;
+  std::vector<std::string> answered_ids;  // this round's participants, in order of answer
+
+  // Federated evaluation (Flower's configure_evaluate / aggregate_evaluate).
+  std::set<std::string> eval_pending;
+  double eval_loss_sum = 0.0, eval_correct = 0.0;
+  uint64_t eval_samples = 0;
+
+  EvalWorker eval_worker;  // last member: its thread stops before the state it uses goes
+};
+
+}  // namespace edgebed

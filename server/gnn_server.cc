@@ -1,0 +1,136 @@
+// GNN training (private to server/): hands out shards, tells them where their peers are, orders
+// epochs and combines the shards' reports; the first shard that fails stops the run.
+#include "server/gnn_server.h"
+
+#include <spdlog/spdlog.h>
+
+namespace edgebed {
+
+Result<std::unique_ptr<ServerCore>> GnnServer::Create(const Scenario& sc, std::atomic<bool>* stop) {
+  auto gnn = GnnService::Create(sc);
+  if (!gnn.ok()) return gnn.status();
+  std::unique_ptr<GnnServer> s(new GnnServer(sc, stop));
+  s->gnn = std::move(gnn.value());
+  return std::unique_ptr<ServerCore>(std::move(s));
+}
+
+bool GnnServer::OnModeMessage(const std::string& from, const wire::Envelope& env) {
+  switch (env.body_case()) {
+    case wire::Envelope::kGnnReady: OnGnnReady(from, env.gnn_ready()); return true;
+    case wire::Envelope::kGnnEpochDone: OnGnnEpochDone(from, env.gnn_epoch_done()); return true;
+    default: return false;
+  }
+}
+
+void GnnServer::OnNodeError(const std::string& from, const wire::Error& e) {
+  if (e.code() == wire::REJECTED && registry.Find(from)) {  // it cannot build its shard: the run cannot start
+    setup_failure = from + ": " + wire::Printable(e.message());
+    registry.MarkGone(from);
+    spdlog::error("{} cannot take its GNN shard: {}", from, wire::Printable(e.message()));
+    return;
+  }
+  ServerCore::OnNodeError(from, e);
+}
+
+void GnnServer::FillJoinAck(uint32_t index, wire::JoinAck* ack) { gnn->FillJoinAck(index, ack); }
+
+// ---- GNN training ------------------------------------------------------------------------------
+void GnnServer::OnGnnReady(const std::string& from, const wire::GnnReady& r) {
+  if (!KnownAlive(from, "gnn_ready")) return;
+  NodeRecord* rec = registry.Find(from);
+  if (Status st = gnn->OnReady(rec->index, r); !st.ok()) {
+    ++stats.bad_tensor;
+    spdlog::error("refused gnn_ready from {}: {}", from, st.message());
+    return SendError(from, wire::BAD_TENSOR, st.message());
+  }
+  rec->ready = true;
+  pending.erase(from);
+}
+
+void GnnServer::OnGnnEpochDone(const std::string& from, const wire::GnnEpochDone& d) {
+  if (!KnownAlive(from, "gnn_epoch_done")) return;
+  if (!pending.count(from)) {
+    ++stats.unexpected;
+    spdlog::error("dropped gnn_epoch_done (epoch {}) from '{}': it has no epoch in progress", d.epoch(), from);
+    return SendError(from, wire::UNEXPECTED, "gnn_epoch_done outside the node's epoch");
+  }
+  if (Status st = gnn->OnEpochDone(registry.Find(from)->index, round, d); !st.ok()) {
+    ++stats.bad_tensor;
+    SendError(from, wire::BAD_TENSOR, st.message());
+    return Fail(from, "refused its epoch report: " + st.message());
+  }
+  pending.erase(from);
+  ++accepted;
+}
+
+Status GnnServer::Run() {
+  EDGEBED_RETURN_IF_ERROR(PrepareOutput());
+  EDGEBED_RETURN_IF_ERROR(gnn->Open());
+  const auto run_start = Clock::now();
+  WaitForNodes();  // a shard is ready once it has built its graph and listens for its peers
+  std::string stopped;
+  uint32_t done = 0;
+  if (!setup_failure.empty()) {
+    stopped = "setup: " + setup_failure;
+  } else if (stopping()) {
+    stopped = "stopped by a signal (SIGINT/SIGTERM) while waiting for the shards";
+  } else if (!gnn->AllReady()) {
+    stopped = std::to_string(registry.ready_count()) + " of " + std::to_string(gnn->shards()) +
+              " shards were ready within server.join_timeout_s = " + std::to_string(sc.join_timeout_s) +
+              " s (see the node logs); every shard is needed";
+  } else {
+    wire::Envelope start;
+    gnn->MakeStart(start.mutable_gnn_start());
+    for (const auto& id : registry.AliveIds()) Send(id, start);
+    spdlog::info("gnn: every shard is ready; {} epochs", sc.gnn.epochs);
+  }
+  for (uint32_t e = 1; stopped.empty() && e <= sc.gnn.epochs && !stopping(); ++e) {
+    const auto t0 = Clock::now();
+    BeginRound(e);
+    for (const auto& id : registry.AliveIds()) {
+      wire::Envelope env;
+      gnn->MakeEpoch(e, registry.Find(id)->index, env.mutable_gnn_epoch());
+      if (Send(id, env) > 0) pending.insert(id);
+    }
+    const size_t asked = pending.size();
+    AwaitPending(DeadlineFrom(t0), /*first_failure=*/true);
+    if (!failures.empty() || accepted < gnn->shards() || asked < gnn->shards()) {
+      std::string why;
+      for (const auto& f : failures) {
+        const auto* rec = registry.Find(f.node_id);
+        why += (why.empty() ? "" : "; ") + f.node_id + " (" + (sc.gnn.mode == "pipe" ? "stage " : sc.gnn.mode == "graph" ? "partition " : "shard ") +
+               std::to_string(rec ? rec->index : 0) + ") " + f.reason;
+      }
+      if (why.empty()) why = std::to_string(accepted) + " of " + std::to_string(gnn->shards()) + " shards reported";
+      stopped = "epoch " + std::to_string(e) + ": " + why;
+      break;
+    }
+    json row = gnn->EndEpoch(e, Since(t0));
+    done = e;
+    if (e == 1 || e % 10 == 0 || e == sc.gnn.epochs)
+      spdlog::info("epoch {}/{}: train loss {:.4f}, val {}, test {}, sent {:.1f} KB, {:.3f} s", e, sc.gnn.epochs,
+                   row["train_loss"].get<double>(), row["val_accuracy"].dump(), row["test_accuracy"].dump(),
+                   (row["embedding_bytes"].get<double>() + row["gradient_bytes"].get<double>() +
+                    row["parameter_bytes"].get<double>() + row["eval_bytes"].get<double>()) / 1024.0,
+                   row["epoch_s"].get<double>());
+  }
+  if (!stopped.empty())
+    spdlog::error("GNN training stops: {}. A {} cannot go on without every shard; metrics up to epoch {} are kept in {}",
+                  stopped, sc.gnn.mode == "graph" ? "graph-parallel run" : "pipeline", done, sc.output_dir);
+  pending.clear();  // the others leave on the shutdown; that is not a failure of theirs
+  Shutdown(stopped.empty() ? "run complete" : "run stopped: " + stopped);
+  json summary = gnn->Summary();
+  summary.update({{"run_id", run_id}, {"model", sc.model}, {"epochs_completed", done}, {"wall_s", Since(run_start)},
+                  {"stopped", stopped.empty() ? json(nullptr) : json(stopped)}, {"dropped", DroppedJson()}});
+  if (stopped.empty() && stopping()) stopped = "stopped by a signal (SIGINT/SIGTERM) after epoch " + std::to_string(done);
+  summary["status"] = stopped.empty() ? "complete" : stopping() ? "stopped" : "failed";
+  summary["stop_reason"] = stopped.empty() ? json(nullptr) : json(stopped);
+  EDGEBED_RETURN_IF_ERROR(WriteSummaryFile(sc.output_dir, summary));
+  if (!stopped.empty()) return Status::Unavailable("GNN training stopped at " + stopped);
+  spdlog::info("gnn run complete: {} epochs, test accuracy {:.4f} at best validation (epoch {}), {:.1f} s; outputs in {}",
+               done, summary["test_accuracy"].get<double>(), summary["best_epoch"].get<uint32_t>(), Since(run_start),
+               sc.output_dir);
+  return Status::Ok();
+}
+
+}  // namespace edgebed

@@ -1,0 +1,359 @@
+#include "server/server_core.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "record/files.h"
+
+#include "splitnets/device_profile.h"
+
+namespace edgebed {
+
+double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+ServerCore::ServerCore(const Scenario& scenario, std::atomic<bool>* stop)
+    : sc(scenario), stop_flag(stop), run_id(scenario.name + "-" + std::to_string(scenario.seed)), registry(scenario.nodes) {}
+
+Result<std::string> ServerCore::Bind() {
+  NodeLinkOptions o;
+  o.bind = sc.bind;
+  o.max_frame_bytes = sc.max_frame_bytes();
+  o.max_connections = sc.max_connections;
+  o.max_connections_per_peer = sc.max_connections_per_peer;
+  return net.Bind(o);
+}
+
+Status ServerCore::PrepareOutput() {
+  if (net.endpoint().empty()) {
+    auto ep = Bind();
+    if (!ep.ok()) return ep.status();
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(sc.output_dir, ec);
+  if (ec) return Status::IoError("output_dir '" + sc.output_dir + "': " + ec.message());
+  return WriteFileAtomic(sc.output_dir + "/scenario.toml", sc.ToToml());
+}
+
+Status ServerCore::Resume() {
+  return Status::InvalidArgument(std::string("--resume continues federated runs; this is a ") + mode_name() +
+                                 ", which starts afresh");
+}
+
+const ParamSet& ServerCore::global_model() const {
+  static const ParamSet kNone;
+  return kNone;
+}
+
+// Sends to node `to` over the connection that carries it (its own, or its node host's).
+size_t ServerCore::Send(const std::string& to, wire::Envelope& env, const std::string& route) {
+  env.set_sender("server");
+  std::string via = route;
+  if (via.empty()) {
+    const auto* rec = registry.Find(to);
+    via = rec && !rec->route.empty() ? rec->route : to;
+  }
+  if (via != to) env.set_node(to);
+  const size_t n = net.Send(via, env);
+  downlink_bytes += n;
+  return n;
+}
+
+void ServerCore::SendError(const std::string& to, wire::ErrorCode code, const std::string& msg) {
+  if (to.empty()) return;
+  wire::Envelope e;
+  e.mutable_error()->set_code(code);
+  e.mutable_error()->set_message(msg);
+  e.mutable_error()->set_round(round);
+  Send(to, e);
+}
+
+void ServerCore::Fail(const std::string& id, const std::string& reason) {
+  if (!pending.erase(id)) return;
+  failures.push_back({id, reason});
+  if (auto* r = registry.Find(id)) ++r->rounds_failed;
+  const auto* rec = registry.Find(id);
+  // Simulated populations fail by the dozen every round (that is the point); keep them out of the log.
+  spdlog::log(rec && rec->simulated ? spdlog::level::debug : spdlog::level::warn, "round {}: {} failed: {}", round, id,
+              reason);
+}
+
+// A connection closed: every node it carried is gone at once (a pending one has failed), and its
+// index is free for a node that joins again.
+void ServerCore::OnRouteClosed(const std::string& route) {
+  for (const auto& id : registry.ReleaseRoute(route)) {
+    const auto* rec = registry.Find(id);
+    spdlog::log(rec && rec->simulated ? spdlog::level::debug : spdlog::level::info, "{}: its connection closed", id);
+    Fail(id, "its connection closed (process ended or link lost)");
+  }
+}
+
+void ServerCore::OnMessage(const std::string& route, std::vector<zmq::message_t>& parts) {
+  ++stats.frames;
+  const std::string& from = route;
+  if (parts.size() != 2) {
+    ++stats.malformed;
+    spdlog::error("dropped a message from '{}': {} frames, a message is exactly one Envelope frame", wire::Printable(from),
+                  parts.size() - 1);
+    SendError(from, wire::MALFORMED, "a message must be exactly one frame holding one Envelope");
+    return;
+  }
+  const zmq::message_t& payload = parts[1];
+  wire::Envelope env;
+  Status st = wire::Decode(payload.data(), payload.size(), sc.max_frame_bytes(), &env);
+  // A node host carries many nodes on one connection; each message names its node.
+  const std::string node = st.ok() && !env.node().empty() ? env.node() : from;
+  if (auto* rec = registry.Find(node); rec && rec->route == route) registry.Touch(node, Clock::now());
+  if (round > 0 && pending.count(node))
+    (st.ok() && env.has_fit_res() ? uplink_bytes : control_bytes) += payload.size();
+  if (!st.ok()) {
+    wire::ErrorCode code = wire::MALFORMED;
+    if (payload.size() > sc.max_frame_bytes()) {
+      ++stats.oversize;
+      code = wire::OVERSIZE;
+    } else if (st.code() == Status::Code::kInvalidArgument) {
+      ++stats.bad_version;
+      code = wire::BAD_VERSION;
+    } else {
+      ++stats.malformed;
+    }
+    spdlog::error("dropped a frame of {} bytes from '{}': {}", payload.size(), wire::Printable(from), st.ToString());
+    SendError(from, code, st.message());
+    return;
+  }
+  if (!env.has_join()) {  // a node speaks only over the connection it joined on
+    const auto* rec = registry.Find(node);
+    if (rec && rec->route != route) {
+      ++stats.unknown_node;
+      spdlog::error("dropped {} for '{}' from connection '{}': that node joined over '{}'", wire::BodyName(env), node,
+                    wire::Printable(route), wire::Printable(rec->route));
+      return;
+    }
+  }
+  const std::string& from_node = node;
+  switch (env.body_case()) {
+    case wire::Envelope::kJoin: return OnJoin(from_node, route, env.join());
+    case wire::Envelope::kHeartbeat: return OnHeartbeat(from_node, env.heartbeat());
+    case wire::Envelope::kLeave: return OnLeave(from_node, env.leave());
+    case wire::Envelope::kError: return OnNodeError(from_node, env.error());
+    case wire::Envelope::kFitRes:
+    case wire::Envelope::kEvaluateRes:
+    case wire::Envelope::kSplitForward:
+    case wire::Envelope::kSplitDone:
+    case wire::Envelope::kSplitInferDone:
+    case wire::Envelope::kGnnReady:
+    case wire::Envelope::kGnnEpochDone:
+      if (OnModeMessage(from_node, env)) return;
+      ++stats.unexpected;
+      spdlog::error("dropped {} from '{}': this is a {}", wire::BodyName(env), wire::Printable(from_node), mode_name());
+      return SendError(from_node, wire::UNEXPECTED, wire::BodyName(env) + " in a " + mode_name());
+    default:
+      ++stats.unexpected;
+      spdlog::error("dropped {} from '{}': nodes do not send that", wire::BodyName(env), wire::Printable(from_node));
+      SendError(from_node, wire::UNEXPECTED, wire::BodyName(env) + " is a server-to-node message");
+  }
+}
+
+void ServerCore::OnNodeError(const std::string& from, const wire::Error& e) {
+  if (e.code() == wire::UNAVAILABLE && pending.count(from))  // it cannot do its part of this round
+    return Fail(from, "unavailable: " + wire::Printable(e.message()));
+  spdlog::warn("{} reports error {}: {}", wire::Printable(from), wire::ErrorCode_Name(e.code()), wire::Printable(e.message()));
+}
+
+bool ServerCore::KnownAlive(const std::string& from, const char* what) {
+  auto* rec = registry.Find(from);
+  if (rec && rec->alive) return true;
+  ++stats.unknown_node;
+  spdlog::error("dropped {} from '{}': that node has not joined", what, wire::Printable(from));
+  SendError(from, wire::UNKNOWN_NODE, std::string(what) + " from a node that has not joined; send join first");
+  return false;
+}
+
+void ServerCore::OnJoin(const std::string& from, const std::string& route, const wire::Join& j) {
+  wire::Envelope out;
+  auto* ack = out.mutable_join_ack();
+  Status st = from == j.node_id()
+                  ? registry.Join(from, route, j.node_index(), j.device(), Clock::now())
+                  : Status::InvalidArgument("join.node_id '" + wire::Printable(j.node_id()) + "' differs from the identity '" +
+                                            wire::Printable(from) + "'");
+  if (!st.ok()) {
+    ++stats.rejected_joins;
+    spdlog::error("refused join from '{}': {}", wire::Printable(from), wire::Printable(st.message(), 400));
+    ack->set_accepted(false);
+    ack->set_reason(st.message());
+    Send(from, out, route);
+    return;
+  }
+  NodeRecord* rec = registry.Find(from);
+  rec->simulated = j.profile().simulated();
+  rec->profile = FromWire(j.profile());
+  rec->num_samples = j.num_samples();
+  ack->set_accepted(true);
+  ack->set_run_id(run_id);
+  ack->set_model(sc.model);
+  ack->set_dataset(sc.dataset);
+  ack->set_partition(sc.partition);
+  ack->set_dirichlet_alpha(sc.dirichlet_alpha);
+  ack->set_shards_per_node(sc.shards_per_node);
+  ack->set_num_nodes(sc.nodes);
+  ack->set_seed(sc.seed);
+  ack->set_train_limit(sc.train_limit);
+  for (int c : sc.classes) ack->add_classes(static_cast<uint32_t>(c));
+  FillJoinAck(j.node_index(), ack);
+  Send(from, out);
+  if (!rec->simulated || registry.alive_count() % 100 == 0 || registry.alive_count() == sc.nodes)
+    spdlog::info("{} joined (index {}, {}); {} of {} nodes", from, j.node_index(), wire::Printable(j.device()),
+                 registry.alive_count(), sc.nodes);
+}
+
+// Waits for every pending node to finish, until `deadline`, failing those silent for longer than
+// the liveness timeout and, at the end, those still pending.
+// `first_failure`: return as soon as one node has failed (GNN shards need each other).
+void ServerCore::AwaitPending(Clock::time_point deadline, bool first_failure) {
+  while (!pending.empty() && Clock::now() < deadline && !stop_flag->load() && !(first_failure && !failures.empty())) {
+    PollOnce(std::chrono::milliseconds(200));
+    const auto now = Clock::now();
+    std::vector<std::string> silent;
+    for (const auto& id : pending) {
+      const auto* rec = registry.Find(id);
+      if (std::chrono::duration<double>(now - rec->last_seen).count() > sc.liveness_timeout_s) silent.push_back(id);
+    }
+    for (const auto& id : silent) {
+      registry.MarkGone(id);
+      Fail(id, fmt::format("silent for more than server.liveness_timeout_s = {:g}", sc.liveness_timeout_s) +
+                   " s (process died or link lost)");
+    }
+  }
+  if (first_failure && !failures.empty()) return;
+  if (stop_flag->load()) {  // a stop is no node's failure: the round simply ends unfinished
+    pending.clear();
+    return;
+  }
+  for (const auto& id : std::vector<std::string>(pending.begin(), pending.end()))
+    Fail(id, "missed the round deadline of " + std::to_string(sc.round_deadline_s) + " s");
+}
+
+Clock::time_point ServerCore::DeadlineFrom(Clock::time_point t0) const {
+  return t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(sc.round_deadline_s));
+}
+
+// The state every kind of round starts from.
+void ServerCore::BeginRound(uint32_t r) {
+  round = r;
+  failures.clear();
+  pending.clear();
+  accepted = 0;
+}
+
+// A heartbeat for round 0 says the node has prepared its data and model after join_ack.
+void ServerCore::OnHeartbeat(const std::string& from, const wire::Heartbeat& hb) {
+  if (!KnownAlive(from, "heartbeat")) return;
+  if (hb.round() == 0) registry.Find(from)->ready = true;
+}
+
+void ServerCore::OnLeave(const std::string& from, const wire::Leave& l) {
+  if (!KnownAlive(from, "leave")) return;
+  registry.MarkGone(from);
+  Fail(from, "left the federation: " + wire::Printable(l.reason()));
+  const auto* rec = registry.Find(from);
+  spdlog::log(rec && rec->simulated ? spdlog::level::debug : spdlog::level::info, "{} left: {}", from,
+              wire::Printable(l.reason()));
+}
+
+void ServerCore::WaitForNodes() {
+  const auto t0 = Clock::now();
+  spdlog::info("waiting up to {:.0f} s for {} nodes on {}", sc.join_timeout_s, sc.nodes, net.endpoint());
+  // Round 1 starts once every node has joined and prepared its data (so that the liveness clock,
+  // which starts at fit_ins, never counts a node's data loading), or at the join timeout.
+  while (registry.ready_count() < sc.nodes && Since(t0) < sc.join_timeout_s && setup_failure.empty() &&
+         !stop_flag->load())
+    PollOnce(std::chrono::milliseconds(100));
+}
+
+// A result file could not be written: the run cannot go on without losing results, so it stops
+// after this round, and the error names the file.
+void ServerCore::RecordFailed(const Status& st) {
+  std::lock_guard<std::mutex> lock(record_mu_);
+  if (record_error_.ok()) {
+    record_error_ = st;
+    spdlog::error("{}; the run stops (rows written before are kept)", st.message());
+  }
+}
+
+Status ServerCore::RecordError() {
+  std::lock_guard<std::mutex> lock(record_mu_);
+  return record_error_;
+}
+
+bool ServerCore::WriteRow(const json& row) {
+  Status st = record.WriteRow(row);
+  if (!st.ok()) RecordFailed(st);
+  return st.ok();
+}
+
+void ServerCore::Shutdown(const std::string& reason) {
+  wire::Envelope bye;
+  bye.mutable_shutdown()->set_reason(reason);
+  const auto ids = registry.AliveIds();
+  for (const auto& id : ids) Send(id, bye);
+  const auto t0 = Clock::now();
+  round = 0;
+  while (registry.alive_count() > 0 && Since(t0) < 3.0) PollOnce(std::chrono::milliseconds(100));
+}
+
+// Rounds first_round..rounds until a stop, a failed result write, or no node alive; returns the
+// last round run. An early end leaves its reason in stop_reason.
+uint32_t ServerCore::RunRounds(const std::function<void(uint32_t)>& run_round) {
+  uint32_t done = first_round - 1;
+  for (uint32_t r = first_round; r <= sc.rounds; ++r) {
+    if (stop_flag->load()) {
+      stop_reason = "stopped by a signal (SIGINT/SIGTERM) before round " + std::to_string(r);
+      break;
+    }
+    if (Status st = RecordError(); !st.ok()) {
+      stop_reason = "results could not be written: " + st.message();
+      break;
+    }
+    if (registry.alive_count() == 0) {
+      stop_reason = "no node is alive before round " + std::to_string(r) + LastFailures();
+      break;
+    }
+    run_round(r);
+    done = r;
+  }
+  if (!stop_reason.empty()) spdlog::error("the run ends early: {}", stop_reason);
+  return done;
+}
+
+// "; last failures: node-1: ..., node-2: ..." of the round just run, for a stop's reason.
+std::string ServerCore::LastFailures() const {
+  std::string out;
+  for (size_t i = 0; i < failures.size() && i < 5; ++i) out += (i ? ", " : "; last failures: ") + failures[i].node_id + ": " + failures[i].reason;
+  if (failures.size() > 5) out += fmt::format(" (and {} more)", failures.size() - 5);
+  return out;
+}
+
+// What the run's summary.json says of how it ended: complete, stopped (by a signal), or failed.
+json ServerCore::Outcome(uint32_t done, uint64_t aggregated_rounds) const {
+  std::string status = "complete";
+  if (stop_flag->load()) status = "stopped";
+  else if (!stop_reason.empty() || done < sc.rounds || (sc.rounds > 0 && aggregated_rounds == 0)) status = "failed";
+  std::string reason = stop_reason;
+  if (reason.empty() && status == "failed") reason = "no round aggregated an update (see failed_nodes in metrics.jsonl)";
+  if (reason.empty() && status == "stopped") reason = "stopped by a signal (SIGINT/SIGTERM)";
+  return {{"status", status}, {"stop_reason", reason.empty() ? json(nullptr) : json(reason)},
+          {"rounds_aggregated", aggregated_rounds}, {"resumed_from_round", first_round > 1 ? json(first_round - 1) : json(nullptr)}};
+}
+
+json ServerCore::DroppedJson() const {
+  const auto& s = stats;
+  return {{"frames", s.frames},         {"malformed", s.malformed},
+          {"oversize", s.oversize},     {"bad_version", s.bad_version},
+          {"bad_tensor", s.bad_tensor}, {"unexpected", s.unexpected},
+          {"unknown_node", s.unknown_node}, {"handshake_failed", net.stats().handshake_failed},
+          {"refused_connections", net.stats().refused_connections},
+          {"rejected_joins", s.rejected_joins}, {"capped_samples", s.capped_samples}};
+}
+
+}  // namespace edgebed

@@ -1,0 +1,126 @@
+// What every run mode of the server shares (private to server/): the node link, the registry, the
+// round in progress (pending nodes, failures, deadline, liveness), joins, heartbeats and leaves, the
+// message switch, the run record and how a run ends. A run mode (federated rounds, split learning,
+// GNN epochs) derives from it and adds its own messages, its join_ack fields and its Run().
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "codecs/status.h"
+#include "codecs/wire.h"
+#include "record/run_record.h"
+#include "scenarios/scenario.h"
+#include "server/node_link.h"
+#include "server/registry.h"
+#include "server/server.h"
+#include "server/strategy.h"
+
+namespace edgebed {
+
+using Clock = std::chrono::steady_clock;
+using json = nlohmann::json;
+
+double Since(Clock::time_point t);
+
+class ServerCore : public NodeLink::Handler {
+ public:
+  ServerCore(const Scenario& sc, std::atomic<bool>* stop_flag);
+  ~ServerCore() override = default;
+  ServerCore(const ServerCore&) = delete;
+  ServerCore& operator=(const ServerCore&) = delete;
+
+  // ---- what a run mode is ----------------------------------------------------------------------
+  // Runs the mode after Bind: waits for joins, runs rounds or epochs, writes its results.
+  [[nodiscard]] virtual Status Run() = 0;
+  // Continues from output_dir's checkpoint (federated runs only).
+  [[nodiscard]] virtual Status Resume();
+  // "federated run", "split-learning run (model slimsplit)", ...: for messages of another mode.
+  virtual const char* mode_name() const = 0;
+
+  Result<std::string> Bind();
+  const ServerStats& server_stats() const { return stats; }
+  const LinkStats& link_stats() const { return net.stats(); }
+  virtual const ParamSet& global_model() const;
+
+ protected:
+  // A message of this mode (fit_res, split_forward, gnn_ready, ...) from joined-or-not node `from`;
+  // false when the mode takes no such message (the core then answers UNEXPECTED).
+  virtual bool OnModeMessage(const std::string& from, const wire::Envelope& env) = 0;
+  // The mode's fields of a join_ack (the node's shard, the split network, ...).
+  virtual void FillJoinAck(uint32_t index, wire::JoinAck* ack) {}
+  // A node reports an error (e.g. UNAVAILABLE for this round, REJECTED for its GNN shard).
+  virtual void OnNodeError(const std::string& from, const wire::Error& e);
+
+  // ---- sending -------------------------------------------------------------------------------
+  // Sends to node `to` over the connection that carries it (its own, or its node host's).
+  size_t Send(const std::string& to, wire::Envelope& env, const std::string& route = "");
+  void SendError(const std::string& to, wire::ErrorCode code, const std::string& msg);
+
+  // ---- the round in progress -------------------------------------------------------------------
+  void BeginRound(uint32_t r);
+  void Fail(const std::string& id, const std::string& reason);
+  // Waits for every pending node to finish, until `deadline`, failing those silent for longer than
+  // the liveness timeout and, at the end, those still pending. `first_failure`: return as soon as
+  // one node has failed (GNN shards need each other).
+  void AwaitPending(Clock::time_point deadline, bool first_failure = false);
+  Clock::time_point DeadlineFrom(Clock::time_point t0) const;
+  void PollOnce(std::chrono::milliseconds timeout) { net.Poll(timeout, *this); }
+  bool KnownAlive(const std::string& from, const char* what);
+
+  // ---- the run ---------------------------------------------------------------------------------
+  // Binds if not yet bound, makes output_dir and writes the resolved scenario.toml into it.
+  [[nodiscard]] Status PrepareOutput();
+  // Until every node has joined and prepared its data, the join timeout, a setup failure or a stop.
+  void WaitForNodes();
+  // Rounds first_round..rounds until a stop, a failed result write, or no node alive; returns the
+  // last round run. An early end leaves its reason in stop_reason.
+  uint32_t RunRounds(const std::function<void(uint32_t)>& run_round);
+  void Shutdown(const std::string& reason = "run complete");
+  // "; last failures: node-1: ..." of the round just run, for a stop's reason.
+  std::string LastFailures() const;
+  // summary.json's status (complete, stopped, failed), stop_reason, rounds_aggregated.
+  json Outcome(uint32_t done, uint64_t aggregated_rounds) const;
+  json DroppedJson() const;
+  // A result file could not be written: the run stops after this round; the error names the file.
+  void RecordFailed(const Status& st);
+  Status RecordError();
+  bool WriteRow(const json& row);
+  bool stopping() const { return stop_flag->load(); }
+
+  Scenario sc;
+  std::atomic<bool>* stop_flag;
+  std::string run_id;
+  NodeLink net;
+  NodeRegistry registry;
+  ServerStats stats;
+  RunRecord record;
+  uint32_t first_round = 1;   // > 1 when resumed from a checkpoint
+  std::string stop_reason;    // why the run ended early ("" = it did not)
+  std::string setup_failure;  // a node that could not set up (GNN shard): the run cannot start
+
+  // The round in progress, shared by every mode.
+  uint32_t round = 0;
+  std::set<std::string> pending;
+  std::vector<FitFailure> failures;
+  size_t accepted = 0;
+  uint64_t uplink_bytes = 0, downlink_bytes = 0;  // update uploads (fit_res frames) / everything sent
+  uint64_t control_bytes = 0;                       // other frames from participants (heartbeats, ...)
+
+ private:
+  void OnRouteClosed(const std::string& route) override;
+  void OnMessage(const std::string& route, std::vector<zmq::message_t>& parts) override;
+  void OnJoin(const std::string& from, const std::string& route, const wire::Join& j);
+  void OnHeartbeat(const std::string& from, const wire::Heartbeat& hb);
+  void OnLeave(const std::string& from, const wire::Leave& l);
+
+  std::mutex record_mu_;
+  Status record_error_;  // the first failed write of a result file
+};
+
+}  // namespace edgebed

@@ -1,0 +1,176 @@
+// Split learning (private to server/): per round each node's encoder sends its bottlenecks, the
+// shared decoder answers with gradients; then the inference passes under the bandwidth trace.
+#include "server/split_server.h"
+
+#include <spdlog/spdlog.h>
+
+namespace edgebed {
+
+Result<std::unique_ptr<ServerCore>> SplitServer::Create(const Scenario& sc, std::atomic<bool>* stop) {
+  auto test = LoadScenarioData(sc, false);
+  if (!test.ok()) return test.status();
+  auto split = SplitService::Create(sc, std::move(test.value()));
+  if (!split.ok()) return split.status();
+  std::unique_ptr<SplitServer> s(new SplitServer(sc, stop));
+  s->split = std::move(split.value());
+  return std::unique_ptr<ServerCore>(std::move(s));
+}
+
+bool SplitServer::OnModeMessage(const std::string& from, const wire::Envelope& env) {
+  switch (env.body_case()) {
+    case wire::Envelope::kSplitForward: OnSplitForward(from, env.split_forward()); return true;
+    case wire::Envelope::kSplitDone: OnSplitDone(from, env.split_done()); return true;
+    case wire::Envelope::kSplitInferDone:
+      if (KnownAlive(from, "split_infer_done") && infer_pass == env.split_infer_done().pass()) pending.erase(from);
+      return true;
+    default: return false;
+  }
+}
+
+void SplitServer::FillJoinAck(uint32_t, wire::JoinAck* ack) { split->FillJoinAck(ack); }
+
+// ---- split learning ----------------------------------------------------------------------------
+bool SplitServer::SplitExpected(const std::string& from, const std::string& what) {
+  if (!KnownAlive(from, what.c_str())) return false;
+  if (pending.count(from)) return true;
+  ++stats.unexpected;
+  spdlog::error("dropped {} from '{}': it has no round or inference pass in progress", what, from);
+  SendError(from, wire::UNEXPECTED, what + " outside the node's round or inference pass");
+  return false;
+}
+
+void SplitServer::OnSplitForward(const std::string& from, const wire::SplitForward& f) {
+  if (!SplitExpected(from, "split_forward")) return;
+  wire::Envelope out;
+  Status st = (f.request() > 0) == (infer_pass > 0) && f.round() == (infer_pass > 0 ? infer_pass : round)
+                  ? split->OnForward(registry.Find(from)->index, f, out.mutable_split_backward())
+                  : Status::InvalidArgument("split_forward.round = " + std::to_string(f.round()) + " (request " +
+                                            std::to_string(f.request()) + ") is not the " +
+                                            (infer_pass > 0 ? "inference pass " + std::to_string(infer_pass)
+                                                            : "round " + std::to_string(round)) + " in progress");
+  if (!st.ok()) {
+    ++stats.bad_tensor;
+    spdlog::error("refused split_forward from {}: {}", from, st.message());
+    return SendError(from, wire::BAD_TENSOR, st.message());
+  }
+  Send(from, out);
+}
+
+void SplitServer::OnSplitDone(const std::string& from, const wire::SplitDone& d) {
+  if (!SplitExpected(from, "split_done")) return;
+  Status st = split->OnDone(registry.Find(from)->index, round, d);
+  if (!st.ok()) {
+    ++stats.bad_tensor;
+    SendError(from, wire::BAD_TENSOR, st.message());
+    return Fail(from, st.message());
+  }
+  pending.erase(from);
+  ++accepted;
+}
+
+void SplitServer::RunSplitRound(uint32_t r, Clock::time_point run_start) {
+  const auto t0 = Clock::now();
+  BeginRound(r);
+  downlink_bytes = 0;
+  for (const auto& id : registry.AliveIds()) {
+    if (!registry.Find(id)->ready) continue;
+    wire::Envelope env;
+    split->MakeRound(r, registry.Find(id)->index, env.mutable_split_round());
+    if (Send(id, env) == 0) {
+      failures.push_back({id, "could not send split_round: the node's connection is gone"});
+      registry.MarkGone(id);
+      continue;
+    }
+    pending.insert(id);
+    registry.Touch(id, Clock::now());
+  }
+  const size_t selected = pending.size() + failures.size();
+  AwaitPending(DeadlineFrom(t0));
+  json row = split->EndRound(r, r == sc.rounds || stopping());
+  json failed = json::array();
+  for (const auto& f : failures) failed.push_back({{"node", f.node_id}, {"reason", f.reason}});
+  row["selected"] = selected;
+  row["failures"] = failures.size();
+  row["failed_nodes"] = failed;
+  row["downlink_bytes"] = downlink_bytes;
+  row["wall_s"] = Since(t0);
+  row["elapsed_s"] = Since(run_start);
+  WriteRow(row);
+  std::string widths;
+  for (const auto& [w, a] : row["accuracy_by_width"].items()) widths += fmt::format(" {}:{:.4f}", w, a.get<double>());
+  spdlog::info("round {:>3}/{}: accuracy by width{}  participants {}/{}  BER {:.2e}  {:.1f} s", r, sc.rounds, widths,
+               row["participants"].get<size_t>(), selected, row["bottleneck_ber"].get<double>(), row["wall_s"].get<double>());
+}
+
+// Inference passes on the lowest-index ready node: the scenario's controller, then (compare_fixed)
+// the fixed width over the same trace.
+json SplitServer::RunSplitInference() {
+  const auto& inf = sc.split.inference;
+  std::vector<std::string> passes = {inf.controller};
+  if (inf.compare_fixed && inf.controller == "adaptive") passes.push_back("fixed");
+  std::string server_node;
+  uint32_t best = UINT32_MAX;
+  for (const auto& id : registry.AliveIds())
+    if (registry.Find(id)->ready && registry.Find(id)->index < best) best = registry.Find(id)->index, server_node = id;
+  if (server_node.empty()) {
+    spdlog::error("split inference: no node is alive to serve requests");
+    return nullptr;
+  }
+  for (size_t p = 0; p < passes.size() && !stopping(); ++p) {
+    infer_pass = static_cast<uint32_t>(p + 1);
+    failures.clear();
+    pending = {server_node};
+    wire::Envelope env;
+    split->MakeInference(infer_pass, passes[p], env.mutable_split_infer_ins());
+    spdlog::info("split inference pass {}: {} serves {} requests, controller {}", infer_pass, server_node, inf.requests,
+                 passes[p]);
+    registry.Touch(server_node, Clock::now());
+    if (Send(server_node, env) == 0) pending.clear();
+    AwaitPending(DeadlineFrom(Clock::now()));
+    for (const auto& f : failures) spdlog::error("split inference pass {}: {} failed: {}", infer_pass, f.node_id, f.reason);
+  }
+  infer_pass = 0;
+  return split->EndInference(sc.output_dir);
+}
+
+Status SplitServer::Run() {
+  EDGEBED_RETURN_IF_ERROR(PrepareOutput());
+  EDGEBED_RETURN_IF_ERROR(record.Open(sc.output_dir, FederatedCsvColumns()));
+  const auto run_start = Clock::now();
+  WaitForNodes();
+  if (stopping()) return Status::Unavailable("stopped by a signal (SIGINT/SIGTERM) while waiting for nodes to join");
+  if (registry.alive_count() == 0)
+    return Status::Unavailable("no node joined within server.join_timeout_s = " + std::to_string(sc.join_timeout_s) + " s");
+  if (registry.alive_count() < sc.nodes)
+    spdlog::warn("{} of {} nodes joined within {:.0f} s; starting with those", registry.alive_count(), sc.nodes,
+                 sc.join_timeout_s);
+  const uint32_t done = RunRounds([&](uint32_t r) { RunSplitRound(r, run_start); });
+  json inference;
+  if (sc.split.inference.requests > 0 && !stopping()) inference = RunSplitInference();
+  Shutdown(stop_reason.empty() && !stopping() ? "run complete" : "run stopped");
+  Status saved = split->SaveModels(sc.output_dir);
+  if (!saved.ok()) RecordFailed(saved);
+  json summary = split->Summary();
+  const auto& widths = summary["widths"];
+  summary.update({{"run_id", run_id},
+                  {"model", sc.model},
+                  {"rounds_completed", done},
+                  {"final_test_accuracy", widths.empty() ? json(nullptr) : widths.back()["test_accuracy"]},
+                  {"wall_s", Since(run_start)},
+                  {"inference", inference},
+                  {"dropped", DroppedJson()}});
+  summary.update(Outcome(done, done));
+  EDGEBED_RETURN_IF_ERROR(record.WriteSummary(summary));
+  EDGEBED_RETURN_IF_ERROR(RecordError());
+  if (summary["status"] != "complete") return Status::Unavailable("split run " + summary["status"].get<std::string>() + ": " + summary["stop_reason"].dump());
+  spdlog::info("split run complete: {} rounds, widest test accuracy {}, {:.1f} s; outputs in {}", done,
+               summary["final_test_accuracy"].dump(), Since(run_start), sc.output_dir);
+  if (!inference.is_null() && inference.contains("passes"))
+    for (const auto& p : inference["passes"])
+      spdlog::info("inference pass {} ({}): deadline met on {:.1f}% of {} requests, mean width {:.2f}, accuracy {:.4f}",
+                   p["pass"].get<int>(), p["controller"].get<std::string>(), 100 * p["deadline_met"].get<double>(),
+                   p["requests"].get<size_t>(), p["mean_width"].get<double>(), p["accuracy"].get<double>());
+  return Status::Ok();
+}
+
+}  // namespace edgebed

@@ -1,0 +1,34 @@
+// Split learning as a run mode (model slimsplit; private to server/): nodes run the slimmable
+// encoder, the shared decoder here answers each batch with gradients (split_service.h).
+#pragma once
+#include <memory>
+#include <string>
+
+#include "server/server_core.h"
+#include "server/split_service.h"
+
+namespace edgebed {
+
+class SplitServer final : public ServerCore {
+ public:
+  [[nodiscard]] static Result<std::unique_ptr<ServerCore>> Create(const Scenario& sc, std::atomic<bool>* stop);
+  Status Run() override;
+  const char* mode_name() const override { return "split-learning run (model slimsplit)"; }
+
+ private:
+  SplitServer(const Scenario& sc, std::atomic<bool>* stop) : ServerCore(sc, stop) {}
+  bool OnModeMessage(const std::string& from, const wire::Envelope& env) override;
+  void FillJoinAck(uint32_t index, wire::JoinAck* ack) override;
+  bool SplitExpected(const std::string& from, const std::string& what);
+  void OnSplitForward(const std::string& from, const wire::SplitForward& f);
+  void OnSplitDone(const std::string& from, const wire::SplitDone& d);
+  void RunSplitRound(uint32_t r, Clock::time_point run_start);
+  // Inference passes on the lowest-index ready node: the scenario's controller, then (compare_fixed)
+  // the fixed width over the same trace.
+  json RunSplitInference();
+
+  std::unique_ptr<SplitService> split;
+  uint32_t infer_pass = 0;  // split inference pass in progress (0 = none)
+};
+
+}  // namespace edgebed
