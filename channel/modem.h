@@ -16,6 +16,8 @@ class Modem {
   // "bpsk" | "qpsk" | "qam16" | "qam64"; errors name channel.modulation.
   static Result<std::unique_ptr<Modem>> Create(const std::string& name);
   ~Modem();
+  Modem(const Modem&) = delete;  // owns a liquid modemcf: one owner, one destroy
+  Modem& operator=(const Modem&) = delete;
   unsigned bps() const { return bps_; }
   float symbol_energy() const { return es_; }  // mean |x|^2 over the constellation
   cfloat Modulate(unsigned symbol);
@@ -33,6 +35,8 @@ class Packetizer {
   // `payload_bytes` per packet, CRC-32, inner FEC `fec` (liquid's name set; errors name channel.fec).
   static Result<std::unique_ptr<Packetizer>> Create(uint32_t payload_bytes, const std::string& fec);
   ~Packetizer();
+  Packetizer(const Packetizer&) = delete;  // owns a liquid packetizer: one owner, one destroy
+  Packetizer& operator=(const Packetizer&) = delete;
   uint32_t payload_bytes() const { return payload_; }
   uint32_t encoded_bytes() const { return encoded_; }
   void Encode(const uint8_t* payload, uint8_t* packet);

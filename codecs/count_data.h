@@ -48,7 +48,7 @@ CountBatch SampleCounts(const CountData& data, const std::vector<size_t>& rounds
 
 // Synthetic data for tests and benchmarks: `rounds` rounds of `nodes` nodes whose indices are drawn
 // independently per block from a Zipf(`zipf`) popularity over n codewords (the statistics the
-// AMP-DA-Net anchor figures in ../shared/reference/ota.md were measured with).
+// AMP-DA-Net paper's synthetic figures were measured with).
 CountData SyntheticCountData(uint32_t n, uint32_t nodes, uint32_t rounds, uint32_t blocks, double zipf, Rng& rng);
 
 }  // namespace edgebed

@@ -8,7 +8,8 @@
 
 namespace edgebed {
 
-class Status {
+// [[nodiscard]]: a Status that is dropped is a compiler warning; drop one on purpose with (void).
+class [[nodiscard]] Status {
  public:
   enum class Code { kOk = 0, kInvalidArgument, kCorruption, kNotFound, kIoError, kTimeout, kUnavailable };
   Status() = default;
@@ -40,7 +41,7 @@ inline std::string Status::ToString() const {
 
 // A value or the Status explaining why there is none.
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}          // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {}   // NOLINT: must not be Ok
@@ -65,5 +66,15 @@ class Result {
     ::edgebed::Status _st = (expr);        \
     if (!_st.ok()) return _st;             \
   } while (0)
+
+#define EDGEBED_CONCAT_INNER(a, b) a##b
+#define EDGEBED_CONCAT(a, b) EDGEBED_CONCAT_INNER(a, b)
+// `EDGEBED_ASSIGN_OR_RETURN(auto x, MakeX());` declares x from a Result's value, or returns its Status.
+#define EDGEBED_ASSIGN_OR_RETURN(lhs, expr) \
+  EDGEBED_ASSIGN_OR_RETURN_IMPL(EDGEBED_CONCAT(_result_, __LINE__), lhs, expr)
+#define EDGEBED_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
+  auto tmp = (expr);                                  \
+  if (!tmp.ok()) return tmp.status();                 \
+  lhs = std::move(tmp).value()
 
 }  // namespace edgebed

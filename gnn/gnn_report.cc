@@ -1,5 +1,7 @@
 #include "gnn/gnn_report.h"
 
+#include <sstream>
+
 #include <algorithm>
 #include <cmath>
 
@@ -36,15 +38,13 @@ GnnReport::GnnReport(const GnnConfig& cfg, const Graph& g, AnalyticTraffic analy
       analytic_(analytic), dir_(std::move(out_dir)) {}
 
 Status GnnReport::Open() {
-  csv_.open(dir_ + "/metrics.csv", std::ios::trunc);
-  jsonl_.open(dir_ + "/metrics.jsonl", std::ios::trunc);
-  if (!csv_ || !jsonl_) return Status::IoError("cannot write metrics into " + dir_);
-  csv_ << "epoch,test_accuracy,test_loss,train_loss,train_accuracy,val_accuracy,embedding_bytes,gradient_bytes,"
-          "parameter_bytes,eval_bytes,epoch_s,train_s,eval_s,stale_share,stale_rel_error,max_staleness\n";
-  return Status::Ok();
+  EDGEBED_RETURN_IF_ERROR(csv_.Open(dir_ + "/metrics.csv", /*append=*/false));
+  EDGEBED_RETURN_IF_ERROR(jsonl_.Open(dir_ + "/metrics.jsonl", /*append=*/false));
+  return csv_.Append("epoch,test_accuracy,test_loss,train_loss,train_accuracy,val_accuracy,embedding_bytes,gradient_bytes,"
+                     "parameter_bytes,eval_bytes,epoch_s,train_s,eval_s,stale_share,stale_rel_error,max_staleness");
 }
 
-void GnnReport::AddEpoch(uint32_t epoch, const std::vector<ShardStats>& shards, const std::vector<ShardTraffic>& traffic,
+Status GnnReport::AddEpoch(uint32_t epoch, const std::vector<ShardStats>& shards, const std::vector<ShardTraffic>& traffic,
                          double wall_s) {
   ShardStats sum;
   double train_s = 0.0, eval_s = 0.0, wait_s = 0.0, wait_share = 0.0;
@@ -93,16 +93,17 @@ void GnnReport::AddEpoch(uint32_t epoch, const std::vector<ShardStats>& shards, 
     row[name + "_bytes"] = all.bytes[k];
     row[name + "_values"] = all.values[k];
   }
-  jsonl_ << row.dump() << "\n";
-  jsonl_.flush();
   auto num = [](const json& j) { return j.is_null() ? std::string() : j.dump(); };
-  csv_ << epoch << ',' << num(row["test_accuracy"]) << ',' << num(row["test_loss"]) << ',' << sum.train_loss << ','
-       << row["train_accuracy"].get<double>() << ',' << num(row["val_accuracy"]) << ',' << all.bytes[0] << ','
-       << all.bytes[1] << ',' << all.bytes[2] << ',' << all.bytes[3] << ',' << wall_s << ',' << train_s << ',' << eval_s
-       << ',' << row["stale_share"].get<double>() << ',' << row["stale_rel_error"].get<double>() << ','
-       << sum.max_staleness << '\n';
-  csv_.flush();
+  std::ostringstream csv;
+  csv << epoch << ',' << num(row["test_accuracy"]) << ',' << num(row["test_loss"]) << ',' << sum.train_loss << ','
+      << row["train_accuracy"].get<double>() << ',' << num(row["val_accuracy"]) << ',' << all.bytes[0] << ','
+      << all.bytes[1] << ',' << all.bytes[2] << ',' << all.bytes[3] << ',' << wall_s << ',' << train_s << ',' << eval_s
+      << ',' << row["stale_share"].get<double>() << ',' << row["stale_rel_error"].get<double>() << ','
+      << sum.max_staleness;
+  const std::string line = row.dump();
   rows_.push_back(std::move(row));
+  EDGEBED_RETURN_IF_ERROR(jsonl_.Append(line));
+  return csv_.Append(csv.str());
 }
 
 json GnnReport::Summary() const {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "gnn/gnn_model.h"
+#include "record/files.h"
 
 namespace edgebed {
 
@@ -36,7 +37,7 @@ class GnnReport {
   GnnReport(const GnnConfig& cfg, const Graph& g, AnalyticTraffic analytic, std::string out_dir);
   Status Open();  // creates metrics.csv (header) and metrics.jsonl
   // Combines every shard's figures for `epoch`; wall_s is the epoch's time seen by the coordinator.
-  void AddEpoch(uint32_t epoch, const std::vector<ShardStats>& shards, const std::vector<ShardTraffic>& traffic,
+  [[nodiscard]] Status AddEpoch(uint32_t epoch, const std::vector<ShardStats>& shards, const std::vector<ShardTraffic>& traffic,
                 double wall_s);
   nlohmann::json Summary() const;  // also the run's description, parameters, analytic counts
   const std::vector<nlohmann::json>& rows() const { return rows_; }
@@ -48,7 +49,7 @@ class GnnReport {
   uint32_t n_ = 0;
   AnalyticTraffic analytic_;
   std::string dir_;
-  std::ofstream csv_, jsonl_;
+  LineFile csv_, jsonl_;  // every row checked: a failed write is an error naming the file
   std::vector<nlohmann::json> rows_;
 };
 

@@ -10,6 +10,9 @@
 namespace edgebed {
 
 struct EvalWorker {
+  EvalWorker() = default;
+  EvalWorker(const EvalWorker&) = delete;  // owns a thread
+  EvalWorker& operator=(const EvalWorker&) = delete;
   std::thread thread;
   std::mutex mu;
   std::condition_variable cv;

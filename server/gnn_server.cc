@@ -105,7 +105,12 @@ Status GnnServer::Run() {
       stopped = "epoch " + std::to_string(e) + ": " + why;
       break;
     }
-    json row = gnn->EndEpoch(e, Since(t0));
+    auto ended = gnn->EndEpoch(e, Since(t0));
+    if (!ended.ok()) {
+      stopped = "results could not be written: " + ended.status().message();
+      break;
+    }
+    const json row = std::move(ended).value();
     done = e;
     if (e == 1 || e % 10 == 0 || e == sc.gnn.epochs)
       spdlog::info("epoch {}/{}: train loss {:.4f}, val {}, test {}, sent {:.1f} KB, {:.3f} s", e, sc.gnn.epochs,

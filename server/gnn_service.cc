@@ -74,10 +74,11 @@ Status GnnService::OnEpochDone(uint32_t index, uint32_t epoch, const wire::GnnEp
   return FromWire(d, &stats_[index], &traffic_[index]);
 }
 
-nlohmann::json GnnService::EndEpoch(uint32_t epoch, double wall_s) {
-  report_->AddEpoch(epoch, stats_, traffic_, wall_s);
+Result<nlohmann::json> GnnService::EndEpoch(uint32_t epoch, double wall_s) {
+  Status st = report_->AddEpoch(epoch, stats_, traffic_, wall_s);
   std::fill(stats_.begin(), stats_.end(), ShardStats{});
   std::fill(traffic_.begin(), traffic_.end(), ShardTraffic{});
+  if (!st.ok()) return st;
   return report_->rows().back();
 }
 

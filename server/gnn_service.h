@@ -33,7 +33,7 @@ class GnnService {
   // Shard `index`'s report for the epoch in progress (checked: epoch, field sizes).
   Status OnEpochDone(uint32_t index, uint32_t epoch, const wire::GnnEpochDone& d);
   // Every shard has reported: combines them into the epoch's metrics row (returned).
-  nlohmann::json EndEpoch(uint32_t epoch, double wall_s);
+  [[nodiscard]] Result<nlohmann::json> EndEpoch(uint32_t epoch, double wall_s);  // errors name the metrics file
   nlohmann::json Summary() const { return report_->Summary(); }
 
  private:

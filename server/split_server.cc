@@ -130,7 +130,12 @@ json SplitServer::RunSplitInference() {
     for (const auto& f : failures) spdlog::error("split inference pass {}: {} failed: {}", infer_pass, f.node_id, f.reason);
   }
   infer_pass = 0;
-  return split->EndInference(sc.output_dir);
+  auto report = split->EndInference(sc.output_dir);
+  if (!report.ok()) {
+    RecordFailed(report.status());
+    return nullptr;
+  }
+  return std::move(report).value();
 }
 
 Status SplitServer::Run() {

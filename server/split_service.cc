@@ -10,7 +10,7 @@
 #include "codecs/activation_codec.h"
 #include "codecs/rng.h"
 #include "codecs/wire.h"
-#include "record/plot.h"
+#include "server/inference_report.h"
 #include "server/aggregate.h"
 #include "splitnets/learner.h"
 #include "splitnets/split_training.h"
@@ -23,14 +23,6 @@ using Clock = std::chrono::steady_clock;
 constexpr uint32_t kMaxBatch = 65536;
 
 std::string W(double w) { return std::to_string(w).substr(0, 5); }
-
-struct InferRow {
-  uint32_t pass = 0, request = 0, samples = 0, correct = 0;
-  std::string controller;
-  double t_s = 0, kbps = 0, width = 0, node_ms = 0, air_ms = 0, server_ms = 0, latency_ms = 0;
-  uint64_t bytes = 0, bit_errors = 0;
-  bool met = false;
-};
 
 }  // namespace
 
@@ -351,84 +343,10 @@ void SplitService::MakeInference(uint32_t pass, const std::string& controller, w
   out->set_initial_kbps(inf.initial_kbps);
 }
 
-json SplitService::EndInference(const std::string& dir) {
+Result<json> SplitService::EndInference(const std::string& dir) {
   Impl& m = *impl_;
   SetTorchThreads(static_cast<int>(m.sc.server_threads));
-  std::ofstream csv(dir + "/inference.csv");
-  csv << "pass,controller,request,t_s,kbps,width,bytes,node_ms,air_ms,server_ms,latency_ms,deadline_met,correct,samples,"
-         "bit_errors\n";
-  std::map<uint32_t, std::vector<const InferRow*>> by_pass;
-  for (const auto& r : m.rows) {
-    csv << r.pass << ',' << r.controller << ',' << r.request << ',' << r.t_s << ',' << r.kbps << ',' << r.width << ','
-        << r.bytes << ',' << r.node_ms << ',' << r.air_ms << ',' << r.server_ms << ',' << r.latency_ms << ','
-        << (r.met ? 1 : 0) << ',' << r.correct << ',' << r.samples << ',' << r.bit_errors << '\n';
-    by_pass[r.pass].push_back(&r);
-  }
-  csv.close();
-  json passes = json::array();
-  for (const auto& [pass, rows] : by_pass) {
-    size_t met = 0, correct = 0, samples = 0;
-    double width = 0, latency = 0;
-    for (const auto* r : rows) {
-      met += r->met;
-      correct += r->correct;
-      samples += r->samples;
-      width += r->width;
-      latency += r->latency_ms;
-    }
-    const double k = static_cast<double>(rows.size());
-    passes.push_back({{"pass", pass},
-                      {"controller", rows.front()->controller},
-                      {"requests", rows.size()},
-                      {"deadline_met", static_cast<double>(met) / k},
-                      {"accuracy", samples ? static_cast<double>(correct) / static_cast<double>(samples) : 0.0},
-                      {"mean_width", width / k},
-                      {"mean_latency_ms", latency / k}});
-  }
-  json out = {{"deadline_ms", m.sc.split.inference.deadline_ms}, {"passes", passes}};
-  // Where the fixed width missed, how often the adaptive controller met the deadline.
-  if (by_pass.size() >= 2) {
-    const auto& a = by_pass.begin()->second;
-    const auto& f = std::next(by_pass.begin())->second;
-    size_t missed = 0, rescued = 0;
-    for (size_t i = 0; i < std::min(a.size(), f.size()); ++i) {
-      if (f[i]->met) continue;
-      ++missed;
-      rescued += a[i]->met;
-    }
-    out["fixed_missed"] = missed;
-    out["adaptive_met_where_fixed_missed"] = missed ? static_cast<double>(rescued) / static_cast<double>(missed) : 1.0;
-  }
-  // width, bandwidth and latency over time, one curve per pass
-  {
-    const std::string csv = GnuplotPath(dir + "/inference.csv");
-    std::string gp = "set terminal pngcairo noenhanced size 1000,900 font 'sans,10'\n"
-                     "set output " + GnuplotPath(dir + "/inference.png") + "\n"
-                     "set datafile separator ','\n"
-                     "set multiplot layout 3,1 title " +
-                     GnuplotString("split inference under the bandwidth trace (deadline " +
-                                   fmt::format("{:g}", m.sc.split.inference.deadline_ms) + " ms)") + "\n"
-                     "set grid; set xlabel 'time [s]'\n"
-                     "set ylabel 'link rate [kbit/s]'\n"
-                     "plot " + csv + " every ::1 using ($1==1?$4:1/0):5 with steps lw 2 title 'bandwidth'\n"
-                     "set ylabel 'encoder width'; set yrange [0:1.1]\n";
-    std::string plot = "plot ";
-    for (const auto& [pass, rows] : by_pass)
-      plot += (plot.size() > 5 ? ", " : "") + csv + " every ::1 using ($1==" + std::to_string(pass) +
-              "?$4:1/0):6 with steps lw 2 title " +
-              GnuplotString(rows.front()->controller +
-                            (rows.front()->controller == "fixed" ? " " + W(m.sc.split.inference.fixed_width) : ""));
-    gp += plot + "\nset ylabel 'latency [ms]'; set autoscale y\n";
-    std::string lat = "plot ";
-    for (const auto& [pass, rows] : by_pass)
-      lat += (lat.size() > 5 ? ", " : "") + csv + " every ::1 using ($1==" + std::to_string(pass) +
-             "?$4:1/0):11 with points pt 7 ps 0.4 title " + GnuplotString(rows.front()->controller);
-    gp += lat + ", " + fmt::format("{:g}", m.sc.split.inference.deadline_ms) +
-          " with lines dt 2 lc 'black' title 'deadline'\nunset multiplot\n";
-    Status st = RunGnuplot(gp, dir + "/logs/gnuplot-inference.log");
-    if (!st.ok()) spdlog::warn("no inference plot: {}", st.message());
-  }
-  return out;
+  return WriteInferenceReport(dir, m.rows, m.sc.split.inference.deadline_ms, m.sc.split.inference.fixed_width);
 }
 
 json SplitService::Summary() const {

@@ -39,8 +39,8 @@ class SplitService {
   // Inference pass `pass` (1-based) with `controller` ("adaptive" | "fixed"): the instruction for
   // the serving node.
   void MakeInference(uint32_t pass, const std::string& controller, wire::SplitInferIns* out);
-  // Writes inference.csv and inference.png into `dir`; returns the passes' summary.
-  nlohmann::json EndInference(const std::string& dir);
+  // Writes inference.csv and inference.png into `dir`; returns the passes' summary. Errors name the file.
+  [[nodiscard]] Result<nlohmann::json> EndInference(const std::string& dir);
 
   nlohmann::json Summary() const;
   Status SaveModels(const std::string& dir) const;

@@ -1,5 +1,7 @@
 #include "splitnets/learner.h"
 
+#include <cstdio>
+
 #include <torch/torch.h>
 
 #include "splitnets/learner_impl.h"
@@ -164,9 +166,14 @@ Status SaveModule(const torch::nn::Module& m, const std::string& path) {
   try {
     torch::serialize::OutputArchive archive;
     m.save(archive);
-    archive.save_to(path);
+    archive.save_to(path + ".tmp");  // replaced whole or not at all: a reader never sees half a model
   } catch (const std::exception& e) {
+    std::remove((path + ".tmp").c_str());
     return Status::IoError("cannot write model to " + path + ": " + e.what());
+  }
+  if (std::rename((path + ".tmp").c_str(), path.c_str()) != 0) {
+    std::remove((path + ".tmp").c_str());
+    return Status::IoError("cannot write model to " + path + ": rename failed");
   }
   return Status::Ok();
 }

@@ -1,5 +1,5 @@
 // Slimmable split network for Fashion-MNIST (Yu et al.'s slimmable layers, Assine et al.'s slimmable
-// encoders; ../shared/reference/ml.md). The encoder (the node's head) runs at a width chosen at run
+// encoders). The encoder (the node's head) runs at a width chosen at run
 // time: every convolution uses the first channels of one shared weight, each width has its own batch
 // norms, and switching width only changes which slice and which BN are used (nothing is allocated or
 // reloaded). The encoder ends in a 7x7 bottleneck of round(w x bottleneck_channels) channels squashed

@@ -1,5 +1,7 @@
 #include "tools/gnn.h"
 
+#include "record/run_record.h"
+
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -65,7 +67,10 @@ int RunGnnReference(const Scenario& sc) {
       spdlog::error("epoch {}: {}", e, s.message());
       return 1;
     }
-    report.AddEpoch(e, {st}, {ShardTraffic{}}, Since(t0));
+    if (Status w = report.AddEpoch(e, {st}, {ShardTraffic{}}, Since(t0)); !w.ok()) {
+      spdlog::error("{}", w.message());
+      return 1;
+    }
     const auto& row = report.rows().back();
     if (e == 1 || e % 10 == 0 || e == cfg.epochs)
       spdlog::info("epoch {}/{}: train loss {:.4f}, val {}, test {} ({:.3f} s)", e, cfg.epochs, st.train_loss,
@@ -74,7 +79,10 @@ int RunGnnReference(const Scenario& sc) {
   json summary = report.Summary();
   summary["wall_s"] = Since(run_start);
   summary["run_id"] = sc.name + "-" + std::to_string(sc.seed);
-  std::ofstream(sc.output_dir + "/summary.json") << summary.dump(2) << "\n";
+  if (Status w = WriteSummaryFile(sc.output_dir, summary); !w.ok()) {
+    spdlog::error("{}", w.message());
+    return 1;
+  }
   PlotMetrics(sc.output_dir, sc.name);
   spdlog::info("reference done: test accuracy {:.4f} at best validation (epoch {}), {} epochs to converge; outputs in {}",
                summary["test_accuracy"].get<double>(), summary["best_epoch"].get<uint32_t>(),

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "record/plot.h"
+#include "record/run_record.h"
 #include "tools/launcher.h"
 
 namespace edgebed {
@@ -86,15 +87,17 @@ int RunSweep(const SweepOptions& opt, const std::string& exe) {
                        {"uplink_tx_energy_j_per_round", rounds ? energy / rounds : 0.0},
                        {"lost_packets_per_round", rounds ? lost / rounds : 0.0}, {"dir", runs[i].output_dir}});
   }
-  std::ofstream(out + "/summary.json") << summary.dump(2) << "\n";
-  {
-    std::ofstream csv(out + "/summary.csv");
-    csv << opt.field << ",final_test_accuracy,best_test_accuracy,uplink_airtime_s_per_round,uplink_tx_energy_j_per_round,"
-        << "lost_packets_per_round\n";
-    for (const auto& s : summary)
-      csv << s["value"].get<std::string>() << ',' << s["final_test_accuracy"] << ',' << s["best_test_accuracy"] << ','
-          << s["uplink_airtime_s_per_round"] << ',' << s["uplink_tx_energy_j_per_round"] << ','
-          << s["lost_packets_per_round"] << "\n";
+  std::string csv = opt.field + ",final_test_accuracy,best_test_accuracy,uplink_airtime_s_per_round,"
+                    "uplink_tx_energy_j_per_round,lost_packets_per_round\n";
+  for (const auto& s : summary)
+    csv += s["value"].get<std::string>() + ',' + s["final_test_accuracy"].dump() + ',' + s["best_test_accuracy"].dump() +
+           ',' + s["uplink_airtime_s_per_round"].dump() + ',' + s["uplink_tx_energy_j_per_round"].dump() + ',' +
+           s["lost_packets_per_round"].dump() + "\n";
+  for (Status st : {WriteSummaryFile(out, summary), WriteFileAtomic(out + "/summary.csv", csv)}) {
+    if (!st.ok()) {
+      spdlog::error("sweep: {}", st.message());
+      return 1;
+    }
   }
   // One plot, a curve per value.
   std::string gp = "set terminal pngcairo noenhanced size 1200,440 font 'sans,10'\nset output " +
