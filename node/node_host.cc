@@ -1,5 +1,7 @@
 #include "node/node_host.h"
 
+#include <optional>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -10,6 +12,7 @@
 
 #include "codecs/zmq_wire.h"
 #include "node/local_training.h"
+#include "node/server_session.h"
 
 namespace edgebed {
 namespace {
@@ -21,12 +24,15 @@ struct SimNode {
   uint32_t index = 0;
   DeviceProfile profile;
   bool done = false;
+  std::optional<std::chrono::steady_clock::time_point> last_join;
   ErrorFeedbackQuantiser vq;  // digital OTA: the node's quantisation error, carried across rounds
 };
 
 class Host {
  public:
-  explicit Host(const NodeHostOptions& o) : opt_(o), sock_(ctx_, zmq::socket_type::dealer) {}
+  explicit Host(const NodeHostOptions& o)
+      : opt_(o), host_id_("host-" + std::to_string(o.first) + "-" + std::to_string(o.first + o.count - 1)),
+        session_(host_id_, o.server, wire::kDefaultMaxFrameBytes * 4, o.reconnect_timeout_s), sock_(session_.socket()) {}
 
   int Run() {
     auto mix = ParseProfileMix(opt_.profiles, "population.profiles", opt_.custom_profiles);
@@ -34,34 +40,31 @@ class Host {
     auto avail = Availability::Create(opt_.availability, opt_.num_nodes, opt_.seed);
     if (!avail.ok()) return Fatal(avail.status().message());
     availability_ = std::make_unique<Availability>(std::move(avail.value()));
-    const std::string host_id = "host-" + std::to_string(opt_.first) + "-" + std::to_string(opt_.first + opt_.count - 1);
-    sock_.set(zmq::sockopt::routing_id, host_id);
-    sock_.set(zmq::sockopt::linger, 2000);
-    sock_.set(zmq::sockopt::sndhwm, 0);
-    sock_.set(zmq::sockopt::rcvhwm, 0);
-    sock_.connect(opt_.server);
     for (uint32_t i = opt_.first; i < opt_.first + opt_.count; ++i) {
       SimNode n;
       n.id = "node-" + std::to_string(i);
       n.index = i;
       n.profile = AssignProfile(mix.value(), opt_.seed, i);
-      wire::Envelope env;
-      auto* j = env.mutable_join();
-      j->set_node_id(n.id);
-      j->set_node_index(i);
-      j->set_device("simulated " + n.profile.name + " on " + host_id);
-      j->set_role("trainer");
-      ToWire(n.profile, /*simulated=*/true, j->mutable_profile());
-      Send(n.id, env);
       nodes_[n.id] = n;
+      SendJoin(nodes_[n.id]);
     }
-    spdlog::info("{}: hosting {} simulated nodes ({}), connecting to {}", host_id, opt_.count, opt_.profiles,
+    spdlog::info("{}: hosting {} simulated nodes ({}), connecting to {}", host_id_, opt_.count, opt_.profiles,
                  opt_.server);
 
+    auto last_heard = std::chrono::steady_clock::now();
     while (std::any_of(nodes_.begin(), nodes_.end(), [](auto& kv) { return !kv.second.done; })) {
-      zmq::pollitem_t items[] = {{sock_.handle(), 0, ZMQ_POLLIN, 0}};
-      zmq::poll(items, 1, std::chrono::milliseconds(static_cast<int64_t>(opt_.server_timeout_s * 1000)));
-      if (!(items[0].revents & ZMQ_POLLIN)) return Fatal("server silent for " + std::to_string(opt_.server_timeout_s) + " s");
+      const auto event = session_.Wait(std::chrono::milliseconds(500));
+      if (event == ServerSession::Event::kLost)
+        return Fatal("lost the server " + opt_.server + " and could not reconnect within " +
+                     std::to_string(opt_.reconnect_timeout_s) + " s");
+      if (event == ServerSession::Event::kReconnected)  // the server may have restarted: every node joins again
+        for (auto& [id, n] : nodes_) SendJoin(n);
+      if (event != ServerSession::Event::kMessage) {
+        if (std::chrono::duration<double>(std::chrono::steady_clock::now() - last_heard).count() > opt_.server_timeout_s)
+          return Fatal("server silent for " + std::to_string(opt_.server_timeout_s) + " s");
+        continue;
+      }
+      last_heard = std::chrono::steady_clock::now();
       // Take everything queued: the round's fit_ins for all selected hosted nodes arrive together.
       std::vector<std::pair<std::string, wire::FitIns>> fits;
       zmq::message_t msg;
@@ -98,6 +101,8 @@ class Host {
           n.done = true;
         } else if (in.has_error()) {
           spdlog::warn("host: {}: server error {}: {}", n.id, wire::ErrorCode_Name(in.error().code()), in.error().message());
+          // The server does not know this node (it restarted, or declared it failed): join again.
+          if (in.error().code() == wire::UNKNOWN_NODE) SendJoin(n);
         }
       }
       if (!fits.empty()) TrainBatch(fits);
@@ -110,6 +115,20 @@ class Host {
   int Fatal(const std::string& m) {
     spdlog::error("host: {}", m);
     return 1;
+  }
+
+  void SendJoin(SimNode& n) {
+    const auto now = std::chrono::steady_clock::now();
+    if (n.last_join && now - *n.last_join < std::chrono::seconds(1)) return;  // one join in flight is enough
+    n.last_join = now;
+    wire::Envelope env;
+    auto* j = env.mutable_join();
+    j->set_node_id(n.id);
+    j->set_node_index(n.index);
+    j->set_device("simulated " + n.profile.name + " on " + host_id_);
+    j->set_role("trainer");
+    ToWire(n.profile, /*simulated=*/true, j->mutable_profile());
+    Send(n.id, env);
   }
 
   void Send(const std::string& node, wire::Envelope& env) {
@@ -187,8 +206,9 @@ class Host {
   }
 
   NodeHostOptions opt_;
-  zmq::context_t ctx_{1};
-  zmq::socket_t sock_;
+  std::string host_id_;
+  ServerSession session_;  // the DEALER to the server; reconnects by itself
+  zmq::socket_t& sock_;
   std::map<std::string, SimNode> nodes_;
   std::unique_ptr<Availability> availability_;
   Dataset data_;

@@ -25,6 +25,7 @@ struct NodeHostOptions {
   uint32_t num_nodes = 1;          // in the whole federation (availability, checks)
   int threads = 1;
   double server_timeout_s = 900.0;
+  double reconnect_timeout_s = 120.0;  // a lost server: retry this long (each node then joins again)
   double heartbeat_s = 1.0;
 };
 

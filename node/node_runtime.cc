@@ -11,6 +11,7 @@
 
 #include "codecs/zmq_wire.h"
 #include "node/local_training.h"
+#include "node/server_session.h"
 #include "node/gnn_node.h"
 #include "node/split_node.h"
 #include "splitnets/learner.h"
@@ -24,40 +25,31 @@ class Node {
  public:
   explicit Node(const NodeOptions& opt)
       : opt_(opt), id_(opt.node_id.empty() ? "node-" + std::to_string(opt.index) : opt.node_id),
-        sock_(ctx_, zmq::socket_type::dealer) {}
+        session_(id_, opt.server, wire::kDefaultMaxFrameBytes * 4, opt.reconnect_timeout_s), sock_(session_.socket()) {}
 
   int Run() {
-    sock_.set(zmq::sockopt::routing_id, id_);
-    sock_.set(zmq::sockopt::linger, 2000);
-    sock_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(wire::kDefaultMaxFrameBytes * 4));
-    sock_.set(zmq::sockopt::reconnect_ivl, 100);       // after a lost connection: retry in 0.1 s,
-    sock_.set(zmq::sockopt::reconnect_ivl_max, 5000);  // doubling up to 5 s
-    const std::string mon = "inproc://node-monitor-" + std::to_string(reinterpret_cast<uintptr_t>(this));
-    if (zmq_socket_monitor(sock_.handle(), mon.c_str(), ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) == 0)
-      monitor_.connect(mon);
-    sock_.connect(opt_.server);
     spdlog::info("{}: connecting to {}", id_, opt_.server);
     SendJoin();
-
     auto last_heard = Clock::now();
     for (;;) {
-      zmq::pollitem_t items[] = {{sock_.handle(), 0, ZMQ_POLLIN, 0}, {monitor_.handle(), 0, ZMQ_POLLIN, 0}};
-      zmq::poll(items, 2, std::chrono::milliseconds(500));
-      if (items[1].revents & ZMQ_POLLIN) OnConnectionEvent();
-      const auto now = Clock::now();
-      if (lost_since_ && std::chrono::duration<double>(now - *lost_since_).count() > opt_.reconnect_timeout_s) {
-        spdlog::error("{}: lost the server {} {:.0f} s ago and could not reconnect (reconnect_timeout_s); giving up", id_,
-                      opt_.server, opt_.reconnect_timeout_s);
+      const auto event = session_.Wait(std::chrono::milliseconds(500));
+      if (event == ServerSession::Event::kLost) {
+        spdlog::error("{}: lost the server {} and could not reconnect within {:.0f} s; giving up", id_, opt_.server,
+                      opt_.reconnect_timeout_s);
         return 1;
       }
-      if (!(items[0].revents & ZMQ_POLLIN)) {
-        if (std::chrono::duration<double>(now - last_heard).count() > opt_.server_timeout_s) {
+      if (event == ServerSession::Event::kReconnected) {  // the server may have restarted: join again
+        last_join_.reset();
+        SendJoin();
+      }
+      if (event != ServerSession::Event::kMessage) {
+        if (std::chrono::duration<double>(Clock::now() - last_heard).count() > opt_.server_timeout_s) {
           spdlog::error("{}: server {} silent for {:.0f} s; giving up", id_, opt_.server, opt_.server_timeout_s);
           return 1;
         }
         continue;
       }
-      last_heard = now;
+      last_heard = Clock::now();
       zmq::message_t msg;
       if (!sock_.recv(msg)) continue;
       wire::Envelope in;
@@ -125,30 +117,6 @@ class Node {
     join->set_role("trainer");
     join->mutable_profile()->set_name("measured");  // a real device: its own clock, its own network
     wire::SendEnvelope(sock_, env, "", /*dont_wait=*/true);
-  }
-
-  // The link to the server went down or came back. ZeroMQ reconnects by itself (with backoff);
-  // once connected again the node joins again, since the server may have restarted.
-  void OnConnectionEvent() {
-    zmq::message_t ev, addr;
-    while (monitor_.recv(ev, zmq::recv_flags::dontwait)) {
-      if (ev.more()) (void)monitor_.recv(addr);
-      if (ev.size() < 6) continue;
-      uint16_t event;
-      std::memcpy(&event, ev.data(), 2);
-      if (event == ZMQ_EVENT_DISCONNECTED && !lost_since_) {
-        lost_since_ = Clock::now();
-        spdlog::warn("{}: lost the connection to {}; reconnecting for up to {:.0f} s", id_, opt_.server,
-                     opt_.reconnect_timeout_s);
-      } else if (event == ZMQ_EVENT_CONNECTED) {
-        if (lost_since_) {
-          spdlog::info("{}: reconnected to {}; joining again", id_, opt_.server);
-          last_join_.reset();
-          SendJoin();
-        }
-        lost_since_.reset();
-      }
-    }
   }
 
   bool OnJoinAck(const wire::JoinAck& ack) {
@@ -220,10 +188,8 @@ class Node {
 
   NodeOptions opt_;
   std::string id_;
-  zmq::context_t ctx_{1};
-  zmq::socket_t sock_;
-  zmq::socket_t monitor_{ctx_, zmq::socket_type::pair};
-  std::optional<Clock::time_point> lost_since_;  // the connection to the server is down since
+  ServerSession session_;  // the DEALER to the server; reconnects by itself
+  zmq::socket_t& sock_;
   std::optional<Clock::time_point> last_join_;
   std::string run_id_;
   Dataset data_;

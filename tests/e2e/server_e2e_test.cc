@@ -271,3 +271,55 @@ TEST_CASE("10,000 nodes with Dirichlet(0.5) fail at load with the numbers, befor
   fs::remove_all(out);
   fs::remove(out + ".log");
 }
+
+TEST_CASE("a server SIGKILLed and restarted with --resume on its port: node processes and a node host reconnect and join again") {
+  const std::string ref = TempDir("restart-ref"), out = TempDir("restart");
+  fs::remove_all(ref);
+  fs::remove_all(out);
+  const std::vector<std::string> set = {"federation.rounds=6", "data.partition=\"iid\"", "federation.nodes=6",
+                                        "population.simulated=2", "server.liveness_timeout_s=5.0"};
+  REQUIRE_MESSAGE(RunArgs(RunCmd(ref, set), ref + ".log") == 0, Slurp(ref + ".log"));
+
+  // The same federation by hand: a server, 4 node processes and one node host, so that the server
+  // alone can be killed and started again while its nodes keep running.
+  fs::create_directories(out);
+  auto server_cmd = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> a = {EDGEBED_BINARY, "server", "--scenario", std::string(EDGEBED_SOURCE_DIR) + "/scenarios/quick.toml",
+                                  "--set", "output_dir=\"" + out + "\"", "--endpoint-file", out + "/ep"};
+    for (const auto& s : set) a.insert(a.end(), {"--set", s});
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  pid_t server = Start(server_cmd({}), out + ".log");
+  REQUIRE(WaitFor([&] { return fs::exists(out + "/ep"); }));
+  std::string ep = Slurp(out + "/ep");
+  ep = ep.substr(0, ep.find('\n'));
+  std::vector<pid_t> nodes;
+  for (int i = 0; i < 4; ++i)
+    nodes.push_back(Start({EDGEBED_BINARY, "node", "--connect", ep, "--index", std::to_string(i)}, out + ".nodes.log"));
+  std::vector<std::string> host = {EDGEBED_BINARY, "nodehost", "--scenario", std::string(EDGEBED_SOURCE_DIR) + "/scenarios/quick.toml",
+                                   "--connect", ep, "--first", "4", "--count", "2"};
+  for (const auto& s : set) host.insert(host.end(), {"--set", s});
+  nodes.push_back(Start(host, out + ".nodes.log"));
+  REQUIRE(WaitFor([&] { return fs::exists(out + "/metrics.jsonl") && Metrics(out).size() >= 3; }));  // rounds 0..2
+  REQUIRE(kill(server, SIGKILL) == 0);
+  Wait(server);
+  std::this_thread::sleep_for(1s);  // the nodes see the link go down and keep retrying
+  fs::remove(out + "/ep");
+  server = Start(server_cmd({"--resume", out, "--bind", ep}), out + ".log");
+  CHECK_MESSAGE(Wait(server) == 0, Slurp(out + ".log"));
+  for (pid_t n : nodes) CHECK(Wait(n) == 0);  // each left on the resumed server's shutdown
+  const auto a = Metrics(ref), b = Metrics(out);
+  REQUIRE(b.size() == a.size());
+  for (size_t r = 0; r < a.size(); ++r) CHECK(b[r]["test_accuracy"] == a[r]["test_accuracy"]);
+  CHECK(Slurp(out + "/final_model.pt") == Slurp(ref + "/final_model.pt"));
+  const std::string node_log = Slurp(out + ".nodes.log");
+  CHECK(node_log.find("reconnected to " + ep + "; joining again") != std::string::npos);
+  CHECK(node_log.find("joined run quick-7 again") != std::string::npos);
+  CHECK(Summary(out)["status"] == "complete");
+  for (const auto& d : {ref, out}) {
+    fs::remove_all(d);
+    fs::remove(d + ".log");
+  }
+  fs::remove(out + ".nodes.log");
+}

@@ -1,0 +1,54 @@
+#include "node/server_session.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+
+namespace edgebed {
+
+ServerSession::ServerSession(const std::string& routing_id, const std::string& endpoint, size_t max_frame_bytes,
+                             double reconnect_timeout_s)
+    : endpoint_(endpoint), reconnect_timeout_s_(reconnect_timeout_s) {
+  sock_.set(zmq::sockopt::routing_id, routing_id);
+  sock_.set(zmq::sockopt::linger, 2000);
+  sock_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(max_frame_bytes));
+  sock_.set(zmq::sockopt::sndhwm, 0);
+  sock_.set(zmq::sockopt::rcvhwm, 0);
+  sock_.set(zmq::sockopt::reconnect_ivl, 100);       // after a lost connection: retry in 0.1 s,
+  sock_.set(zmq::sockopt::reconnect_ivl_max, 5000);  // doubling up to 5 s
+  const std::string mon = "inproc://session-monitor-" + std::to_string(reinterpret_cast<uintptr_t>(this));
+  if (zmq_socket_monitor(sock_.handle(), mon.c_str(), ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) == 0)
+    monitor_.connect(mon);
+  sock_.connect(endpoint);
+}
+
+ServerSession::Event ServerSession::Wait(std::chrono::milliseconds timeout) {
+  zmq::pollitem_t items[] = {{sock_.handle(), 0, ZMQ_POLLIN, 0}, {monitor_.handle(), 0, ZMQ_POLLIN, 0}};
+  zmq::poll(items, 2, timeout);
+  zmq::message_t ev, addr;
+  while (monitor_.recv(ev, zmq::recv_flags::dontwait)) {
+    if (ev.more()) (void)monitor_.recv(addr);
+    if (ev.size() < 6) continue;
+    uint16_t event;
+    std::memcpy(&event, ev.data(), 2);
+    if (event == ZMQ_EVENT_DISCONNECTED && !lost_since_) {
+      lost_since_ = std::chrono::steady_clock::now();
+      spdlog::warn("lost the connection to {}; reconnecting for up to {:.0f} s", endpoint_, reconnect_timeout_s_);
+    } else if (event == ZMQ_EVENT_CONNECTED && lost_since_) {
+      spdlog::info("reconnected to {}; joining again", endpoint_);
+      lost_since_.reset();
+      reconnected_ = true;
+    }
+  }
+  if (items[0].revents & ZMQ_POLLIN) return Event::kMessage;
+  if (reconnected_) {
+    reconnected_ = false;
+    return Event::kReconnected;
+  }
+  if (lost_since_ && std::chrono::duration<double>(std::chrono::steady_clock::now() - *lost_since_).count() >
+                         reconnect_timeout_s_)
+    return Event::kLost;
+  return Event::kIdle;
+}
+
+}  // namespace edgebed
