@@ -30,8 +30,8 @@ struct GnnConfig {
   std::string layer = "gcn";   // gcn | sage
   uint32_t layers = 8;         // L message-passing layers (plus an input and an output linear layer)
   uint32_t hidden = 64;        // d, the width of every hidden layer
-  uint32_t epochs = 100;
-  double learning_rate = 0.01; // Adam
+  uint32_t epochs = 150;
+  double learning_rate = 0.003; // Adam
   double weight_decay = 0.0;
   uint32_t parts = 2;          // P: pipeline stages (pipe, hybrid) or graph partitions (graph)
   uint32_t partitions = 2;     // hybrid: graph partitions per stage (parts x partitions processes)

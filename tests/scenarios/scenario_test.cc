@@ -1,6 +1,10 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
 
 #include "scenarios/scenario.h"
 
@@ -215,4 +219,61 @@ TEST_CASE("gnn fields: checked at load, naming the field and the range; one node
   CHECK(Names(Parse({m, "gnn.graph.homophily=1.5"}), "gnn.graph.homophily"));
   CHECK(Names(Parse({m, "gnn.graph.knn=5"}), "gnn.graph.knn"));  // a typo is an unknown key
   CHECK(Names(Parse({m, "faults.crash=[{node = 2, round = 1}]"}), "node = 2 is out of range [0, 1]"));  // 2 shards
+}
+
+namespace {
+// Every dotted key of a TOML text's scalar and array fields (tables of tables walked, arrays of
+// tables skipped: faults, split.bandwidth and custom profiles are lists, not declared fields).
+void Keys(const toml::table& t, const std::string& prefix, std::set<std::string>* out) {
+  for (const auto& [k, v] : t) {
+    const std::string path = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+    if (const auto* sub = v.as_table()) Keys(*sub, path, out);
+    else if (!(v.is_array() && v.as_array()->size() > 0 && v.as_array()->get(0)->is_table())) out->insert(path);
+  }
+}
+std::set<std::string> Keys(const std::string& text) {
+  std::set<std::string> out;
+  Keys(toml::parse(text), "", &out);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("fields are declared once: default.toml documents every field with the struct's default, and nothing else") {
+  const std::string resolved_default = Scenario{}.ToToml();  // the struct's defaults, every declared field
+  auto documented = ParseScenario(DefaultScenarioText(), {}, "default.toml");
+  REQUIRE(documented.ok());
+  // Field by field, so that a drift names its field.
+  const auto doc_tbl = toml::parse(documented->ToToml()), def_tbl = toml::parse(resolved_default);
+  for (const auto& k : Keys(resolved_default)) {
+    std::ostringstream a, b;
+    a << def_tbl.at_path(k);
+    b << doc_tbl.at_path(k);
+    CHECK_MESSAGE(a.str() == b.str(), k, ": struct default ", a.str(), ", default.toml ", b.str());
+  }
+  const auto declared = Keys(resolved_default), in_doc = Keys(DefaultScenarioText());
+  for (const auto& k : declared) CHECK_MESSAGE(in_doc.count(k), k, " is declared but not documented in default.toml");
+  for (const auto& k : in_doc) CHECK_MESSAGE(declared.count(k), k, " is documented but not declared");
+  CHECK(declared.size() > 100);
+}
+
+TEST_CASE("every scenario file's resolved scenario loads back to the same resolved scenario") {
+  for (const auto& e : std::filesystem::directory_iterator(std::string(EDGEBED_SOURCE_DIR) + "/scenarios")) {
+    if (e.path().extension() != ".toml") continue;
+    auto sc = LoadScenario(e.path().string(), {});
+    REQUIRE_MESSAGE(sc.ok(), e.path().string());
+    auto back = ParseScenario(sc->ToToml(), {}, "resolved");
+    REQUIRE_MESSAGE(back.ok(), e.path().filename().string(), ": ", back.status().message());
+    CHECK_MESSAGE(back->ToToml() == sc->ToToml(), e.path().filename().string());
+  }
+}
+
+TEST_CASE("channel ranges are checked in one place, with the field's name; an empty file is refused") {
+  CHECK(Names(Parse({"channel.snr_db=61"}), "channel.snr_db = 61 is out of range [-30, 60]"));
+  CHECK(Names(Parse({"channel.packet_bytes=8"}), "channel.packet_bytes = 8 must be a multiple of 4 in [16, 65536]"));
+  CHECK(Names(Parse({"channel.max_retransmissions=101"}), "channel.max_retransmissions = 101 is out of range [0, 100]"));
+  CHECK(Names(Parse({"channel.snr_db=nan"}), "channel.snr_db must be a finite number"));
+  const std::string empty = (std::filesystem::temp_directory_path() / "edgebed-empty-scenario.toml").string();
+  { std::ofstream(empty) << "# nothing but a comment\n"; }
+  CHECK(Names(LoadScenario(empty, {}).status(), "holds no fields"));
+  std::filesystem::remove(empty);
 }
