@@ -370,7 +370,6 @@ Status Fields(V& r, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Real("split.inference.margin", &inf.margin, 0.0, 0.9));
   EDGEBED_RETURN_IF_ERROR(r.Real("split.inference.initial_kbps", &inf.initial_kbps, 0.0, 1e7, true));
   EDGEBED_RETURN_IF_ERROR(r.Bool("split.inference.compare_fixed", &inf.compare_fixed));
-  (void)tr, (void)c, (void)o, (void)gg, (void)inf;
   return Status::Ok();
 }
 
@@ -485,7 +484,6 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
     if (!k.ok()) return k.status();
   }
   return Status::Ok();
-  (void)tr, (void)o, (void)gg, (void)inf;
   return Status::Ok();
 }
 

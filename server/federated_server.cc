@@ -39,9 +39,7 @@ Result<std::unique_ptr<ServerCore>> FederatedServer::Create(const Scenario& sc, 
                               " (make one with: edgebed transfer pretrain --out " + sc.transfer.backbone + ")");
     s->backbone_crc32 = crc.value();
   }
-  auto learner = Learner::Create(ScenarioModel(sc), sc.seed);
-  if (!learner.ok()) return learner.status();
-  s->learner = std::move(learner.value());
+  EDGEBED_ASSIGN_OR_RETURN(s->learner, Learner::Create(ScenarioModel(sc), sc.seed));
   s->global = s->learner->GetParams();
   if (!sc.transfer.backbone.empty())
     spdlog::info("transfer from {} ({}): the top {} IRBs train, classes {}; an update carries {:.1f} KB, the full model "
@@ -56,21 +54,11 @@ Result<std::unique_ptr<ServerCore>> FederatedServer::Create(const Scenario& sc, 
   so.selection.virtual_deadline_s = sc.virtual_deadline_s;
   // What each node holds: the cap on the sample count its updates may claim (and the load-time
   // check that the partition works at all, e.g. Dirichlet with too few samples per node).
-  auto sizes = ScenarioPartitionSizes(sc);
-  if (!sizes.ok()) return sizes.status();
-  s->assigned_samples = std::move(sizes.value());
-  auto strategy = MakeStrategy(so);
-  if (!strategy.ok()) return strategy.status();
-  s->strategy = std::move(strategy.value());
-  auto uplink = MakeUplink(sc.channel, sc.nodes, sc.seed);
-  if (!uplink.ok()) return uplink.status();
-  s->uplink = std::move(uplink.value());
-  auto ota = OtaReceiver::Create(sc, s->uplink.get(), s->global);
-  if (!ota.ok()) return ota.status();
-  s->ota_ = std::move(ota.value());
-  auto test = LoadScenarioData(sc, false);
-  if (!test.ok()) return test.status();
-  s->test = std::move(test.value());
+  EDGEBED_ASSIGN_OR_RETURN(s->assigned_samples, ScenarioPartitionSizes(sc));
+  EDGEBED_ASSIGN_OR_RETURN(s->strategy, MakeStrategy(so));
+  EDGEBED_ASSIGN_OR_RETURN(s->uplink, MakeUplink(sc.channel, sc.nodes, sc.seed));
+  EDGEBED_ASSIGN_OR_RETURN(s->ota_, OtaReceiver::Create(sc, s->uplink.get(), s->global));
+  EDGEBED_ASSIGN_OR_RETURN(s->test, LoadScenarioData(sc, false));
   spdlog::info("uplink: {}", s->uplink->Describe());
   return std::unique_ptr<ServerCore>(std::move(s));
 }
@@ -111,13 +99,7 @@ Status FederatedServer::Run() {
                                             : record.Open(sc.output_dir, FederatedCsvColumns()));
 
   const auto run_start = Clock::now();
-  WaitForNodes();
-  if (stopping()) return Status::Unavailable("stopped by a signal (SIGINT/SIGTERM) while waiting for nodes to join");
-  if (registry.alive_count() == 0)
-    return Status::Unavailable("no node joined within server.join_timeout_s = " + std::to_string(sc.join_timeout_s) + " s");
-  if (registry.alive_count() < sc.nodes)
-    spdlog::warn("{} of {} nodes joined within {:.0f} s; starting with those", registry.alive_count(), sc.nodes,
-                 sc.join_timeout_s);
+  EDGEBED_RETURN_IF_ERROR(AwaitJoins());
 
   if (first_round == 1)
     EvaluateAndWrite({{"round", 0}, {"train_loss", 0.0}, {"selected", 0}, {"participants", 0}, {"failures", 0},

@@ -273,6 +273,17 @@ void ServerCore::WaitForNodes() {
 
 // A result file could not be written: the run cannot go on without losing results, so it stops
 // after this round, and the error names the file.
+Status ServerCore::AwaitJoins() {
+  WaitForNodes();
+  if (stopping()) return Status::Unavailable("stopped by a signal (SIGINT/SIGTERM) while waiting for nodes to join");
+  if (registry.alive_count() == 0)
+    return Status::Unavailable("no node joined within server.join_timeout_s = " + std::to_string(sc.join_timeout_s) + " s");
+  if (registry.alive_count() < sc.nodes)
+    spdlog::warn("{} of {} nodes joined within {:.0f} s; starting with those", registry.alive_count(), sc.nodes,
+                 sc.join_timeout_s);
+  return Status::Ok();
+}
+
 void ServerCore::RecordFailed(const Status& st) {
   std::lock_guard<std::mutex> lock(record_mu_);
   if (record_error_.ok()) {

@@ -78,6 +78,8 @@ class ServerCore : public NodeLink::Handler {
   [[nodiscard]] Status PrepareOutput();
   // Until every node has joined and prepared its data, the join timeout, a setup failure or a stop.
   void WaitForNodes();
+  // WaitForNodes, then an error when stopped or when no node joined; a warning when some did not.
+  [[nodiscard]] Status AwaitJoins();
   // Rounds first_round..rounds until a stop, a failed result write, or no node alive; returns the
   // last round run. An early end leaves its reason in stop_reason.
   uint32_t RunRounds(const std::function<void(uint32_t)>& run_round);

@@ -142,13 +142,7 @@ Status SplitServer::Run() {
   EDGEBED_RETURN_IF_ERROR(PrepareOutput());
   EDGEBED_RETURN_IF_ERROR(record.Open(sc.output_dir, FederatedCsvColumns()));
   const auto run_start = Clock::now();
-  WaitForNodes();
-  if (stopping()) return Status::Unavailable("stopped by a signal (SIGINT/SIGTERM) while waiting for nodes to join");
-  if (registry.alive_count() == 0)
-    return Status::Unavailable("no node joined within server.join_timeout_s = " + std::to_string(sc.join_timeout_s) + " s");
-  if (registry.alive_count() < sc.nodes)
-    spdlog::warn("{} of {} nodes joined within {:.0f} s; starting with those", registry.alive_count(), sc.nodes,
-                 sc.join_timeout_s);
+  EDGEBED_RETURN_IF_ERROR(AwaitJoins());
   const uint32_t done = RunRounds([&](uint32_t r) { RunSplitRound(r, run_start); });
   json inference;
   if (sc.split.inference.requests > 0 && !stopping()) inference = RunSplitInference();
