@@ -17,7 +17,8 @@ ServerSession::ServerSession(const std::string& routing_id, const std::string& e
   sock_.set(zmq::sockopt::reconnect_ivl, 100);       // after a lost connection: retry in 0.1 s,
   sock_.set(zmq::sockopt::reconnect_ivl_max, 5000);  // doubling up to 5 s
   const std::string mon = "inproc://session-monitor-" + std::to_string(reinterpret_cast<uintptr_t>(this));
-  if (zmq_socket_monitor(sock_.handle(), mon.c_str(), ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) == 0)
+  if (zmq_socket_monitor(sock_.handle(), mon.c_str(),
+                         ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED) == 0)
     monitor_.connect(mon);
   sock_.connect(endpoint);
 }
@@ -31,9 +32,17 @@ ServerSession::Event ServerSession::Wait(std::chrono::milliseconds timeout) {
     if (ev.size() < 6) continue;
     uint16_t event;
     std::memcpy(&event, ev.data(), 2);
-    if (event == ZMQ_EVENT_DISCONNECTED && !lost_since_) {
+    if (event == ZMQ_EVENT_CONNECT_RETRIED && !connected_once_ && !told_unreachable_ &&
+        std::chrono::steady_clock::now() - started_ > std::chrono::seconds(3)) {
+      // A wrong address or a server that is not up: say so within seconds, then keep trying.
+      told_unreachable_ = true;
+      spdlog::error("cannot reach the server at {} (connection refused or no route); is the address right and the "
+                    "server up? still trying", endpoint_);
+    } else if (event == ZMQ_EVENT_DISCONNECTED && !lost_since_) {
       lost_since_ = std::chrono::steady_clock::now();
       spdlog::warn("lost the connection to {}; reconnecting for up to {:.0f} s", endpoint_, reconnect_timeout_s_);
+    } else if (event == ZMQ_EVENT_CONNECTED && !connected_once_) {
+      connected_once_ = true;
     } else if (event == ZMQ_EVENT_CONNECTED && lost_since_) {
       spdlog::info("reconnected to {}; joining again", endpoint_);
       lost_since_.reset();

@@ -38,6 +38,8 @@ class ServerSession {
   zmq::socket_t monitor_{ctx_, zmq::socket_type::pair};
   std::optional<std::chrono::steady_clock::time_point> lost_since_;
   bool reconnected_ = false;
+  bool connected_once_ = false, told_unreachable_ = false;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace edgebed

@@ -2,6 +2,10 @@
 // shutdown.
 #include <doctest/doctest.h>
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <sstream>
 #include <thread>
 #include <zmq.hpp>
 
@@ -112,4 +116,19 @@ TEST_CASE("a node joins, evaluates, refuses a bad model, trains, and leaves on s
   CHECK(f.env.has_leave());
   node.join();
   CHECK(rc == 0);
+}
+
+TEST_CASE("a node given an address where no server listens says so within seconds, then gives up at its timeout") {
+  auto captured = std::make_shared<std::ostringstream>();
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(*captured);
+  spdlog::default_logger()->sinks().push_back(sink);
+  NodeOptions o;
+  o.server = "tcp://127.0.0.1:1";  // nothing listens on port 1: every connect is refused
+  o.index = 0;
+  o.server_timeout_s = 5.0;
+  CHECK(RunNode(o) == 1);
+  spdlog::default_logger()->sinks().pop_back();
+  const std::string log = captured->str();
+  CHECK(log.find("cannot reach the server at tcp://127.0.0.1:1") != std::string::npos);
+  CHECK(log.find("silent for 5 s; giving up") != std::string::npos);
 }
