@@ -21,6 +21,24 @@ uint32_t GetU32(const std::string& s, size_t at) {
   for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<unsigned char>(s[at + i])) << (8 * i);
   return v;
 }
+// Strategy state is bytes; the JSON header carries it as hex.
+std::string Hex(const std::string& b) {
+  static const char* d = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : b) out += {d[c >> 4], d[c & 15]};
+  return out;
+}
+bool Unhex(const std::string& h, std::string* out) {
+  if (h.size() % 2) return false;
+  out->clear();
+  for (size_t i = 0; i < h.size(); i += 2) {
+    auto v = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
+    const int hi = v(h[i]), lo = v(h[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out->push_back(static_cast<char>(hi * 16 + lo));
+  }
+  return true;
+}
 uint32_t Crc(const std::string& s, size_t n) {
   return static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(s.data()), static_cast<uInt>(n)));
 }
@@ -37,7 +55,7 @@ Status SaveCheckpoint(const std::string& output_dir, const ServerCheckpoint& c) 
                                {"seed", c.seed},
                                {"virtual_clock_s", c.virtual_clock_s},
                                {"select_rng", c.select_rng},
-                               {"strategy_state", c.strategy_state},
+                               {"strategy_state_hex", Hex(c.strategy_state)},
                                {"values", c.global.flat.size()},
                                {"specs", specs}};
   const std::string h = head.dump();
@@ -69,7 +87,8 @@ Result<ServerCheckpoint> LoadCheckpoint(const std::string& output_dir) {
     c.seed = head.at("seed").get<uint64_t>();
     c.virtual_clock_s = head.at("virtual_clock_s").get<double>();
     c.select_rng = head.at("select_rng").get<std::string>();
-    c.strategy_state = head.at("strategy_state").get<std::string>();
+    if (!Unhex(head.at("strategy_state_hex").get<std::string>(), &c.strategy_state))
+      return Status::Corruption(path + ": strategy_state_hex is not hex");
     for (const auto& t : head.at("specs")) c.global.specs.push_back({t.at("name").get<std::string>(), t.at("shape").get<std::vector<int64_t>>()});
     const size_t values = head.at("values").get<size_t>();
     const size_t at = kMagicLen + 4 + n;

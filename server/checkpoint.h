@@ -3,7 +3,7 @@
 // complete round and ends with the model an uninterrupted run would have (same seed).
 //
 // Format (little-endian): "EBCKPT01", u32 n, n bytes of JSON (round, run_id, seed, virtual clock,
-// the selection generator's state, tensor names and shapes, the strategy's state), the model's
+// the selection generator's state, tensor names and shapes, the strategy's state in hex), the model's
 // float32 values, u32 CRC-32 of everything before it.
 #pragma once
 #include <cstdint>

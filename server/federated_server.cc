@@ -86,6 +86,8 @@ Status FederatedServer::Resume() {
   std::istringstream rng_state(ck->select_rng);
   rng_state >> select_rng;
   if (rng_state.fail()) return Status::Corruption(CheckpointPath(sc.output_dir) + ": select_rng state does not parse");
+  if (Status st = strategy->LoadState(ck->strategy_state); !st.ok())
+    return Status::InvalidArgument(CheckpointPath(sc.output_dir) + ": " + st.message());
   global = std::move(ck->global);
   virtual_clock_s = ck->virtual_clock_s;
   first_round = ck->round + 1;
@@ -207,6 +209,7 @@ void FederatedServer::EvaluateAndWrite(json row, bool async) {
   rng_state << select_rng;
   ck.select_rng = rng_state.str();
   ck.global = global;
+  ck.strategy_state = strategy->SaveState();
   auto job = [this, row = std::move(row), ck = std::move(ck)]() mutable {
     const EvalStats ev = Evaluate(ck.global);
     row["test_accuracy"] = ev.accuracy;

@@ -43,6 +43,14 @@ class Strategy {
   // The new global model; failures are part of the input, as in Flower's aggregate_fit.
   virtual Result<ParamSet> AggregateFit(uint32_t round, const ParamSet& global,
                                         const std::vector<FitFailure>& failures) = 0;
+  // What the strategy keeps between rounds (server optimiser moments, control variates), as bytes
+  // for the checkpoint; empty for a stateless strategy such as FedAvg. LoadState takes it back.
+  virtual std::string SaveState() const { return {}; }
+  [[nodiscard]] virtual Status LoadState(const std::string& state) {
+    return state.empty() ? Status::Ok()
+                         : Status::InvalidArgument("the checkpoint holds strategy state, but federation.strategy = " +
+                                                   name() + " keeps none");
+  }
 };
 
 struct StrategyOptions {
