@@ -302,8 +302,10 @@ Result<Dataset> LoadScenarioData(const Scenario& sc, bool train) {
 }
 
 Result<std::vector<uint64_t>> ScenarioPartitionSizes(const Scenario& sc) {
-  auto train = LoadScenarioData(sc, true);
+  // The labels are all a partition depends on: the images stay on disk.
+  auto train = LoadFashionMnistLabels(sc.data_dir.empty() ? DefaultFashionMnistDir() : sc.data_dir, true, sc.train_limit);
   if (!train.ok()) return train.status();
+  if (!sc.classes.empty()) train = SelectClasses(train.value(), sc.classes);
   PartitionSpec spec;
   spec.kind = sc.partition;
   spec.alpha = sc.dirichlet_alpha;

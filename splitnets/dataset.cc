@@ -65,4 +65,22 @@ Result<Dataset> LoadFashionMnist(const std::string& dir, bool train, size_t limi
   return d;
 }
 
+Result<Dataset> LoadFashionMnistLabels(const std::string& dir, bool train, size_t limit) {
+  const std::string prefix = dir + "/" + (train ? "train" : "t10k");
+  auto labels = ReadGz(prefix + "-labels-idx1-ubyte.gz");
+  if (!labels.ok()) return labels.status();
+  const auto& lb = labels.value();
+  if (lb.size() < 8 || BigEndian32(lb.data()) != 2049)
+    return Status::Corruption(prefix + "-labels-idx1-ubyte.gz: not an idx1 label file (magic 2049)");
+  const size_t n = BigEndian32(lb.data() + 4);
+  if (lb.size() != 8 + n) return Status::Corruption(prefix + "-labels: header says " + std::to_string(n) +
+                                                    " labels but the file size does not match");
+  Dataset d;
+  const size_t keep = (limit > 0 && limit < n) ? limit : n;
+  d.labels.assign(lb.begin() + 8, lb.begin() + 8 + static_cast<std::ptrdiff_t>(keep));
+  for (uint8_t y : d.labels)
+    if (y >= d.num_classes) return Status::Corruption(prefix + "-labels: label out of range 0..9");
+  return d;
+}
+
 }  // namespace edgebed

@@ -23,4 +23,8 @@ std::string DefaultFashionMnistDir();
 // `limit` samples. Errors name the file and what was wrong with it.
 Result<Dataset> LoadFashionMnist(const std::string& dir, bool train, size_t limit = 0);
 
+// The labels alone (images empty, rows = cols = 0): what partitioning needs, without the 47 MB of
+// training images. Same file checks and `limit` as LoadFashionMnist.
+Result<Dataset> LoadFashionMnistLabels(const std::string& dir, bool train, size_t limit = 0);
+
 }  // namespace edgebed

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "codecs/rng.h"
+#include "splitnets/dataset.h"
 #include "splitnets/partition.h"
 
 using namespace edgebed;
@@ -87,4 +88,19 @@ TEST_CASE("impossible partitions fail naming the field") {
   CHECK(PartitionAll(y, 10, {"dirichlet", 0.0, 2, 4, 1}).status().message().find("data.alpha") != std::string::npos);
   CHECK(PartitionAll(y, 10, {"shards", 0.5, 50, 4, 1}).status().message().find("data.shards_per_node") != std::string::npos);
   CHECK(PartitionAll(y, 10, {"iid", 0.5, 2, 101, 1}).status().message().find("federation.nodes") != std::string::npos);
+}
+
+TEST_CASE("the labels-only reader gives the labels the full reader gives, so partitions match") {
+  auto full = LoadFashionMnist(DefaultFashionMnistDir(), true, 6000);
+  auto labels = LoadFashionMnistLabels(DefaultFashionMnistDir(), true, 6000);
+  REQUIRE(full.ok());
+  REQUIRE(labels.ok());
+  CHECK(labels->labels == full->labels);
+  CHECK(labels->images.empty());
+  PartitionSpec s;
+  s.kind = "dirichlet";
+  s.num_nodes = 10;
+  s.seed = 3;
+  CHECK(PartitionAll(labels->labels, 10, s).value() == PartitionAll(full->labels, 10, s).value());
+  CHECK(LoadFashionMnistLabels("/nonexistent", true).status().message().find("/nonexistent/train-labels") != std::string::npos);
 }
