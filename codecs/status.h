@@ -11,7 +11,7 @@ namespace edgebed {
 // [[nodiscard]]: a Status that is dropped is a compiler warning; drop one on purpose with (void).
 class [[nodiscard]] Status {
  public:
-  enum class Code { kOk = 0, kInvalidArgument, kCorruption, kNotFound, kIoError, kTimeout, kUnavailable };
+  enum class Code { kOk = 0, kInvalidArgument, kCorruption, kNotFound, kIoError, kTimeout, kUnavailable, kFailed };
   Status() = default;
   static Status Ok() { return Status(); }
   static Status InvalidArgument(std::string m) { return Status(Code::kInvalidArgument, std::move(m)); }
@@ -20,6 +20,8 @@ class [[nodiscard]] Status {
   static Status IoError(std::string m) { return Status(Code::kIoError, std::move(m)); }
   static Status Timeout(std::string m) { return Status(Code::kTimeout, std::move(m)); }
   static Status Unavailable(std::string m) { return Status(Code::kUnavailable, std::move(m)); }
+  // A computation that ran and failed on valid input (a model that throws, a loss that diverges).
+  static Status Failed(std::string m) { return Status(Code::kFailed, std::move(m)); }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
@@ -34,7 +36,7 @@ class [[nodiscard]] Status {
 
 inline std::string Status::ToString() const {
   static const char* names[] = {"OK", "invalid argument", "corruption", "not found",
-                                "I/O error", "timeout", "unavailable"};
+                                "I/O error", "timeout", "unavailable", "failed"};
   if (ok()) return "OK";
   return std::string(names[static_cast<int>(code_)]) + ": " + message_;
 }

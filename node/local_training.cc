@@ -3,24 +3,40 @@
 #include <cmath>
 
 #include "codecs/wire.h"
-#include "splitnets/partition.h"
+#include "splitnets/data_files.h"
 #include "splitnets/transfer.h"
 
 namespace edgebed {
 
-Result<NodeSetup> PrepareFromJoinAck(const wire::JoinAck& ack, const std::string& data_dir) {
+Result<NodeSetup> PrepareFromJoinAck(const wire::JoinAck& ack, const std::string& data_dir, uint32_t first, uint32_t count) {
   NodeSetup setup;
   InstallCountingAllocator();  // fit_res reports measured peak training memory
-  auto data = LoadFashionMnist(data_dir.empty() ? DefaultFashionMnistDir() : data_dir, true, ack.train_limit());
-  if (!data.ok()) return data.status();
-  setup.data = std::move(data.value());
-  std::vector<int> classes(ack.classes().begin(), ack.classes().end());
-  for (int c : classes)
-    if (c < 0 || c > 9) return Status::InvalidArgument("join_ack.classes: class " + std::to_string(c) + " is out of range 0..9");
-  if (!classes.empty()) setup.data = SelectClasses(setup.data, classes);
+  const auto& f = ack.data();
+  DataSpec spec;
+  spec.format = f.format().empty() ? "fashion-mnist" : f.format();
+  spec.dir = data_dir.empty() ? f.dir() : data_dir;
+  spec.train = f.train();
+  spec.train_labels = f.train_labels();
+  spec.test = f.test();
+  spec.held_out = f.held_out();
+  spec.mean.assign(f.mean().begin(), f.mean().end());
+  spec.std.assign(f.std().begin(), f.std().end());
+  spec.train_limit = ack.train_limit();
+  spec.classes.assign(ack.classes().begin(), ack.classes().end());
+  spec.seed = ack.seed();
+  EDGEBED_ASSIGN_OR_RETURN(DataPlan plan, PlanData(spec));
+  if (f.train_rows() != 0 && plan.train_rows.size() != f.train_rows())
+    return Status::InvalidArgument("data: this node's files give " + std::to_string(plan.train_rows.size()) +
+                                   " training rows, the server's " + std::to_string(f.train_rows()) +
+                                   "; every node needs the server's data files");
   ModelSpec model;
   model.name = ack.model();
-  model.num_classes = classes.empty() ? 10 : static_cast<int>(classes.size());
+  model.num_classes = plan.train.num_classes;
+  if (ack.has_torchscript()) {
+    model.torchscript.bytes = std::make_shared<const std::string>(ack.torchscript().module());
+    model.torchscript.loss = ack.torchscript().loss();
+    model.torchscript.train_flops = ack.torchscript().train_flops();
+  }
   if (ack.has_transfer()) {
     const auto& t = ack.transfer();
     auto crc = FileCrc32(t.backbone());
@@ -35,19 +51,30 @@ Result<NodeSetup> PrepareFromJoinAck(const wire::JoinAck& ack, const std::string
     model.transfer.batch_size = static_cast<int>(t.batch_size());
     model.transfer.momentum = t.momentum();
   }
-  PartitionSpec spec;
-  spec.kind = ack.partition();
-  spec.alpha = ack.dirichlet_alpha();
-  spec.shards_per_node = ack.shards_per_node();
-  spec.num_nodes = ack.num_nodes();
-  spec.seed = ack.seed();
-  auto parts = PartitionAll(setup.data.labels, setup.data.num_classes, spec);
-  if (!parts.ok()) return parts.status();
-  setup.parts = std::move(parts.value());
+  PartitionSpec pspec;
+  pspec.kind = ack.partition();
+  pspec.alpha = ack.dirichlet_alpha();
+  pspec.shards_per_node = ack.shards_per_node();
+  pspec.num_nodes = ack.num_nodes();
+  pspec.seed = ack.seed();
+  if (ack.min_samples() > 0) pspec.min_samples = ack.min_samples();
+  EDGEBED_ASSIGN_OR_RETURN(auto parts, PartitionPlan(plan, pspec));
+  if (count == 0 || first >= parts.size() || count > parts.size() - first)
+    return Status::InvalidArgument("node indices " + std::to_string(first) + ".." + std::to_string(first + count - 1) +
+                                   " are outside the partition of " + std::to_string(parts.size()) + " nodes");
+  // Only the hosted nodes' rows are read: their positions, then each node's share renumbered into them.
+  std::vector<uint32_t> rows;
+  setup.parts.resize(parts.size());
+  for (uint32_t k = first; k < first + count; ++k) {
+    for (uint32_t p : parts[k]) {
+      setup.parts[k].push_back(static_cast<uint32_t>(rows.size()));
+      rows.push_back(p);
+    }
+  }
+  EDGEBED_ASSIGN_OR_RETURN(setup.data, LoadTrainRows(plan, rows));
   if (ack.has_split()) return setup;  // split learning: the node's encoder is built by RunSplitNode
-  auto learner = Learner::Create(model, ack.seed());
-  if (!learner.ok()) return learner.status();
-  setup.learner = std::move(learner.value());
+  EDGEBED_ASSIGN_OR_RETURN(setup.learner, Learner::Create(model, ack.seed()));
+  if (setup.data.size() > 0) EDGEBED_RETURN_IF_ERROR(setup.learner->Check(setup.data));
   return setup;
 }
 
@@ -71,9 +98,13 @@ Status LocalFit(Learner& learner, const Dataset& data, const std::vector<uint32_
   topt.batch_size = static_cast<int>(ins.batch_size());
   topt.learning_rate = ins.learning_rate();
   topt.momentum = ins.momentum();
+  if (!ins.optimizer().empty()) topt.optimizer = ins.optimizer();
+  topt.weight_decay = ins.weight_decay();
+  if (!std::isfinite(topt.weight_decay) || topt.weight_decay < 0.0f)
+    return Status::InvalidArgument("fit_ins.weight_decay must be finite and >= 0");
   topt.seed = ins.seed();
   topt.on_progress = on_progress;
-  const TrainStats ts = learner.Train(data, indices, topt);
+  EDGEBED_ASSIGN_OR_RETURN(const TrainStats ts, learner.Train(data, indices, topt));
   ParamSet update = learner.GetParams();
   for (size_t i = 0; i < update.flat.size(); ++i) update.flat[i] -= global.flat[i];
   if (ins.corrupt_factor() != 0.0f)
@@ -95,12 +126,16 @@ Status LocalFit(Learner& learner, const Dataset& data, const std::vector<uint32_
   return Status::Ok();
 }
 
+wire::ErrorCode FailureCode(const Status& st) {
+  return st.code() == Status::Code::kFailed ? wire::TRAINING_FAILED : wire::BAD_TENSOR;
+}
+
 Status LocalEvaluate(Learner& learner, const Dataset& data, const std::vector<uint32_t>& indices,
                      const wire::EvaluateIns& ins, wire::EvaluateRes* res) {
   ParamSet p;
   EDGEBED_RETURN_IF_ERROR(wire::FromTensors(ins.params(), "evaluate_ins.params", &learner.specs(), &p));
   EDGEBED_RETURN_IF_ERROR(learner.SetParams(p));
-  const EvalStats es = learner.Evaluate(data, &indices);
+  EDGEBED_ASSIGN_OR_RETURN(const EvalStats es, learner.Evaluate(data, &indices));
   res->set_round(ins.round());
   res->set_num_samples(es.samples);
   res->set_loss(static_cast<float>(es.loss));

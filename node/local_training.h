@@ -13,22 +13,29 @@
 
 namespace edgebed {
 
-// What a join_ack tells a node to prepare: the training data, every node's share of it (a node
-// takes its own by index), and the model. Errors name the file or the field.
+// What a join_ack tells nodes first..first+count-1 to prepare: their training rows alone (read from
+// the files, nothing else), each node's share as positions in them, and the model (checked on one
+// batch). Errors name the file or the field.
 struct NodeSetup {
-  Dataset data;
-  std::vector<std::vector<uint32_t>> parts;
-  std::unique_ptr<Learner> learner;  // null for split learning (join_ack.split set)
+  Dataset data;                              // the hosted nodes' rows only
+  std::vector<std::vector<uint32_t>> parts;  // by node index: positions in data (empty for nodes not hosted)
+  std::unique_ptr<Learner> learner;          // null for split learning (join_ack.split set)
 };
-Result<NodeSetup> PrepareFromJoinAck(const wire::JoinAck& ack, const std::string& data_dir);
+Result<NodeSetup> PrepareFromJoinAck(const wire::JoinAck& ack, const std::string& data_dir, uint32_t first,
+                                     uint32_t count);
 
 // Fills `res` (round, update = trained - received, samples, loss, train time). A Status that is not Ok
-// names what was wrong with fit_ins.params (the caller answers BAD_TENSOR). With fit_ins.vq set
+// names what was wrong: fit_ins.params (the caller answers BAD_TENSOR) or the training itself (a
+// module that throws, a loss that is not finite). With fit_ins.vq set
 // (digital OTA) the update is quantised by `vq`, the node's own error-feedback state, and sent as
 // fit_res.vq_indices. fit_ins.corrupt_factor (fault injection) scales the update first.
 Status LocalFit(Learner& learner, const Dataset& data, const std::vector<uint32_t>& indices,
                 const wire::FitIns& ins, const std::function<bool(float)>& on_progress, wire::FitRes* res,
                 ErrorFeedbackQuantiser* vq);
+
+// What a node answers when LocalFit or LocalEvaluate fails: TRAINING_FAILED when the training or
+// evaluation itself failed, else BAD_TENSOR (fit_ins or evaluate_ins was at fault).
+wire::ErrorCode FailureCode(const Status& st);
 
 // Evaluates evaluate_ins.params on the node's samples; fills `res`.
 Status LocalEvaluate(Learner& learner, const Dataset& data, const std::vector<uint32_t>& indices,

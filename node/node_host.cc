@@ -93,7 +93,13 @@ class Host {
           wire::Envelope out;
           Status e = learner_ ? LocalEvaluate(*learner_, data_, parts_[n.index], in.evaluate_ins(), out.mutable_evaluate_res())
                               : Status::Unavailable("evaluate_ins before join_ack");
-          if (e.ok()) Send(n.id, out);
+          if (!e.ok()) {  // answered, so the server does not wait out its timeout for this node
+            out.Clear();
+            out.mutable_error()->set_code(FailureCode(e));
+            out.mutable_error()->set_message(e.message());
+            out.mutable_error()->set_round(in.evaluate_ins().round());
+          }
+          Send(n.id, out);
         } else if (in.has_shutdown()) {
           wire::Envelope bye;
           bye.mutable_leave()->set_reason("shutdown");
@@ -138,7 +144,7 @@ class Host {
   }
 
   bool Prepare(const wire::JoinAck& ack) {
-    auto setup = PrepareFromJoinAck(ack, opt_.data_dir);
+    auto setup = PrepareFromJoinAck(ack, opt_.data_dir, opt_.first, opt_.count);
     if (!setup.ok()) {
       Fatal(setup.status().ToString());
       return false;
@@ -186,7 +192,7 @@ class Host {
       Status st = LocalFit(*learner_, data_, parts_[n.index], ins, beat, res, &n.vq);
       if (!st.ok()) {
         out.Clear();
-        out.mutable_error()->set_code(wire::BAD_TENSOR);
+        out.mutable_error()->set_code(FailureCode(st));
         out.mutable_error()->set_message(st.message());
         done.push_back({-1.0, id, out});
         continue;

@@ -123,9 +123,9 @@ class Node {
       spdlog::error("{}: join refused: {}", id_, ack.reason());
       return false;
     }
-    auto setup = PrepareFromJoinAck(ack, opt_.data_dir);
-    if (!setup.ok() || opt_.index >= setup->parts.size()) {
-      spdlog::error("{}: {}", id_, setup.ok() ? "node index outside the partition" : setup.status().ToString());
+    auto setup = PrepareFromJoinAck(ack, opt_.data_dir, opt_.index, 1);
+    if (!setup.ok()) {
+      spdlog::error("{}: {}", id_, setup.status().ToString());
       return false;
     }
     run_id_ = ack.run_id();
@@ -170,7 +170,7 @@ class Node {
     wire::Envelope out;
     out.set_sender(id_);
     Status st = LocalFit(*learner_, data_, indices_, ins, progress, out.mutable_fit_res(), &vq_);
-    if (!st.ok()) return ReplyError(wire::BAD_TENSOR, st.message(), ins.round());
+    if (!st.ok()) return ReplyError(FailureCode(st), st.message(), ins.round());
     wire::SendEnvelope(sock_, out);
     spdlog::info("{}: round {} trained {} samples in {:.2f} s, loss {:.4f}", id_, ins.round(),
                  out.fit_res().num_samples(), out.fit_res().train_time_s(), out.fit_res().train_loss());
@@ -181,7 +181,7 @@ class Node {
     wire::Envelope out;
     out.set_sender(id_);
     Status st = LocalEvaluate(*learner_, data_, indices_, ins, out.mutable_evaluate_res());
-    if (!st.ok()) return ReplyError(wire::BAD_TENSOR, st.message(), ins.round());
+    if (!st.ok()) return ReplyError(FailureCode(st), st.message(), ins.round());
     wire::SendEnvelope(sock_, out);
   }
 

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <fstream>
 #include <functional>
+#include <numeric>
 #include <set>
 #include <sstream>
 #include <toml++/toml.h>
@@ -31,6 +32,8 @@ using namespace toml_fields;
 template <typename V>
 Status Fields(V& r, Scenario* s) {
   TransferConfig& tr = s->transfer;
+  TorchScriptConfig& ts = s->torchscript;
+  DataSpec& d = s->data;
   ChannelConfig& c = s->channel;
   OtaConfig& o = s->ota;
   GnnConfig& gn = s->gnn;
@@ -44,14 +47,25 @@ Status Fields(V& r, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Int("seed", &s->seed, 0, INT64_MAX));
   EDGEBED_RETURN_IF_ERROR(r.Str("output_dir", &s->output_dir));
   EDGEBED_RETURN_IF_ERROR(r.Str("model.name", &s->model, models));
-  EDGEBED_RETURN_IF_ERROR(r.Str("data.dataset", &s->dataset, {"fashion-mnist"}));
-  EDGEBED_RETURN_IF_ERROR(r.Str("data.dir", &s->data_dir));
-  EDGEBED_RETURN_IF_ERROR(r.Str("data.partition", &s->partition, {"iid", "dirichlet", "shards"}));
+  EDGEBED_RETURN_IF_ERROR(r.Str("model.path", &ts.path));
+  EDGEBED_RETURN_IF_ERROR(r.Str("model.loss", &ts.loss, {"auto", "cross_entropy", "mse", "module"}));
+  EDGEBED_RETURN_IF_ERROR(r.Real("model.train_flops", &ts.train_flops, 0.0, 1e15));
+  EDGEBED_RETURN_IF_ERROR(r.Str("data.format", &d.format, {"fashion-mnist", "idx", "cifar10", "npz"}));
+  EDGEBED_RETURN_IF_ERROR(r.Str("data.dir", &d.dir));
+  EDGEBED_RETURN_IF_ERROR(r.Str("data.train", &d.train));
+  EDGEBED_RETURN_IF_ERROR(r.Str("data.train_labels", &d.train_labels));
+  EDGEBED_RETURN_IF_ERROR(r.Str("data.test", &d.test));
+  EDGEBED_RETURN_IF_ERROR(r.Str("data.test_labels", &d.test_labels));
+  EDGEBED_RETURN_IF_ERROR(r.Real("data.held_out", &d.held_out, 0.0, 0.9));
+  EDGEBED_RETURN_IF_ERROR(r.RealArray("data.mean", &d.mean, -1e9, 1e9));
+  EDGEBED_RETURN_IF_ERROR(r.RealArray("data.std", &d.std, 1e-12, 1e9));
+  EDGEBED_RETURN_IF_ERROR(r.Str("data.partition", &s->partition, {"iid", "dirichlet", "shards", "natural"}));
   EDGEBED_RETURN_IF_ERROR(r.Real("data.alpha", &s->dirichlet_alpha, 0.0, 1e6, true));
   EDGEBED_RETURN_IF_ERROR(r.Int("data.shards_per_node", &s->shards_per_node, 1, 1000));
-  EDGEBED_RETURN_IF_ERROR(r.Int("data.train_limit", &s->train_limit, 0, 60000));
-  EDGEBED_RETURN_IF_ERROR(r.Int("data.test_limit", &s->test_limit, 0, 10000));
-  EDGEBED_RETURN_IF_ERROR(r.Classes("data.classes", &s->classes));
+  EDGEBED_RETURN_IF_ERROR(r.Int("data.min_samples", &s->min_samples, 1, 1000000));
+  EDGEBED_RETURN_IF_ERROR(r.Int("data.train_limit", &d.train_limit, 0, UINT32_MAX));
+  EDGEBED_RETURN_IF_ERROR(r.Int("data.test_limit", &d.test_limit, 0, UINT32_MAX));
+  EDGEBED_RETURN_IF_ERROR(r.Classes("data.classes", &d.classes, d.format == "fashion-mnist" || d.format == "cifar10" ? 9 : 65535));
   EDGEBED_RETURN_IF_ERROR(r.Str("transfer.backbone", &tr.backbone));
   EDGEBED_RETURN_IF_ERROR(r.Str("transfer.mode", &tr.mode, {"mobiletl", "full", "linear"}));
   EDGEBED_RETURN_IF_ERROR(r.Int("transfer.blocks", &tr.blocks, 1, static_cast<int64_t>(IrbNetBlocks().size())));
@@ -68,6 +82,8 @@ Status Fields(V& r, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Int("training.batch_size", &s->batch_size, 1, 65536));
   EDGEBED_RETURN_IF_ERROR(r.Real("training.learning_rate", &s->learning_rate, 0.0, 10.0, true));
   EDGEBED_RETURN_IF_ERROR(r.Real("training.momentum", &s->momentum, 0.0, 0.999));
+  EDGEBED_RETURN_IF_ERROR(r.Str("training.optimizer", &s->optimizer, {"sgd", "adam"}));
+  EDGEBED_RETURN_IF_ERROR(r.Real("training.weight_decay", &s->weight_decay, 0.0, 1.0));
   EDGEBED_RETURN_IF_ERROR(r.Str("server.bind", &s->bind));
   EDGEBED_RETURN_IF_ERROR(r.Real("server.round_deadline_s", &s->round_deadline_s, 0.0, 1e6, true));
   EDGEBED_RETURN_IF_ERROR(r.Real("server.join_timeout_s", &s->join_timeout_s, 0.0, 1e6, true));
@@ -109,7 +125,7 @@ Status Fields(V& r, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Int("ota.code_length", &o.code_length, 2, 4096));
   EDGEBED_RETURN_IF_ERROR(r.Bool("ota.error_feedback", &o.error_feedback));
   EDGEBED_RETURN_IF_ERROR(r.Int("ota.kmeans_iterations", &o.kmeans_iterations, 0, 1000));
-  EDGEBED_RETURN_IF_ERROR(r.Int("ota.proxy_samples", &o.proxy_samples, 0, 60000));
+  EDGEBED_RETURN_IF_ERROR(r.Int("ota.proxy_samples", &o.proxy_samples, 0, UINT32_MAX));
   EDGEBED_RETURN_IF_ERROR(r.Str("ota.aggregate", &o.aggregate, {"mean", "trimmed_mean", "median", "majority"}));
   EDGEBED_RETURN_IF_ERROR(r.Real("ota.trim", &o.trim, 0.0, 0.49));
   EDGEBED_RETURN_IF_ERROR(r.Bool("ota.soft_mean", &o.soft_mean));
@@ -258,11 +274,18 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
     if (c.uplink != "ideal" && c.uplink != "digital")
       return Status::InvalidArgument("channel.uplink = \"" + c.uplink +
                                      "\" cannot carry split activations; model slimsplit needs ideal or digital");
-    if (!s->classes.empty()) return Status::InvalidArgument("data.classes is not supported with model slimsplit (all 10 classes)");
+    if (!s->data.classes.empty()) return Status::InvalidArgument("data.classes is not supported with model slimsplit (all 10 classes)");
+    if (s->data.format != "fashion-mnist") return Status::InvalidArgument("model slimsplit learns Fashion-MNIST; data.format must be fashion-mnist");
     if (s->simulated > 0) return Status::InvalidArgument("population.simulated must be 0 with model slimsplit (split nodes are real processes)");
     if (inf.requests > 0 && s->nodes < 1) return Status::InvalidArgument("split.inference needs a node");
   }
   EDGEBED_RETURN_IF_ERROR(r.CheckNoUnknown());
+  if (s->model == "torchscript" && s->torchscript.path.empty())
+    return Status::InvalidArgument("model.name = \"torchscript\" needs model.path (a module saved by torch.jit.save)");
+  if (s->model != "torchscript" && !s->torchscript.path.empty())
+    return Status::InvalidArgument("model.path is set but model.name = \"" + s->model + "\"; a TorchScript module needs model.name = \"torchscript\"");
+  if (s->partition == "natural" && s->data.format != "npz")
+    return Status::InvalidArgument("data.partition = natural needs client ids: data.format = \"npz\" with an array client_id");
   if (!tr.backbone.empty()) {
     if (s->model != "irbnet" && s->model != "irbnet_hs")
       return Status::InvalidArgument("transfer.backbone is set but model.name = \"" + s->model +
@@ -271,7 +294,6 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
     auto k = BlocksWithinBudget(spec.transfer, spec.num_classes);
     if (!k.ok()) return k.status();
   }
-  return Status::Ok();
   return Status::Ok();
 }
 
@@ -284,38 +306,49 @@ SlimConfig ScenarioSlimConfig(const Scenario& sc) {
   return c;
 }
 
-ModelSpec ScenarioModel(const Scenario& sc) {
+ModelSpec ScenarioModel(const Scenario& sc, const DataPlan* plan) {
   ModelSpec m;
   m.name = sc.model;
-  if (!sc.classes.empty()) m.num_classes = static_cast<int>(sc.classes.size());
+  if (plan) m.num_classes = plan->train.num_classes;
+  else if (!sc.data.classes.empty()) m.num_classes = static_cast<int>(sc.data.classes.size());
+  m.torchscript = sc.torchscript;
   m.transfer = sc.transfer;
   m.transfer.batch_size = static_cast<int>(sc.batch_size);
   m.transfer.momentum = sc.momentum > 0.0;
   return m;
 }
 
-Result<Dataset> LoadScenarioData(const Scenario& sc, bool train) {
-  auto d = LoadFashionMnist(sc.data_dir.empty() ? DefaultFashionMnistDir() : sc.data_dir, train,
-                            train ? sc.train_limit : sc.test_limit);
-  if (!d.ok() || sc.classes.empty()) return d;
-  return SelectClasses(d.value(), sc.classes);
+DataSpec ScenarioDataSpec(const Scenario& sc) {
+  DataSpec d = sc.data;
+  d.seed = sc.seed;
+  return d;
 }
 
-Result<std::vector<uint64_t>> ScenarioPartitionSizes(const Scenario& sc) {
-  // The labels are all a partition depends on: the images stay on disk.
-  auto train = LoadFashionMnistLabels(sc.data_dir.empty() ? DefaultFashionMnistDir() : sc.data_dir, true, sc.train_limit);
-  if (!train.ok()) return train.status();
-  if (!sc.classes.empty()) train = SelectClasses(train.value(), sc.classes);
+PartitionSpec ScenarioPartition(const Scenario& sc) {
   PartitionSpec spec;
   spec.kind = sc.partition;
   spec.alpha = sc.dirichlet_alpha;
   spec.shards_per_node = sc.shards_per_node;
   spec.num_nodes = sc.nodes;
   spec.seed = sc.seed;
-  auto parts = PartitionAll(train->labels, train->num_classes, spec);
-  if (!parts.ok()) return parts.status();
+  spec.min_samples = sc.min_samples;
+  return spec;
+}
+
+Result<Dataset> LoadScenarioData(const Scenario& sc, bool train) {
+  EDGEBED_ASSIGN_OR_RETURN(DataPlan plan, PlanData(ScenarioDataSpec(sc)));
+  if (!train) return LoadTestSet(plan);
+  std::vector<uint32_t> all(plan.train_rows.size());
+  std::iota(all.begin(), all.end(), 0u);
+  return LoadTrainRows(plan, all);
+}
+
+Result<std::vector<uint64_t>> ScenarioPartitionSizes(const Scenario& sc) {
+  // The labels are all a partition depends on: the samples stay on disk.
+  EDGEBED_ASSIGN_OR_RETURN(DataPlan plan, PlanData(ScenarioDataSpec(sc)));
+  EDGEBED_ASSIGN_OR_RETURN(auto parts, PartitionPlan(plan, ScenarioPartition(sc)));
   std::vector<uint64_t> sizes;
-  for (const auto& p : parts.value()) sizes.push_back(p.size());
+  for (const auto& p : parts) sizes.push_back(p.size());
   return sizes;
 }
 

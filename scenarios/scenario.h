@@ -10,6 +10,7 @@
 #include "channel/byte_link.h"
 #include "channel/channel_config.h"
 #include "gnn/gnn_config.h"
+#include "splitnets/data_files.h"
 #include "splitnets/device_profile.h"
 #include "splitnets/learner.h"
 #include "splitnets/slimmable.h"
@@ -85,15 +86,13 @@ struct Scenario {
 
   std::string model = "cnn";
   TransferConfig transfer;          // [transfer]: backbone "" = no transfer learning
+  TorchScriptConfig torchscript;    // model.path, model.loss, model.train_flops (model.name = "torchscript")
 
-  std::string dataset = "fashion-mnist";
-  std::string data_dir;             // empty = $EDGEBED_DATA_DIR or Debian's dataset path
+  DataSpec data;                    // [data]: format, files, test set, limits, classes, normalisation
   std::string partition = "dirichlet";
   double dirichlet_alpha = 0.5;     // (0, 1e6]
   uint32_t shards_per_node = 2;
-  uint32_t train_limit = 0;         // 0 = all
-  uint32_t test_limit = 0;          // 0 = all
-  std::vector<int> classes;         // data.classes, e.g. "5-9": learn only these (relabelled 0..n-1); empty = all
+  uint32_t min_samples = 10;        // dirichlet: every node at least this many; natural: clients with fewer are left out
 
   uint32_t nodes = 10;
   uint32_t rounds = 20;
@@ -108,6 +107,8 @@ struct Scenario {
   uint32_t batch_size = 32;
   double learning_rate = 0.05;
   double momentum = 0.5;
+  std::string optimizer = "sgd";    // sgd | adam
+  double weight_decay = 0.0;
 
   std::string bind = "tcp://127.0.0.1:0";
   double round_deadline_s = 600.0;
@@ -146,10 +147,17 @@ struct Scenario {
 // The slimmable split network of [split] (model.name = "slimsplit").
 SlimConfig ScenarioSlimConfig(const Scenario& sc);
 
-// The network the scenario trains: model.name, data.classes and [transfer].
-ModelSpec ScenarioModel(const Scenario& sc);
+// The network the scenario trains: model.*, the data's classes (0: regression) and [transfer].
+// `plan` gives the classes; null: data.classes, else 10.
+ModelSpec ScenarioModel(const Scenario& sc, const DataPlan* plan = nullptr);
 
-// The scenario's training (train = true) or test set: data.dir, the limits, then data.classes.
+// [data] with the scenario's seed (the held-out draw).
+DataSpec ScenarioDataSpec(const Scenario& sc);
+
+// The scenario's partition fields for `nodes` nodes.
+PartitionSpec ScenarioPartition(const Scenario& sc);
+
+// The scenario's training (train = true) or test set, whole.
 Result<Dataset> LoadScenarioData(const Scenario& sc, bool train);
 
 // How many training samples each node holds (the partition every node computes from the same

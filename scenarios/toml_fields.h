@@ -95,11 +95,11 @@ class Reader {
   }
 
   // Classes as text ("5-9", "0,2,4"), parsed into a sorted list.
-  Status Classes(const std::string& path, std::vector<int>* out) {
+  Status Classes(const std::string& path, std::vector<int>* out, int max_class) {
     std::string text;
     EDGEBED_RETURN_IF_ERROR(Str(path, &text));
     if (text.empty()) return Status::Ok();
-    auto cls = ParseClasses(text, path);
+    auto cls = ParseClasses(text, path, max_class);
     if (!cls.ok()) return cls.status();
     *out = std::move(cls.value());
     return Status::Ok();
@@ -189,7 +189,7 @@ class Writer {
     for (double x : *v) a.push_back(x);
     return Put(path, std::move(a));
   }
-  Status Classes(const std::string& path, std::vector<int>* v) { return Put(path, FormatClasses(*v)); }
+  Status Classes(const std::string& path, std::vector<int>* v, int) { return Put(path, FormatClasses(*v)); }
 
  private:
   template <typename T>

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "record/files.h"
 #include "server/checkpoint.h"
 #include "splitnets/device_profile.h"
 #include "splitnets/transfer.h"
@@ -39,12 +40,22 @@ Result<std::unique_ptr<ServerCore>> FederatedServer::Create(const Scenario& sc, 
                               " (make one with: edgebed transfer pretrain --out " + sc.transfer.backbone + ")");
     s->backbone_crc32 = crc.value();
   }
-  EDGEBED_ASSIGN_OR_RETURN(s->learner, Learner::Create(ScenarioModel(sc), sc.seed));
+  EDGEBED_ASSIGN_OR_RETURN(DataPlan plan, PlanData(ScenarioDataSpec(sc)));
+  s->train_rows = plan.train_rows.size();
+  if (sc.model == "torchscript") {
+    auto bytes = ReadFile(sc.torchscript.path);
+    if (!bytes.ok()) return Status::NotFound("model.path: " + bytes.status().message());
+    s->module_bytes = std::move(bytes).value();
+  }
+  EDGEBED_ASSIGN_OR_RETURN(s->learner, Learner::Create(ScenarioModel(sc, &plan), sc.seed));
+  EDGEBED_ASSIGN_OR_RETURN(s->test, LoadTestSet(plan));
+  // The same check the launcher makes: one batch through the model (and TorchScript's FLOPs).
+  EDGEBED_RETURN_IF_ERROR(s->learner->Check(s->test));
   s->global = s->learner->GetParams();
   if (!sc.transfer.backbone.empty())
     spdlog::info("transfer from {} ({}): the top {} IRBs train, classes {}; an update carries {:.1f} KB, the full model "
                  "{:.1f} KB", sc.transfer.backbone, sc.transfer.mode,
-                 s->learner->TrainableBlocks(), sc.classes.empty() ? "all" : FormatClasses(sc.classes),
+                 s->learner->TrainableBlocks(), sc.data.classes.empty() ? "all" : FormatClasses(sc.data.classes),
                  s->global.bytes() / 1024.0, s->learner->FullModelBytes() / 1024.0);
   StrategyOptions so;
   so.name = sc.strategy;
@@ -58,12 +69,27 @@ Result<std::unique_ptr<ServerCore>> FederatedServer::Create(const Scenario& sc, 
   EDGEBED_ASSIGN_OR_RETURN(s->strategy, MakeStrategy(so));
   EDGEBED_ASSIGN_OR_RETURN(s->uplink, MakeUplink(sc.channel, sc.nodes, sc.seed));
   EDGEBED_ASSIGN_OR_RETURN(s->ota_, OtaReceiver::Create(sc, s->uplink.get(), s->global));
-  EDGEBED_ASSIGN_OR_RETURN(s->test, LoadScenarioData(sc, false));
   spdlog::info("uplink: {}", s->uplink->Describe());
   return std::unique_ptr<ServerCore>(std::move(s));
 }
 
 void FederatedServer::FillJoinAck(uint32_t, wire::JoinAck* ack) {
+  auto* d = ack->mutable_data();
+  d->set_format(sc.data.format);
+  d->set_dir(sc.data.dir);
+  d->set_train(sc.data.train);
+  d->set_train_labels(sc.data.train_labels);
+  d->set_test(sc.data.test);
+  d->set_held_out(sc.data.held_out);
+  for (double v : sc.data.mean) d->add_mean(v);
+  for (double v : sc.data.std) d->add_std(v);
+  d->set_train_rows(train_rows);
+  if (sc.model == "torchscript") {
+    auto* t = ack->mutable_torchscript();
+    t->set_module(module_bytes);
+    t->set_loss(sc.torchscript.loss);
+    t->set_train_flops(static_cast<double>(learner->TrainFlops()));  // measured once here, the same for every node
+  }
   if (sc.transfer.backbone.empty()) return;
   auto* t = ack->mutable_transfer();
   t->set_backbone(sc.transfer.backbone);
@@ -149,7 +175,7 @@ Status FederatedServer::Run() {
 std::vector<Candidate> FederatedServer::Candidates(uint32_t r) {
   std::vector<Candidate> out;
   const uint64_t model_bytes = global.bytes();
-  const uint64_t avg_samples = (sc.train_limit ? sc.train_limit : 60000) / std::max<uint32_t>(1, sc.nodes);
+  const uint64_t avg_samples = train_rows / std::max<uint32_t>(1, sc.nodes);
   for (const auto& id : registry.AliveIds()) {
     const NodeRecord* rec = registry.Find(id);
     const DeviceProfile& p = rec->profile;
@@ -195,7 +221,12 @@ json FederatedServer::FederatedEvaluate(uint32_t r, const std::vector<std::strin
 // Evaluates `params` on the test set (the learner is used for nothing else while a run goes on).
 EvalStats FederatedServer::Evaluate(const ParamSet& params) {
   (void)learner->SetParams(params);
-  return learner->Evaluate(test);
+  auto ev = learner->Evaluate(test);
+  if (ev.ok()) return ev.value();
+  spdlog::error("test-set evaluation failed: {}", ev.status().message());  // the loss is then NaN (null in JSON)
+  EvalStats failed;
+  failed.loss = std::nan("");
+  return failed;
 }
 
 void FederatedServer::EvaluateAndWrite(json row, bool async) {
@@ -254,6 +285,8 @@ void FederatedServer::RunRound(uint32_t r, Clock::time_point run_start) {
   ins->set_batch_size(sc.batch_size);
   ins->set_learning_rate(static_cast<float>(sc.learning_rate));
   ins->set_momentum(static_cast<float>(sc.momentum));
+  ins->set_optimizer(sc.optimizer);
+  ins->set_weight_decay(static_cast<float>(sc.weight_decay));
   ins->set_deadline_s(sc.round_deadline_s);
   if (ota_) {  // digital OTA: the round's codebook goes out with fit_ins
     Status st = ota_->BeginRound(r, global, ins);

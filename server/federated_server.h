@@ -60,6 +60,8 @@ class FederatedServer final : public ServerCore {
   std::vector<uint64_t> assigned_samples;  // per node index: its partition's size (caps claimed counts)
   uint64_t aggregated_rounds = 0;          // rounds (of this process) whose update changed the model
   uint32_t backbone_crc32 = 0;             // transfer learning: the backbone file every node must have
+  std::string module_bytes;                // model torchscript: the module file, sent to every node on join
+  uint64_t train_rows = 0;                 // training rows in the data plan (a node's files must agree)
 
   // The round in progress.
   double train_time_max_s = 0.0;

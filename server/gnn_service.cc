@@ -10,7 +10,7 @@ Result<std::unique_ptr<GnnService>> GnnService::Create(const Scenario& sc) {
   if (sc.gnn.mode != "pipe" && sc.gnn.mode != "graph" && sc.gnn.mode != "hybrid")
     return Status::InvalidArgument("gnn.mode = '" + sc.gnn.mode + "': the server runs pipe, graph or hybrid (full trains in one process)");
   std::unique_ptr<GnnService> s(new GnnService(sc));
-  auto g = LoadGraph(sc.gnn, sc.data_dir);
+  auto g = LoadGraph(sc.gnn, sc.data.dir);
   if (!g.ok()) return g.status();
   s->graph_ = std::move(g.value());
   auto analytic = AnalyticCounts(s->graph_, sc.gnn);
@@ -36,7 +36,7 @@ Status GnnService::Open() { return report_->Open(); }
 
 void GnnService::FillJoinAck(uint32_t index, wire::JoinAck* ack) const {
   ToWire(sc_.gnn, index, ack->mutable_gnn());
-  ack->mutable_gnn()->set_data_dir(sc_.data_dir);
+  ack->mutable_gnn()->set_data_dir(sc_.data.dir);
 }
 
 Status GnnService::OnReady(uint32_t index, const wire::GnnReady& r) {

@@ -91,8 +91,10 @@ Status OtaReceiver::FitRoundCodebook(uint32_t r, const ParamSet& global) {
   t.batch_size = static_cast<int>(sc.batch_size);
   t.learning_rate = static_cast<float>(sc.learning_rate);
   t.momentum = static_cast<float>(sc.momentum);
+  t.optimizer = sc.optimizer;
+  t.weight_decay = static_cast<float>(sc.weight_decay);
   t.seed = DeriveSeed(sc.seed, "vq-proxy-train", r);
-  proxy_learner->Train(proxy_data, proxy_indices, t);
+  EDGEBED_RETURN_IF_ERROR(proxy_learner->Train(proxy_data, proxy_indices, t).status());
   ParamSet upd = proxy_learner->GetParams();
   for (size_t i = 0; i < upd.flat.size(); ++i) upd.flat[i] -= global.flat[i];
   KMeansOptions k;
@@ -270,18 +272,23 @@ Status OtaReceiver::SetUpDigitalOta() {
     Rng rng = MakeRng(sc.seed, "ura-code");
     ura_code = RandomUnitCodebook(o.codebook_size, o.code_length, rng);
   }
-  auto proxy = Learner::Create(ScenarioModel(sc), sc.seed);
+  auto plan = PlanData(ScenarioDataSpec(sc));
+  if (!plan.ok()) return plan.status();
+  auto proxy = Learner::Create(ScenarioModel(sc, &plan.value()), sc.seed);
   if (!proxy.ok()) return proxy.status();
   proxy_learner = std::move(proxy.value());
-  auto train = LoadScenarioData(sc, true);
-  if (!train.ok()) return train.status();
-  proxy_data = std::move(train.value());
-  const size_t share = o.proxy_samples ? o.proxy_samples : proxy_data.size() / std::max<uint32_t>(1, sc.nodes);
-  std::vector<uint32_t> all(proxy_data.size());
+  const size_t rows = plan->train_rows.size();
+  const size_t share = std::min<size_t>(rows, o.proxy_samples ? o.proxy_samples : rows / std::max<uint32_t>(1, sc.nodes));
+  std::vector<uint32_t> all(rows);
   std::iota(all.begin(), all.end(), 0u);
   Rng rng = MakeRng(sc.seed, "vq-proxy-samples");
   std::shuffle(all.begin(), all.end(), rng);
-  proxy_indices.assign(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(std::min(share, all.size())));
+  all.resize(share);  // the server's own samples: only these are read
+  auto train = LoadTrainRows(plan.value(), all);
+  if (!train.ok()) return train.status();
+  proxy_data = std::move(train.value());
+  proxy_indices.resize(share);
+  std::iota(proxy_indices.begin(), proxy_indices.end(), 0u);
   spdlog::info("digital OTA: VQ blocks of {}, {} codewords of {} real channel uses, decoder {}, aggregate {}; the "
                "codebook is fitted each round on {} samples of the server's own",
                o.block_length, o.codebook_size, ura_d, decoder ? decoder->name() : "exact (error-free)", o.aggregate,

@@ -192,14 +192,15 @@ void ServerCore::OnJoin(const std::string& from, const std::string& route, const
   ack->set_accepted(true);
   ack->set_run_id(run_id);
   ack->set_model(sc.model);
-  ack->set_dataset(sc.dataset);
+  ack->set_dataset(sc.data.format);
   ack->set_partition(sc.partition);
   ack->set_dirichlet_alpha(sc.dirichlet_alpha);
   ack->set_shards_per_node(sc.shards_per_node);
   ack->set_num_nodes(sc.nodes);
   ack->set_seed(sc.seed);
-  ack->set_train_limit(sc.train_limit);
-  for (int c : sc.classes) ack->add_classes(static_cast<uint32_t>(c));
+  ack->set_train_limit(sc.data.train_limit);
+  ack->set_min_samples(sc.min_samples);
+  for (int c : sc.data.classes) ack->add_classes(static_cast<uint32_t>(c));
   FillJoinAck(j.node_index(), ack);
   Send(from, out);
   if (!rec->simulated || registry.alive_count() % 100 == 0 || registry.alive_count() == sc.nodes)

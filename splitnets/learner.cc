@@ -1,6 +1,8 @@
 #include "splitnets/learner.h"
 
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 
 #include <torch/torch.h>
 
@@ -15,10 +17,6 @@
 
 namespace edgebed {
 namespace {
-
-// Fashion-MNIST pixel mean and standard deviation (of x / 255 over the training set).
-constexpr float kPixelMean = 0.2860f;
-constexpr float kPixelStd = 0.3530f;
 
 struct Built {
   torch::nn::Sequential net;
@@ -50,16 +48,40 @@ Result<Built> Build(const std::string& name) {
 }  // namespace
 
 void MakeBatch(const Dataset& d, const uint32_t* idx, size_t count, torch::Tensor* x, torch::Tensor* y) {
-  const size_t px = static_cast<size_t>(d.rows) * static_cast<size_t>(d.cols);
-  *x = torch::empty({static_cast<int64_t>(count), 1, d.rows, d.cols});
-  *y = torch::empty({static_cast<int64_t>(count)}, torch::kLong);
-  float* xp = x->data_ptr<float>();
-  int64_t* yp = y->data_ptr<int64_t>();
-  const float scale = 1.0f / (255.0f * kPixelStd), shift = kPixelMean / kPixelStd;
-  for (size_t i = 0; i < count; ++i) {
-    const uint8_t* src = d.images.data() + static_cast<size_t>(idx[i]) * px;
-    for (size_t j = 0; j < px; ++j) xp[i * px + j] = src[j] * scale - shift;
-    yp[i] = d.labels[idx[i]];
+  const size_t k = d.sample_numel();
+  std::vector<int64_t> shape = d.sample_shape();
+  shape.insert(shape.begin(), static_cast<int64_t>(count));
+  if (d.type == SampleType::kI64) {
+    *x = torch::empty(shape, torch::kLong);
+    int64_t* xp = x->data_ptr<int64_t>();
+    for (size_t i = 0; i < count; ++i)
+      std::memcpy(xp + i * k, d.tokens.data() + static_cast<size_t>(idx[i]) * k, k * sizeof(int64_t));
+  } else {
+    *x = torch::empty(shape);
+    float* xp = x->data_ptr<float>();
+    // Per channel (the first axis of a sample) or one value: x' = x * scale - shift.
+    const size_t channels = d.mean.size() > 1 ? d.mean.size() : 1, per_channel = k / channels;
+    for (size_t c = 0; c < channels; ++c) {
+      const float scale = 1.0f / ((d.type == SampleType::kU8 ? 255.0f : 1.0f) * d.std[c]), shift = d.mean[c] / d.std[c];
+      for (size_t i = 0; i < count; ++i) {
+        const size_t at = static_cast<size_t>(idx[i]) * k + c * per_channel;
+        float* out = xp + i * k + c * per_channel;
+        if (d.type == SampleType::kU8)
+          for (size_t j = 0; j < per_channel; ++j) out[j] = d.images[at + j] * scale - shift;
+        else
+          for (size_t j = 0; j < per_channel; ++j) out[j] = d.features[at + j] * scale - shift;
+      }
+    }
+  }
+  if (d.regression()) {
+    *y = torch::empty({static_cast<int64_t>(count), static_cast<int64_t>(d.target_dim)});
+    float* yp = y->data_ptr<float>();
+    for (size_t i = 0; i < count; ++i)
+      std::memcpy(yp + i * d.target_dim, d.targets.data() + static_cast<size_t>(idx[i]) * d.target_dim, d.target_dim * sizeof(float));
+  } else {
+    *y = torch::empty({static_cast<int64_t>(count)}, torch::kLong);
+    int64_t* yp = y->data_ptr<int64_t>();
+    for (size_t i = 0; i < count; ++i) yp[i] = d.labels[idx[i]];
   }
 }
 
@@ -76,12 +98,22 @@ void FinishImpl(Learner::Impl* impl, const std::vector<std::pair<std::string, to
     impl->specs.push_back({name, t.sizes().vec()});
   }
   impl->full_model_bytes = 0;
-  for (const auto& t : impl->root->parameters()) impl->full_model_bytes += t.numel() * sizeof(float);
-  for (const auto& t : impl->root->buffers())
-    if (t.scalar_type() == torch::kFloat) impl->full_model_bytes += t.numel() * sizeof(float);
+  if (impl->root) {
+    for (const auto& t : impl->root->parameters()) impl->full_model_bytes += t.numel() * sizeof(float);
+    for (const auto& t : impl->root->buffers())
+      if (t.scalar_type() == torch::kFloat) impl->full_model_bytes += t.numel() * sizeof(float);
+  } else {
+    for (const auto& t : impl->state) impl->full_model_bytes += t.numel() * sizeof(float);
+  }
   if (!impl->set_mode) {
     auto root = impl->root;
     impl->set_mode = [root](bool training) { root->train(training); };
+  }
+  if (!impl->loss)
+    impl->loss = [](const torch::Tensor& out, const torch::Tensor& y) { return torch::nn::functional::cross_entropy(out, y); };
+  if (!impl->save) {
+    auto root = impl->root;
+    impl->save = [root](const std::string& path) { return SaveModule(*root, path); };
   }
 }
 
@@ -89,7 +121,7 @@ void SetTorchThreads(int n) {
   torch::set_num_threads(std::max(1, n));
 }
 
-std::vector<std::string> Learner::Models() { return {"cnn", "mlp", "logreg", "irbnet", "irbnet_hs"}; }
+std::vector<std::string> Learner::Models() { return {"cnn", "mlp", "logreg", "irbnet", "irbnet_hs", "torchscript"}; }
 
 Result<std::unique_ptr<Learner>> Learner::Create(const std::string& model, uint64_t seed) {
   ModelSpec spec;
@@ -99,6 +131,7 @@ Result<std::unique_ptr<Learner>> Learner::Create(const std::string& model, uint6
 
 Result<std::unique_ptr<Learner>> Learner::Create(const ModelSpec& spec, uint64_t seed) {
   if (spec.name == "irbnet" || spec.name == "irbnet_hs") return CreateIrbLearner(spec, seed);
+  if (spec.name == "torchscript") return CreateTorchScriptLearner(spec);
   if (spec.is_transfer())
     return Status::InvalidArgument("transfer.backbone is set but model '" + spec.name +
                                    "' has no backbone; transfer needs model irbnet or irbnet_hs");
@@ -182,17 +215,41 @@ ParamSet Learner::GetParams() const { return StateToParams(impl_->state, impl_->
 
 Status Learner::SetParams(const ParamSet& p) { return ParamsToState(p, impl_->specs, &impl_->state); }
 
-TrainStats Learner::Train(const Dataset& data, const std::vector<uint32_t>& indices,
-                          const TrainOptions& opt) {
+namespace {
+
+// libtorch's message without its C++ backtrace.
+std::string TorchMessage(const std::exception& e) {
+  if (const auto* c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
+  return e.what();
+}
+
+std::string ShapeText(const torch::Tensor& t) {
+  std::string s = "[";
+  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
+  return s + "]";
+}
+
+Result<std::unique_ptr<torch::optim::Optimizer>> MakeOptimizer(const std::vector<torch::Tensor>& params, const TrainOptions& opt) {
+  if (opt.optimizer == "sgd")
+    return std::unique_ptr<torch::optim::Optimizer>(std::make_unique<torch::optim::SGD>(
+        params, torch::optim::SGDOptions(opt.learning_rate).momentum(opt.momentum).weight_decay(opt.weight_decay)));
+  if (opt.optimizer == "adam")
+    return std::unique_ptr<torch::optim::Optimizer>(std::make_unique<torch::optim::Adam>(
+        params, torch::optim::AdamOptions(opt.learning_rate).weight_decay(opt.weight_decay)));
+  return Status::InvalidArgument("training.optimizer = '" + opt.optimizer + "' is unknown; allowed: sgd, adam");
+}
+
+}  // namespace
+
+Result<TrainStats> Learner::Train(const Dataset& data, const std::vector<uint32_t>& indices, const TrainOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   TrainStats st;
   st.samples = indices.size();
   if (indices.empty() || opt.epochs <= 0) return st;
+  EDGEBED_ASSIGN_OR_RETURN(auto optimiser, MakeOptimizer(impl_->trainable, opt));
   impl_->set_mode(true);
   const int64_t live_before = CountedLiveBytes();
   ResetCountedPeak();
-  torch::optim::SGD sgd(impl_->trainable,
-                        torch::optim::SGDOptions(opt.learning_rate).momentum(opt.momentum));
   Rng rng = MakeRng(opt.seed, "batch-order");
   std::vector<uint32_t> order = indices;
   const size_t bs = static_cast<size_t>(std::max(1, opt.batch_size));
@@ -202,25 +259,35 @@ TrainStats Learner::Train(const Dataset& data, const std::vector<uint32_t>& indi
   double loss_sum = 0.0;
   size_t loss_count = 0;
   torch::Tensor x, y;
-  for (int e = 0; e < opt.epochs; ++e) {
-    std::shuffle(order.begin(), order.end(), rng);
-    for (size_t b = 0; b < order.size(); b += bs) {
-      const size_t n = std::min(bs, order.size() - b);
-      MakeBatch(data, order.data() + b, n, &x, &y);
-      sgd.zero_grad();
-      const int64_t at_batch = CountedLiveBytes();
-      auto loss = torch::nn::functional::cross_entropy(impl_->forward(x), y);
-      st.kept_for_backward_bytes = std::max(st.kept_for_backward_bytes, CountedLiveBytes() - at_batch);
-      loss.backward();
-      sgd.step();
-      loss_sum += loss.item<double>() * static_cast<double>(n);
-      loss_count += n;
-      ++done;
-      if (opt.on_progress && !opt.on_progress(static_cast<float>(done) / total_batches)) {
-        e = opt.epochs;
-        break;
+  try {
+    for (int e = 0; e < opt.epochs; ++e) {
+      std::shuffle(order.begin(), order.end(), rng);
+      for (size_t b = 0; b < order.size(); b += bs) {
+        const size_t n = std::min(bs, order.size() - b);
+        MakeBatch(data, order.data() + b, n, &x, &y);
+        optimiser->zero_grad();
+        const int64_t at_batch = CountedLiveBytes();
+        auto loss = impl_->loss(impl_->forward(x), y);
+        st.kept_for_backward_bytes = std::max(st.kept_for_backward_bytes, CountedLiveBytes() - at_batch);
+        const double value = loss.item<double>();
+        if (!std::isfinite(value))
+          return Status::Failed("model '" + impl_->name + "': the training loss is " + std::to_string(value) +
+                                         " at batch " + std::to_string(done + 1) + " (learning rate " +
+                                         std::to_string(opt.learning_rate) + " too high, or bad data)");
+        loss.backward();
+        optimiser->step();
+        loss_sum += value * static_cast<double>(n);
+        loss_count += n;
+        ++done;
+        if (opt.on_progress && !opt.on_progress(static_cast<float>(done) / total_batches)) {
+          e = opt.epochs;
+          break;
+        }
       }
     }
+  } catch (const std::exception& e) {
+    return Status::Failed("model '" + impl_->name + "' failed in training on a batch of shape " + ShapeText(x) + ": " +
+                            TorchMessage(e));
   }
   st.mean_loss = loss_count ? loss_sum / static_cast<double>(loss_count) : 0.0;
   if (CountingAllocatorInstalled()) st.peak_train_bytes = std::max<int64_t>(0, CountedPeakBytes() - live_before);
@@ -228,7 +295,7 @@ TrainStats Learner::Train(const Dataset& data, const std::vector<uint32_t>& indi
   return st;
 }
 
-EvalStats Learner::Evaluate(const Dataset& data, const std::vector<uint32_t>* indices) const {
+Result<EvalStats> Learner::Evaluate(const Dataset& data, const std::vector<uint32_t>* indices) const {
   const auto t0 = std::chrono::steady_clock::now();
   EvalStats st;
   std::vector<uint32_t> all;
@@ -243,14 +310,17 @@ EvalStats Learner::Evaluate(const Dataset& data, const std::vector<uint32_t>* in
   double loss_sum = 0.0;
   int64_t correct = 0;
   torch::Tensor x, y;
-  for (size_t b = 0; b < indices->size(); b += kBatch) {
-    const size_t n = std::min(kBatch, indices->size() - b);
-    MakeBatch(data, indices->data() + b, n, &x, &y);
-    auto logits = impl_->forward(x);
-    loss_sum += torch::nn::functional::cross_entropy(
-                    logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                    .item<double>();
-    correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+  try {
+    for (size_t b = 0; b < indices->size(); b += kBatch) {
+      const size_t n = std::min(kBatch, indices->size() - b);
+      MakeBatch(data, indices->data() + b, n, &x, &y);
+      auto out = impl_->forward(x);
+      loss_sum += impl_->loss(out, y).item<double>() * static_cast<double>(n);
+      if (!data.regression()) correct += out.argmax(1).eq(y).sum().item<int64_t>();
+    }
+  } catch (const std::exception& e) {
+    return Status::Failed("model '" + impl_->name + "' failed in evaluation on a batch of shape " + ShapeText(x) + ": " +
+                            TorchMessage(e));
   }
   st.samples = indices->size();
   if (st.samples) {
@@ -261,6 +331,50 @@ EvalStats Learner::Evaluate(const Dataset& data, const std::vector<uint32_t>* in
   return st;
 }
 
-Status Learner::Save(const std::string& path) const { return SaveModule(*impl_->root, path); }
+Status Learner::Check(const Dataset& data) {
+  const std::string who = "model '" + impl_->name + "'" + (impl_->source.empty() ? "" : " (" + impl_->source + ")");
+  if (data.size() == 0) return Status::InvalidArgument(who + ": no data to check it on");
+  std::vector<uint32_t> idx(std::min<size_t>(8, data.size()));
+  std::iota(idx.begin(), idx.end(), 0u);
+  torch::Tensor x, y, out;
+  MakeBatch(data, idx.data(), idx.size(), &x, &y);
+  const int64_t n = static_cast<int64_t>(idx.size());
+  impl_->set_mode(false);  // no batch-norm statistics move, no dropout
+  try {
+    out = impl_->forward(x);
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument(who + ": forward fails on input x of shape " + ShapeText(x) + ": " + TorchMessage(e));
+  }
+  if (data.regression()) {
+    if (out.dim() != 2 || out.size(0) != n || out.size(1) != data.target_dim)
+      return Status::InvalidArgument(who + ": output has shape " + ShapeText(out) + "; the targets need [" + std::to_string(n) +
+                                     ", " + std::to_string(data.target_dim) + "] (batch, target values)");
+  } else if (out.dim() != 2 || out.size(0) != n || out.size(1) < data.num_classes ||
+             (impl_->exact_outputs && out.size(1) != data.num_classes)) {
+    return Status::InvalidArgument(who + ": output has shape " + ShapeText(out) + "; the data's " + std::to_string(data.num_classes) +
+                                   " classes need [" + std::to_string(n) + ", " + std::to_string(data.num_classes) + "] (batch, class scores)");
+  }
+  try {
+    auto loss = impl_->loss(out, y);
+    if (loss.numel() != 1) return Status::InvalidArgument(who + ": the loss has shape " + ShapeText(loss) + "; a scalar is needed");
+    if (!std::isfinite(loss.item<double>())) return Status::InvalidArgument(who + ": the loss on the first batch is not finite");
+    loss.backward();
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument(who + ": loss or backward fails (output " + ShapeText(out) + ", target " + ShapeText(y) +
+                                   "): " + TorchMessage(e));
+  }
+  for (auto& t : impl_->trainable) t.mutable_grad() = torch::Tensor();
+  if (impl_->measure_forward_flops && !impl_->flops_given) {
+    try {
+      impl_->forward_flops = impl_->measure_forward_flops(x.narrow(0, 0, 1));
+    } catch (const std::exception&) {
+      impl_->forward_flops = 0;  // a module that cannot be frozen: the caller warns, model.train_flops gives it
+    }
+    impl_->train_flops = 3 * impl_->forward_flops;
+  }
+  return Status::Ok();
+}
+
+Status Learner::Save(const std::string& path) const { return impl_->save(path); }
 
 }  // namespace edgebed

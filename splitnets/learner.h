@@ -18,6 +18,8 @@ struct TrainOptions {
   int batch_size = 32;
   float learning_rate = 0.05f;  // SGD step size
   float momentum = 0.0f;        // SGD momentum, 0 = plain SGD (momentum state lives one round)
+  std::string optimizer = "sgd";  // sgd | adam (lr = learning_rate, betas 0.9/0.999; state lives one round)
+  float weight_decay = 0.0f;    // L2 penalty added to the gradient, both optimisers
   uint64_t seed = 0;            // batch order
   // Called after every batch with the fraction done (0..1]; returns false to stop early.
   std::function<bool(float)> on_progress;
@@ -45,12 +47,22 @@ struct TransferConfig {
   bool momentum = false;          // and SGD momentum (one more copy of the gradients)
 };
 
-// Which network to build: a name from Learner::Models(), its classes, and for IRB networks an
-// optional transfer set-up (backbone non-empty).
+// A module scripted or traced and saved by PyTorch 1.13 (model.name = "torchscript").
+struct TorchScriptConfig {
+  std::string path;   // the .pt file (torch.jit.save)
+  std::shared_ptr<const std::string> bytes;  // the file's bytes, when a node got them on the wire; null = read path
+  std::string loss = "auto";  // auto (the module's loss(output, target) if it has one, else mse for float
+                              // targets, else cross_entropy) | cross_entropy | mse | module
+  double train_flops = 0.0;   // per training sample; 0 = 3 x the forward FLOPs measured on one sample (Learner::Check)
+};
+
+// Which network to build: a name from Learner::Models(), its classes (0: regression), and for IRB
+// networks an optional transfer set-up (backbone non-empty), for TorchScript the module.
 struct ModelSpec {
   std::string name = "cnn";
   int num_classes = 10;
   TransferConfig transfer;
+  TorchScriptConfig torchscript;
   bool is_transfer() const { return !transfer.backbone.empty(); }
 };
 
@@ -67,6 +79,7 @@ void SetTorchThreads(int n);
 class Learner {
  public:
   // Known models: "cnn" (default, two conv layers), "mlp", "logreg". Weights drawn from `seed`.
+  // "torchscript": spec.torchscript's module with its own weights.
   static Result<std::unique_ptr<Learner>> Create(const std::string& model, uint64_t seed);
   // "irbnet" / "irbnet_hs": a MobileNetV2-style IRB network for 28x28 (ReLU6 / Hard-Swish). With
   // spec.transfer.backbone set, the stem and blocks come from that file, the head is drawn from
@@ -82,11 +95,18 @@ class Learner {
   ParamSet GetParams() const;
   Status SetParams(const ParamSet& p);  // checks layout
 
-  // Local SGD over `indices` of `data` (cross-entropy). Empty indices: nothing done.
-  TrainStats Train(const Dataset& data, const std::vector<uint32_t>& indices, const TrainOptions& opt);
-  // Evaluates on `indices` of `data`, or on all of it when indices is null.
-  EvalStats Evaluate(const Dataset& data, const std::vector<uint32_t>* indices = nullptr) const;
-  // Writes the model as a libtorch archive (torch::load-able into the same architecture).
+  // Local training over `indices` of `data` (the model's loss). Empty indices: nothing done. An
+  // error (a module that throws in forward, a NaN loss) names the model and leaves a Status.
+  Result<TrainStats> Train(const Dataset& data, const std::vector<uint32_t>& indices, const TrainOptions& opt);
+  // Evaluates on `indices` of `data`, or on all of it when indices is null (regression: accuracy 0).
+  Result<EvalStats> Evaluate(const Dataset& data, const std::vector<uint32_t>* indices = nullptr) const;
+  // Runs one batch of `data` forward and backward without changing the model: checks the output's
+  // shape against the classes or targets, and that the loss is finite and differentiable. Errors
+  // name the model, the tensor and both shapes. TorchScript modules also measure their FLOPs here
+  // (ForwardFlops is 0 before, and stays 0 for a module that cannot be frozen).
+  Status Check(const Dataset& data);
+  // Writes the model: a libtorch archive (torch::load-able into the same architecture), or for
+  // TorchScript a module torch.jit.load reads.
   Status Save(const std::string& path) const;
   // FLOPs of one forward pass for one sample (multiply-add = 2), counted from the layers.
   int64_t ForwardFlops() const;

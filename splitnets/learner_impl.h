@@ -15,9 +15,16 @@ namespace edgebed {
 
 struct Learner::Impl {
   std::string name;
-  std::shared_ptr<torch::nn::Module> root;  // the whole network (Save, train/eval mode)
+  std::string source;          // the file it came from, for errors (TorchScript)
+  bool exact_outputs = false;  // Check: outputs must equal the classes (the zoo keeps 10 and uses the first)
+  std::shared_ptr<torch::nn::Module> root;  // the whole network (Save, train/eval mode); null for TorchScript
   std::function<torch::Tensor(const torch::Tensor&)> forward;
   std::function<void(bool training)> set_mode;  // default: root->train(training)
+  // Mean loss of a batch; default cross-entropy on class labels.
+  std::function<torch::Tensor(const torch::Tensor& output, const torch::Tensor& target)> loss;
+  std::function<Status(const std::string&)> save;  // default: SaveModule(*root)
+  std::function<int64_t(const torch::Tensor& one_sample)> measure_forward_flops;  // TorchScript: profiled
+  bool flops_given = false;  // train_flops from the scenario: keep it
   std::function<Status(const std::string&)> save_backbone;  // IRB networks only
   std::vector<torch::Tensor> trainable;  // what SGD updates
   std::vector<torch::Tensor> state;      // what is exchanged: trainable parameters, then float buffers
@@ -31,8 +38,8 @@ struct Learner::Impl {
 // Copies samples idx[0, count) into a normalised [B, 1, rows, cols] tensor and their labels.
 void MakeBatch(const Dataset& d, const uint32_t* idx, size_t count, torch::Tensor* x, torch::Tensor* y);
 
-// Fills state/specs from `trainable` and the float buffers `buffers` (named), and full_model_bytes
-// from root.
+// Fills state/specs from `trainable` and the float buffers `buffers` (named), full_model_bytes from
+// root (or, without root, from `all_params` and the buffers), and the default mode, loss and save.
 void FinishImpl(Learner::Impl* impl, const std::vector<std::pair<std::string, torch::Tensor>>& trainable,
                 const std::vector<std::pair<std::string, torch::Tensor>>& buffers);
 
@@ -41,5 +48,8 @@ ParamSet StateToParams(const std::vector<torch::Tensor>& state, const std::vecto
 Status ParamsToState(const ParamSet& p, const std::vector<TensorSpec>& specs, std::vector<torch::Tensor>* state);
 // Writes a module as a libtorch archive; the error names the path.
 Status SaveModule(const torch::nn::Module& m, const std::string& path);
+
+// Learner::Create for model "torchscript" (torchscript.cc).
+Result<std::unique_ptr<Learner>> CreateTorchScriptLearner(const ModelSpec& spec);
 
 }  // namespace edgebed

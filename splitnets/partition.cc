@@ -1,6 +1,7 @@
 #include "splitnets/partition.h"
 
 #include <algorithm>
+#include <map>
 #include <numeric>
 #include <random>
 
@@ -24,7 +25,7 @@ Parts Iid(size_t n, const PartitionSpec& spec, Rng& rng) {
 }
 
 // Label skew: for each class, node shares drawn from Dirichlet(alpha, ..., alpha).
-Result<Parts> Dirichlet(const std::vector<uint8_t>& labels, int num_classes, const PartitionSpec& spec,
+Result<Parts> Dirichlet(const std::vector<int32_t>& labels, int num_classes, const PartitionSpec& spec,
                         Rng& rng) {
   std::vector<std::vector<uint32_t>> by_class(static_cast<size_t>(num_classes));
   for (uint32_t i = 0; i < labels.size(); ++i) by_class[labels[i]].push_back(i);
@@ -59,7 +60,7 @@ Result<Parts> Dirichlet(const std::vector<uint8_t>& labels, int num_classes, con
 }
 
 // Pathological non-IID (McMahan et al.): sort by label, cut into equal shards, deal them out.
-Result<Parts> Shards(const std::vector<uint8_t>& labels, const PartitionSpec& spec, Rng& rng) {
+Result<Parts> Shards(const std::vector<int32_t>& labels, const PartitionSpec& spec, Rng& rng) {
   const size_t num_shards = static_cast<size_t>(spec.num_nodes) * spec.shards_per_node;
   if (num_shards > labels.size())
     return Status::InvalidArgument("data.shards_per_node = " + std::to_string(spec.shards_per_node) +
@@ -81,10 +82,28 @@ Result<Parts> Shards(const std::vector<uint8_t>& labels, const PartitionSpec& sp
   return parts;
 }
 
+// One node per client id: the clients holding at least min_samples rows, in a seeded order.
+Result<Parts> Natural(const std::vector<int64_t>& clients, const PartitionSpec& spec, Rng& rng) {
+  std::map<int64_t, std::vector<uint32_t>> by_client;
+  for (uint32_t i = 0; i < clients.size(); ++i) by_client[clients[i]].push_back(i);
+  Parts eligible;
+  for (auto& [id, rows] : by_client)
+    if (rows.size() >= spec.min_samples) eligible.push_back(std::move(rows));
+  if (eligible.size() < spec.num_nodes)
+    return Status::InvalidArgument("data.partition = natural: federation.nodes = " + std::to_string(spec.num_nodes) + " but only " +
+                                   std::to_string(eligible.size()) + " of the " + std::to_string(by_client.size()) +
+                                   " client ids hold at least data.min_samples = " + std::to_string(spec.min_samples) +
+                                   " rows; use at most " + std::to_string(eligible.size()) + " nodes or lower data.min_samples");
+  std::shuffle(eligible.begin(), eligible.end(), rng);
+  eligible.resize(spec.num_nodes);
+  return eligible;
+}
+
 }  // namespace
 
-Result<std::vector<std::vector<uint32_t>>> PartitionAll(const std::vector<uint8_t>& labels,
-                                                        int num_classes, const PartitionSpec& spec) {
+Result<std::vector<std::vector<uint32_t>>> PartitionAll(const std::vector<int32_t>& labels, int num_classes,
+                                                        const PartitionSpec& spec,
+                                                        const std::vector<int64_t>& client_ids) {
   if (spec.num_nodes == 0) return Status::InvalidArgument("federation.nodes must be >= 1");
   if (labels.size() < spec.num_nodes)
     return Status::InvalidArgument("federation.nodes = " + std::to_string(spec.num_nodes) +
@@ -105,15 +124,19 @@ Result<std::vector<std::vector<uint32_t>>> PartitionAll(const std::vector<uint8_
   } else if (spec.kind == "shards") {
     if (spec.shards_per_node == 0) return Status::InvalidArgument("data.shards_per_node must be >= 1");
     parts = Shards(labels, spec, rng);
+  } else if (spec.kind == "natural") {
+    if (client_ids.size() != labels.size())
+      return Status::InvalidArgument("data.partition = natural needs one client id per training sample (npz array client_id)");
+    parts = Natural(client_ids, spec, rng);
   } else {
-    return Status::InvalidArgument("data.partition = '" + spec.kind + "' is unknown; allowed: iid, dirichlet, shards");
+    return Status::InvalidArgument("data.partition = '" + spec.kind + "' is unknown; allowed: iid, dirichlet, shards, natural");
   }
   if (!parts.ok()) return parts.status();
   for (auto& p : parts.value()) std::sort(p.begin(), p.end());
   return std::move(parts).value();
 }
 
-Result<std::vector<uint32_t>> PartitionFor(const std::vector<uint8_t>& labels, int num_classes,
+Result<std::vector<uint32_t>> PartitionFor(const std::vector<int32_t>& labels, int num_classes,
                                            const PartitionSpec& spec, uint32_t node_index) {
   if (node_index >= spec.num_nodes)
     return Status::InvalidArgument("node index " + std::to_string(node_index) + " is out of range [0, " +

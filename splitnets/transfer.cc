@@ -84,12 +84,13 @@ Result<int> BlocksWithinBudget(const TransferConfig& cfg, int num_classes) {
   return Status::InvalidArgument(o.str());
 }
 
-Result<std::vector<int>> ParseClasses(const std::string& text, const std::string& field) {
+Result<std::vector<int>> ParseClasses(const std::string& text, const std::string& field, int max_class) {
   std::vector<int> out;
   std::stringstream ss(text);
   std::string part;
   auto bad = [&](const std::string& why) {
-    return Status::InvalidArgument(field + " = \"" + text + "\": " + why + " (classes 0..9 as \"5-9\" or \"1,3,5\")");
+    return Status::InvalidArgument(field + " = \"" + text + "\": " + why + " (classes 0.." + std::to_string(max_class) +
+                                   " as \"5-9\" or \"1,3,5\")");
   };
   while (std::getline(ss, part, ',')) {
     int lo = -1, hi = -1;
@@ -97,7 +98,7 @@ Result<std::vector<int>> ParseClasses(const std::string& text, const std::string
     const int got = std::sscanf(part.c_str(), " %d %c %d %c", &lo, &dash, &hi, &extra);
     if (got == 1) hi = lo;
     else if (got != 3 || dash != '-') return bad("cannot read '" + part + "'");
-    if (lo < 0 || hi > 9 || lo > hi) return bad("'" + part + "' is out of range");
+    if (lo < 0 || hi > max_class || lo > hi) return bad("'" + part + "' is out of range");
     for (int c = lo; c <= hi; ++c) {
       if (std::find(out.begin(), out.end(), c) != out.end()) return bad("class " + std::to_string(c) + " repeats");
       out.push_back(c);

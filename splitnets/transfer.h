@@ -62,8 +62,8 @@ int64_t TrainingBytesAnalytic(const std::string& mode, int k, int batch, int num
 // A budget too small for one block is an error naming the budget and the minimum.
 Result<int> BlocksWithinBudget(const TransferConfig& cfg, int num_classes);
 
-// Parses "5-9" or "5,6,7" (classes 0..9) into a list; errors name `field`.
-Result<std::vector<int>> ParseClasses(const std::string& text, const std::string& field);
+// Parses "5-9" or "5,6,7" (classes 0..max_class) into a list; errors name `field`.
+Result<std::vector<int>> ParseClasses(const std::string& text, const std::string& field, int max_class = 9);
 std::string FormatClasses(const std::vector<int>& classes);
 
 // The samples of `classes`, relabelled by their position in the list; num_classes = classes.size().

@@ -13,4 +13,8 @@ struct BenchOptions {
 
 int RunBench(const BenchOptions& opt, const std::string& exe);
 
+// `bench train`: the cnn built in C++ against the same network from TorchScript `module` (its
+// layout, e.g. tests/data/torchscript/cnn.pt), and against Debian's PyTorch running `python_script`.
+int RunTrainBench(int reps, const std::string& module, const std::string& python_script);
+
 }  // namespace edgebed

@@ -26,7 +26,7 @@ double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 
 Result<Graph> ScenarioGraph(const Scenario& sc) {
   const auto t0 = Clock::now();
-  auto g = LoadGraph(sc.gnn, sc.data_dir);
+  auto g = LoadGraph(sc.gnn, sc.data.dir);
   if (g.ok()) spdlog::info("graph: {} ({:.1f} s)", g->description, Since(t0));
   return g;
 }

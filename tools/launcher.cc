@@ -1,4 +1,5 @@
 #include "tools/launcher.h"
+#include "tools/process.h"
 
 #include "codecs/count_decoder.h"
 #include "record/files.h"
@@ -14,6 +15,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <numeric>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -26,35 +28,6 @@ namespace edgebed {
 namespace fs = std::filesystem;
 
 namespace {
-
-// Starts `args` with stdout/stderr sent to `log` (empty = inherit). Returns the pid or -1.
-pid_t Spawn(const std::vector<std::string>& args, const std::string& log) {
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  if (!log.empty()) {
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  }
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) {
-    spdlog::error("cannot start {}: {}", args[0], std::strerror(rc));
-    return -1;
-  }
-  return pid;
-}
-
-// Reaps `pid` if it has exited; returns its exit code, or -1 while it runs.
-int TryReap(pid_t pid) {
-  int status = 0;
-  if (waitpid(pid, &status, WNOHANG) != pid) return -1;
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
 
 // A round-axis tic step that gives about ten tics.
 int XTicStep(const std::string& dir) {
@@ -98,6 +71,18 @@ bool PlotMetrics(const std::string& dir, const std::string& title) {
   return true;
 }
 
+// The data files read, the model built and one batch of the real training data run forward and
+// backward through it: a wrong file, shape or module is an error naming them, before any process.
+Status CheckModelOnData(const Scenario& sc) {
+  EDGEBED_ASSIGN_OR_RETURN(DataPlan plan, PlanData(ScenarioDataSpec(sc)));
+  std::vector<uint32_t> first(std::min<size_t>(8, plan.train_rows.size()));
+  std::iota(first.begin(), first.end(), 0u);
+  EDGEBED_ASSIGN_OR_RETURN(Dataset batch, LoadTrainRows(plan, first));
+  if (sc.is_split()) return Status::Ok();  // the slimmable network is checked by its own config
+  EDGEBED_ASSIGN_OR_RETURN(auto learner, Learner::Create(ScenarioModel(sc, &plan), sc.seed));
+  return learner->Check(batch);
+}
+
 int RunFederation(const Scenario& sc, const std::string& exe, bool resume) {
   if (sc.channel.uplink == "digital_ota" && sc.ota.decoder == "amp_da_net") {  // refuse a bad decoder before any process
     auto dec = LoadAmpDaNet(sc.ota.decoder_path.empty() ? DefaultDecoderPath() : sc.ota.decoder_path);
@@ -106,14 +91,14 @@ int RunFederation(const Scenario& sc, const std::string& exe, bool resume) {
       return 2;
     }
   }
-  if (!sc.transfer.backbone.empty()) {  // refuse a missing or foreign backbone before any process
-    auto learner = Learner::Create(ScenarioModel(sc), sc.seed);
-    if (!learner.ok()) {
-      spdlog::error("{} (edgebed transfer pretrain --out {} makes one)", learner.status().message(), sc.transfer.backbone);
+  if (!sc.is_gnn()) {  // data, model and partition that cannot work fail here, before any process
+    if (Status st = CheckModelOnData(sc); !st.ok()) {
+      if (!sc.transfer.backbone.empty())
+        spdlog::error("{} (edgebed transfer pretrain --out {} makes a backbone)", st.message(), sc.transfer.backbone);
+      else
+        spdlog::error("{}", st.message());
       return 2;
     }
-  }
-  if (!sc.is_gnn()) {  // a partition that cannot work (too few samples per node) fails here, before any process
     auto sizes = ScenarioPartitionSizes(sc);
     if (!sizes.ok()) {
       spdlog::error("{}", sizes.status().message());
@@ -189,7 +174,7 @@ int RunFederation(const Scenario& sc, const std::string& exe, bool resume) {
   for (uint32_t i = 0; i < real; ++i) {
     const std::string& target = i < sc.channel.relay_nodes ? relay_endpoint : endpoint;
     std::vector<std::string> args = {exe, "node", "--connect", target, "--index", std::to_string(i)};
-    if (!sc.data_dir.empty()) args.insert(args.end(), {"--data-dir", sc.data_dir});
+    if (!sc.data.dir.empty()) args.insert(args.end(), {"--data-dir", sc.data.dir});
     nodes.push_back(Spawn(args, out + "/logs/node-" + std::to_string(i) + ".log"));
   }
   // Simulated nodes: the highest indices, shared out among the node hosts.

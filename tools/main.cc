@@ -93,9 +93,12 @@ int main(int argc, char** argv) {
   node->add_option("--peer-bind", nopt.peer_bind, "GNN shards: where to listen for peer shards (default tcp://127.0.0.1:*)");
 
   edgebed::BenchOptions bopt;
-  auto* bench = app.add_subcommand("bench", "measure: transfer, aggregate, channel, overhead, population, decode (OTA decoders), mobiletl (backward memory per IRB), slimmable (switching width), or all");
-  bench->add_option("which", bopt.which, "transfer | aggregate | channel | overhead | population | decode | mobiletl | slimmable | all")
-      ->check(CLI::IsMember({"transfer", "aggregate", "channel", "overhead", "population", "decode", "mobiletl", "slimmable", "all"}));
+  auto* bench = app.add_subcommand("bench", "measure: transfer, aggregate, channel, overhead, population, decode (OTA decoders), mobiletl (backward memory per IRB), slimmable (switching width), train (C++ vs TorchScript vs PyTorch), or all");
+  bench->add_option("which", bopt.which, "transfer | aggregate | channel | overhead | population | decode | mobiletl | slimmable | train | all")
+      ->check(CLI::IsMember({"transfer", "aggregate", "channel", "overhead", "population", "decode", "mobiletl", "slimmable", "train", "all"}));
+  std::string train_module = "tests/data/torchscript/cnn.pt", train_script = "tools/bench_train.py";
+  bench->add_option("--module", train_module, "'train': the TorchScript cnn (the built-in cnn's layout)")->capture_default_str();
+  bench->add_option("--python-script", train_script, "'train': the PyTorch reference script")->capture_default_str();
   int mobiletl_batch = 32;
   bench->add_option("--batch", mobiletl_batch, "'mobiletl': batch size")->check(CLI::Range(1, 4096));
   bench->add_option("--population-rounds", bopt.population_rounds, "rounds for 'population'");
@@ -227,6 +230,7 @@ int main(int argc, char** argv) {
   if (*tr_cmp) return edgebed::RunTransferCompare(topt);
   if (*bench && bopt.which == "mobiletl") return edgebed::RunMobileTlBench(mobiletl_batch);
   if (*bench && bopt.which == "slimmable") return edgebed::RunSlimmableBench();
+  if (*bench && bopt.which == "train") return edgebed::RunTrainBench(std::min(bopt.reps, 5), train_module, train_script);
   if (*sp_cmp) return edgebed::RunSplitCompare(spopt);
   if (*bench && bopt.which == "decode") {
     if (oopt.net.empty() && std::filesystem::exists(edgebed::DefaultDecoderPath())) oopt.net = edgebed::DefaultDecoderPath();
@@ -239,7 +243,8 @@ int main(int argc, char** argv) {
     if (oopt.net.empty() && std::filesystem::exists(edgebed::DefaultDecoderPath())) oopt.net = edgebed::DefaultDecoderPath();
     const int rc2 = edgebed::RunDecodeBench(oopt, bopt.reps < 3 ? bopt.reps : 3);
     const int rc3 = rc2 != 0 ? rc2 : edgebed::RunMobileTlBench(mobiletl_batch);
-    return rc3 != 0 ? rc3 : edgebed::RunSlimmableBench();
+    const int rc4 = rc3 != 0 ? rc3 : edgebed::RunSlimmableBench();
+    return rc4 != 0 ? rc4 : edgebed::RunTrainBench(std::min(bopt.reps, 5), train_module, train_script);
   }
   if (*ota_train) return edgebed::RunOtaTrain(oopt);
   if (*ota_nmse) {
@@ -293,7 +298,7 @@ int main(int argc, char** argv) {
     hopt.availability.p_on = sc->p_on;
     hopt.availability.trace_file = sc->trace_file;
     hopt.num_nodes = sc->nodes;
-    if (hopt.data_dir.empty()) hopt.data_dir = sc->data_dir;
+    if (hopt.data_dir.empty()) hopt.data_dir = sc->data.dir;
     return edgebed::RunNodeHost(hopt);
   }
   if (*chan) {

@@ -86,8 +86,14 @@ int RunPretrain(const TransferToolOptions& opt) {
   std::ofstream log(log_path);
   log << "epoch,train_loss,test_accuracy,test_loss,train_s\n";
   for (int e = 1; e <= opt.epochs; ++e) {
-    const TrainStats ts = l.Train(train, idx, Options(opt, e, "pretrain"));
-    const EvalStats es = l.Evaluate(test);
+    auto tr = l.Train(train, idx, Options(opt, e, "pretrain"));
+    auto ev = tr.ok() ? l.Evaluate(test) : Result<EvalStats>(tr.status());
+    if (!ev.ok()) {
+      spdlog::error("{}", ev.status().message());
+      return 1;
+    }
+    const TrainStats& ts = tr.value();
+    const EvalStats& es = ev.value();
     spdlog::info("epoch {}/{}: train loss {:.4f}, test accuracy {:.4f} ({:.0f} s)", e, opt.epochs, ts.mean_loss,
                  es.accuracy, ts.seconds);
     log << e << ',' << ts.mean_loss << ',' << es.accuracy << ',' << es.loss << ',' << ts.seconds << '\n';
@@ -142,8 +148,14 @@ int RunTransferCompare(const TransferToolOptions& opt) {
                 {"forward_mflops_per_sample", l.ForwardFlops() / 1e6}, {"update_kb", update_kb},
                 {"full_model_kb", full_kb}, {"backward_kb_analytic", analytic_kb}, {"epochs", json::array()}};
     for (int e = 1; e <= opt.epochs; ++e) {
-      const TrainStats ts = l.Train(train, idx, Options(opt, e, mode));
-      const EvalStats es = l.Evaluate(test);
+      auto tr = l.Train(train, idx, Options(opt, e, mode));
+      auto ev = tr.ok() ? l.Evaluate(test) : Result<EvalStats>(tr.status());
+      if (!ev.ok()) {
+        spdlog::error("{}", ev.status().message());
+        return 1;
+      }
+      const TrainStats& ts = tr.value();
+      const EvalStats& es = ev.value();
       spdlog::info("{} epoch {}/{}: test accuracy {:.4f}, train {:.1f} s, kept for backward {:.1f} KB, peak training "
                    "memory {:.1f} KB", mode, e, opt.epochs, es.accuracy, ts.seconds, ts.kept_for_backward_bytes / 1024.0,
                    ts.peak_train_bytes / 1024.0);

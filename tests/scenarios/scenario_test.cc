@@ -162,7 +162,7 @@ TEST_CASE("transfer and class fields: checked at load, naming the field and what
   CHECK(m.transfer.momentum);
   auto again = ParseScenario(sc->ToToml(), {}, "resolved");  // the resolved scenario loads back the same
   REQUIRE(again.ok());
-  CHECK((again->classes == std::vector<int>{5, 6, 7, 8, 9}));
+  CHECK((again->data.classes == std::vector<int>{5, 6, 7, 8, 9}));
   CHECK(again->transfer.backbone == "bb.pt");
 }
 

@@ -65,7 +65,7 @@ TEST_CASE("local training lowers the loss and raises accuracy, the same way for 
   SetTorchThreads(1);
   auto a = Learner::Create("cnn", 3).value();
   const auto held_out = Range(2000, 3000);
-  const EvalStats before = a->Evaluate(Train(), &held_out);
+  const EvalStats before = a->Evaluate(Train(), &held_out).value();
   TrainOptions opt;
   opt.epochs = 1;
   opt.batch_size = 32;
@@ -74,14 +74,14 @@ TEST_CASE("local training lowers the loss and raises accuracy, the same way for 
   opt.seed = 9;
   int calls = 0;
   opt.on_progress = [&](float) { return ++calls > 0; };
-  const TrainStats ts = a->Train(Train(), Range(0, 2000), opt);
-  const EvalStats after = a->Evaluate(Train(), &held_out);
+  const TrainStats ts = a->Train(Train(), Range(0, 2000), opt).value();
+  const EvalStats after = a->Evaluate(Train(), &held_out).value();
   CHECK(ts.samples == 2000);
   CHECK(calls == 63);  // ceil(2000 / 32) batches
   CHECK(after.loss < before.loss);
   CHECK(after.accuracy > before.accuracy + 0.3);
 
   auto b = Learner::Create("cnn", 3).value();
-  b->Train(Train(), Range(0, 2000), opt);
+  REQUIRE(b->Train(Train(), Range(0, 2000), opt).ok());
   CHECK(b->GetParams().flat == a->GetParams().flat);  // bit-identical with one thread and one seed
 }

@@ -214,9 +214,9 @@ TEST_CASE("a MobileTL learner exchanges and trains only the top blocks and the h
   const auto idx = FirstN(600);
   const TrainOptions opt = Sgd(1, 3);
   InstallCountingAllocator();
-  const EvalStats e0 = learner.Evaluate(Small(), &idx);
-  const TrainStats ts = learner.Train(Small(), idx, opt);
-  const EvalStats e1 = learner.Evaluate(Small(), &idx);
+  const EvalStats e0 = learner.Evaluate(Small(), &idx).value();
+  const TrainStats ts = learner.Train(Small(), idx, opt).value();
+  const EvalStats e1 = learner.Evaluate(Small(), &idx).value();
   CHECK(e1.loss < e0.loss);
   CHECK(ts.peak_train_bytes > 0);
   // what the whole learner keeps for backward, measured at each batch's backward, is the analytic count
@@ -233,11 +233,11 @@ TEST_CASE("a MobileTL learner exchanges and trains only the top blocks and the h
   // the trained tensors
   auto fresh = Learner::Create(spec, 99).value();
   REQUIRE(fresh->SetParams(after).ok());
-  const EvalStats ef = fresh->Evaluate(Small(), &idx);
+  const EvalStats ef = fresh->Evaluate(Small(), &idx).value();
   CHECK(ef.loss == doctest::Approx(e1.loss).epsilon(1e-6));
   CHECK(full->TrainableBlocks() == 2);
   CHECK(full->GetParams().numel() > learner.GetParams().numel());  // full also trains the inner BN scales
-  const TrainStats fs = full->Train(Small(), idx, opt);
+  const TrainStats fs = full->Train(Small(), idx, opt).value();
   CHECK(fs.kept_for_backward_bytes == KeptForBackwardAnalytic("full", 2, 32, 5));
   CHECK(static_cast<double>(ts.kept_for_backward_bytes) < 0.5 * static_cast<double>(fs.kept_for_backward_bytes));
 
@@ -247,7 +247,7 @@ TEST_CASE("a MobileTL learner exchanges and trains only the top blocks and the h
   CHECK(lin->TrainableBlocks() == 0);
   CHECK(lin->GetParams().numel() == 64 * 5 + 5);
   CHECK(lin->TrainFlops() < learner.TrainFlops());
-  CHECK(lin->Train(Small(), idx, opt).kept_for_backward_bytes == KeptForBackwardAnalytic("linear", 0, 32, 5));
+  CHECK(lin->Train(Small(), idx, opt).value().kept_for_backward_bytes == KeptForBackwardAnalytic("linear", 0, 32, 5));
 }
 
 TEST_CASE("the memory budget picks the most top blocks that fit; too small names the budget and the minimum") {
@@ -294,9 +294,9 @@ TEST_CASE("pretraining from scratch lowers the loss; its saved backbone is what 
   auto a = Learner::Create(spec, 4).value();
   const auto idx = FirstN(500);
   const TrainOptions opt = Sgd(2, 0);
-  const EvalStats e0 = a->Evaluate(Small(), &idx);
-  a->Train(Small(), idx, opt);
-  const EvalStats e1 = a->Evaluate(Small(), &idx);
+  const EvalStats e0 = a->Evaluate(Small(), &idx).value();
+  REQUIRE(a->Train(Small(), idx, opt).ok());
+  const EvalStats e1 = a->Evaluate(Small(), &idx).value();
   CHECK(e1.loss < e0.loss);
   CHECK(e1.accuracy > e0.accuracy + 0.2);
   const std::string path =
