@@ -51,6 +51,13 @@ Result<std::unique_ptr<ServerCore>> FederatedServer::Create(const Scenario& sc, 
   EDGEBED_ASSIGN_OR_RETURN(s->test, LoadTestSet(plan));
   // The same check the launcher makes: one batch through the model (and TorchScript's FLOPs).
   EDGEBED_RETURN_IF_ERROR(s->learner->Check(s->test));
+  if (sc.model == "torchscript")
+    spdlog::info("model {}: {} tensors, {} values trained and sent; {:.2f} MFLOPs to train on one sample ({})",
+                 sc.torchscript.path, s->learner->specs().size(), s->learner->GetParams().numel(),
+                 s->learner->TrainFlops() / 1e6, sc.torchscript.train_flops > 0 ? "model.train_flops" : "3 x the counted forward pass");
+  if (sc.simulated > 0 && s->learner->TrainFlops() == 0)
+    spdlog::warn("model.train_flops: the module's FLOPs could not be counted (it does not freeze); simulated devices "
+                 "will train in zero virtual time unless model.train_flops is given");
   s->global = s->learner->GetParams();
   if (!sc.transfer.backbone.empty())
     spdlog::info("transfer from {} ({}): the top {} IRBs train, classes {}; an update carries {:.1f} KB, the full model "

@@ -47,6 +47,15 @@ NodeLink::~NodeLink() = default;
 
 Result<std::string> NodeLink::Bind(const NodeLinkOptions& opt) {
   opt_ = opt;
+  EDGEBED_RETURN_IF_ERROR(CheckBindSecurity("server.bind", opt.bind, opt.curve));
+  if (opt.curve.enabled()) {
+    if (!opt.curve.allow) return Status::InvalidArgument("server keys without an allow-list (--allow)");
+    zap_ = std::make_unique<ZapHandler>(ctx_, *opt.curve.allow);
+    MakeCurveServer(router_, opt.curve.own);
+    spdlog::info("CURVE: links are encrypted; {} node keys on the allow-list", opt.curve.allow->size());
+  } else if (!IsLoopbackEndpoint(opt.bind)) {
+    spdlog::warn("server.bind = '{}' without keys (--insecure): any process that reaches the port can join", opt.bind);
+  }
   const uint64_t fds = RaiseFdLimit();
   // Keep 64 descriptors for the process itself (logs, data files, the monitor, inproc pipes).
   connection_cap_ = static_cast<uint32_t>(std::min<uint64_t>(opt.max_connections, fds > 128 ? fds - 64 : 64));
@@ -92,6 +101,7 @@ void NodeLink::Poll(std::chrono::milliseconds timeout, Handler& handler) {
   // Connection events first: a descriptor reused by a new connection is then never mistaken for
   // the old one, whose close is already handled.
   DrainMonitor();
+  if (zap_) stats_.refused_keys = zap_->refused();
   if (items[0].revents & ZMQ_POLLIN) {
     if (!ReadFrames(handler)) return;  // more are waiting: closes are told after them, next time
   }
@@ -119,6 +129,8 @@ bool NodeLink::ReadFrames(Handler& handler) {
     const int fd = parts.size() > 1 ? zmq_msg_get(parts[1].handle(), ZMQ_SRCFD) : -1;
     std::string route = parts[0].to_string();
     if (fd >= 0) route_of_fd_[fd] = route;
+    if (zap_ && parts.size() > 1)
+      if (const char* user = zmq_msg_gets(parts[1].handle(), "User-Id")) user_of_route_[route] = user;
     handler.OnMessage(route, parts);
     DrainMonitor();
   }
@@ -183,8 +195,14 @@ void NodeLink::OnClosed(int fd) {
   }
   if (auto it = route_of_fd_.find(fd); it != route_of_fd_.end()) {
     closed_routes_.push_back(it->second);
+    user_of_route_.erase(it->second);
     route_of_fd_.erase(it);
   }
+}
+
+std::string NodeLink::UserOf(const std::string& route) const {
+  auto it = user_of_route_.find(route);
+  return it == user_of_route_.end() ? std::string() : it->second;
 }
 
 }  // namespace edgebed

@@ -7,14 +7,19 @@
 // exactly the route it carried. Limits: at most `max_connections` connections in all and
 // `max_connections_per_peer` from one IP address; the rest are closed at once and logged. TCP
 // connections that never finish the ZMTP handshake are closed after `handshake_timeout_s`.
+// Security: with keys, every connection is CURVE (encrypted, and authenticated by a ZAP handler
+// that admits only allow-listed keys); without keys the link binds loopback addresses only, unless
+// told it is insecure.
 #pragma once
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
 
+#include "codecs/curve.h"
 #include "codecs/status.h"
 #include "codecs/wire.h"
 
@@ -26,12 +31,14 @@ struct NodeLinkOptions {
   uint32_t max_connections = 4096;          // all peers; lowered to what the fd limit allows
   uint32_t max_connections_per_peer = 256;  // from one IP address
   double handshake_timeout_s = 10.0;        // ZMTP handshake must finish within this
+  CurveOptions curve;                       // keys: CURVE with the allow-list; none: loopback only (or insecure)
 };
 
 struct LinkStats {
   uint64_t handshake_failed = 0;      // connections that did not speak ZMTP (e.g. random bytes)
   uint64_t refused_connections = 0;   // closed at once: over a connection limit
   uint64_t open_connections = 0;      // now
+  uint64_t refused_keys = 0;          // CURVE handshakes with a key not on the allow-list (or no CURVE)
 };
 
 class NodeLink {
@@ -58,6 +65,10 @@ class NodeLink {
   void Poll(std::chrono::milliseconds timeout, Handler& handler);
   const LinkStats& stats() const { return stats_; }
   const std::string& endpoint() const { return endpoint_; }
+  // With CURVE: the allow-list, and the label of the key a route's connection authenticated with
+  // (its ZAP User-Id, e.g. "node-3"); null / empty without CURVE.
+  const AllowList* allow() const { return zap_ ? &zap_->allow() : nullptr; }
+  std::string UserOf(const std::string& route) const;
 
  private:
   bool ReadFrames(Handler& handler);  // true when every waiting frame was read
@@ -67,6 +78,7 @@ class NodeLink {
 
   NodeLinkOptions opt_;
   zmq::context_t ctx_{1};
+  std::unique_ptr<ZapHandler> zap_;  // before router_: it must answer the router's first handshake
   zmq::socket_t router_;
   zmq::socket_t monitor_;
   std::string endpoint_;
@@ -74,6 +86,7 @@ class NodeLink {
   std::map<int, std::string> peer_of_fd_;     // accepted connections: fd -> peer IP
   std::map<std::string, uint32_t> per_peer_;  // open connections per peer IP
   std::map<int, std::string> route_of_fd_;    // connections that carried frames: fd -> route
+  std::map<std::string, std::string> user_of_route_;  // CURVE: route -> its key's label
   std::vector<std::string> closed_routes_;    // closed since the last Poll, told after their frames
   LinkStats stats_;
   std::chrono::steady_clock::time_point last_refusal_log_{};

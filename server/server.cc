@@ -27,7 +27,7 @@ Result<std::unique_ptr<Server>> Server::Create(const Scenario& sc) {
   return server;
 }
 
-Result<std::string> Server::Bind() { return impl_->mode->Bind(); }
+Result<std::string> Server::Bind(const CurveOptions& curve) { return impl_->mode->Bind(curve); }
 Status Server::Resume() { return impl_->mode->Resume(); }
 Status Server::Run() { return impl_->mode->Run(); }
 const ServerStats& Server::stats() const { return impl_->mode->server_stats(); }

@@ -33,8 +33,10 @@ class Server {
  public:
   [[nodiscard]] static Result<std::unique_ptr<Server>> Create(const Scenario& scenario);
   ~Server();
-  // Binds server.bind (port 0 = any free port); returns the endpoint nodes connect to.
-  Result<std::string> Bind();
+  // Binds server.bind (port 0 = any free port); returns the endpoint nodes connect to. With keys
+  // (curve.own) every link is CURVE and only allow-listed keys get in, each as the node names it is
+  // bound to; without keys a non-loopback address is refused unless curve.insecure.
+  Result<std::string> Bind(const CurveOptions& curve = {});
   // Continues the run in output_dir from its checkpoint (the last complete round): global model,
   // selection generator, virtual clock; metrics rows after that round are dropped. Call before Run.
   // Federated runs only. Errors name the file and what does not match.

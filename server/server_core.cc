@@ -16,8 +16,9 @@ double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 ServerCore::ServerCore(const Scenario& scenario, std::atomic<bool>* stop)
     : sc(scenario), stop_flag(stop), run_id(scenario.name + "-" + std::to_string(scenario.seed)), registry(scenario.nodes) {}
 
-Result<std::string> ServerCore::Bind() {
+Result<std::string> ServerCore::Bind(const CurveOptions& curve) {
   NodeLinkOptions o;
+  o.curve = curve;
   o.bind = sc.bind;
   o.max_frame_bytes = sc.max_frame_bytes();
   o.max_connections = sc.max_connections;
@@ -156,9 +157,25 @@ void ServerCore::OnMessage(const std::string& route, std::vector<zmq::message_t>
 }
 
 void ServerCore::OnNodeError(const std::string& from, const wire::Error& e) {
-  if (e.code() == wire::UNAVAILABLE && pending.count(from))  // it cannot do its part of this round
-    return Fail(from, "unavailable: " + wire::Printable(e.message()));
+  const bool its_round = pending.count(from) && (e.round() == round || e.round() == 0);
+  if (its_round && e.code() == wire::UNAVAILABLE)  // it cannot do its part of this round
+    return Fail(from, "unavailable: " + wire::Printable(e.message(), 400));
+  if (its_round && (e.code() == wire::TRAINING_FAILED || e.code() == wire::BAD_TENSOR))  // it tried, and failed
+    return Fail(from, wire::ErrorCode_Name(e.code()) + ": " + wire::Printable(e.message(), 400));
   spdlog::warn("{} reports error {}: {}", wire::Printable(from), wire::ErrorCode_Name(e.code()), wire::Printable(e.message()));
+}
+
+// With CURVE, a connection may join only as the node names its key is bound to (a relay's key
+// carries nodes the relay admitted by their own keys).
+Status ServerCore::KeyPermits(const std::string& route, const std::string& node_id) const {
+  const AllowList* allow = net.allow();
+  if (!allow) return Status::Ok();
+  const std::string user = net.UserOf(route);
+  const AllowEntry* entry = allow->ByLabel(user);
+  if (!entry) return Status::InvalidArgument("this connection's key is not on the allow-list");
+  if (!entry->Permits(node_id))
+    return Status::InvalidArgument("the connection's key is bound to '" + entry->label + "', not to '" + wire::Printable(node_id) + "'");
+  return Status::Ok();
 }
 
 bool ServerCore::KnownAlive(const std::string& from, const char* what) {
@@ -174,9 +191,10 @@ void ServerCore::OnJoin(const std::string& from, const std::string& route, const
   wire::Envelope out;
   auto* ack = out.mutable_join_ack();
   Status st = from == j.node_id()
-                  ? registry.Join(from, route, j.node_index(), j.device(), Clock::now())
+                  ? KeyPermits(route, j.node_id())
                   : Status::InvalidArgument("join.node_id '" + wire::Printable(j.node_id()) + "' differs from the identity '" +
                                             wire::Printable(from) + "'");
+  if (st.ok()) st = registry.Join(from, route, j.node_index(), j.device(), Clock::now());
   if (!st.ok()) {
     ++stats.rejected_joins;
     spdlog::error("refused join from '{}': {}", wire::Printable(from), wire::Printable(st.message(), 400));
@@ -365,6 +383,7 @@ json ServerCore::DroppedJson() const {
           {"bad_tensor", s.bad_tensor}, {"unexpected", s.unexpected},
           {"unknown_node", s.unknown_node}, {"handshake_failed", net.stats().handshake_failed},
           {"refused_connections", net.stats().refused_connections},
+          {"refused_keys", net.stats().refused_keys},
           {"rejected_joins", s.rejected_joins}, {"capped_samples", s.capped_samples}};
 }
 

@@ -43,7 +43,7 @@ class ServerCore : public NodeLink::Handler {
   // "federated run", "split-learning run (model slimsplit)", ...: for messages of another mode.
   virtual const char* mode_name() const = 0;
 
-  Result<std::string> Bind();
+  Result<std::string> Bind(const CurveOptions& curve = {});
   const ServerStats& server_stats() const { return stats; }
   const LinkStats& link_stats() const { return net.stats(); }
   virtual const ParamSet& global_model() const;
@@ -89,6 +89,7 @@ class ServerCore : public NodeLink::Handler {
   // summary.json's status (complete, stopped, failed), stop_reason, rounds_aggregated.
   json Outcome(uint32_t done, uint64_t aggregated_rounds) const;
   json DroppedJson() const;
+  Status KeyPermits(const std::string& route, const std::string& node_id) const;
   // A result file could not be written: the run stops after this round; the error names the file.
   void RecordFailed(const Status& st);
   Status RecordError();

@@ -117,6 +117,18 @@ void FinishImpl(Learner::Impl* impl, const std::vector<std::pair<std::string, to
   }
 }
 
+std::string TorchMessage(const std::exception& e) {
+  const std::string full = dynamic_cast<const c10::Error*>(&e) ? dynamic_cast<const c10::Error*>(&e)->what_without_backtrace() : e.what();
+  std::vector<std::string> lines;
+  for (size_t at = 0; at < full.size();) {
+    const size_t nl = std::min(full.find('\n', at), full.size());
+    if (full.find_first_not_of(" \t", at) < nl) lines.push_back(full.substr(at, nl - at));
+    at = nl + 1;
+  }
+  if (lines.size() <= 2) return lines.empty() ? full : lines.size() == 1 ? lines[0] : lines[0] + " " + lines[1];
+  return lines.front() + " ... " + lines.back();  // a TorchScript traceback: what failed, and why
+}
+
 void SetTorchThreads(int n) {
   torch::set_num_threads(std::max(1, n));
 }
@@ -216,12 +228,6 @@ ParamSet Learner::GetParams() const { return StateToParams(impl_->state, impl_->
 Status Learner::SetParams(const ParamSet& p) { return ParamsToState(p, impl_->specs, &impl_->state); }
 
 namespace {
-
-// libtorch's message without its C++ backtrace.
-std::string TorchMessage(const std::exception& e) {
-  if (const auto* c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
-  return e.what();
-}
 
 std::string ShapeText(const torch::Tensor& t) {
   std::string s = "[";

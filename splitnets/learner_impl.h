@@ -49,6 +49,10 @@ Status ParamsToState(const ParamSet& p, const std::vector<TensorSpec>& specs, st
 // Writes a module as a libtorch archive; the error names the path.
 Status SaveModule(const torch::nn::Module& m, const std::string& path);
 
+// libtorch's message without its C++ backtrace; a TorchScript traceback shortened to its first and
+// last lines (what failed, and why).
+std::string TorchMessage(const std::exception& e);
+
 // Learner::Create for model "torchscript" (torchscript.cc).
 Result<std::unique_ptr<Learner>> CreateTorchScriptLearner(const ModelSpec& spec);
 

@@ -16,10 +16,6 @@
 namespace edgebed {
 namespace {
 
-std::string Message(const std::exception& e) {
-  if (const auto* c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
-  return e.what();
-}
 
 // FLOPs of one forward pass of `module` on `x` (multiply-add = 2): the module frozen in evaluation
 // mode and inlined, its graph made to return the operands and result of every convolution, linear
@@ -87,7 +83,7 @@ Result<std::unique_ptr<Learner>> CreateTorchScriptLearner(const ModelSpec& spec)
       *module = torch::jit::load(c.path);
     }
   } catch (const std::exception& e) {
-    return Status::InvalidArgument("model.path = '" + c.path + "': not a TorchScript module PyTorch 1.13 can load: " + Message(e));
+    return Status::InvalidArgument("model.path = '" + c.path + "': not a TorchScript module PyTorch 1.13 can load: " + TorchMessage(e));
   }
   if (!module->find_method("forward")) return Status::InvalidArgument("model.path = '" + file + "': the module has no forward method");
   const bool has_loss = module->find_method("loss").has_value();
@@ -122,7 +118,7 @@ Result<std::unique_ptr<Learner>> CreateTorchScriptLearner(const ModelSpec& spec)
       module->save(path + ".tmp");
     } catch (const std::exception& e) {
       std::remove((path + ".tmp").c_str());
-      return Status::IoError("cannot write model to " + path + ": " + Message(e));
+      return Status::IoError("cannot write model to " + path + ": " + TorchMessage(e));
     }
     if (std::rename((path + ".tmp").c_str(), path.c_str()) != 0) {
       std::remove((path + ".tmp").c_str());

@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
   node->add_option("--connect", nopt.server, "server endpoint, e.g. tcp://10.0.0.1:5555")->required();
   node->add_option("--index", nopt.index, "node index: selects the data partition")->required();
   node->add_option("--id", nopt.node_id, "node identity (default node-<index>)");
-  node->add_option("--data-dir", nopt.data_dir, "Fashion-MNIST folder (default: Debian's)");
+  node->add_option("--data-dir", nopt.data_dir, "data folder for data.format fashion-mnist or cifar10 (default: the server's data.dir)");
   node->add_option("--threads", nopt.threads, "libtorch threads")->check(CLI::Range(1, 256));
   node->add_option("--device", nopt.device, "device description sent at join");
   node->add_option("--peer-bind", nopt.peer_bind, "GNN shards: where to listen for peer shards (default tcp://127.0.0.1:*)");
@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
   host->add_option("--connect", hopt.server, "server endpoint")->required();
   host->add_option("--first", hopt.first, "index of the first hosted node")->required();
   host->add_option("--count", hopt.count, "number of hosted nodes")->required()->check(CLI::Range(1, 1000000));
-  host->add_option("--data-dir", hopt.data_dir, "Fashion-MNIST folder (default: Debian's)");
+  host->add_option("--data-dir", hopt.data_dir, "data folder for data.format fashion-mnist or cifar10 (default: the server's data.dir)");
 
   edgebed::SweepOptions sopt;
   std::string sweep_values;

@@ -10,42 +10,22 @@
 #include <sstream>
 
 #include "splitnets/transfer.h"
+#include "tests/e2e/e2e_run.h"
 
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string TempDir(const std::string& tag) {
-  return (fs::temp_directory_path() / ("edgebed-e2e-" + tag + "-" + std::to_string(getpid()))).string();
-}
+std::string TempDir(const std::string& tag) { return edgebed::e2e::TempDir("e2e", tag); }
 
 // Runs `edgebed run` on a scenario (default the quick one) with overrides; returns the exit code.
 int Run(const std::string& out, const std::string& extra, const std::string& scenario = "quick.toml") {
-  const std::string cmd = std::string(EDGEBED_BINARY) + " run " + EDGEBED_SOURCE_DIR + "/scenarios/" + scenario +
-                          " --set output_dir=" + out + " " + extra + " > " + out + ".log 2>&1";
-  fs::remove_all(out);
-  const int rc = std::system(cmd.c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  return edgebed::e2e::RunScenario(std::string(EDGEBED_SOURCE_DIR) + "/scenarios/" + scenario, out, extra);
 }
-
-std::vector<json> Metrics(const std::string& out) {
-  std::vector<json> rows;
-  std::ifstream in(out + "/metrics.jsonl");
-  for (std::string line; std::getline(in, line);) rows.push_back(json::parse(line));
-  return rows;
-}
-
-// Removes a run's folder and its log (left in place when a test fails before this, for a look).
-void Cleanup(const std::string& out) {
-  fs::remove_all(out);
-  fs::remove(out + ".log");
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using edgebed::e2e::Cleanup;
+using edgebed::e2e::Metrics;
+using edgebed::e2e::Slurp;
 
 }  // namespace
 

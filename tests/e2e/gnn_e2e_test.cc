@@ -9,31 +9,23 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "tests/e2e/e2e_run.h"
+
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string TempDir(const std::string& tag) {
-  return (fs::temp_directory_path() / ("edgebed-gnn-e2e-" + tag + "-" + std::to_string(getpid()))).string();
-}
+std::string TempDir(const std::string& tag) { return edgebed::e2e::TempDir("gnn-e2e", tag); }
 
 // A small version of scenarios/gnn_pipe.toml: 800 vertices, 4 layers of width 16, 3 epochs.
 int RunGnn(const std::string& out, const std::string& extra) {
-  const std::string cmd = std::string(EDGEBED_BINARY) + " run " + EDGEBED_SOURCE_DIR + "/scenarios/gnn_pipe.toml" +
-                          " --set output_dir=" + out + " --set gnn.graph.vertices=800 --set gnn.layers=4" +
-                          " --set gnn.hidden=16 --set gnn.epochs=3 " + extra + " > " + out + ".log 2>&1";
-  fs::remove_all(out);
-  const int rc = std::system(cmd.c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  return edgebed::e2e::RunScenario(std::string(EDGEBED_SOURCE_DIR) + "/scenarios/gnn_pipe.toml", out,
+                                   "--set gnn.graph.vertices=800 --set gnn.layers=4 --set gnn.hidden=16 --set gnn.epochs=3 " + extra);
 }
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-json Summary(const std::string& out) { return json::parse(Slurp(out + "/summary.json")); }
+using edgebed::e2e::Cleanup;
+using edgebed::e2e::Slurp;
+using edgebed::e2e::Summary;
 
 // metrics.csv's accuracy and loss columns (test_accuracy, test_loss, train_loss), as written.
 std::vector<std::string> LossColumns(const std::string& out) {
@@ -48,11 +40,6 @@ std::vector<std::string> LossColumns(const std::string& out) {
     rows.push_back(kept);
   }
   return rows;
-}
-
-void Cleanup(const std::string& out) {
-  fs::remove_all(out);
-  fs::remove(out + ".log");
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "codecs/rng.h"
+#include "tests/e2e/e2e_run.h"
 
 extern char** environ;
 using json = nlohmann::json;
@@ -28,9 +29,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string TempDir(const std::string& tag) {
-  return (fs::temp_directory_path() / ("edgebed-srv-" + tag + "-" + std::to_string(getpid()))).string();
-}
+std::string TempDir(const std::string& tag) { return edgebed::e2e::TempDir("srv", tag); }
+using edgebed::e2e::Metrics;
+using edgebed::e2e::Slurp;
+using edgebed::e2e::Summary;
 
 // Starts argv (no shell) with stdout and stderr into `log`; returns the pid.
 pid_t Start(const std::vector<std::string>& args, const std::string& log) {
@@ -62,20 +64,6 @@ std::vector<std::string> RunCmd(const std::string& out, std::vector<std::string>
   for (auto& e : extra) a.insert(a.end(), {"--set", e});
   return a;
 }
-
-std::vector<json> Metrics(const std::string& out) {
-  std::vector<json> rows;
-  std::ifstream in(out + "/metrics.jsonl");
-  for (std::string line; std::getline(in, line);) rows.push_back(json::parse(line));
-  return rows;
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-json Summary(const std::string& out) { return json::parse(Slurp(out + "/summary.json")); }
 
 // Waits (up to 300 s) until `pred` holds.
 template <typename F>

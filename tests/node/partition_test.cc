@@ -5,6 +5,7 @@
 #include <set>
 
 #include "codecs/rng.h"
+#include "node/local_training.h"
 #include "splitnets/dataset.h"
 #include "splitnets/partition.h"
 
@@ -103,4 +104,46 @@ TEST_CASE("the labels-only reader gives the labels the full reader gives, so par
   s.seed = 3;
   CHECK(PartitionAll(labels->labels, 10, s).value() == PartitionAll(full->labels, 10, s).value());
   CHECK(LoadFashionMnistLabels("/nonexistent", true).status().message().find("/nonexistent/train-") != std::string::npos);
+}
+
+TEST_CASE("a node reads only its own partition's rows, and a node host only its nodes' rows") {
+  wire::JoinAck ack;
+  ack.set_accepted(true);
+  ack.set_model("logreg");
+  ack.set_partition("dirichlet");
+  ack.set_dirichlet_alpha(0.5);
+  ack.set_num_nodes(10);
+  ack.set_seed(3);
+  ack.set_train_limit(6000);
+  ack.mutable_data()->set_format("fashion-mnist");
+  ack.mutable_data()->set_train_rows(6000);
+  auto full = LoadFashionMnist(DefaultFashionMnistDir(), true, 6000);
+  REQUIRE(full.ok());
+  PartitionSpec s;
+  s.kind = "dirichlet";
+  s.num_nodes = 10;
+  s.seed = 3;
+  const auto parts = PartitionAll(full->labels, 10, s).value();
+  for (auto [first, count] : {std::pair<uint32_t, uint32_t>{3, 1}, {2, 3}}) {
+    CAPTURE(first);
+    auto setup = PrepareFromJoinAck(ack, "", first, count);
+    REQUIRE_MESSAGE(setup.ok(), setup.status().message());
+    size_t held = 0;
+    for (uint32_t k = 0; k < 10; ++k) {
+      const bool hosted = k >= first && k < first + count;
+      CHECK(setup->parts[k].size() == (hosted ? parts[k].size() : 0u));
+      if (!hosted) continue;
+      held += parts[k].size();
+      for (size_t i = 0; i < parts[k].size(); ++i) {  // position i of node k is its i-th training row
+        const uint32_t local = setup->parts[k][i], row = parts[k][i];
+        CHECK(setup->data.labels[local] == full->labels[row]);
+        CHECK(std::equal(setup->data.images.begin() + local * 784, setup->data.images.begin() + (local + 1) * 784,
+                         full->images.begin() + row * 784));
+      }
+    }
+    CHECK(setup->data.size() == held);  // nothing else in memory
+    CHECK(setup->data.images.size() == held * 784);
+  }
+  ack.mutable_data()->set_train_rows(60000);  // the server saw other files
+  CHECK(PrepareFromJoinAck(ack, "", 0, 1).status().message().find("every node needs the server's data files") != std::string::npos);
 }

@@ -50,7 +50,7 @@ TEST_CASE("bad fields fail at load with a message naming the field and the allow
   CHECK(Names(Parse({"federation.rounds=0"}), "federation.rounds = 0 is out of range [1,"));
   CHECK(Names(Parse({"federation.nodes=\"ten\""}), "federation.nodes must be an integer"));
   CHECK(Names(Parse({"federation.fraction=1.5"}), "federation.fraction"));
-  CHECK(Names(Parse({"data.partition=zipf"}), "data.partition = 'zipf' is not allowed; allowed: iid, dirichlet, shards"));
+  CHECK(Names(Parse({"data.partition=zipf"}), "data.partition = 'zipf' is not allowed; allowed: iid, dirichlet, shards, natural"));
   CHECK(Names(Parse({"model.name=resnet"}), "model.name"));
   CHECK(Names(Parse({"federation.strategy=krum"}), "federation.strategy"));
   CHECK(Names(Parse({"channel.uplink=laser"}), "channel.uplink"));
@@ -276,4 +276,36 @@ TEST_CASE("channel ranges are checked in one place, with the field's name; an em
   { std::ofstream(empty) << "# nothing but a comment\n"; }
   CHECK(Names(LoadScenario(empty, {}).status(), "holds no fields"));
   std::filesystem::remove(empty);
+}
+
+TEST_CASE("model and data fields for your own module and files: checked at load, and they survive the resolved scenario") {
+  CHECK(Names(Parse({"model.name=torchscript"}), "model.name = \"torchscript\" needs model.path"));
+  CHECK(Names(Parse({"model.path=m.pt"}), "model.path is set but model.name = \"cnn\""));
+  CHECK(Names(Parse({"model.loss=hinge"}), "model.loss = 'hinge' is not allowed; allowed: auto, cross_entropy, mse, module"));
+  CHECK(Names(Parse({"data.format=parquet"}), "data.format = 'parquet' is not allowed; allowed: fashion-mnist, idx, cifar10, npz"));
+  CHECK(Names(Parse({"data.held_out=0.95"}), "data.held_out = 0.95 is out of range [0, 0.9]"));
+  CHECK(Names(Parse({"data.partition=natural"}), "data.partition = natural needs client ids: data.format = \"npz\""));
+  CHECK(Names(Parse({"data.std=[0.0]"}), "data.std[0] must be a number in"));
+  CHECK(Names(Parse({"training.optimizer=lbfgs"}), "training.optimizer = 'lbfgs' is not allowed; allowed: sgd, adam"));
+  CHECK(Names(Parse({"data.classes='5-12'"}), "'5-12' is out of range"));  // Fashion-MNIST has 10 classes
+  auto npz = ParseScenario(DefaultScenarioText(),
+                           {"model.name=torchscript", "model.path=m.pt", "model.loss=mse", "model.train_flops=3e6",
+                            "data.format=npz", "data.train=d.npz", "data.held_out=0.2", "data.mean=[0.5, 0.4, 0.3]",
+                            "data.std=[0.2, 0.2, 0.2]", "data.partition=natural", "data.min_samples=20",
+                            "data.classes='3,40,41'", "training.optimizer=adam", "training.weight_decay=0.001"},
+                           "default");
+  REQUIRE_MESSAGE(npz.ok(), npz.status().message());
+  auto again = ParseScenario(npz->ToToml(), {}, "resolved");
+  REQUIRE(again.ok());
+  CHECK(again->torchscript.path == "m.pt");
+  CHECK(again->torchscript.loss == "mse");
+  CHECK(again->torchscript.train_flops == 3e6);
+  CHECK(again->data.format == "npz");
+  CHECK(again->data.held_out == doctest::Approx(0.2));
+  CHECK(again->data.mean == std::vector<double>{0.5, 0.4, 0.3});
+  CHECK(again->data.classes == std::vector<int>{3, 40, 41});  // npz labels may go past 9
+  CHECK(again->partition == "natural");
+  CHECK(again->min_samples == 20);
+  CHECK(again->optimizer == "adam");
+  CHECK(again->weight_decay == doctest::Approx(0.001));
 }
