@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -22,6 +23,8 @@ using Clock = std::chrono::steady_clock;
 
 struct Peer {
   std::unique_ptr<zmq::socket_t> up;  // DEALER to the server with the node's identity
+  std::unique_ptr<zmq::socket_t> monitor;  // up's connection events
+  bool lost = false;                  // up's connection dropped: when it is back, the node must join again
   uint32_t index = 0;
   Clock::time_point last_seen;
   bool left = false;
@@ -46,6 +49,18 @@ class Relay {
     uplink_ = std::move(up.value());
     std::string ep = opt_.listen;
     if (ep.size() > 2 && ep.compare(ep.size() - 2, 2, ":0") == 0) ep = ep.substr(0, ep.size() - 1) + "*";
+    if (Status st = CheckBindSecurity("--listen", opt_.listen, opt_.curve); !st.ok()) {
+      spdlog::error("channel: {}", st.message());
+      return 1;
+    }
+    if (opt_.curve.enabled()) {
+      if (!opt_.curve.allow || opt_.curve.server_public_key.empty()) {
+        spdlog::error("channel: --key needs --allow (the nodes' keys) and --server-key (the server's)");
+        return 1;
+      }
+      zap_ = std::make_unique<ZapHandler>(ctx_, *opt_.curve.allow);
+      MakeCurveServer(front_, opt_.curve.own);
+    }
     front_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(2 * opt_.max_frame_bytes + 4096));
     front_.set(zmq::sockopt::router_mandatory, 1);
     front_.set(zmq::sockopt::linger, 1000);
@@ -61,12 +76,15 @@ class Relay {
       std::vector<std::string> ids;
       for (auto& [id, p] : peers_) {
         items.push_back({p.up->handle(), 0, ZMQ_POLLIN, 0});
+        items.push_back({p.monitor->handle(), 0, ZMQ_POLLIN, 0});
         ids.push_back(id);
       }
       zmq::poll(items.data(), items.size(), std::chrono::milliseconds(200));
       if (items[0].revents & ZMQ_POLLIN) FromNode();
-      for (size_t i = 1; i < items.size(); ++i)
-        if (items[i].revents & ZMQ_POLLIN) FromServer(ids[i - 1]);
+      for (size_t i = 0; i < ids.size(); ++i) {
+        if (items[1 + 2 * i].revents & ZMQ_POLLIN) FromServer(ids[i]);
+        if (items[2 + 2 * i].revents & ZMQ_POLLIN) UpstreamEvents(ids[i]);
+      }
       if (uplink_->superposes()) MaybeSuperpose(false);
       if (!peers_.empty() && std::all_of(peers_.begin(), peers_.end(), [](auto& kv) { return kv.second.left; })) {
         spdlog::info("channel: every node has left; exiting");
@@ -99,11 +117,25 @@ class Relay {
     const std::string id = id_frame.to_string();
     wire::Envelope env;
     const bool parsed = wire::Decode(payload.data(), payload.size(), opt_.max_frame_bytes, &env).ok();
+    if (parsed && env.has_join() && !peers_.count(id) && zap_) {  // a key joins only as the names it is bound to
+      const char* user = zmq_msg_gets(payload.handle(), "User-Id");
+      const AllowEntry* entry = user ? zap_->allow().ByLabel(user) : nullptr;
+      if (!entry || entry->relay || !entry->Permits(id) || env.join().node_id() != id) {
+        ++refused_joins_;
+        spdlog::warn("channel: refused the join of '{}': its key is bound to '{}'", wire::Printable(id),
+                     user ? wire::Printable(user) : std::string("nothing"));
+        return;
+      }
+    }
     if (parsed && env.has_join() && !peers_.count(id)) {
       Peer p;
       p.up = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::dealer);
       p.up->set(zmq::sockopt::routing_id, id);
       p.up->set(zmq::sockopt::linger, 1000);
+      if (opt_.curve.enabled()) MakeCurveClient(*p.up, opt_.curve.own, opt_.curve.server_public_key);
+      const std::string mon = "inproc://relay-up-" + std::to_string(++monitors_);
+      p.monitor = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::pair);
+      if (zmq_socket_monitor(p.up->handle(), mon.c_str(), ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) == 0) p.monitor->connect(mon);
       p.up->connect(opt_.server);
       p.index = env.join().node_index();
       peers_[id] = std::move(p);
@@ -155,6 +187,30 @@ class Relay {
     wire::ToTensors(update, res->mutable_update());
     ToLinkReport(index, acc.per_node[index], res->add_link());
     ToServer(id, env);
+  }
+
+  // A server that restarted (or resumed) has forgotten the node: when the link is back, the node is
+  // told UNKNOWN_NODE, which makes it join again, as it would on a direct link.
+  void UpstreamEvents(const std::string& id) {
+    auto& p = peers_[id];
+    zmq::message_t ev, addr;
+    while (p.monitor->recv(ev, zmq::recv_flags::dontwait)) {
+      if (ev.more()) (void)p.monitor->recv(addr);
+      if (ev.size() < 6) continue;
+      uint16_t event;
+      std::memcpy(&event, ev.data(), 2);
+      if (event == ZMQ_EVENT_DISCONNECTED) {
+        p.lost = true;
+      } else if (event == ZMQ_EVENT_CONNECTED && p.lost) {
+        p.lost = false;
+        spdlog::info("channel: the server is back for {}; telling it to join again", id);
+        wire::Envelope e;
+        e.set_sender("server");
+        e.mutable_error()->set_code(wire::UNKNOWN_NODE);
+        e.mutable_error()->set_message("the channel's link to the server dropped and is back (the server may have restarted): join again");
+        wire::SendEnvelope(front_, e, id, /*dont_wait=*/true);
+      }
+    }
   }
 
   void FromServer(const std::string& id) {
@@ -247,6 +303,9 @@ class Relay {
 
   RelayOptions opt_;
   zmq::context_t ctx_{1};
+  std::unique_ptr<ZapHandler> zap_;  // before front_ binds: it answers every node's handshake
+  uint64_t refused_joins_ = 0;
+  uint64_t monitors_ = 0;
   zmq::socket_t front_;
   std::unique_ptr<Uplink> uplink_;
   std::map<std::string, Peer> peers_;

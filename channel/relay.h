@@ -10,6 +10,7 @@
 #include <string>
 
 #include "channel/channel_config.h"
+#include "codecs/curve.h"
 
 namespace edgebed {
 
@@ -23,6 +24,10 @@ struct RelayOptions {
   size_t max_frame_bytes = 64u << 20;
   std::string endpoint_file;         // written once bound
   std::atomic<bool>* stop = nullptr;
+  // Keys: nodes connect over CURVE and only allow-listed keys get in, each joining only as the node
+  // names its key is bound to; the relay reaches the server over CURVE with its own key (on the
+  // server's allow-list as *relay*). Without keys `listen` must be a loopback address (or insecure).
+  CurveOptions curve;
 };
 
 // Runs until every node that joined has left (0), or on error (1).

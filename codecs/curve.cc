@@ -39,15 +39,14 @@ Status WriteWhole(const std::string& path, const std::string& text, mode_t mode)
   return Status::Ok();
 }
 
-// Lines without comments and surrounding blanks, with their numbers.
+// Lines that are not blank or comments (a line starting with '#'), trimmed, with their numbers.
 std::vector<std::pair<int, std::string>> Lines(std::istream& in) {
   std::vector<std::pair<int, std::string>> out;
   int n = 0;
   for (std::string line; std::getline(in, line);) {
     ++n;
-    if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
     const size_t a = line.find_first_not_of(" \t\r"), b = line.find_last_not_of(" \t\r");
-    if (a == std::string::npos) continue;
+    if (a == std::string::npos || line[a] == '#') continue;  // '#' is a Z85 character: comments are whole lines
     out.push_back({n, line.substr(a, b - a + 1)});
   }
   return out;
@@ -78,12 +77,6 @@ Status WriteCurveKeyPair(const std::string& dir, const std::string& name, const 
 Result<CurveKeyPair> ReadCurveKeyFile(const std::string& path, bool need_secret) {
   std::ifstream in(path);
   if (!in) return Status::NotFound("cannot read key file " + path);
-  struct stat st {};
-  if (need_secret && stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof(mode), "%04o", st.st_mode & 0777);
-    return Status::InvalidArgument(path + ": permissions " + mode + " let others read the secret key; chmod 600 " + path);
-  }
   CurveKeyPair pair;
   for (const auto& [n, line] : Lines(in)) {
     std::istringstream words(line);
@@ -98,6 +91,13 @@ Result<CurveKeyPair> ReadCurveKeyFile(const std::string& path, bool need_secret)
   if (pair.public_key.empty()) return Status::InvalidArgument(path + ": no 'public KEY' line");
   if (need_secret && pair.secret_key.empty())
     return Status::InvalidArgument(path + ": no 'secret KEY' line (give the .key file, not the .pub)");
+  struct stat st {};
+  if (!pair.secret_key.empty() && stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", st.st_mode & 0777);
+    return Status::InvalidArgument(path + ": permissions " + mode + " let others read the secret key; chmod 600 " + path);
+  }
+  if (!need_secret) pair.secret_key.clear();  // a .key given where a public key is asked: only that half is kept
   return pair;
 }
 

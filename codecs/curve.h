@@ -1,7 +1,8 @@
 // Authenticated, encrypted links: ZeroMQ CURVE key pairs in files, the allow-list that binds each
 // public key to the node names it may join as, and the ZAP handler that admits only those keys.
 //
-// Files (text, one key per line, '#' starts a comment):
+// Files (text, one key per line; a line starting with '#' is a comment; '#' is also a Z85 character,
+// so there are no comments after a key):
 //   NAME.key   "public <40-char Z85 key>" and "secret <40-char Z85 key>", mode 0600 (refused when
 //              group or others may read it, as ssh refuses private keys)
 //   NAME.pub   "public <key>"

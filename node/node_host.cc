@@ -32,7 +32,7 @@ class Host {
  public:
   explicit Host(const NodeHostOptions& o)
       : opt_(o), host_id_("host-" + std::to_string(o.first) + "-" + std::to_string(o.first + o.count - 1)),
-        session_(host_id_, o.server, wire::kDefaultMaxFrameBytes * 4, o.reconnect_timeout_s), sock_(session_.socket()) {}
+        session_(host_id_, o.server, wire::kDefaultMaxFrameBytes * 4, o.reconnect_timeout_s, o.curve), sock_(session_.socket()) {}
 
   int Run() {
     auto mix = ParseProfileMix(opt_.profiles, "population.profiles", opt_.custom_profiles);

@@ -8,6 +8,8 @@
 #include <map>
 #include <string>
 
+#include "codecs/curve.h"
+
 #include "node/availability.h"
 #include "splitnets/device_profile.h"
 
@@ -27,6 +29,7 @@ struct NodeHostOptions {
   double server_timeout_s = 900.0;
   double reconnect_timeout_s = 120.0;  // a lost server: retry this long (each node then joins again)
   double heartbeat_s = 1.0;
+  CurveOptions curve;              // --key, --server-key: CURVE to the server
 };
 
 // Runs until every hosted node is told to shut down (0), or on a fatal error (1).

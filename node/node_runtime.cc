@@ -24,7 +24,7 @@ class Node {
  public:
   explicit Node(const NodeOptions& opt)
       : opt_(opt), id_(opt.node_id.empty() ? "node-" + std::to_string(opt.index) : opt.node_id),
-        session_(id_, opt.server, wire::kDefaultMaxFrameBytes * 4, opt.reconnect_timeout_s), sock_(session_.socket()) {}
+        session_(id_, opt.server, wire::kDefaultMaxFrameBytes * 4, opt.reconnect_timeout_s, opt.curve), sock_(session_.socket()) {}
 
   int Run() {
     spdlog::info("{}: connecting to {}", id_, opt_.server);
@@ -59,8 +59,12 @@ class Node {
       }
       switch (in.body_case()) {
         case wire::Envelope::kJoinAck: {
-          if (in.join_ack().has_gnn())  // a GNN shard: its own loop from here on
+          if (in.join_ack().has_gnn()) {  // a GNN shard: its own loop from here on
+            if (opt_.curve.enabled() && !IsLoopbackEndpoint(opt_.peer_bind))
+              spdlog::warn("{}: CURVE covers the link to the server; the links between GNN shards ({}) are not encrypted", id_,
+                           opt_.peer_bind);
             return RunGnnNode(sock_, id_, in.join_ack(), opt_);
+          }
           if (learner_ && in.join_ack().accepted() && in.join_ack().run_id() == run_id_) {
             spdlog::info("{}: joined run {} again", id_, run_id_);  // data and model are still here
           } else if (!OnJoinAck(in.join_ack())) {

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "codecs/curve.h"
+
 namespace edgebed {
 
 struct NodeOptions {
@@ -19,6 +21,7 @@ struct NodeOptions {
                                        // 0.1 s doubling to 5 s) this long, then exit with an error
   double heartbeat_s = 1.0;     // sign-of-life period while training
   std::string peer_bind = "tcp://127.0.0.1:*";  // GNN shards: where this node listens for its peers
+  CurveOptions curve;           // --key, --server-key: CURVE to the server
 };
 
 // Runs until the server says shutdown (returns 0) or something fatal happens (returns 1).

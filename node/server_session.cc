@@ -7,8 +7,11 @@
 namespace edgebed {
 
 ServerSession::ServerSession(const std::string& routing_id, const std::string& endpoint, size_t max_frame_bytes,
-                             double reconnect_timeout_s)
+                             double reconnect_timeout_s, const CurveOptions& curve)
     : endpoint_(endpoint), reconnect_timeout_s_(reconnect_timeout_s) {
+  if (curve.enabled()) MakeCurveClient(sock_, curve.own, curve.server_public_key);
+  else if (!IsLoopbackEndpoint(endpoint))
+    spdlog::warn("connecting to {} without keys: updates cross the network in the clear (give --key and --server-key)", endpoint);
   sock_.set(zmq::sockopt::routing_id, routing_id);
   sock_.set(zmq::sockopt::linger, 2000);
   sock_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(max_frame_bytes));
@@ -18,7 +21,8 @@ ServerSession::ServerSession(const std::string& routing_id, const std::string& e
   sock_.set(zmq::sockopt::reconnect_ivl_max, 5000);  // doubling up to 5 s
   const std::string mon = "inproc://session-monitor-" + std::to_string(reinterpret_cast<uintptr_t>(this));
   if (zmq_socket_monitor(sock_.handle(), mon.c_str(),
-                         ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED) == 0)
+                         ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED |
+                             ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) == 0)
     monitor_.connect(mon);
   sock_.connect(endpoint);
 }
@@ -32,7 +36,12 @@ ServerSession::Event ServerSession::Wait(std::chrono::milliseconds timeout) {
     if (ev.size() < 6) continue;
     uint16_t event;
     std::memcpy(&event, ev.data(), 2);
-    if (event == ZMQ_EVENT_CONNECT_RETRIED && !connected_once_ && !told_unreachable_ &&
+    if ((event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH || event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) && !told_refused_) {
+      told_refused_ = true;  // ZeroMQ keeps retrying; the cause is said once
+      spdlog::error("the server at {} refused this node's {}; is this node's public key on the server's allow-list, "
+                    "and --server-key the server's key? still trying", endpoint_,
+                    event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "key" : "handshake (keys on one side only?)");
+    } else if (event == ZMQ_EVENT_CONNECT_RETRIED && !connected_once_ && !told_unreachable_ &&
         std::chrono::steady_clock::now() - started_ > std::chrono::seconds(3)) {
       // A wrong address or a server that is not up: say so within seconds, then keep trying.
       told_unreachable_ = true;

@@ -8,6 +8,8 @@
 #include <string>
 #include <zmq.hpp>
 
+#include "codecs/curve.h"
+
 namespace edgebed {
 
 class ServerSession {
@@ -19,9 +21,10 @@ class ServerSession {
     kLost,         // the link has been down for longer than reconnect_timeout_s
   };
 
-  // Connects to `endpoint` as `routing_id` (frames up to `max_frame_bytes`).
+  // Connects to `endpoint` as `routing_id` (frames up to `max_frame_bytes`); over CURVE when
+  // curve.own is set (with curve.server_public_key). A server that refuses the key is logged once.
   ServerSession(const std::string& routing_id, const std::string& endpoint, size_t max_frame_bytes,
-                double reconnect_timeout_s);
+                double reconnect_timeout_s, const CurveOptions& curve = {});
   ServerSession(const ServerSession&) = delete;
   ServerSession& operator=(const ServerSession&) = delete;
 
@@ -38,7 +41,7 @@ class ServerSession {
   zmq::socket_t monitor_{ctx_, zmq::socket_type::pair};
   std::optional<std::chrono::steady_clock::time_point> lost_since_;
   bool reconnected_ = false;
-  bool connected_once_ = false, told_unreachable_ = false;
+  bool connected_once_ = false, told_unreachable_ = false, told_refused_ = false;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

@@ -21,6 +21,7 @@
 #include "record/files.h"
 #include "server/server.h"
 #include "tools/bench.h"
+#include "tools/keys.h"
 #include "tools/gnn.h"
 #include "tools/launcher.h"
 #include "tools/ota.h"
@@ -81,6 +82,8 @@ int main(int argc, char** argv) {
   server->add_option("--endpoint-file", endpoint_file, "write the bound endpoint to this file");
   server->add_option("--resume", resume_dir, "continue the run in this folder from its last complete round (its "
                      "scenario.toml and checkpoint.bin)")->check(CLI::ExistingDirectory);
+  edgebed::KeyFlags server_keys, node_keys, host_keys, chan_keys;
+  edgebed::AddKeyFlags(server, &server_keys, /*accepts_connections=*/true, /*connects=*/false);
 
   edgebed::NodeOptions nopt;
   auto* node = app.add_subcommand("node", "be an edge node: join a server and train when asked");
@@ -91,6 +94,7 @@ int main(int argc, char** argv) {
   node->add_option("--threads", nopt.threads, "libtorch threads")->check(CLI::Range(1, 256));
   node->add_option("--device", nopt.device, "device description sent at join");
   node->add_option("--peer-bind", nopt.peer_bind, "GNN shards: where to listen for peer shards (default tcp://127.0.0.1:*)");
+  edgebed::AddKeyFlags(node, &node_keys, false, true);
 
   edgebed::BenchOptions bopt;
   auto* bench = app.add_subcommand("bench", "measure: transfer, aggregate, channel, overhead, population, decode (OTA decoders), mobiletl (backward memory per IRB), slimmable (switching width), train (C++ vs TorchScript vs PyTorch), or all");
@@ -113,6 +117,7 @@ int main(int argc, char** argv) {
   chan->add_option("--server", relay_server, "the server's endpoint")->required();
   chan->add_option("--listen", relay_listen, "where nodes connect, e.g. tcp://0.0.0.0:5600");
   chan->add_option("--endpoint-file", endpoint_file, "write the bound endpoint to this file");
+  edgebed::AddKeyFlags(chan, &chan_keys, true, true);
 
   edgebed::NodeHostOptions hopt;
   auto* host = app.add_subcommand("nodehost", "host many simulated nodes in this process ([population] of a scenario)");
@@ -122,6 +127,14 @@ int main(int argc, char** argv) {
   host->add_option("--first", hopt.first, "index of the first hosted node")->required();
   host->add_option("--count", hopt.count, "number of hosted nodes")->required()->check(CLI::Range(1, 1000000));
   host->add_option("--data-dir", hopt.data_dir, "data folder for data.format fashion-mnist or cifar10 (default: the server's data.dir)");
+  edgebed::AddKeyFlags(host, &host_keys, false, true);
+
+  std::string keys_dir = "keys";
+  std::vector<std::string> key_names;
+  auto* keys = app.add_subcommand("keys", "make CURVE key pairs (NAME.key 0600, NAME.pub) and the server's allow-list nodes.allow");
+  keys->add_option("names", key_names, "NAME or NAME=LABEL (LABEL: node-3, node-100..node-999, *relay*); 'server' is the "
+                   "server's pair, every other goes on the allow-list")->required();
+  keys->add_option("--out", keys_dir, "folder for the key files")->capture_default_str();
 
   edgebed::SweepOptions sopt;
   std::string sweep_values;
@@ -225,7 +238,16 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
-  if (*node) return edgebed::RunNode(nopt);
+  if (*keys) return edgebed::RunKeys(keys_dir, key_names);
+  if (*node) {
+    auto curve = edgebed::LoadKeyFlags(node_keys, false);
+    if (!curve.ok()) {
+      spdlog::error("{}", curve.status().message());
+      return 2;
+    }
+    nopt.curve = curve.value();
+    return edgebed::RunNode(nopt);
+  }
   if (*tr_pre) return edgebed::RunPretrain(topt);
   if (*tr_cmp) return edgebed::RunTransferCompare(topt);
   if (*bench && bopt.which == "mobiletl") return edgebed::RunMobileTlBench(mobiletl_batch);
@@ -299,6 +321,12 @@ int main(int argc, char** argv) {
     hopt.availability.trace_file = sc->trace_file;
     hopt.num_nodes = sc->nodes;
     if (hopt.data_dir.empty()) hopt.data_dir = sc->data.dir;
+    auto curve = edgebed::LoadKeyFlags(host_keys, false);
+    if (!curve.ok()) {
+      spdlog::error("{}", curve.status().message());
+      return 2;
+    }
+    hopt.curve = curve.value();
     return edgebed::RunNodeHost(hopt);
   }
   if (*chan) {
@@ -315,6 +343,12 @@ int main(int argc, char** argv) {
     ro.max_frame_bytes = sc->max_frame_bytes();
     ro.endpoint_file = endpoint_file;
     ro.stop = &stop;
+    auto curve = edgebed::LoadKeyFlags(chan_keys, true);
+    if (!curve.ok()) {
+      spdlog::error("{}", curve.status().message());
+      return 2;
+    }
+    ro.curve = curve.value();
     return edgebed::RunRelay(ro);
   }
 
@@ -345,6 +379,15 @@ int main(int argc, char** argv) {
   // Signals ask for a stop in every phase: loading, waiting for joins, rounds.
   signal(SIGINT, OnSignal);
   signal(SIGTERM, OnSignal);
+  auto curve = edgebed::LoadKeyFlags(server_keys, true);
+  if (!curve.ok()) {
+    spdlog::error("{}", curve.status().message());
+    return 2;
+  }
+  if (edgebed::Status st = edgebed::CheckBindSecurity("server.bind", sc->bind, curve.value()); !st.ok()) {
+    spdlog::error("{}", st.message());  // before the data and model load: a refusal should be quick
+    return 2;
+  }
   auto srv = edgebed::Server::Create(sc.value());
   if (!srv.ok()) {
     spdlog::error("{}", srv.status().message());
@@ -358,7 +401,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  auto ep = srv.value()->Bind();
+  auto ep = srv.value()->Bind(curve.value());
   if (!ep.ok()) {
     spdlog::error("{}", ep.status().message());
     return 2;

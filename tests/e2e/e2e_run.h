@@ -1,6 +1,10 @@
 // What every end-to-end suite does: run the edgebed binary on a scenario with overrides, and read
 // the run's folder (metrics.jsonl rows, summary.json, logs). Header-only, for tests/e2e.
 #pragma once
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -10,7 +14,32 @@
 #include <string>
 #include <vector>
 
+extern "C" char** environ;
+
 namespace edgebed::e2e {
+
+// Starts argv (no shell; argv[0] found on PATH) with stdout and stderr appended to `log`; returns the pid.
+inline pid_t Start(const std::vector<std::string>& args, const std::string& log) {
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  pid_t pid = -1;
+  const int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  REQUIRE(rc == 0);
+  return pid;
+}
+
+// Waits for `pid`; its exit code, or 128 + the signal that ended it.
+inline int Wait(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
 
 // A fresh path under the temp folder, unique to this test process.
 inline std::string TempDir(const std::string& suite, const std::string& tag) {

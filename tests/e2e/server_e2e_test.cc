@@ -22,7 +22,6 @@
 #include "codecs/rng.h"
 #include "tests/e2e/e2e_run.h"
 
-extern char** environ;
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -34,27 +33,8 @@ using edgebed::e2e::Metrics;
 using edgebed::e2e::Slurp;
 using edgebed::e2e::Summary;
 
-// Starts argv (no shell) with stdout and stderr into `log`; returns the pid.
-pid_t Start(const std::vector<std::string>& args, const std::string& log) {
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  pid_t pid = -1;
-  const int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  REQUIRE(rc == 0);
-  return pid;
-}
-
-int Wait(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
+using edgebed::e2e::Start;
+using edgebed::e2e::Wait;
 
 int RunArgs(const std::vector<std::string>& args, const std::string& log) { return Wait(Start(args, log)); }
 
