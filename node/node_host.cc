@@ -54,6 +54,16 @@ class Host {
     auto last_heard = std::chrono::steady_clock::now();
     while (std::any_of(nodes_.begin(), nodes_.end(), [](auto& kv) { return !kv.second.done; })) {
       const auto event = session_.Wait(std::chrono::milliseconds(500));
+      if (opt_.stop && opt_.stop->load()) {  // a graceful stop: every hosted node leaves
+        for (auto& [id, n] : nodes_) {
+          if (n.done) continue;
+          wire::Envelope bye;
+          bye.mutable_leave()->set_reason("stopped by a signal (SIGTERM or SIGINT)");
+          Send(id, bye);
+        }
+        spdlog::info("host: stopped by a signal; {} hosted nodes left the federation", nodes_.size());
+        return 0;
+      }
       if (event == ServerSession::Event::kLost)
         return Fatal("lost the server " + opt_.server + " and could not reconnect within " +
                      std::to_string(opt_.reconnect_timeout_s) + " s");

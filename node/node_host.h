@@ -4,6 +4,7 @@
 // real and simulated nodes alike. Training is real (libtorch, one shared model object, one node at a
 // time); the clock is virtual: a round costs the node what its device profile says.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -30,6 +31,7 @@ struct NodeHostOptions {
   double reconnect_timeout_s = 120.0;  // a lost server: retry this long (each node then joins again)
   double heartbeat_s = 1.0;
   CurveOptions curve;              // --key, --server-key: CURVE to the server
+  const std::atomic<bool>* stop = nullptr;  // set (SIGTERM): every hosted node leaves, then exit 0
 };
 
 // Runs until every hosted node is told to shut down (0), or on a fatal error (1).

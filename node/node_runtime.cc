@@ -32,6 +32,7 @@ class Node {
     auto last_heard = Clock::now();
     for (;;) {
       const auto event = session_.Wait(std::chrono::milliseconds(500));
+      if (Stopping()) return Leave();
       if (event == ServerSession::Event::kLost) {
         spdlog::error("{}: lost the server {} and could not reconnect within {:.0f} s; giving up", id_, opt_.server,
                       opt_.reconnect_timeout_s);
@@ -63,6 +64,7 @@ class Node {
             if (opt_.curve.enabled() && !IsLoopbackEndpoint(opt_.peer_bind))
               spdlog::warn("{}: CURVE covers the link to the server; the links between GNN shards ({}) are not encrypted", id_,
                            opt_.peer_bind);
+            RestoreDefaultSignals();
             return RunGnnNode(sock_, id_, in.join_ack(), opt_);
           }
           if (learner_ && in.join_ack().accepted() && in.join_ack().run_id() == run_id_) {
@@ -70,8 +72,10 @@ class Node {
           } else if (!OnJoinAck(in.join_ack())) {
             return 1;
           }
-          if (in.join_ack().has_split())  // split learning: the node's own loop from here on
+          if (in.join_ack().has_split()) {  // split learning: the node's own loop from here on
+            RestoreDefaultSignals();
             return RunSplitNode(sock_, id_, in.join_ack(), opt_, std::move(data_), std::move(indices_));
+          }
           wire::Envelope ready;  // a round-0 heartbeat: data and model are ready
           ready.set_sender(id_);
           ready.mutable_heartbeat()->set_round(0);
@@ -141,6 +145,24 @@ class Node {
     return true;
   }
 
+  bool Stopping() const { return opt_.stop && opt_.stop->load(); }
+
+  // The split and GNN loops have no graceful leave: a signal ends them as it always did.
+  static void RestoreDefaultSignals() {
+    std::signal(SIGTERM, SIG_DFL);
+    std::signal(SIGINT, SIG_DFL);
+  }
+
+  // A graceful stop (SIGTERM, systemctl stop): the server hears a leave, not a lost connection.
+  int Leave() {
+    wire::Envelope bye;
+    bye.set_sender(id_);
+    bye.mutable_leave()->set_reason("stopped by a signal (SIGTERM or SIGINT)");
+    wire::SendEnvelope(sock_, bye, "", /*dont_wait=*/true);
+    spdlog::info("{}: stopped by a signal; left the federation", id_);
+    return 0;
+  }
+
   void ReplyError(wire::ErrorCode code, const std::string& message, uint32_t round) {
     spdlog::error("{}: {}", id_, message);
     wire::Envelope e;
@@ -169,11 +191,12 @@ class Node {
         hb.mutable_heartbeat()->set_progress(done);
         wire::SendEnvelope(sock_, hb, "", /*dont_wait=*/true);
       }
-      return true;
+      return !Stopping();  // a stop ends training now; the half-trained update is not sent
     };
     wire::Envelope out;
     out.set_sender(id_);
     Status st = LocalFit(*learner_, data_, indices_, ins, progress, out.mutable_fit_res(), &vq_);
+    if (Stopping()) return;  // Run() leaves
     if (!st.ok()) return ReplyError(FailureCode(st), st.message(), ins.round());
     wire::SendEnvelope(sock_, out);
     spdlog::info("{}: round {} trained {} samples in {:.2f} s, loss {:.4f}", id_, ins.round(),

@@ -2,6 +2,7 @@
 // server's instructions (train, evaluate, shut down) until the run ends. Simulated and real nodes
 // (a Raspberry Pi) run this same code; only --connect differs.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -22,6 +23,7 @@ struct NodeOptions {
   double heartbeat_s = 1.0;     // sign-of-life period while training
   std::string peer_bind = "tcp://127.0.0.1:*";  // GNN shards: where this node listens for its peers
   CurveOptions curve;           // --key, --server-key: CURVE to the server
+  const std::atomic<bool>* stop = nullptr;  // set (SIGTERM, systemctl stop): leave the federation and exit 0
 };
 
 // Runs until the server says shutdown (returns 0) or something fatal happens (returns 1).

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <cstring>
 
 namespace edgebed {
@@ -29,7 +30,12 @@ ServerSession::ServerSession(const std::string& routing_id, const std::string& e
 
 ServerSession::Event ServerSession::Wait(std::chrono::milliseconds timeout) {
   zmq::pollitem_t items[] = {{sock_.handle(), 0, ZMQ_POLLIN, 0}, {monitor_.handle(), 0, ZMQ_POLLIN, 0}};
-  zmq::poll(items, 2, timeout);
+  try {
+    zmq::poll(items, 2, timeout);
+  } catch (const zmq::error_t& e) {
+    if (e.num() != EINTR) throw;
+    return Event::kIdle;  // a signal: the caller checks its stop flag
+  }
   zmq::message_t ev, addr;
   while (monitor_.recv(ev, zmq::recv_flags::dontwait)) {
     if (ev.more()) (void)monitor_.recv(addr);

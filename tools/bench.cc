@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -18,6 +19,7 @@
 
 #include "channel/analog_ota.h"
 #include "channel/fading.h"
+#include "codecs/curve.h"
 #include "codecs/zmq_wire.h"
 #include "scenarios/scenario.h"
 #include "server/aggregate.h"
@@ -46,13 +48,25 @@ ParamSet MakeUpdate(size_t floats) {
 
 // Seconds to move `burst` messages of the update from a DEALER to a ROUTER over TCP loopback.
 // protocol = false: raw ZeroMQ frames of the same size; true: FitRes encode, send, decode, check.
-double TransferBurst(const ParamSet& update, int burst, bool protocol) {
-  zmq::context_t ctx(1);
+// curve: the link is CURVE (encrypted and authenticated, the server's ZAP handler admitting the key).
+double TransferBurst(const ParamSet& update, int burst, bool protocol, bool curve = false) {
+  // Two contexts, as node and server are two processes: each end has its own I/O thread (where
+  // ZeroMQ encrypts and decrypts).
+  zmq::context_t ctx(1), node_ctx(1);
+  std::unique_ptr<ZapHandler> zap;
   zmq::socket_t router(ctx, zmq::socket_type::router);
+  zmq::socket_t dealer(node_ctx, zmq::socket_type::dealer);
+  if (curve) {
+    static const CurveKeyPair server = MakeCurveKeyPair().value(), node = MakeCurveKeyPair().value();
+    const std::string allow = (std::filesystem::temp_directory_path() / "edgebed-bench.allow").string();
+    std::ofstream(allow) << node.public_key << " bench-node\n";
+    zap = std::make_unique<ZapHandler>(ctx, AllowList::Read(allow).value());
+    MakeCurveServer(router, server);
+    MakeCurveClient(dealer, node, server.public_key);
+  }
   router.set(zmq::sockopt::rcvhwm, 4);
   router.bind("tcp://127.0.0.1:*");
   const std::string ep = router.get(zmq::sockopt::last_endpoint);
-  zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
   dealer.set(zmq::sockopt::routing_id, std::string("bench-node"));
   dealer.set(zmq::sockopt::sndhwm, 4);
   dealer.connect(ep);
@@ -104,18 +118,22 @@ nlohmann::json BenchTransfer(int reps) {
   const size_t floats = (10u << 20) / sizeof(float);
   const ParamSet update = MakeUpdate(floats);
   const int burst = 8;
-  std::vector<double> raw, proto;
-  for (int r = 0; r < reps; ++r) {  // interleaved so both see the same machine load
+  std::vector<double> raw, proto, curve;
+  for (int r = 0; r < reps; ++r) {  // interleaved so all see the same machine load
     raw.push_back(TransferBurst(update, burst, false));
     proto.push_back(TransferBurst(update, burst, true));
+    curve.push_back(TransferBurst(update, burst, true, /*curve=*/true));
   }
   const double mb = static_cast<double>(update.bytes()) * burst / 1e6;
-  const double raw_mbs = mb / Median(raw), proto_mbs = mb / Median(proto);
+  const double raw_mbs = mb / Median(raw), proto_mbs = mb / Median(proto), curve_mbs = mb / Median(curve);
   spdlog::info("transfer  10 MB update node->server, TCP loopback, median of {}:", reps);
   spdlog::info("          raw ZeroMQ frames            {:8.0f} MB/s", raw_mbs);
   spdlog::info("          edgebed FitRes (encode+check) {:8.0f} MB/s  = {:.0f}% of raw (target >= 50%)", proto_mbs,
                100.0 * proto_mbs / raw_mbs);
-  return {{"raw_MBps", raw_mbs}, {"protocol_MBps", proto_mbs}, {"ratio", proto_mbs / raw_mbs}};
+  spdlog::info("          the same over CURVE          {:8.0f} MB/s  = {:.0f}% of unencrypted (target >= 80%)", curve_mbs,
+               100.0 * curve_mbs / proto_mbs);
+  return {{"raw_MBps", raw_mbs}, {"protocol_MBps", proto_mbs}, {"ratio", proto_mbs / raw_mbs}, {"curve_MBps", curve_mbs},
+          {"curve_ratio", curve_mbs / proto_mbs}};
 }
 
 nlohmann::json BenchAggregate(int reps) {

@@ -239,6 +239,12 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (*keys) return edgebed::RunKeys(keys_dir, key_names);
+  static std::atomic<bool> node_stop{false};  // nodes and node hosts: SIGTERM/SIGINT leave gracefully
+  if (*node || *host) {
+    signal(SIGINT, [](int) { node_stop = true; });
+    signal(SIGTERM, [](int) { node_stop = true; });
+    nopt.stop = hopt.stop = &node_stop;
+  }
   if (*node) {
     auto curve = edgebed::LoadKeyFlags(node_keys, false);
     if (!curve.ok()) {

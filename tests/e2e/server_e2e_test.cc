@@ -291,3 +291,42 @@ TEST_CASE("a server SIGKILLed and restarted with --resume on its port: node proc
   }
   fs::remove(out + ".nodes.log");
 }
+
+TEST_CASE("SIGTERM (systemctl stop) makes a node and a node host leave gracefully; the run goes on without them") {
+  const std::string out = TempDir("sigterm");
+  fs::remove_all(out);
+  const std::string quick = std::string(EDGEBED_SOURCE_DIR) + "/scenarios/quick.toml";
+  const std::vector<std::string> set = {"--set", "federation.nodes=4", "--set", "population.simulated=2", "--set",
+                                        "federation.rounds=8", "--set", "data.partition=\"iid\"", "--set",
+                                        "federation.min_quorum=0.2"};
+  std::vector<std::string> server = {EDGEBED_BINARY, "server", "--scenario", quick, "--set", "output_dir=\"" + out + "\"",
+                                     "--endpoint-file", out + ".ep"};
+  server.insert(server.end(), set.begin(), set.end());
+  fs::remove(out + ".ep");
+  const pid_t srv = Start(server, out + ".log");
+  REQUIRE(WaitFor([&] { return fs::exists(out + ".ep"); }));
+  std::string ep = Slurp(out + ".ep");
+  ep = ep.substr(0, ep.find('\n'));
+  const pid_t n0 = Start({EDGEBED_BINARY, "node", "--connect", ep, "--index", "0"}, out + ".n0.log");
+  const pid_t n1 = Start({EDGEBED_BINARY, "node", "--connect", ep, "--index", "1"}, out + ".n1.log");
+  std::vector<std::string> host = {EDGEBED_BINARY, "nodehost", "--scenario", quick, "--connect", ep, "--first", "2", "--count", "2"};
+  host.insert(host.end(), set.begin(), set.end());
+  const pid_t h = Start(host, out + ".host.log");
+  REQUIRE(WaitFor([&] { return fs::exists(out + "/metrics.jsonl") && Metrics(out).size() >= 3; }));  // rounds 0..2
+  REQUIRE(kill(n1, SIGTERM) == 0);
+  REQUIRE(kill(h, SIGTERM) == 0);
+  CHECK(Wait(n1) == 0);  // a stop, not a failure
+  CHECK(Wait(h) == 0);
+  CHECK_MESSAGE(Wait(srv) == 0, Slurp(out + ".log"));
+  CHECK(Wait(n0) == 0);
+  const auto rows = Metrics(out);
+  REQUIRE(rows.size() == 9);
+  CHECK(rows.back()["participants"] == 1);  // node-0 alone after the others left
+  const std::string log = Slurp(out + ".log");
+  CHECK(log.find("node-1 left: stopped by a signal") != std::string::npos);
+  CHECK(log.find("silent for more than") == std::string::npos);  // nobody was waited out
+  CHECK(Slurp(out + ".n1.log").find("left the federation") != std::string::npos);
+  CHECK(Slurp(out + ".host.log").find("2 hosted nodes left the federation") != std::string::npos);
+  fs::remove_all(out);
+  for (const char* f : {".log", ".ep", ".n0.log", ".n1.log", ".host.log"}) fs::remove(out + f);
+}
