@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <numeric>
@@ -392,7 +393,12 @@ std::unique_ptr<CountDecoder> MakeAmpDa(uint32_t n, uint32_t d, uint64_t seed, c
   return std::unique_ptr<CountDecoder>(new AmpDa(n, d, seed, opt));
 }
 
-std::string DefaultDecoderPath() { return std::string(EDGEBED_SOURCE_DIR) + "/codecs/decoders/amp_da_net.pt"; }
+// The source tree's decoder when edgebed runs from its build folder, else the installed package's.
+std::string DefaultDecoderPath() {
+  const std::string built = std::string(EDGEBED_SOURCE_DIR) + "/codecs/decoders/amp_da_net.pt";
+  if (std::ifstream(built).good()) return built;
+  return "/usr/share/edgebed/decoders/amp_da_net.pt";
+}
 
 double UraNoiseVar(uint32_t d, double snr_db) { return 1.0 / (static_cast<double>(d) * std::pow(10.0, snr_db / 10.0)); }
 

@@ -21,6 +21,7 @@
 #include "record/files.h"
 #include "server/server.h"
 #include "tools/bench.h"
+#include "tools/server_cmd.h"
 #include "tools/keys.h"
 #include "tools/gnn.h"
 #include "tools/launcher.h"
@@ -31,13 +32,6 @@
 #include "tools/sweep.h"
 
 namespace {
-
-std::atomic<edgebed::Server*> g_server{nullptr};
-volatile sig_atomic_t g_signalled = 0;
-void OnSignal(int) {
-  g_signalled = 1;
-  if (edgebed::Server* s = g_server.load()) s->RequestStop();
-}
 
 std::string SelfExe(const char* argv0) {
   char buf[PATH_MAX];
@@ -360,69 +354,5 @@ int main(int argc, char** argv) {
 
   // server
   if (!bind.empty()) sc->bind = bind;
-  std::error_code ec;
-  std::filesystem::create_directories(sc->output_dir + "/logs", ec);
-  if (ec) {
-    spdlog::error("output_dir = '{}': cannot create {}/logs: {}", sc->output_dir, sc->output_dir, ec.message());
-    return 2;
-  }
-  try {  // a resumed run's log goes on where it stopped
-    auto file_sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(sc->output_dir + "/logs/server.log", resume_dir.empty());
-    auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-    auto logger = std::make_shared<spdlog::logger>("server", spdlog::sinks_init_list{console, file_sink});
-    logger->set_pattern("%H:%M:%S.%e %^%l%$ %v");
-    spdlog::set_default_logger(logger);
-  } catch (const spdlog::spdlog_ex& e) {
-    spdlog::error("output_dir = '{}': cannot write {}/logs/server.log: {}", sc->output_dir, sc->output_dir, e.what());
-    return 2;
-  }
-  // A log write that fails (a full disk) is reported once on stderr, never silently dropped.
-  spdlog::default_logger()->set_error_handler([](const std::string& msg) {
-    static bool told = false;
-    if (!told) std::cerr << "edgebed server: cannot write the log (" << msg << "); results are still checked\n";
-    told = true;
-  });
-  // Signals ask for a stop in every phase: loading, waiting for joins, rounds.
-  signal(SIGINT, OnSignal);
-  signal(SIGTERM, OnSignal);
-  auto curve = edgebed::LoadKeyFlags(server_keys, true);
-  if (!curve.ok()) {
-    spdlog::error("{}", curve.status().message());
-    return 2;
-  }
-  if (edgebed::Status st = edgebed::CheckBindSecurity("server.bind", sc->bind, curve.value()); !st.ok()) {
-    spdlog::error("{}", st.message());  // before the data and model load: a refusal should be quick
-    return 2;
-  }
-  auto srv = edgebed::Server::Create(sc.value());
-  if (!srv.ok()) {
-    spdlog::error("{}", srv.status().message());
-    return 2;
-  }
-  g_server = srv.value().get();
-  if (g_signalled) srv.value()->RequestStop();  // a signal while loading
-  if (!resume_dir.empty()) {
-    if (edgebed::Status st = srv.value()->Resume(); !st.ok()) {
-      spdlog::error("--resume {}: {}", resume_dir, st.message());
-      return 2;
-    }
-  }
-  auto ep = srv.value()->Bind(curve.value());
-  if (!ep.ok()) {
-    spdlog::error("{}", ep.status().message());
-    return 2;
-  }
-  if (!endpoint_file.empty()) {
-    if (edgebed::Status st = edgebed::WriteFileAtomic(endpoint_file, ep.value() + "\n"); !st.ok()) {
-      spdlog::error("--endpoint-file: {}", st.message());
-      return 2;
-    }
-  }
-  edgebed::Status st = srv.value()->Run();
-  g_server = nullptr;
-  if (!st.ok()) {
-    spdlog::error("{}", st.ToString());
-    return 1;
-  }
-  return 0;
+  return edgebed::RunServerCommand(sc.value(), server_keys, resume_dir, endpoint_file);
 }

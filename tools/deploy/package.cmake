@@ -1,0 +1,36 @@
+# Debian packages (CPack): `tools/package` builds edgebed_<version>_<arch>.deb.
+# /usr/bin/edgebed; /usr/share/edgebed/{scenarios,decoders,backbones,examples}; systemd units
+# edgebed-server.service and edgebed-node@.service; /etc/edgebed (scenario, environment files,
+# keys/); the edgebed system user (postinst). Depends on the runtime libraries the binary links
+# (dpkg-shlibdeps), so `apt-get install ./edgebed_*.deb` pulls them.
+include(GNUInstallDirs)
+set(EDGEBED_SHARE ${CMAKE_INSTALL_DATADIR}/edgebed)
+install(TARGETS edgebed RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/scenarios/ DESTINATION ${EDGEBED_SHARE}/scenarios FILES_MATCHING PATTERN "*.toml")
+install(FILES ${PROJECT_SOURCE_DIR}/codecs/decoders/amp_da_net.pt DESTINATION ${EDGEBED_SHARE}/decoders)
+install(FILES ${PROJECT_SOURCE_DIR}/splitnets/backbones/irbnet_c0-4.pt DESTINATION ${EDGEBED_SHARE}/backbones)
+install(FILES ${PROJECT_SOURCE_DIR}/examples/your_model.py ${PROJECT_SOURCE_DIR}/examples/your_model.toml
+        DESTINATION ${EDGEBED_SHARE}/examples)
+install(FILES ${PROJECT_SOURCE_DIR}/tools/deploy/systemd/edgebed-server.service
+              ${PROJECT_SOURCE_DIR}/tools/deploy/systemd/edgebed-node@.service
+        DESTINATION lib/systemd/system)
+install(FILES ${PROJECT_SOURCE_DIR}/scenarios/default.toml DESTINATION /etc/edgebed RENAME scenario.toml)
+install(FILES ${PROJECT_SOURCE_DIR}/tools/deploy/etc/server.env ${PROJECT_SOURCE_DIR}/tools/deploy/etc/node.env.example
+        DESTINATION /etc/edgebed)
+install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/docs/raspberry-pi.md ${PROJECT_SOURCE_DIR}/docs/your-model.md
+        DESTINATION ${CMAKE_INSTALL_DOCDIR})
+
+set(CPACK_GENERATOR DEB)
+set(CPACK_PACKAGE_NAME edgebed)
+set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
+set(CPACK_PACKAGE_CONTACT "edgebed developers <edgebed@localhost>")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "testbed for federated and split learning over a simulated wireless uplink")
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)  # edgebed_<version>_<arch>.deb
+set(CPACK_DEBIAN_PACKAGE_SECTION science)
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, systemd")
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "gnuplot-nox, dataset-fashion-mnist")
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA "${PROJECT_SOURCE_DIR}/tools/deploy/debian/postinst;${PROJECT_SOURCE_DIR}/tools/deploy/debian/prerm;${PROJECT_SOURCE_DIR}/tools/deploy/debian/conffiles")
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+include(CPack)
