@@ -158,6 +158,17 @@ Result<AllowList> AllowList::Read(const std::string& path) {
   return list;
 }
 
+AllowList AllowList::FromPairs(const std::vector<std::pair<std::string, std::string>>& pairs) {
+  AllowList list;
+  for (const auto& [key, name] : pairs) {
+    AllowEntry e;
+    e.public_key = key;
+    e.label = e.prefix = name;
+    list.entries_.push_back(e);
+  }
+  return list;
+}
+
 const AllowEntry* AllowList::Find(const std::string& public_key) const {
   for (const auto& e : entries_)
     if (e.public_key == public_key) return &e;
@@ -180,6 +191,11 @@ ZapHandler::~ZapHandler() {
   thread_.join();
 }
 
+void ZapHandler::Reset(AllowList allow) {
+  std::lock_guard<std::mutex> lock(mu_);
+  allow_ = std::move(allow);
+}
+
 void ZapHandler::Serve() {
   zmq::pollitem_t item{sock_.handle(), 0, ZMQ_POLLIN, 0};
   while (!stop_) {
@@ -198,6 +214,7 @@ void ZapHandler::Serve() {
     const std::string mechanism = frame(5), address = frame(3);
     if (mechanism == "CURVE" && req.size() >= 7 && req[6].size() == 32) {
       zmq_z85_encode(z85, static_cast<const uint8_t*>(req[6].data()), 32);
+      std::lock_guard<std::mutex> lock(mu_);
       if (const AllowEntry* e = allow_.Find(z85)) {
         status = "200";
         text = "OK";

@@ -12,6 +12,7 @@
 #pragma once
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <cstdint>
 #include <string>
 #include <thread>
@@ -52,6 +53,9 @@ class AllowList {
   // Errors name the file and the line: a malformed key, a bad range, a key listed twice, a node name
   // given to two keys.
   [[nodiscard]] static Result<AllowList> Read(const std::string& path);
+  // From (public key, node name) pairs already checked by the one who sends them (the server's list
+  // of GNN shard keys); each key may join as its one name.
+  static AllowList FromPairs(const std::vector<std::pair<std::string, std::string>>& pairs);
   const AllowEntry* Find(const std::string& public_key) const;
   // The entry whose label is `label` (the ZAP User-Id of a connection), or null.
   const AllowEntry* ByLabel(const std::string& label) const;
@@ -71,11 +75,14 @@ class ZapHandler {
   ZapHandler(const ZapHandler&) = delete;
   ZapHandler& operator=(const ZapHandler&) = delete;
   uint64_t refused() const { return refused_.load(); }
-  const AllowList& allow() const { return allow_; }
+  const AllowList& allow() const { return allow_; }  // not while Reset may run
+  // Replaces the keys admitted from now on (GNN shards learn their peers' keys after binding).
+  void Reset(AllowList allow);
 
  private:
   void Serve();
   zmq::socket_t sock_;
+  std::mutex mu_;  // allow_ between Serve and Reset
   AllowList allow_;
   std::atomic<uint64_t> refused_{0};
   std::atomic<bool> stop_{false};

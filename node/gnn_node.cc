@@ -32,8 +32,14 @@ class ZmqPeers : public PeerTransport {
     pull_.set(zmq::sockopt::rcvhwm, 0);
   }
 
+  // With a key (--key), the peer socket is a CURVE server admitting no one until gnn_start names the
+  // other shards' keys.
   Result<std::string> Bind(const std::string& where) {
     try {
+      if (opt_.curve.enabled()) {
+        zap_ = std::make_unique<ZapHandler>(ctx_, AllowList::FromPairs({}));
+        MakeCurveServer(pull_, opt_.curve.own);
+      }
       pull_.bind(where);
       return pull_.get(zmq::sockopt::last_endpoint);
     } catch (const zmq::error_t& e) {
@@ -41,16 +47,31 @@ class ZmqPeers : public PeerTransport {
     }
   }
 
-  Status Connect(const google::protobuf::RepeatedPtrField<std::string>& peers) {
+  Status Connect(const wire::GnnStart& start) {
+    const auto& peers = start.peers();
     if (static_cast<uint32_t>(peers.size()) != parts_)
       return Status::InvalidArgument("gnn_start.peers has " + std::to_string(peers.size()) + " endpoints for " +
                                      std::to_string(parts_) + " shards");
+    const bool curve = start.peer_keys_size() > 0;
+    if (curve && static_cast<uint32_t>(start.peer_keys_size()) != parts_)
+      return Status::InvalidArgument("gnn_start.peer_keys has " + std::to_string(start.peer_keys_size()) + " keys for " +
+                                     std::to_string(parts_) + " shards");
+    if (curve != opt_.curve.enabled())
+      return Status::InvalidArgument(curve ? "gnn_start.peer_keys: the shards use CURVE but this node has no --key"
+                                           : "this node has a --key but the server sent no peer keys (a server without keys)");
+    if (curve) {  // admit exactly the other shards' keys
+      std::vector<std::pair<std::string, std::string>> keys;
+      for (uint32_t q = 0; q < parts_; ++q)
+        if (q != self_) keys.push_back({start.peer_keys(static_cast<int>(q)), "shard-" + std::to_string(q)});
+      zap_->Reset(AllowList::FromPairs(keys));
+    }
     push_.clear();
     for (uint32_t q = 0; q < parts_; ++q) {
       push_.emplace_back(ctx_, zmq::socket_type::push);
       if (q == self_) continue;
       push_[q].set(zmq::sockopt::sndhwm, 0);
       push_[q].set(zmq::sockopt::linger, 0);
+      if (curve) MakeCurveClient(push_[q], opt_.curve.own, start.peer_keys(static_cast<int>(q)));
       try {
         push_[q].connect(peers.Get(static_cast<int>(q)));
       } catch (const zmq::error_t& e) {
@@ -159,6 +180,7 @@ class ZmqPeers : public PeerTransport {
   uint32_t self_, parts_;
   const NodeOptions& opt_;
   double timeout_s_;
+  std::unique_ptr<ZapHandler> zap_;  // CURVE: which peer keys the pull socket admits
   zmq::socket_t pull_;
   std::vector<zmq::socket_t> push_;
   std::map<Key, PeerTensor> held_;
@@ -234,7 +256,7 @@ int RunGnnNode(zmq::socket_t& sock, const std::string& id, const wire::JoinAck& 
       continue;
     }
     if (in.has_gnn_start()) {
-      if (Status st = peers.Connect(in.gnn_start().peers()); !st.ok()) {
+      if (Status st = peers.Connect(in.gnn_start()); !st.ok()) {
         SendError(sock, id, wire::REJECTED, st.message(), 0);
         return 1;
       }

@@ -61,9 +61,6 @@ class Node {
       switch (in.body_case()) {
         case wire::Envelope::kJoinAck: {
           if (in.join_ack().has_gnn()) {  // a GNN shard: its own loop from here on
-            if (opt_.curve.enabled() && !IsLoopbackEndpoint(opt_.peer_bind))
-              spdlog::warn("{}: CURVE covers the link to the server; the links between GNN shards ({}) are not encrypted", id_,
-                           opt_.peer_bind);
             RestoreDefaultSignals();
             return RunGnnNode(sock_, id_, in.join_ack(), opt_);
           }

@@ -81,6 +81,15 @@ Status GnnServer::Run() {
   } else {
     wire::Envelope start;
     gnn->MakeStart(start.mutable_gnn_start());
+    if (const AllowList* allow = net.allow()) {  // CURVE: each shard learns every shard's key, by index
+      std::vector<std::string> keys(gnn->shards());
+      for (const auto& id : registry.AliveIds()) {
+        const NodeRecord* rec = registry.Find(id);
+        const AllowEntry* entry = allow->ByLabel(net.UserOf(rec->route));
+        if (entry && rec->index < keys.size()) keys[rec->index] = entry->public_key;
+      }
+      for (const auto& k : keys) start.mutable_gnn_start()->add_peer_keys(k);
+    }
     for (const auto& id : registry.AliveIds()) Send(id, start);
     spdlog::info("gnn: every shard is ready; {} epochs", sc.gnn.epochs);
   }

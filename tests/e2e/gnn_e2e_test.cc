@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "tests/e2e/e2e_run.h"
 
@@ -24,6 +25,8 @@ int RunGnn(const std::string& out, const std::string& extra) {
                                    "--set gnn.graph.vertices=800 --set gnn.layers=4 --set gnn.hidden=16 --set gnn.epochs=3 " + extra);
 }
 using edgebed::e2e::Cleanup;
+using edgebed::e2e::Start;
+using edgebed::e2e::Wait;
 using edgebed::e2e::Slurp;
 using edgebed::e2e::Summary;
 
@@ -116,4 +119,34 @@ TEST_CASE("a pipeline stage that dies mid-epoch is named, and the run stops clea
   for (std::string l; std::getline(csv, l);) ++lines;
   CHECK(lines == 3);  // header + the 2 completed epochs
   Cleanup(out);
+}
+
+TEST_CASE("GNN shards over CURVE: the server hands each shard its peers' keys, and the run equals the plain one") {
+  const std::string plain = TempDir("plain"), secure = TempDir("curve"), keys = secure + "-keys";
+  REQUIRE_MESSAGE(RunGnn(plain, "--set gnn.chunks=2") == 0, Slurp(plain + ".log"));
+  fs::remove_all(keys);
+  REQUIRE(Wait(Start({EDGEBED_BINARY, "keys", "--out", keys, "server", "node-0", "node-1"}, secure + ".keys.log")) == 0);
+  const std::string ep_file = secure + ".ep";
+  fs::remove(ep_file);
+  const pid_t server = Start({EDGEBED_BINARY, "server", "--scenario", std::string(EDGEBED_SOURCE_DIR) + "/scenarios/gnn_pipe.toml",
+                              "--set", "output_dir=\"" + secure + "\"", "--set", "gnn.graph.vertices=800", "--set", "gnn.layers=4",
+                              "--set", "gnn.hidden=16", "--set", "gnn.epochs=3", "--set", "gnn.chunks=2", "--endpoint-file", ep_file,
+                              "--key", keys + "/server.key", "--allow", keys + "/nodes.allow"},
+                             secure + ".log");
+  for (int i = 0; i < 600 && !fs::exists(ep_file); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::string ep = Slurp(ep_file);
+  ep = ep.substr(0, ep.find('\n'));
+  std::vector<pid_t> nodes;
+  for (int i = 0; i < 2; ++i)
+    nodes.push_back(Start({EDGEBED_BINARY, "node", "--connect", ep, "--index", std::to_string(i), "--key",
+                           keys + "/node-" + std::to_string(i) + ".key", "--server-key", keys + "/server.pub"},
+                          secure + ".nodes.log"));
+  CHECK_MESSAGE(Wait(server) == 0, Slurp(secure + ".log"));
+  for (pid_t n : nodes) CHECK(Wait(n) == 0);
+  CHECK(LossColumns(secure) == LossColumns(plain));  // encryption changes no digit of the training
+  CHECK(Slurp(secure + ".log").find("CURVE: links are encrypted") != std::string::npos);
+  Cleanup(plain);
+  Cleanup(secure);
+  fs::remove_all(keys);
+  for (const char* f : {".keys.log", ".ep", ".nodes.log"}) fs::remove(secure + f);
 }
