@@ -27,8 +27,16 @@ set(CPACK_PACKAGE_CONTACT "edgebed developers <edgebed@localhost>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "testbed for federated and split learning over a simulated wireless uplink")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)  # edgebed_<version>_<arch>.deb
 set(CPACK_DEBIAN_PACKAGE_SECTION science)
-set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, systemd")
+if(EDGEBED_CROSS_ARM64)
+  # dpkg-shlibdeps reads this machine's package database, which has no arm64 libraries: the runtime
+  # packages are named here, as dpkg-shlibdeps computes them for the amd64 package.
+  set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE arm64)
+  set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS OFF)
+  set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, systemd, libc6 (>= 2.34), libfmt9 (>= 9.1.0+ds1), libgcc-s1 (>= 4.0), libliquid1 (>= 1.5.0), libprotobuf32 (>= 3.21.12), libspdlog1.10-fmt9, libstdc++6 (>= 12), libtomlplusplus3 (>= 3.2.0), libtorch1.13 (>= 1.13.1+dfsg), libzip4 (>= 1.3.0), libzmq5 (>= 4.1.2), zlib1g (>= 1:1.2.6)")
+else()
+  set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+  set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, systemd")
+endif()
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "gnuplot-nox, dataset-fashion-mnist")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA "${PROJECT_SOURCE_DIR}/tools/deploy/debian/postinst;${PROJECT_SOURCE_DIR}/tools/deploy/debian/prerm;${PROJECT_SOURCE_DIR}/tools/deploy/debian/conffiles")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
