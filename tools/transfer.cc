@@ -55,6 +55,14 @@ TrainOptions Options(const TransferToolOptions& opt, int epoch, const std::strin
   return t;
 }
 
+// One epoch of training, then the test set; the first failure of either.
+Result<std::pair<TrainStats, EvalStats>> TrainAndTest(Learner& l, const Dataset& train, const std::vector<uint32_t>& idx,
+                                                      const TrainOptions& o, const Dataset& test) {
+  EDGEBED_ASSIGN_OR_RETURN(TrainStats ts, l.Train(train, idx, o));
+  EDGEBED_ASSIGN_OR_RETURN(EvalStats es, l.Evaluate(test));
+  return std::make_pair(ts, es);
+}
+
 }  // namespace
 
 int RunPretrain(const TransferToolOptions& opt) {
@@ -86,14 +94,12 @@ int RunPretrain(const TransferToolOptions& opt) {
   std::ofstream log(log_path);
   log << "epoch,train_loss,test_accuracy,test_loss,train_s\n";
   for (int e = 1; e <= opt.epochs; ++e) {
-    auto tr = l.Train(train, idx, Options(opt, e, "pretrain"));
-    auto ev = tr.ok() ? l.Evaluate(test) : Result<EvalStats>(tr.status());
-    if (!ev.ok()) {
-      spdlog::error("{}", ev.status().message());
+    auto epoch = TrainAndTest(l, train, idx, Options(opt, e, "pretrain"), test);
+    if (!epoch.ok()) {
+      spdlog::error("{}", epoch.status().message());
       return 1;
     }
-    const TrainStats& ts = tr.value();
-    const EvalStats& es = ev.value();
+    const auto& [ts, es] = epoch.value();
     spdlog::info("epoch {}/{}: train loss {:.4f}, test accuracy {:.4f} ({:.0f} s)", e, opt.epochs, ts.mean_loss,
                  es.accuracy, ts.seconds);
     log << e << ',' << ts.mean_loss << ',' << es.accuracy << ',' << es.loss << ',' << ts.seconds << '\n';
@@ -148,14 +154,12 @@ int RunTransferCompare(const TransferToolOptions& opt) {
                 {"forward_mflops_per_sample", l.ForwardFlops() / 1e6}, {"update_kb", update_kb},
                 {"full_model_kb", full_kb}, {"backward_kb_analytic", analytic_kb}, {"epochs", json::array()}};
     for (int e = 1; e <= opt.epochs; ++e) {
-      auto tr = l.Train(train, idx, Options(opt, e, mode));
-      auto ev = tr.ok() ? l.Evaluate(test) : Result<EvalStats>(tr.status());
-      if (!ev.ok()) {
-        spdlog::error("{}", ev.status().message());
+      auto epoch = TrainAndTest(l, train, idx, Options(opt, e, mode), test);
+      if (!epoch.ok()) {
+        spdlog::error("{}", epoch.status().message());
         return 1;
       }
-      const TrainStats& ts = tr.value();
-      const EvalStats& es = ev.value();
+      const auto& [ts, es] = epoch.value();
       spdlog::info("{} epoch {}/{}: test accuracy {:.4f}, train {:.1f} s, kept for backward {:.1f} KB, peak training "
                    "memory {:.1f} KB", mode, e, opt.epochs, es.accuracy, ts.seconds, ts.kept_for_backward_bytes / 1024.0,
                    ts.peak_train_bytes / 1024.0);
