@@ -161,8 +161,9 @@ PartitionSpec ScenarioPartition(const Scenario& sc);
 Result<Dataset> LoadScenarioData(const Scenario& sc, bool train);
 
 // How many training samples each node holds (the partition every node computes from the same
-// fields). Errors name the field: e.g. Dirichlet with too few samples per node.
-Result<std::vector<uint64_t>> ScenarioPartitionSizes(const Scenario& sc);
+// fields), from the scenario's data plan. Errors name the field: e.g. Dirichlet with too few samples
+// per node.
+Result<std::vector<uint64_t>> ScenarioPartitionSizes(const Scenario& sc, const DataPlan& plan);
 
 // The embedded default scenario's text (scenarios/default.toml).
 const std::string& DefaultScenarioText();

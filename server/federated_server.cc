@@ -72,7 +72,7 @@ Result<std::unique_ptr<ServerCore>> FederatedServer::Create(const Scenario& sc, 
   so.selection.virtual_deadline_s = sc.virtual_deadline_s;
   // What each node holds: the cap on the sample count its updates may claim (and the load-time
   // check that the partition works at all, e.g. Dirichlet with too few samples per node).
-  EDGEBED_ASSIGN_OR_RETURN(s->assigned_samples, ScenarioPartitionSizes(sc));
+  EDGEBED_ASSIGN_OR_RETURN(s->assigned_samples, ScenarioPartitionSizes(sc, plan));
   EDGEBED_ASSIGN_OR_RETURN(s->strategy, MakeStrategy(so));
   EDGEBED_ASSIGN_OR_RETURN(s->uplink, MakeUplink(sc.channel, sc.nodes, sc.seed));
   EDGEBED_ASSIGN_OR_RETURN(s->ota_, OtaReceiver::Create(sc, s->uplink.get(), s->global));

@@ -207,20 +207,26 @@ Status ParamsToState(const ParamSet& p, const std::vector<TensorSpec>& specs, st
   return Status::Ok();
 }
 
-Status SaveModule(const torch::nn::Module& m, const std::string& path) {
+Status SaveModelFile(const std::string& path, const std::function<void(const std::string& tmp)>& write) {
   try {
-    torch::serialize::OutputArchive archive;
-    m.save(archive);
-    archive.save_to(path + ".tmp");  // replaced whole or not at all: a reader never sees half a model
+    write(path + ".tmp");  // replaced whole or not at all: a reader never sees half a model
   } catch (const std::exception& e) {
     std::remove((path + ".tmp").c_str());
-    return Status::IoError("cannot write model to " + path + ": " + e.what());
+    return Status::IoError("cannot write model to " + path + ": " + TorchMessage(e));
   }
   if (std::rename((path + ".tmp").c_str(), path.c_str()) != 0) {
     std::remove((path + ".tmp").c_str());
     return Status::IoError("cannot write model to " + path + ": rename failed");
   }
   return Status::Ok();
+}
+
+Status SaveModule(const torch::nn::Module& m, const std::string& path) {
+  return SaveModelFile(path, [&m](const std::string& tmp) {
+    torch::serialize::OutputArchive archive;
+    m.save(archive);
+    archive.save_to(tmp);
+  });
 }
 
 ParamSet Learner::GetParams() const { return StateToParams(impl_->state, impl_->specs); }

@@ -46,7 +46,10 @@ void FinishImpl(Learner::Impl* impl, const std::vector<std::pair<std::string, to
 // Parameters and buffers (in `state` order) <-> a ParamSet of layout `specs`; the setter checks it.
 ParamSet StateToParams(const std::vector<torch::Tensor>& state, const std::vector<TensorSpec>& specs);
 Status ParamsToState(const ParamSet& p, const std::vector<TensorSpec>& specs, std::vector<torch::Tensor>* state);
-// Writes a module as a libtorch archive; the error names the path.
+// Writes a model file through `write(tmp)` then a rename, so it is replaced whole or not at all; the
+// error names the path.
+Status SaveModelFile(const std::string& path, const std::function<void(const std::string& tmp)>& write);
+// Writes a module as a libtorch archive (SaveModelFile).
 Status SaveModule(const torch::nn::Module& m, const std::string& path);
 
 // libtorch's message without its C++ backtrace; a TorchScript traceback shortened to its first and

@@ -118,8 +118,8 @@ bool NpzFile::Has(const std::string& array) const {
   return zip_name_locate(static_cast<zip_t*>(zip_), (array + ".npy").c_str(), 0) >= 0;
 }
 
-template <typename Take>
-Status NpzFile::ForRows(const std::string& array, const std::vector<uint64_t>* rows, NpyHeader* h, Take take) const {
+template <typename Check, typename Take>
+Status NpzFile::ForRows(const std::string& array, const std::vector<uint64_t>* rows, NpyHeader* h, Check check, Take take) const {
   auto* z = static_cast<zip_t*>(zip_);
   const std::string member = array + ".npy", what = path_ + " member " + member;
   const zip_int64_t index = zip_name_locate(z, member.c_str(), 0);
@@ -149,6 +149,7 @@ Status NpzFile::ForRows(const std::string& array, const std::vector<uint64_t>* r
   if ((st.valid & ZIP_STAT_SIZE) && st.size != at + h->rows() * row_bytes)
     return Status::Corruption(what + ": holds " + std::to_string(st.size - at) + " data bytes; shape and dtype need " +
                               std::to_string(h->rows() * row_bytes));
+  EDGEBED_RETURN_IF_ERROR(check(*h));
   std::vector<uint8_t> buf(row_bytes);
   uint64_t next = 0;  // the row the stream is at
   const uint64_t count = rows ? rows->size() : h->rows();
@@ -168,44 +169,45 @@ Status NpzFile::ForRows(const std::string& array, const std::vector<uint64_t>* r
 Result<NpyHeader> NpzFile::Header(const std::string& array) const {
   NpyHeader h;
   const std::vector<uint64_t> none;
-  EDGEBED_RETURN_IF_ERROR(ForRows(array, &none, &h, [](const uint8_t*) {}));
+  EDGEBED_RETURN_IF_ERROR(ForRows(array, &none, &h, [](const NpyHeader&) { return Status::Ok(); }, [](const uint8_t*) {}));
   return h;
 }
 
-Result<std::vector<float>> NpzFile::ReadFloat(const std::string& array, const std::vector<uint64_t>* rows) const {
-  std::vector<float> out;
+template <typename T, typename Allowed>
+Result<std::vector<T>> NpzFile::ReadAs(const std::string& array, const std::vector<uint64_t>* rows, Allowed allowed) const {
+  std::vector<T> out;
   NpyHeader h;
-  EDGEBED_ASSIGN_OR_RETURN(h, Header(array));
-  out.reserve((rows ? rows->size() : h.rows()) * h.row_values());
-  EDGEBED_RETURN_IF_ERROR(ForRows(array, rows, &h, [&](const uint8_t* p) {
-    for (uint64_t i = 0; i < h.row_values(); ++i) out.push_back(Convert<float>(p + i * h.item_bytes, h.kind, h.item_bytes));
-  }));
+  EDGEBED_RETURN_IF_ERROR(ForRows(
+      array, rows, &h,
+      [&](const NpyHeader& hh) {
+        EDGEBED_RETURN_IF_ERROR(allowed(hh));
+        out.reserve((rows ? rows->size() : hh.rows()) * hh.row_values());
+        return Status::Ok();
+      },
+      [&](const uint8_t* p) {
+        for (uint64_t i = 0; i < h.row_values(); ++i) out.push_back(Convert<T>(p + i * h.item_bytes, h.kind, h.item_bytes));
+      }));
   return out;
+}
+
+Result<std::vector<float>> NpzFile::ReadFloat(const std::string& array, const std::vector<uint64_t>* rows) const {
+  return ReadAs<float>(array, rows, [](const NpyHeader&) { return Status::Ok(); });
 }
 
 Result<std::vector<int64_t>> NpzFile::ReadInt(const std::string& array, const std::vector<uint64_t>* rows) const {
-  NpyHeader h;
-  EDGEBED_ASSIGN_OR_RETURN(h, Header(array));
-  if (h.kind == 'f') return Status::InvalidArgument(path_ + " member " + h.member + ": float data where integers are needed");
-  if (h.kind == 'u' && h.item_bytes == 8)
-    return Status::InvalidArgument(path_ + " member " + h.member + ": uint64 data; use int64");
-  std::vector<int64_t> out;
-  out.reserve((rows ? rows->size() : h.rows()) * h.row_values());
-  EDGEBED_RETURN_IF_ERROR(ForRows(array, rows, &h, [&](const uint8_t* p) {
-    for (uint64_t i = 0; i < h.row_values(); ++i) out.push_back(Convert<int64_t>(p + i * h.item_bytes, h.kind, h.item_bytes));
-  }));
-  return out;
+  return ReadAs<int64_t>(array, rows, [this](const NpyHeader& h) {
+    if (h.kind == 'f') return Status::InvalidArgument(path_ + " member " + h.member + ": float data where integers are needed");
+    if (h.kind == 'u' && h.item_bytes == 8)
+      return Status::InvalidArgument(path_ + " member " + h.member + ": uint64 data; use int64");
+    return Status::Ok();
+  });
 }
 
 Result<std::vector<uint8_t>> NpzFile::ReadU8(const std::string& array, const std::vector<uint64_t>* rows) const {
-  NpyHeader h;
-  EDGEBED_ASSIGN_OR_RETURN(h, Header(array));
-  if (h.kind != 'u' || h.item_bytes != 1)
-    return Status::InvalidArgument(path_ + " member " + h.member + ": not uint8");
-  std::vector<uint8_t> out;
-  out.reserve((rows ? rows->size() : h.rows()) * h.row_values());
-  EDGEBED_RETURN_IF_ERROR(ForRows(array, rows, &h, [&](const uint8_t* p) { out.insert(out.end(), p, p + h.row_values()); }));
-  return out;
+  return ReadAs<uint8_t>(array, rows, [this](const NpyHeader& h) {
+    if (h.kind != 'u' || h.item_bytes != 1) return Status::InvalidArgument(path_ + " member " + h.member + ": not uint8");
+    return Status::Ok();
+  });
 }
 
 }  // namespace edgebed

@@ -43,9 +43,13 @@ class NpzFile {
 
  private:
   NpzFile() = default;
-  // Calls `take(row_bytes_ptr)` for each wanted row (all rows when `rows` is null), in order.
-  template <typename Take>
-  Status ForRows(const std::string& array, const std::vector<uint64_t>* rows, NpyHeader* header, Take take) const;
+  // Opens `array`, parses its header into `header`, lets `check` refuse it, then calls
+  // `take(row_bytes_ptr)` for each wanted row (all rows when `rows` is null), in order.
+  template <typename Check, typename Take>
+  Status ForRows(const std::string& array, const std::vector<uint64_t>* rows, NpyHeader* header, Check check, Take take) const;
+  // The rows converted to T, after `allowed` accepted the header.
+  template <typename T, typename Allowed>
+  Result<std::vector<T>> ReadAs(const std::string& array, const std::vector<uint64_t>* rows, Allowed allowed) const;
   std::string path_;
   void* zip_ = nullptr;  // zip_t*
 };

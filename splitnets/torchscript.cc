@@ -114,17 +114,7 @@ Result<std::unique_ptr<Learner>> CreateTorchScriptLearner(const ModelSpec& spec)
     return Status::InvalidArgument("model.loss = '" + c.loss + "' is unknown; allowed: auto, cross_entropy, mse, module");
   }
   impl->save = [module](const std::string& path) {
-    try {
-      module->save(path + ".tmp");
-    } catch (const std::exception& e) {
-      std::remove((path + ".tmp").c_str());
-      return Status::IoError("cannot write model to " + path + ": " + TorchMessage(e));
-    }
-    if (std::rename((path + ".tmp").c_str(), path.c_str()) != 0) {
-      std::remove((path + ".tmp").c_str());
-      return Status::IoError("cannot write model to " + path + ": rename failed");
-    }
-    return Status::Ok();
+    return SaveModelFile(path, [&module](const std::string& tmp) { module->save(tmp); });
   };
   impl->measure_forward_flops = [module](const torch::Tensor& x) { return MeasuredForwardFlops(*module, x); };
   if (c.train_flops > 0) {

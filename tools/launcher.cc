@@ -71,16 +71,24 @@ bool PlotMetrics(const std::string& dir, const std::string& title) {
   return true;
 }
 
-// The data files read, the model built and one batch of the real training data run forward and
-// backward through it: a wrong file, shape or module is an error naming them, before any process.
+// The data files read, the partition computed, the model built and one batch of the real training
+// data run forward and backward through it: a wrong file, partition, shape or module is an error
+// naming them, before any process.
 Status CheckModelOnData(const Scenario& sc) {
   EDGEBED_ASSIGN_OR_RETURN(DataPlan plan, PlanData(ScenarioDataSpec(sc)));
   std::vector<uint32_t> first(std::min<size_t>(8, plan.train_rows.size()));
   std::iota(first.begin(), first.end(), 0u);
   EDGEBED_ASSIGN_OR_RETURN(Dataset batch, LoadTrainRows(plan, first));
-  if (sc.is_split()) return Status::Ok();  // the slimmable network is checked by its own config
-  EDGEBED_ASSIGN_OR_RETURN(auto learner, Learner::Create(ScenarioModel(sc, &plan), sc.seed));
-  return learner->Check(batch);
+  if (!sc.is_split()) {  // the slimmable network is checked by its own config
+    auto learner = Learner::Create(ScenarioModel(sc, &plan), sc.seed);
+    if (!learner.ok() && !sc.transfer.backbone.empty())
+      return Status::InvalidArgument(learner.status().message() + " (edgebed transfer pretrain --out " + sc.transfer.backbone +
+                                     " makes a backbone)");
+    if (!learner.ok()) return learner.status();
+    EDGEBED_RETURN_IF_ERROR(learner.value()->Check(batch));
+  }
+  // A partition that cannot work (too few samples per node) fails here, with the numbers.
+  return ScenarioPartitionSizes(sc, plan).status();
 }
 
 int RunFederation(const Scenario& sc, const std::string& exe, bool resume) {
@@ -93,15 +101,7 @@ int RunFederation(const Scenario& sc, const std::string& exe, bool resume) {
   }
   if (!sc.is_gnn()) {  // data, model and partition that cannot work fail here, before any process
     if (Status st = CheckModelOnData(sc); !st.ok()) {
-      if (!sc.transfer.backbone.empty())
-        spdlog::error("{} (edgebed transfer pretrain --out {} makes a backbone)", st.message(), sc.transfer.backbone);
-      else
-        spdlog::error("{}", st.message());
-      return 2;
-    }
-    auto sizes = ScenarioPartitionSizes(sc);
-    if (!sizes.ok()) {
-      spdlog::error("{}", sizes.status().message());
+      spdlog::error("{}", st.message());
       return 2;
     }
   }

@@ -239,15 +239,14 @@ int main(int argc, char** argv) {
     signal(SIGTERM, [](int) { node_stop = true; });
     nopt.stop = hopt.stop = &node_stop;
   }
-  if (*node) {
-    auto curve = edgebed::LoadKeyFlags(node_keys, false);
-    if (!curve.ok()) {
-      spdlog::error("{}", curve.status().message());
-      return 2;
-    }
-    nopt.curve = curve.value();
-    return edgebed::RunNode(nopt);
-  }
+  // The key files a networked command names, read before it starts; a bad one ends it with code 2.
+  auto load_keys = [](const edgebed::KeyFlags& flags, bool accepts, edgebed::CurveOptions* out) {
+    auto curve = edgebed::LoadKeyFlags(flags, accepts);
+    if (!curve.ok()) spdlog::error("{}", curve.status().message());
+    else *out = curve.value();
+    return curve.ok();
+  };
+  if (*node) return load_keys(node_keys, false, &nopt.curve) ? edgebed::RunNode(nopt) : 2;
   if (*tr_pre) return edgebed::RunPretrain(topt);
   if (*tr_cmp) return edgebed::RunTransferCompare(topt);
   if (*bench && bopt.which == "mobiletl") return edgebed::RunMobileTlBench(mobiletl_batch);
@@ -321,13 +320,7 @@ int main(int argc, char** argv) {
     hopt.availability.trace_file = sc->trace_file;
     hopt.num_nodes = sc->nodes;
     if (hopt.data_dir.empty()) hopt.data_dir = sc->data.dir;
-    auto curve = edgebed::LoadKeyFlags(host_keys, false);
-    if (!curve.ok()) {
-      spdlog::error("{}", curve.status().message());
-      return 2;
-    }
-    hopt.curve = curve.value();
-    return edgebed::RunNodeHost(hopt);
+    return load_keys(host_keys, false, &hopt.curve) ? edgebed::RunNodeHost(hopt) : 2;
   }
   if (*chan) {
     static std::atomic<bool> stop{false};
@@ -343,13 +336,7 @@ int main(int argc, char** argv) {
     ro.max_frame_bytes = sc->max_frame_bytes();
     ro.endpoint_file = endpoint_file;
     ro.stop = &stop;
-    auto curve = edgebed::LoadKeyFlags(chan_keys, true);
-    if (!curve.ok()) {
-      spdlog::error("{}", curve.status().message());
-      return 2;
-    }
-    ro.curve = curve.value();
-    return edgebed::RunRelay(ro);
+    return load_keys(chan_keys, true, &ro.curve) ? edgebed::RunRelay(ro) : 2;
   }
 
   // server
