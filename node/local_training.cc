@@ -4,13 +4,14 @@
 
 #include "codecs/wire.h"
 #include "splitnets/data_files.h"
+#include "splitnets/partition_file.h"
 #include "splitnets/transfer.h"
 
 namespace edgebed {
 
-Result<NodeSetup> PrepareFromJoinAck(const wire::JoinAck& ack, const std::string& data_dir, uint32_t first, uint32_t count) {
-  NodeSetup setup;
-  InstallCountingAllocator();  // fit_res reports measured peak training memory
+namespace {
+
+DataSpec DataSpecOf(const wire::JoinAck& ack, const std::string& data_dir) {
   const auto& f = ack.data();
   DataSpec spec;
   spec.format = f.format().empty() ? "fashion-mnist" : f.format();
@@ -24,18 +25,27 @@ Result<NodeSetup> PrepareFromJoinAck(const wire::JoinAck& ack, const std::string
   spec.train_limit = ack.train_limit();
   spec.classes.assign(ack.classes().begin(), ack.classes().end());
   spec.seed = ack.seed();
-  EDGEBED_ASSIGN_OR_RETURN(DataPlan plan, PlanData(spec));
-  if (f.train_rows() != 0 && plan.train_rows.size() != f.train_rows())
-    return Status::InvalidArgument("data: this node's files give " + std::to_string(plan.train_rows.size()) +
-                                   " training rows, the server's " + std::to_string(f.train_rows()) +
-                                   "; every node needs the server's data files");
-  ModelSpec model;
-  model.name = ack.model();
-  model.num_classes = plan.train.num_classes;
+  return spec;
+}
+
+PartitionSpec PartitionSpecOf(const wire::JoinAck& ack) {
+  PartitionSpec pspec;
+  pspec.kind = ack.partition();
+  pspec.alpha = ack.dirichlet_alpha();
+  pspec.shards_per_node = ack.shards_per_node();
+  pspec.num_nodes = ack.num_nodes();
+  pspec.seed = ack.seed();
+  if (ack.min_samples() > 0) pspec.min_samples = ack.min_samples();
+  return pspec;
+}
+
+Status ModelOf(const wire::JoinAck& ack, int num_classes, ModelSpec* model) {
+  model->name = ack.model();
+  model->num_classes = num_classes;
   if (ack.has_torchscript()) {
-    model.torchscript.bytes = std::make_shared<const std::string>(ack.torchscript().module());
-    model.torchscript.loss = ack.torchscript().loss();
-    model.torchscript.train_flops = ack.torchscript().train_flops();
+    model->torchscript.bytes = std::make_shared<const std::string>(ack.torchscript().module());
+    model->torchscript.loss = ack.torchscript().loss();
+    model->torchscript.train_flops = ack.torchscript().train_flops();
   }
   if (ack.has_transfer()) {
     const auto& t = ack.transfer();
@@ -44,34 +54,65 @@ Result<NodeSetup> PrepareFromJoinAck(const wire::JoinAck& ack, const std::string
     if (crc.value() != t.backbone_crc32())
       return Status::InvalidArgument("transfer.backbone " + t.backbone() + " is not the server's file (crc32 " +
                                      std::to_string(crc.value()) + ", the server's " + std::to_string(t.backbone_crc32()) + ")");
-    model.transfer.backbone = t.backbone();
-    model.transfer.mode = t.mode();
-    model.transfer.blocks = static_cast<int>(t.blocks());
-    model.transfer.memory_budget_kb = t.memory_budget_kb();
-    model.transfer.batch_size = static_cast<int>(t.batch_size());
-    model.transfer.momentum = t.momentum();
+    model->transfer.backbone = t.backbone();
+    model->transfer.mode = t.mode();
+    model->transfer.blocks = static_cast<int>(t.blocks());
+    model->transfer.memory_budget_kb = t.memory_budget_kb();
+    model->transfer.batch_size = static_cast<int>(t.batch_size());
+    model->transfer.momentum = t.momentum();
   }
-  PartitionSpec pspec;
-  pspec.kind = ack.partition();
-  pspec.alpha = ack.dirichlet_alpha();
-  pspec.shards_per_node = ack.shards_per_node();
-  pspec.num_nodes = ack.num_nodes();
-  pspec.seed = ack.seed();
-  if (ack.min_samples() > 0) pspec.min_samples = ack.min_samples();
+  return Status::Ok();
+}
+
+// The hosted nodes' rows: from the node's own partition file, or read from the data files.
+Status LoadRows(const wire::JoinAck& ack, const NodeData& where, uint32_t first, uint32_t count, NodeSetup* setup,
+                int* num_classes) {
+  const DataSpec spec = DataSpecOf(ack, where.data_dir);
+  const PartitionSpec pspec = PartitionSpecOf(ack);
+  if (!where.partition_file.empty()) {
+    if (count != 1) return Status::InvalidArgument("--partition serves one node; a node host reads the data files");
+    PartitionCut cut{spec, pspec, first, ack.data().train_rows()};
+    EDGEBED_ASSIGN_OR_RETURN(setup->data, ReadPartitionFile(where.partition_file, cut));
+    if (first >= pspec.num_nodes)
+      return Status::InvalidArgument("node index " + std::to_string(first) + " is outside the partition of " +
+                                     std::to_string(pspec.num_nodes) + " nodes");
+    setup->parts.resize(pspec.num_nodes);
+    for (uint32_t i = 0; i < setup->data.size(); ++i) setup->parts[first].push_back(i);
+    *num_classes = setup->data.num_classes;
+    return Status::Ok();
+  }
+  EDGEBED_ASSIGN_OR_RETURN(DataPlan plan, PlanData(spec));
+  if (ack.data().train_rows() != 0 && plan.train_rows.size() != ack.data().train_rows())
+    return Status::InvalidArgument("data: this node's files give " + std::to_string(plan.train_rows.size()) +
+                                   " training rows, the server's " + std::to_string(ack.data().train_rows()) +
+                                   "; every node needs the server's data files (or its own --partition file)");
+  *num_classes = plan.train.num_classes;
   EDGEBED_ASSIGN_OR_RETURN(auto parts, PartitionPlan(plan, pspec));
   if (count == 0 || first >= parts.size() || count > parts.size() - first)
     return Status::InvalidArgument("node indices " + std::to_string(first) + ".." + std::to_string(first + count - 1) +
                                    " are outside the partition of " + std::to_string(parts.size()) + " nodes");
   // Only the hosted nodes' rows are read: their positions, then each node's share renumbered into them.
   std::vector<uint32_t> rows;
-  setup.parts.resize(parts.size());
+  setup->parts.resize(parts.size());
   for (uint32_t k = first; k < first + count; ++k) {
     for (uint32_t p : parts[k]) {
-      setup.parts[k].push_back(static_cast<uint32_t>(rows.size()));
+      setup->parts[k].push_back(static_cast<uint32_t>(rows.size()));
       rows.push_back(p);
     }
   }
-  EDGEBED_ASSIGN_OR_RETURN(setup.data, LoadTrainRows(plan, rows));
+  EDGEBED_ASSIGN_OR_RETURN(setup->data, LoadTrainRows(plan, rows));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<NodeSetup> PrepareFromJoinAck(const wire::JoinAck& ack, const NodeData& where, uint32_t first, uint32_t count) {
+  NodeSetup setup;
+  InstallCountingAllocator();  // fit_res reports measured peak training memory
+  int num_classes = 0;
+  EDGEBED_RETURN_IF_ERROR(LoadRows(ack, where, first, count, &setup, &num_classes));
+  ModelSpec model;
+  EDGEBED_RETURN_IF_ERROR(ModelOf(ack, num_classes, &model));
   if (ack.has_split()) return setup;  // split learning: the node's encoder is built by RunSplitNode
   EDGEBED_ASSIGN_OR_RETURN(setup.learner, Learner::Create(model, ack.seed()));
   if (setup.data.size() > 0) EDGEBED_RETURN_IF_ERROR(setup.learner->Check(setup.data));

@@ -13,16 +13,22 @@
 
 namespace edgebed {
 
+// Where a node's training rows come from: the data files (data_dir overrides the server's folder), or
+// the node's own partition file (`edgebed partition`), when the node has no copy of the data set.
+struct NodeData {
+  std::string data_dir;
+  std::string partition_file;
+};
+
 // What a join_ack tells nodes first..first+count-1 to prepare: their training rows alone (read from
-// the files, nothing else), each node's share as positions in them, and the model (checked on one
-// batch). Errors name the file or the field.
+// the files, nothing else, or from the node's partition file), each node's share as positions in
+// them, and the model (checked on one batch). Errors name the file or the field.
 struct NodeSetup {
   Dataset data;                              // the hosted nodes' rows only
   std::vector<std::vector<uint32_t>> parts;  // by node index: positions in data (empty for nodes not hosted)
   std::unique_ptr<Learner> learner;          // null for split learning (join_ack.split set)
 };
-Result<NodeSetup> PrepareFromJoinAck(const wire::JoinAck& ack, const std::string& data_dir, uint32_t first,
-                                     uint32_t count);
+Result<NodeSetup> PrepareFromJoinAck(const wire::JoinAck& ack, const NodeData& where, uint32_t first, uint32_t count);
 
 // Fills `res` (round, update = trained - received, samples, loss, train time). A Status that is not Ok
 // names what was wrong: fit_ins.params (the caller answers BAD_TENSOR) or the training itself (a

@@ -154,7 +154,7 @@ class Host {
   }
 
   bool Prepare(const wire::JoinAck& ack) {
-    auto setup = PrepareFromJoinAck(ack, opt_.data_dir, opt_.first, opt_.count);
+    auto setup = PrepareFromJoinAck(ack, NodeData{opt_.data_dir, ""}, opt_.first, opt_.count);
     if (!setup.ok()) {
       Fatal(setup.status().ToString());
       return false;

@@ -128,7 +128,7 @@ class Node {
       spdlog::error("{}: join refused: {}", id_, ack.reason());
       return false;
     }
-    auto setup = PrepareFromJoinAck(ack, opt_.data_dir, opt_.index, 1);
+    auto setup = PrepareFromJoinAck(ack, NodeData{opt_.data_dir, opt_.partition_file}, opt_.index, 1);
     if (!setup.ok()) {
       spdlog::error("{}: {}", id_, setup.status().ToString());
       return false;

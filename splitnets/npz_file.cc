@@ -210,4 +210,53 @@ Result<std::vector<uint8_t>> NpzFile::ReadU8(const std::string& array, const std
   });
 }
 
+std::string NpyBytes(const std::string& descr, const std::vector<int64_t>& shape, const void* data, size_t bytes,
+                     bool fortran) {
+  std::string dims;
+  for (int64_t d : shape) dims += std::to_string(d) + ", ";
+  if (shape.size() > 1) dims.resize(dims.size() - 2);
+  std::string header = "{'descr': '" + descr + "', 'fortran_order': " + (fortran ? "True" : "False") + ", 'shape': (" + dims + "), }";
+  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  std::string out = "\x93NUMPY";
+  out += '\x01';
+  out += '\x00';
+  out += static_cast<char>(header.size() & 0xff);
+  out += static_cast<char>(header.size() >> 8);
+  out += header;
+  out.append(static_cast<const char*>(data), bytes);
+  return out;
+}
+
+Status WriteNpz(const std::string& path, const std::vector<NpyArray>& arrays) {
+  int err = 0;
+  zip_t* z = zip_open(path.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &err);
+  if (!z) {
+    zip_error_t e;
+    zip_error_init_with_code(&e, err);
+    Status st = Status::Unavailable(path + ": cannot be written (" + zip_error_strerror(&e) + ")");
+    zip_error_fini(&e);
+    return st;
+  }
+  std::vector<std::string> members;  // alive until zip_close reads them
+  members.reserve(arrays.size());
+  for (const auto& a : arrays) {
+    members.push_back(NpyBytes(a.descr, a.shape, a.data, a.bytes));
+    zip_source_t* src = zip_source_buffer(z, members.back().data(), members.back().size(), 0);
+    const zip_int64_t i = src ? zip_file_add(z, (a.name + ".npy").c_str(), src, ZIP_FL_OVERWRITE) : -1;
+    if (i < 0 || zip_set_file_compression(z, static_cast<zip_uint64_t>(i), ZIP_CM_STORE, 0) != 0) {
+      if (src && i < 0) zip_source_free(src);
+      Status st = Status::Unavailable(path + ": cannot add " + a.name + ".npy (" + zip_strerror(z) + ")");
+      zip_discard(z);
+      return st;
+    }
+  }
+  if (zip_close(z) != 0) {
+    Status st = Status::Unavailable(path + ": cannot be written (" + zip_strerror(z) + ")");
+    zip_discard(z);
+    return st;
+  }
+  return Status::Ok();
+}
+
 }  // namespace edgebed

@@ -54,4 +54,21 @@ class NpzFile {
   void* zip_ = nullptr;  // zip_t*
 };
 
+// One array to write: numpy dtype descr ("<f4", "|u1", "<i8"), C-order shape, the bytes.
+struct NpyArray {
+  std::string name;  // "x" becomes x.npy
+  std::string descr;
+  std::vector<int64_t> shape;
+  const void* data = nullptr;
+  size_t bytes = 0;
+};
+
+// The .npy member numpy writes for `a` (format 1.0, header padded to 64 bytes).
+std::string NpyBytes(const std::string& descr, const std::vector<int64_t>& shape, const void* data, size_t bytes,
+                     bool fortran = false);
+
+// Writes `arrays` to `path` as numpy.savez does (stored members). libzip writes a temporary file and
+// renames it on close: a failure leaves no half file. Errors name the file.
+Status WriteNpz(const std::string& path, const std::vector<NpyArray>& arrays);
+
 }  // namespace edgebed

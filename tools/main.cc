@@ -23,6 +23,7 @@
 #include "tools/bench.h"
 #include "tools/server_cmd.h"
 #include "tools/keys.h"
+#include "tools/deploy_cmd.h"
 #include "tools/gnn.h"
 #include "tools/launcher.h"
 #include "tools/ota.h"
@@ -85,6 +86,8 @@ int main(int argc, char** argv) {
   node->add_option("--index", nopt.index, "node index: selects the data partition")->required();
   node->add_option("--id", nopt.node_id, "node identity (default node-<index>)");
   node->add_option("--data-dir", nopt.data_dir, "data folder for data.format fashion-mnist or cifar10 (default: the server's data.dir)");
+  node->add_option("--partition", nopt.partition_file,
+                   "this node's rows alone, cut by `edgebed partition` (the node then needs no copy of the data set)");
   node->add_option("--threads", nopt.threads, "libtorch threads")->check(CLI::Range(1, 256));
   node->add_option("--device", nopt.device, "device description sent at join");
   node->add_option("--peer-bind", nopt.peer_bind, "GNN shards: where to listen for peer shards (default tcp://127.0.0.1:*)");
@@ -129,6 +132,26 @@ int main(int argc, char** argv) {
   keys->add_option("names", key_names, "NAME or NAME=LABEL (LABEL: node-3, node-100..node-999, *relay*); 'server' is the "
                    "server's pair, every other goes on the allow-list")->required();
   keys->add_option("--out", keys_dir, "folder for the key files")->capture_default_str();
+
+  edgebed::DeployOptions dopt;
+  bool no_follow = false;
+  auto* deploy = app.add_subcommand("deploy", "deploy a federation on real machines with Ansible: packages, keys, data "
+                                    "partitions, services; then follow the run and fetch its folder");
+  deploy->add_option("inventory", dopt.inventory, "cluster inventory (TOML; see examples/cluster.toml)")->required()
+      ->check(CLI::ExistingFile);
+  deploy->add_flag("--prepare-only", dopt.prepare_only, "check the inventory and prepare the work folder; run no playbook");
+  deploy->add_flag("--no-follow", no_follow, "return once the services run; do not follow the run");
+  deploy->add_option("--playbook-dir", dopt.playbook_dir, "folder of deploy.yml and fetch.yml (default: the source tree's "
+                     "tools/deploy/ansible, else /usr/share/edgebed/ansible)");
+  deploy->add_option("--poll-s", dopt.poll_s, "follow: seconds between progress checks")->check(CLI::Range(1.0, 3600.0))
+      ->capture_default_str();
+
+  std::string partition_out;
+  auto* partition = app.add_subcommand("partition", "cut every node's data partition into its own file (node-K.npz), "
+                                       "for `edgebed node --partition`");
+  partition->add_option("scenario", scenario_path, "scenario file; none = the embedded default")->check(CLI::ExistingFile);
+  partition->add_option("--set", sets, "override a field: section.field=value (repeatable)");
+  partition->add_option("--out", partition_out, "folder for the files")->required();
 
   edgebed::SweepOptions sopt;
   std::string sweep_values;
@@ -233,6 +256,10 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (*keys) return edgebed::RunKeys(keys_dir, key_names);
+  if (*deploy) {
+    dopt.follow = !no_follow;
+    return edgebed::RunDeploy(dopt);
+  }
   static std::atomic<bool> node_stop{false};  // nodes and node hosts: SIGTERM/SIGINT leave gracefully
   if (*node || *host) {
     signal(SIGINT, [](int) { node_stop = true; });
@@ -302,6 +329,7 @@ int main(int argc, char** argv) {
     spdlog::error("{}: model.name = \"{}\"; edgebed gnn needs a scenario with model.name = \"gnn\"", scenario_path, sc->model);
     return 2;
   }
+  if (*partition) return edgebed::RunPartition(sc.value(), partition_out);
   if (*gnn_graph) return edgebed::RunGnnGraphInfo(sc.value(), gnn_write);
   if (*gnn_cmp) return edgebed::RunGnnCompare(sc.value(), gopt, SelfExe(argv[0]));
   if (*run && sc->is_gnn() && sc->gnn.mode == "full") return edgebed::RunGnnReference(sc.value());

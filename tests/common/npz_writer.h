@@ -9,25 +9,14 @@
 #include <string>
 #include <vector>
 
+#include "splitnets/npz_file.h"
+
 namespace edgebed::testing {
 
-// One .npy member: descr such as "<f4", "|u1", "<i8"; header padded to 64 bytes as numpy pads it.
+// One .npy member (the library's writer; Fortran order too, for the reader's refusal).
 inline std::string Npy(const std::string& descr, const std::vector<int64_t>& shape, const void* data, size_t bytes,
                        bool fortran = false) {
-  std::string dims;
-  for (int64_t d : shape) dims += std::to_string(d) + ", ";
-  if (shape.size() > 1) dims.resize(dims.size() - 2);
-  std::string header = "{'descr': '" + descr + "', 'fortran_order': " + (fortran ? "True" : "False") + ", 'shape': (" + dims + "), }";
-  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
-  header += '\n';
-  std::string out = "\x93NUMPY";
-  out += '\x01';
-  out += '\x00';
-  out += static_cast<char>(header.size() & 0xff);
-  out += static_cast<char>(header.size() >> 8);
-  out += header;
-  out.append(static_cast<const char*>(data), bytes);
-  return out;
+  return NpyBytes(descr, shape, data, bytes, fortran);
 }
 
 // Writes members {array name -> .npy bytes} to `path`.

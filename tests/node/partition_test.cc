@@ -126,7 +126,7 @@ TEST_CASE("a node reads only its own partition's rows, and a node host only its 
   const auto parts = PartitionAll(full->labels, 10, s).value();
   for (auto [first, count] : {std::pair<uint32_t, uint32_t>{3, 1}, {2, 3}}) {
     CAPTURE(first);
-    auto setup = PrepareFromJoinAck(ack, "", first, count);
+    auto setup = PrepareFromJoinAck(ack, NodeData{}, first, count);
     REQUIRE_MESSAGE(setup.ok(), setup.status().message());
     size_t held = 0;
     for (uint32_t k = 0; k < 10; ++k) {
@@ -145,5 +145,5 @@ TEST_CASE("a node reads only its own partition's rows, and a node host only its 
     CHECK(setup->data.images.size() == held * 784);
   }
   ack.mutable_data()->set_train_rows(60000);  // the server saw other files
-  CHECK(PrepareFromJoinAck(ack, "", 0, 1).status().message().find("every node needs the server's data files") != std::string::npos);
+  CHECK(PrepareFromJoinAck(ack, NodeData{}, 0, 1).status().message().find("every node needs the server's data files") != std::string::npos);
 }

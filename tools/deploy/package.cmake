@@ -1,5 +1,5 @@
 # Debian packages (CPack): `tools/package` builds edgebed_<version>_<arch>.deb.
-# /usr/bin/edgebed; /usr/share/edgebed/{scenarios,decoders,backbones,examples}; systemd units
+# /usr/bin/edgebed; /usr/share/edgebed/{scenarios,decoders,backbones,examples,ansible}; systemd units
 # edgebed-server.service and edgebed-node@.service; /etc/edgebed (scenario, environment files,
 # keys/); the edgebed system user (postinst). Depends on the runtime libraries the binary links
 # (dpkg-shlibdeps), so `apt-get install ./edgebed_*.deb` pulls them.
@@ -10,7 +10,8 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/scenarios/ DESTINATION ${EDGEBED_SHARE}/
 install(FILES ${PROJECT_SOURCE_DIR}/codecs/decoders/amp_da_net.pt DESTINATION ${EDGEBED_SHARE}/decoders)
 install(FILES ${PROJECT_SOURCE_DIR}/splitnets/backbones/irbnet_c0-4.pt DESTINATION ${EDGEBED_SHARE}/backbones)
 install(FILES ${PROJECT_SOURCE_DIR}/examples/your_model.py ${PROJECT_SOURCE_DIR}/examples/your_model.toml
-        DESTINATION ${EDGEBED_SHARE}/examples)
+              ${PROJECT_SOURCE_DIR}/examples/cluster.toml DESTINATION ${EDGEBED_SHARE}/examples)
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/tools/deploy/ansible/ DESTINATION ${EDGEBED_SHARE}/ansible)
 install(FILES ${PROJECT_SOURCE_DIR}/tools/deploy/systemd/edgebed-server.service
               ${PROJECT_SOURCE_DIR}/tools/deploy/systemd/edgebed-node@.service
         DESTINATION lib/systemd/system)
@@ -37,7 +38,8 @@ else()
   set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
   set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, systemd")
 endif()
-set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "gnuplot-nox, dataset-fashion-mnist")
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "gnuplot-nox, dataset-fashion-mnist, iproute2")
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "ansible-core")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA "${PROJECT_SOURCE_DIR}/tools/deploy/debian/postinst;${PROJECT_SOURCE_DIR}/tools/deploy/debian/prerm;${PROJECT_SOURCE_DIR}/tools/deploy/debian/conffiles")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
