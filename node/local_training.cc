@@ -1,7 +1,9 @@
 #include "node/local_training.h"
 
 #include <cmath>
+#include <random>
 
+#include "codecs/rng.h"
 #include "codecs/wire.h"
 #include "splitnets/data_files.h"
 #include "splitnets/partition_file.h"
@@ -131,6 +133,8 @@ Status LocalFit(Learner& learner, const Dataset& data, const std::vector<uint32_
     if (!vq) return Status::InvalidArgument("fit_ins.vq: this node keeps no quantiser state");
   }
   if (!std::isfinite(ins.corrupt_factor())) return Status::InvalidArgument("fit_ins.corrupt_factor must be finite");
+  if (!(ins.corrupt_noise_std() >= 0.0f && std::isfinite(ins.corrupt_noise_std())))
+    return Status::InvalidArgument("fit_ins.corrupt_noise_std must be finite and >= 0");
   ParamSet global;
   EDGEBED_RETURN_IF_ERROR(wire::FromTensors(ins.params(), "fit_ins.params", &learner.specs(), &global));
   EDGEBED_RETURN_IF_ERROR(learner.SetParams(global));
@@ -150,6 +154,11 @@ Status LocalFit(Learner& learner, const Dataset& data, const std::vector<uint32_
   for (size_t i = 0; i < update.flat.size(); ++i) update.flat[i] -= global.flat[i];
   if (ins.corrupt_factor() != 0.0f)
     for (float& v : update.flat) v *= ins.corrupt_factor();
+  if (ins.corrupt_noise_std() > 0.0f) {  // a Byzantine node that sends noise (seeded by the round's stream)
+    Rng rng = MakeRng(ins.seed(), "corrupt-noise");
+    std::normal_distribution<float> noise(0.0f, ins.corrupt_noise_std());
+    for (float& v : update.flat) v = noise(rng);
+  }
   res->set_round(ins.round());
   if (ins.has_vq()) {
     std::vector<uint32_t> idx(NumBlocks(update.flat.size(), q.block_length));

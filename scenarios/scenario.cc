@@ -74,7 +74,18 @@ Status Fields(V& r, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Int("federation.rounds", &s->rounds, 1, 1000000));
   EDGEBED_RETURN_IF_ERROR(r.Real("federation.fraction", &s->fraction, 0.0, 1.0, true));
   EDGEBED_RETURN_IF_ERROR(r.Real("federation.min_quorum", &s->min_quorum, 0.0, 1.0, true));
-  EDGEBED_RETURN_IF_ERROR(r.Str("federation.strategy", &s->strategy, {"fedavg"}));
+  EDGEBED_RETURN_IF_ERROR(r.Str("federation.strategy", &s->strategy, {"fedavg", "fedavgm", "fedadagrad", "fedadam", "fedyogi"}));
+  EDGEBED_RETURN_IF_ERROR(r.Real("federation.server_lr", &s->server_lr, 0.0, 10.0, true));
+  EDGEBED_RETURN_IF_ERROR(r.Real("federation.server_momentum", &s->server_momentum, 0.0, 0.999));
+  EDGEBED_RETURN_IF_ERROR(r.Real("federation.beta1", &s->beta1, 0.0, 0.999));
+  EDGEBED_RETURN_IF_ERROR(r.Real("federation.beta2", &s->beta2, 0.0, 0.999));
+  EDGEBED_RETURN_IF_ERROR(r.Real("federation.tau", &s->tau, 0.0, 1.0, true));
+  EDGEBED_RETURN_IF_ERROR(r.Str("federation.aggregation", &s->aggregation,
+                                {"mean", "median", "trimmed_mean", "krum", "multi_krum", "bulyan", "norm_bound"}));
+  EDGEBED_RETURN_IF_ERROR(r.Int("federation.byzantine", &s->byzantine, 0, 100000));
+  EDGEBED_RETURN_IF_ERROR(r.Real("federation.trim_fraction", &s->trim_fraction, 0.0, 0.49));
+  EDGEBED_RETURN_IF_ERROR(r.Int("federation.multi_krum_keep", &s->multi_krum_keep, 0, 100000));
+  EDGEBED_RETURN_IF_ERROR(r.Real("federation.clip_norm", &s->clip_norm, 0.0, 1e9));
   EDGEBED_RETURN_IF_ERROR(r.Str("federation.selection", &s->selection, {"random", "deadline", "channel"}));
   EDGEBED_RETURN_IF_ERROR(r.Real("federation.over_commit", &s->over_commit, 0.0, 10.0));
   EDGEBED_RETURN_IF_ERROR(r.Int("federation.evaluate_every", &s->evaluate_every, 0, 1000000));
@@ -188,6 +199,20 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
   GraphConfig& gg = gn.graph;
   SplitConfig& sp = s->split;
   SplitInferenceConfig& inf = sp.inference;
+  if (s->aggregation != "mean") {  // robust rules need each node's update, and enough of them per round
+    if (c.uplink == "analog_ota" || c.uplink == "digital_ota")
+      return Status::InvalidArgument("federation.aggregation = " + s->aggregation + " needs each node's update; channel.uplink = " +
+                                     c.uplink + " delivers only their sum (use mean)");
+    if (s->aggregation == "norm_bound" && !(s->clip_norm > 0.0))
+      return Status::InvalidArgument("federation.clip_norm must be > 0 for aggregation = norm_bound");
+    const uint32_t f = s->byzantine;
+    const uint32_t need = s->aggregation == "bulyan" ? 4 * f + 3 : (s->aggregation == "krum" || s->aggregation == "multi_krum") ? 2 * f + 3 : 1;
+    const auto per_round = static_cast<uint32_t>(std::ceil(s->fraction * s->nodes));
+    if (per_round < need)
+      return Status::InvalidArgument("federation.aggregation = " + s->aggregation + " with byzantine = " + std::to_string(f) +
+                                     " needs at least " + std::to_string(need) + " updates a round; federation.fraction x nodes gives " +
+                                     std::to_string(per_round));
+  }
   if (s->bind.rfind("tcp://", 0) != 0 && s->bind.rfind("ipc://", 0) != 0)
     return Status::InvalidArgument("server.bind = '" + s->bind + "' must be tcp://host:port or ipc://path");
   EDGEBED_RETURN_IF_ERROR(c.Validate());  // cross-field checks and the liquid name sets
@@ -240,8 +265,9 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(ReadTableArray(r, root, "faults.corrupt", "{node = N, kind = \"sign_flip\"}", [&](Reader& sub) {
     CorruptFault f;
     Status st = sub.Int("node", &f.node, 0, int64_t{s->nodes} - 1);
-    if (st.ok()) st = sub.Str("kind", &f.kind, {"sign_flip", "scale"});
+    if (st.ok()) st = sub.Str("kind", &f.kind, {"sign_flip", "scale", "random"});
     if (st.ok()) st = sub.Real("factor", &f.factor, -1e6, 1e6);
+    if (st.ok()) st = sub.Real("std", &f.std, 0.0, 1e6, true);
     if (st.ok()) st = sub.Int("from_round", &f.from_round, 1, s->rounds);
     if (!st.ok()) return st;
     if (f.kind == "sign_flip") f.factor = -1.0;
@@ -408,7 +434,7 @@ std::string Scenario::ToToml() const {
   for (const auto& c : crashes) crash_arr.push_back(toml::table{{"node", int64_t{c.node}}, {"round", int64_t{c.round}}});
   for (const auto& c : corrupt)
     corrupt_arr.push_back(toml::table{{"node", int64_t{c.node}}, {"kind", c.kind}, {"factor", c.factor},
-                                      {"from_round", int64_t{c.from_round}}});
+                                      {"std", c.std}, {"from_round", int64_t{c.from_round}}});
   toml::table faults;
   if (!crash_arr.empty()) faults.insert("crash", crash_arr);
   if (!corrupt_arr.empty()) faults.insert("corrupt", corrupt_arr);

@@ -27,8 +27,9 @@ struct CrashFault {
 // its update by `factor` before quantising or sending it. kind "sign_flip" means factor -1.
 struct CorruptFault {
   uint32_t node = 0;
-  std::string kind = "sign_flip";  // sign_flip | scale
+  std::string kind = "sign_flip";  // sign_flip | scale | random (the update replaced by N(0, std^2) noise)
   double factor = -1.0;            // kind = scale: any finite factor, e.g. -5 or 10
+  double std = 1.0;                // kind = random: the noise's standard deviation
   uint32_t from_round = 1;
 };
 
@@ -98,7 +99,16 @@ struct Scenario {
   uint32_t rounds = 20;
   double fraction = 1.0;            // (0, 1]
   double min_quorum = 0.5;          // (0, 1]
-  std::string strategy = "fedavg";
+  std::string strategy = "fedavg";  // fedavg | fedavgm | fedadagrad | fedadam | fedyogi
+  double server_lr = 1.0;           // server step size eta (fedavgm, fedadagrad/adam/yogi), (0, 10]
+  double server_momentum = 0.9;     // fedavgm: beta, [0, 0.999]
+  double beta1 = 0.9, beta2 = 0.99; // fedadagrad/adam/yogi moment decays, [0, 0.999]
+  double tau = 1e-3;                // fedadagrad/adam/yogi: adaptivity, (0, 1]
+  std::string aggregation = "mean"; // mean | median | trimmed_mean | krum | multi_krum | bulyan | norm_bound
+  uint32_t byzantine = 0;           // f tolerated (krum, multi_krum, bulyan)
+  double trim_fraction = 0.1;       // trimmed_mean: share cut from each end
+  uint32_t multi_krum_keep = 0;     // multi_krum: updates averaged; 0 = n - f
+  double clip_norm = 0.0;           // norm_bound: the largest update norm kept
   std::string selection = "random"; // random | deadline | channel
   double over_commit = 0.0;         // select ceil(K (1 + over_commit)); aggregate the first K updates
   uint32_t evaluate_every = 0;      // every N rounds the participants evaluate the new model on their data; 0 = never

@@ -66,6 +66,16 @@ Result<std::unique_ptr<ServerCore>> FederatedServer::Create(const Scenario& sc, 
                  s->global.bytes() / 1024.0, s->learner->FullModelBytes() / 1024.0);
   StrategyOptions so;
   so.name = sc.strategy;
+  so.server.lr = sc.server_lr;
+  so.server.momentum = sc.server_momentum;
+  so.server.beta1 = sc.beta1;
+  so.server.beta2 = sc.beta2;
+  so.server.tau = sc.tau;
+  so.robust.rule = sc.aggregation;
+  so.robust.byzantine = sc.byzantine;
+  so.robust.trim_fraction = sc.trim_fraction;
+  so.robust.multi_krum_keep = sc.multi_krum_keep;
+  so.robust.clip_norm = sc.clip_norm;
   so.fraction = sc.fraction;
   so.selection.policy = sc.selection;
   so.selection.over_commit = sc.over_commit;
@@ -302,10 +312,14 @@ void FederatedServer::RunRound(uint32_t r, Clock::time_point run_start) {
   for (const auto& id : selected) {
     const auto* rec = registry.Find(id);
     ins->set_seed(DeriveSeed(sc.seed, "local-train", rec->index, r));
-    float corrupt = 0.0f;
+    float corrupt = 0.0f, noise = 0.0f;
     for (const auto& c : sc.corrupt)
-      if (c.node == rec->index && r >= c.from_round) corrupt = static_cast<float>(c.factor);
+      if (c.node == rec->index && r >= c.from_round) {
+        if (c.kind == "random") noise = static_cast<float>(c.std);
+        else corrupt = static_cast<float>(c.factor);
+      }
     ins->set_corrupt_factor(corrupt);
+    ins->set_corrupt_noise_std(noise);
     bool crash = false;
     for (const auto& c : sc.crashes) crash |= (c.node == rec->index && c.round == r);
     ins->set_crash_mid_round(crash);

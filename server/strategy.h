@@ -1,6 +1,7 @@
 // How a round is configured and its results combined (Flower's Strategy, trimmed to what the
 // server loop needs). Results stream in one at a time, so a strategy keeps O(model) state.
-// FedProx, FedAdam/Yogi, SCAFFOLD, FedBuff and Krum are further implementations of this interface.
+// strategies.cc holds the float-update family: FedAvg, FedAvgM, FedAdagrad, FedAdam, FedYogi, each with
+// the weighted mean or a Byzantine-robust aggregation rule.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -10,7 +11,9 @@
 #include "codecs/params.h"
 #include "codecs/rng.h"
 #include "codecs/status.h"
+#include "server/robust_aggregate.h"
 #include "server/selection.h"
+#include "server/server_optimizer.h"
 
 namespace edgebed {
 
@@ -54,11 +57,14 @@ class Strategy {
 };
 
 struct StrategyOptions {
-  std::string name = "fedavg";
+  std::string name = "fedavg";  // fedavg | fedavgm | fedadagrad | fedadam | fedyogi (StrategyNames)
   double fraction = 1.0;  // share of available nodes selected per round, (0, 1]
   SelectionOptions selection;  // its fraction is set from the one above
+  ServerOptimizerOptions server;  // lr, momentum, betas, tau; its kind follows from the name
+  RobustOptions robust;           // how updates combine; rule "mean" = FedAvg's weighted mean
 };
 
 Result<std::unique_ptr<Strategy>> MakeStrategy(const StrategyOptions& opt);
+const std::vector<std::string>& StrategyNames();
 
 }  // namespace edgebed

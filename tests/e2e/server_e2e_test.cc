@@ -71,11 +71,12 @@ pid_t FindProcess(const std::vector<std::string>& parts) {
 
 }  // namespace
 
-TEST_CASE("a server SIGKILLed at a random round and resumed ends with the uninterrupted run's model") {
+TEST_CASE("a server SIGKILLed at a random round and resumed ends with the uninterrupted run's model (FedYogi: its moments are in the checkpoint)") {
   const std::string ref = TempDir("resume-ref"), out = TempDir("resume");
   fs::remove_all(ref);
   fs::remove_all(out);
-  const std::vector<std::string> set = {"federation.rounds=6", "data.partition=\"iid\""};
+  const std::vector<std::string> set = {"federation.rounds=6", "data.partition=\"iid\"", "federation.strategy=\"fedyogi\"",
+                                        "federation.server_lr=0.01"};
   REQUIRE_MESSAGE(RunArgs(RunCmd(ref, set), ref + ".log") == 0, Slurp(ref + ".log"));
 
   // The round to kill after: seeded, and named in the messages so that a failure can be replayed.

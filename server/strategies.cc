@@ -1,0 +1,108 @@
+// The float-update strategies: how the round's updates combine into one (the weighted mean of FedAvg
+// (McMahan et al. 2017), or a Byzantine-robust rule, robust_aggregate.h) and how the server moves the
+// model by it (plain, FedAvgM, FedAdagrad, FedAdam, FedYogi: server_optimizer.h). The mean streams
+// (one accumulator the size of the model); the robust rules keep the round's updates.
+#include <algorithm>
+#include <cmath>
+
+#include "server/aggregate.h"
+#include "server/robust_aggregate.h"
+#include "server/server_optimizer.h"
+#include "server/strategy.h"
+
+namespace edgebed {
+namespace {
+
+class UpdateStrategy final : public Strategy {
+ public:
+  UpdateStrategy(std::string name, SelectionOptions selection, RobustOptions robust, std::unique_ptr<ServerOptimizer> opt)
+      : name_(std::move(name)), selection_(std::move(selection)), robust_(std::move(robust)), opt_(std::move(opt)) {}
+  std::string name() const override { return name_; }
+
+  Selection ConfigureFit(uint32_t, const std::vector<Candidate>& available, Rng& rng) override {
+    return SelectNodes(selection_, available, rng);
+  }
+
+  void BeginRound(uint32_t, const ParamSet& global) override {
+    size_ = global.flat.size();
+    mean_.Reset(streaming() ? size_ : 0);
+    updates_.clear();
+    weights_.clear();
+  }
+
+  Status Accumulate(const FitResult& r) override {
+    if (r.update.flat.size() != size_)
+      return Status::InvalidArgument("update of " + r.node_id + " has " + std::to_string(r.update.flat.size()) +
+                                     " values, the model has " + std::to_string(size_));
+    if (r.num_samples == 0) return Status::InvalidArgument("update of " + r.node_id + " has num_samples = 0");
+    if (streaming()) {
+      mean_.Add(r.update.flat.data(), r.update.flat.size(), static_cast<double>(r.num_samples));
+    } else {
+      updates_.push_back(r.update.flat);
+      weights_.push_back(static_cast<double>(r.num_samples));
+    }
+    return Status::Ok();
+  }
+
+  Result<ParamSet> AggregateFit(uint32_t round, const ParamSet& global, const std::vector<FitFailure>&) override {
+    std::vector<float> delta(size_);
+    if (streaming()) {
+      if (mean_.count() == 0) return Status::Unavailable("round " + std::to_string(round) + ": no update to aggregate");
+      mean_.Mean(delta.data());
+    } else {
+      auto agg = RobustAggregate(updates_, weights_, robust_);
+      if (!agg.ok()) return Status::Unavailable("round " + std::to_string(round) + ": " + agg.status().message());
+      delta = std::move(agg).value();
+    }
+    ParamSet next = global;
+    EDGEBED_RETURN_IF_ERROR(opt_->Step(delta, &next.flat));
+    return next;
+  }
+
+  std::string SaveState() const override { return opt_->Save(); }
+  Status LoadState(const std::string& state) override {
+    Status st = opt_->Load(state);
+    return st.ok() ? st : Status::InvalidArgument("federation.strategy = " + name_ + ": " + st.message());
+  }
+
+ private:
+  bool streaming() const { return robust_.rule == "mean"; }
+  std::string name_;
+  SelectionOptions selection_;
+  RobustOptions robust_;
+  std::unique_ptr<ServerOptimizer> opt_;
+  size_t size_ = 0;
+  WeightedMean mean_;
+  std::vector<std::vector<float>> updates_;
+  std::vector<double> weights_;
+};
+
+}  // namespace
+
+const std::vector<std::string>& StrategyNames() {
+  static const std::vector<std::string> names = {"fedavg", "fedavgm", "fedadagrad", "fedadam", "fedyogi"};
+  return names;
+}
+
+Result<std::unique_ptr<Strategy>> MakeStrategy(const StrategyOptions& opt) {
+  if (!(opt.fraction > 0.0 && opt.fraction <= 1.0))
+    return Status::InvalidArgument("federation.fraction must be in (0, 1]");
+  SelectionOptions sel = opt.selection;
+  sel.fraction = opt.fraction;
+  if (sel.policy != "random" && sel.policy != "deadline" && sel.policy != "channel")
+    return Status::InvalidArgument("federation.selection = '" + sel.policy + "' is unknown; allowed: random, deadline, channel");
+  ServerOptimizerOptions so = opt.server;
+  if (opt.name == "fedavg") so.kind = "none";
+  else if (opt.name == "fedavgm") so.kind = "momentum";
+  else if (opt.name == "fedadagrad") so.kind = "adagrad";
+  else if (opt.name == "fedadam") so.kind = "adam";
+  else if (opt.name == "fedyogi") so.kind = "yogi";
+  else
+    return Status::InvalidArgument("federation.strategy = '" + opt.name +
+                                   "' is unknown; allowed: fedavg, fedavgm, fedadagrad, fedadam, fedyogi");
+  EDGEBED_RETURN_IF_ERROR(ValidateRobust(opt.robust));
+  EDGEBED_ASSIGN_OR_RETURN(auto server_opt, ServerOptimizer::Create(so));
+  return std::unique_ptr<Strategy>(new UpdateStrategy(opt.name, sel, opt.robust, std::move(server_opt)));
+}
+
+}  // namespace edgebed

@@ -1,0 +1,205 @@
+// The server optimisers against Reddi et al. 2021's Algorithm 2 and Hsu et al. 2019 worked by hand,
+// the robust aggregation rules against hand-computed sets with outliers, and the strategy that
+// combines them.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "server/robust_aggregate.h"
+#include "server/server_optimizer.h"
+#include "server/strategy.h"
+
+using namespace edgebed;
+
+namespace {
+
+std::unique_ptr<ServerOptimizer> Opt(const std::string& kind, double lr = 1.0) {
+  ServerOptimizerOptions o;
+  o.kind = kind;
+  o.lr = lr;
+  o.beta1 = 0.9;
+  o.beta2 = 0.99;
+  o.tau = 0.1;
+  o.momentum = 0.9;
+  auto r = ServerOptimizer::Create(o);
+  REQUIRE(r.ok());
+  return std::move(r).value();
+}
+
+// One coordinate's step for delta after `steps` equal deltas.
+double Steps(ServerOptimizer& opt, double delta, int steps) {
+  std::vector<float> x = {0.0f};
+  float before = 0.0f;
+  for (int i = 0; i < steps; ++i) {
+    before = x[0];
+    REQUIRE(opt.Step({static_cast<float>(delta)}, &x).ok());
+  }
+  return x[0] - before;
+}
+
+std::vector<std::vector<float>> OneD(std::initializer_list<float> v) {
+  std::vector<std::vector<float>> out;
+  for (float x : v) out.push_back({x});
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("adaptive server optimisers: the first step is Algorithm 2's, m from 0 and v from tau^2") {
+  // delta = 0.5, beta1 = 0.9, beta2 = 0.99, tau = 0.1: m1 = 0.05 and v0 = 0.01.
+  CHECK(Steps(*Opt("adam"), 0.5, 1) == doctest::Approx(0.05 / (std::sqrt(0.99 * 0.01 + 0.01 * 0.25) + 0.1)).epsilon(1e-5));
+  CHECK(Steps(*Opt("adagrad"), 0.5, 1) == doctest::Approx(0.05 / (std::sqrt(0.01 + 0.25) + 0.1)).epsilon(1e-5));
+  // Yogi: v1 = v0 - (1 - beta2) delta^2 sign(v0 - delta^2) = 0.01 + 0.0025.
+  CHECK(Steps(*Opt("yogi"), 0.5, 1) == doctest::Approx(0.05 / (std::sqrt(0.0125) + 0.1)).epsilon(1e-5));
+  // The server learning rate scales the step.
+  CHECK(Steps(*Opt("adam", 0.1), 0.5, 1) == doctest::Approx(0.1 * 0.05 / (std::sqrt(0.0124) + 0.1)).epsilon(1e-5));
+}
+
+TEST_CASE("adaptive server optimisers under a constant update approach lr |delta| / (|delta| + tau)") {
+  // m -> delta and v -> delta^2 (Adam, Yogi): the step tends to lr delta / (|delta| + tau).
+  // Yogi's v moves by (1 - beta2) delta^2 every step, so near delta^2 it stays within about
+  // +-(1 - beta2) / 2 = 0.5% in sqrt(v): its step within 0.5% |delta| / (|delta| + tau) of the limit.
+  for (const auto& [kind, tol] : {std::pair<const char*, double>{"adam", 1e-3}, {"yogi", 4e-3}}) {
+    CAPTURE(kind);
+    CHECK(Steps(*Opt(kind), 0.5, 3000) == doctest::Approx(0.5 / (0.5 + 0.1)).epsilon(tol));
+    CHECK(Steps(*Opt(kind), -0.2, 3000) == doctest::Approx(-0.2 / (0.2 + 0.1)).epsilon(tol));
+  }
+  // Adagrad: v grows as t delta^2, so the t-th step is about delta / (sqrt(t) |delta|).
+  CHECK(Steps(*Opt("adagrad"), 0.5, 400) == doctest::Approx(0.5 / (std::sqrt(0.01 + 400 * 0.25) + 0.1)).epsilon(1e-2));
+}
+
+TEST_CASE("server momentum (FedAvgM): v = beta v + delta, x += lr v; plain FedAvg adds delta") {
+  auto m = Opt("momentum", 0.5);
+  std::vector<float> x = {1.0f};
+  REQUIRE(m->Step({0.5f}, &x).ok());  // v = 0.5
+  REQUIRE(m->Step({0.5f}, &x).ok());  // v = 0.95
+  CHECK(x[0] == doctest::Approx(1.0 + 0.5 * (0.5 + 0.95)));
+  auto none = Opt("none");
+  std::vector<float> y = {1.0f, 2.0f};
+  REQUIRE(none->Step({0.25f, -1.0f}, &y).ok());
+  CHECK(y == std::vector<float>{1.25f, 1.0f});
+  CHECK_FALSE(none->Step({1.0f}, &y).ok());  // sizes differ
+}
+
+TEST_CASE("server optimiser state survives a checkpoint: a restored optimiser steps as the original") {
+  auto a = Opt("yogi"), b = Opt("yogi");
+  std::vector<float> xa = {0.0f, 1.0f}, xb;
+  REQUIRE(a->Step({0.3f, -0.1f}, &xa).ok());
+  REQUIRE(a->Step({0.2f, 0.4f}, &xa).ok());
+  REQUIRE(b->Load(a->Save()).ok());
+  xb = xa;
+  REQUIRE(a->Step({-0.5f, 0.1f}, &xa).ok());
+  REQUIRE(b->Step({-0.5f, 0.1f}, &xb).ok());
+  CHECK(xa == xb);
+  CHECK_FALSE(Opt("adam")->Load(a->Save()).ok());  // yogi's moments are not adam's
+  CHECK_FALSE(Opt("yogi")->Load(a->Save().substr(0, 20)).ok());
+}
+
+TEST_CASE("server optimiser options out of range are errors naming the field") {
+  ServerOptimizerOptions o;
+  o.kind = "adam";
+  o.tau = 0.0;
+  CHECK(ServerOptimizer::Create(o).status().message().find("federation.tau") != std::string::npos);
+  o.tau = 1e-3;
+  o.lr = -1;
+  CHECK(ServerOptimizer::Create(o).status().message().find("federation.server_lr") != std::string::npos);
+  o.lr = 1;
+  o.kind = "lion";
+  CHECK(ServerOptimizer::Create(o).status().message().find("'lion' is unknown") != std::string::npos);
+}
+
+TEST_CASE("median and trimmed mean, coordinate by coordinate") {
+  RobustOptions o;
+  o.rule = "median";
+  auto med = RobustAggregate(OneD({1, 2, 3, 100, -50}), std::vector<double>(5, 1.0), o);
+  REQUIRE(med.ok());
+  CHECK(med.value()[0] == doctest::Approx(2.0));
+  CHECK(RobustAggregate(OneD({1, 2, 3, 4}), std::vector<double>(4, 1.0), o).value()[0] == doctest::Approx(2.5));
+  o.rule = "trimmed_mean";
+  o.trim_fraction = 0.2;  // n = 5: one value cut from each end
+  CHECK(RobustAggregate(OneD({1, 2, 3, 100, -50}), std::vector<double>(5, 1.0), o).value()[0] == doctest::Approx(2.0));
+  // Two coordinates are independent, and an erased value (NaN) counts as 0.
+  o.rule = "median";
+  auto two = RobustAggregate({{1, NAN}, {2, 5}, {3, 6}}, {1, 1, 1}, o);
+  REQUIRE(two.ok());
+  CHECK(two.value() == std::vector<float>{2, 5});
+}
+
+TEST_CASE("Krum picks the update closest to its n - f - 2 neighbours; Multi-Krum averages the n - f best") {
+  // n = 7, f = 2: each score sums the 3 smallest squared distances. Scores: 0 -> 12.25, 1 -> 5.25,
+  // 1.5 -> 4.75, 3 -> 7.25, 4 -> 16.25, 100 and 101 -> over 9000.
+  const auto u = OneD({0, 1, 1.5, 3, 4, 100, 101});
+  const std::vector<double> w(7, 1.0);
+  RobustOptions o;
+  o.rule = "krum";
+  o.byzantine = 2;
+  std::vector<size_t> chosen;
+  auto k = RobustAggregate(u, w, o, &chosen);
+  REQUIRE(k.ok());
+  CHECK(k.value()[0] == doctest::Approx(1.5));
+  CHECK(chosen == std::vector<size_t>{2});
+  o.rule = "multi_krum";
+  auto mk = RobustAggregate(u, w, o, &chosen);
+  REQUIRE(mk.ok());
+  CHECK(mk.value()[0] == doctest::Approx((1.5 + 1 + 3 + 0 + 4) / 5.0));
+  CHECK(chosen == std::vector<size_t>{2, 1, 3, 0, 4});
+  o.multi_krum_keep = 2;
+  CHECK(RobustAggregate(u, w, o).value()[0] == doctest::Approx((1.5 + 1) / 2.0));
+  // Too few updates for f: an error that says how many are needed.
+  o.rule = "krum";
+  auto few = RobustAggregate(OneD({1, 2, 3, 4, 5, 6}), std::vector<double>(6, 1.0), o);
+  REQUIRE_FALSE(few.ok());
+  CHECK(few.status().message().find("needs at least 7 updates, the round has 6") != std::string::npos);
+}
+
+TEST_CASE("Bulyan stays within the honest values and ignores how far the attackers go") {
+  RobustOptions o;
+  o.rule = "bulyan";
+  o.byzantine = 1;  // n >= 4f + 3 = 7
+  const std::vector<double> w(7, 1.0);
+  auto near = RobustAggregate({{0, 1}, {1, 2}, {1.5, 1.5}, {3, 0}, {4, 1}, {2, 2}, {100, -100}}, w, o);
+  auto far = RobustAggregate({{0, 1}, {1, 2}, {1.5, 1.5}, {3, 0}, {4, 1}, {2, 2}, {1e6, -1e6}}, w, o);
+  REQUIRE(near.ok());
+  REQUIRE(far.ok());
+  CHECK(near.value() == far.value());
+  CHECK(near.value()[0] >= 0.0f);
+  CHECK(near.value()[0] <= 4.0f);
+  CHECK(near.value()[1] >= 0.0f);
+  CHECK(near.value()[1] <= 2.0f);
+  o.rule = "mean";  // the mean is dragged along
+  CHECK(RobustAggregate({{0, 1}, {1, 2}, {1.5, 1.5}, {3, 0}, {4, 1}, {2, 2}, {1e6, -1e6}}, w, o).value()[0] > 1e5);
+}
+
+TEST_CASE("norm bounding scales updates down to clip_norm, then takes the weighted mean") {
+  RobustOptions o;
+  o.rule = "norm_bound";
+  o.clip_norm = 1.0;
+  auto r = RobustAggregate({{3, 4}, {0, 0.5}}, {1, 3}, o);  // (3, 4) has norm 5 -> (0.6, 0.8)
+  REQUIRE(r.ok());
+  CHECK(r.value()[0] == doctest::Approx((0.6 * 1 + 0 * 3) / 4));
+  CHECK(r.value()[1] == doctest::Approx((0.8 * 1 + 0.5 * 3) / 4));
+  o.clip_norm = 0;
+  CHECK(ValidateRobust(o).message().find("federation.clip_norm") != std::string::npos);
+}
+
+TEST_CASE("a strategy combines the rule and the server optimiser; its state goes into the checkpoint") {
+  StrategyOptions so;
+  so.name = "fedadam";
+  so.server.tau = 0.1;
+  so.robust.rule = "median";
+  auto s = MakeStrategy(so);
+  REQUIRE(s.ok());
+  ParamSet g = ParamSet::Zeros({{"w", {1}}});
+  (*s)->BeginRound(1, g);
+  for (float v : {0.5f, 0.4f, 0.6f, -90.0f, 0.5f}) {
+    FitResult r{"n", 0, g, 10, 0, 0, 0};
+    r.update.flat = {v};
+    REQUIRE((*s)->Accumulate(r).ok());
+  }
+  auto next = (*s)->AggregateFit(1, g, {});
+  REQUIRE(next.ok());  // the median 0.5, through Adam's first step
+  CHECK(next->flat[0] == doctest::Approx(0.05 / (std::sqrt(0.99 * 0.01 + 0.01 * 0.25) + 0.1)).epsilon(1e-5));
+  CHECK_FALSE((*s)->SaveState().empty());
+  so.name = "fedprox2";
+  CHECK(MakeStrategy(so).status().message().find("fedavg, fedavgm, fedadagrad, fedadam, fedyogi") != std::string::npos);
+}
