@@ -147,6 +147,9 @@ Status LocalFit(Learner& learner, const Dataset& data, const std::vector<uint32_
   topt.weight_decay = ins.weight_decay();
   if (!std::isfinite(topt.weight_decay) || topt.weight_decay < 0.0f)
     return Status::InvalidArgument("fit_ins.weight_decay must be finite and >= 0");
+  topt.proximal_mu = ins.proximal_mu();
+  if (!(topt.proximal_mu >= 0.0f && topt.proximal_mu <= 1e6f))
+    return Status::InvalidArgument("fit_ins.proximal_mu must be in [0, 1e6]");
   topt.seed = ins.seed();
   topt.on_progress = on_progress;
   EDGEBED_ASSIGN_OR_RETURN(const TrainStats ts, learner.Train(data, indices, topt));

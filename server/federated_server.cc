@@ -320,6 +320,7 @@ void FederatedServer::RunRound(uint32_t r, Clock::time_point run_start) {
       }
     ins->set_corrupt_factor(corrupt);
     ins->set_corrupt_noise_std(noise);
+    if (sc.strategy == "fedprox") ins->set_proximal_mu(static_cast<float>(sc.proximal_mu));
     bool crash = false;
     for (const auto& c : sc.crashes) crash |= (c.node == rec->index && c.round == r);
     ins->set_crash_mid_round(crash);

@@ -1,4 +1,5 @@
-// The float-update strategies: how the round's updates combine into one (the weighted mean of FedAvg
+// The float-update strategies (FedProx is FedAvg here; its proximal term is the nodes', sent in
+// fit_ins.proximal_mu): how the round's updates combine into one (the weighted mean of FedAvg
 // (McMahan et al. 2017), or a Byzantine-robust rule, robust_aggregate.h) and how the server moves the
 // model by it (plain, FedAvgM, FedAdagrad, FedAdam, FedYogi: server_optimizer.h). The mean streams
 // (one accumulator the size of the model); the robust rules keep the round's updates.
@@ -80,7 +81,7 @@ class UpdateStrategy final : public Strategy {
 }  // namespace
 
 const std::vector<std::string>& StrategyNames() {
-  static const std::vector<std::string> names = {"fedavg", "fedavgm", "fedadagrad", "fedadam", "fedyogi"};
+  static const std::vector<std::string> names = {"fedavg", "fedprox", "fedavgm", "fedadagrad", "fedadam", "fedyogi"};
   return names;
 }
 
@@ -92,14 +93,14 @@ Result<std::unique_ptr<Strategy>> MakeStrategy(const StrategyOptions& opt) {
   if (sel.policy != "random" && sel.policy != "deadline" && sel.policy != "channel")
     return Status::InvalidArgument("federation.selection = '" + sel.policy + "' is unknown; allowed: random, deadline, channel");
   ServerOptimizerOptions so = opt.server;
-  if (opt.name == "fedavg") so.kind = "none";
+  if (opt.name == "fedavg" || opt.name == "fedprox") so.kind = "none";  // FedProx's term is the nodes' (fit_ins.proximal_mu)
   else if (opt.name == "fedavgm") so.kind = "momentum";
   else if (opt.name == "fedadagrad") so.kind = "adagrad";
   else if (opt.name == "fedadam") so.kind = "adam";
   else if (opt.name == "fedyogi") so.kind = "yogi";
   else
     return Status::InvalidArgument("federation.strategy = '" + opt.name +
-                                   "' is unknown; allowed: fedavg, fedavgm, fedadagrad, fedadam, fedyogi");
+                                   "' is unknown; allowed: fedavg, fedprox, fedavgm, fedadagrad, fedadam, fedyogi");
   EDGEBED_RETURN_IF_ERROR(ValidateRobust(opt.robust));
   EDGEBED_ASSIGN_OR_RETURN(auto server_opt, ServerOptimizer::Create(so));
   return std::unique_ptr<Strategy>(new UpdateStrategy(opt.name, sel, opt.robust, std::move(server_opt)));

@@ -1,6 +1,6 @@
 // How a round is configured and its results combined (Flower's Strategy, trimmed to what the
 // server loop needs). Results stream in one at a time, so a strategy keeps O(model) state.
-// strategies.cc holds the float-update family: FedAvg, FedAvgM, FedAdagrad, FedAdam, FedYogi, each with
+// strategies.cc holds the float-update family: FedAvg, FedProx, FedAvgM, FedAdagrad, FedAdam, FedYogi, each with
 // the weighted mean or a Byzantine-robust aggregation rule.
 #pragma once
 #include <cstdint>
@@ -57,7 +57,7 @@ class Strategy {
 };
 
 struct StrategyOptions {
-  std::string name = "fedavg";  // fedavg | fedavgm | fedadagrad | fedadam | fedyogi (StrategyNames)
+  std::string name = "fedavg";  // fedavg | fedprox | fedavgm | fedadagrad | fedadam | fedyogi (StrategyNames)
   double fraction = 1.0;  // share of available nodes selected per round, (0, 1]
   SelectionOptions selection;  // its fraction is set from the one above
   ServerOptimizerOptions server;  // lr, momentum, betas, tau; its kind follows from the name

@@ -271,6 +271,9 @@ Result<TrainStats> Learner::Train(const Dataset& data, const std::vector<uint32_
   double loss_sum = 0.0;
   size_t loss_count = 0;
   torch::Tensor x, y;
+  std::vector<torch::Tensor> start;  // FedProx: the weights training began from
+  if (opt.proximal_mu > 0.0f)
+    for (const auto& p : impl_->trainable) start.push_back(p.detach().clone());
   try {
     for (int e = 0; e < opt.epochs; ++e) {
       std::shuffle(order.begin(), order.end(), rng);
@@ -287,6 +290,13 @@ Result<TrainStats> Learner::Train(const Dataset& data, const std::vector<uint32_
                                          " at batch " + std::to_string(done + 1) + " (learning rate " +
                                          std::to_string(opt.learning_rate) + " too high, or bad data)");
         loss.backward();
+        if (!start.empty()) {
+          torch::NoGradGuard no_grad;
+          for (size_t i = 0; i < start.size(); ++i) {
+            auto& g = impl_->trainable[i].mutable_grad();
+            if (g.defined()) g.add_(impl_->trainable[i].detach() - start[i], opt.proximal_mu);
+          }
+        }
         optimiser->step();
         loss_sum += value * static_cast<double>(n);
         loss_count += n;

@@ -20,6 +20,8 @@ struct TrainOptions {
   float momentum = 0.0f;        // SGD momentum, 0 = plain SGD (momentum state lives one round)
   std::string optimizer = "sgd";  // sgd | adam (lr = learning_rate, betas 0.9/0.999; state lives one round)
   float weight_decay = 0.0f;    // L2 penalty added to the gradient, both optimisers
+  float proximal_mu = 0.0f;     // FedProx (Li et al. 2020): adds mu (w - w_start) to the gradient, the
+                                // gradient of (mu / 2) |w - w_start|^2 around the weights Train began from
   uint64_t seed = 0;            // batch order
   // Called after every batch with the fraction done (0..1]; returns false to stop early.
   std::function<bool(float)> on_progress;

@@ -1,6 +1,6 @@
 // Strategies in real federations: two Byzantine nodes of seven (one sending Gaussian noise, one a
 // scaled, sign-flipped update) ruin the weighted mean, while Krum and the coordinate median keep
-// learning; a bad combination is refused at load.
+// learning; FedProx and FedAdam federations learn; a bad combination is refused at load.
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -54,4 +54,23 @@ TEST_CASE("robust aggregation that cannot work is refused at load, naming the fi
                     "federation.aggregation=\"median\""}, out + ".log")) == 2);
   CHECK(Slurp(out + ".log").find("delivers only their sum") != std::string::npos);
   fs::remove(out + ".log");
+}
+
+TEST_CASE("FedProx (the nodes' proximal term) and FedAdam (the server's optimiser) federations learn") {
+  for (const auto& [strategy, extra] : {std::pair<std::string, std::string>{"fedprox", "federation.proximal_mu=0.1"},
+                                        {"fedadam", "federation.server_lr=0.01"}}) {
+    CAPTURE(strategy);
+    const std::string out = edgebed::e2e::TempDir("strategy", strategy);
+    fs::remove_all(out);
+    REQUIRE_MESSAGE(Wait(Start({EDGEBED_BINARY, "run", std::string(EDGEBED_SOURCE_DIR) + "/scenarios/quick.toml", "--set",
+                                "output_dir=\"" + out + "\"", "--set", "federation.strategy=\"" + strategy + "\"", "--set",
+                                extra},
+                               out + ".log")) == 0,
+                    Slurp(out + ".log"));
+    const auto rows = Metrics(out);
+    REQUIRE(rows.size() == 4);
+    CHECK(rows.back()["test_accuracy"].get<double>() > 0.5);  // chance 0.1; fedavg reaches 0.69 here
+    CHECK(rows.back()["participants"] == 4);
+    edgebed::e2e::Cleanup(out);
+  }
 }

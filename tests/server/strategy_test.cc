@@ -201,5 +201,5 @@ TEST_CASE("a strategy combines the rule and the server optimiser; its state goes
   CHECK(next->flat[0] == doctest::Approx(0.05 / (std::sqrt(0.99 * 0.01 + 0.01 * 0.25) + 0.1)).epsilon(1e-5));
   CHECK_FALSE((*s)->SaveState().empty());
   so.name = "fedprox2";
-  CHECK(MakeStrategy(so).status().message().find("fedavg, fedavgm, fedadagrad, fedadam, fedyogi") != std::string::npos);
+  CHECK(MakeStrategy(so).status().message().find("fedavg, fedprox, fedavgm, fedadagrad, fedadam, fedyogi") != std::string::npos);
 }

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <numeric>
 
 #include "splitnets/learner.h"
@@ -84,4 +85,33 @@ TEST_CASE("local training lowers the loss and raises accuracy, the same way for 
   auto b = Learner::Create("cnn", 3).value();
   REQUIRE(b->Train(Train(), Range(0, 2000), opt).ok());
   CHECK(b->GetParams().flat == a->GetParams().flat);  // bit-identical with one thread and one seed
+}
+
+TEST_CASE("FedProx's proximal term holds the weights near where training began") {
+  // Plain SGD with mu = 1 / learning_rate: w <- w - lr (g + mu (w - w0)) = w0 - lr g, so after any
+  // number of batches the weights are one gradient step from w0 (the drift does not grow with the
+  // batches), while without the term they drift by the sum of the steps.
+  SetTorchThreads(1);
+  auto drift = [&](float mu, uint32_t samples) {
+    auto l = Learner::Create("logreg", 5).value();
+    const ParamSet w0 = l->GetParams();
+    TrainOptions opt;
+    opt.batch_size = 32;
+    opt.learning_rate = 0.05f;
+    opt.proximal_mu = mu;
+    opt.seed = 3;
+    REQUIRE(l->Train(Train(), Range(0, samples), opt).ok());
+    const ParamSet w = l->GetParams();
+    double s = 0.0;
+    for (size_t i = 0; i < w.flat.size(); ++i) s += (w.flat[i] - w0.flat[i]) * (w.flat[i] - w0.flat[i]);
+    return std::sqrt(s);
+  };
+  const double plain = drift(0.0f, 960), prox = drift(1.0f / 0.05f, 960), half = drift(0.5f / 0.05f, 960);
+  const double prox_long = drift(1.0f / 0.05f, 1920), plain_long = drift(0.0f, 1920);  // 60 batches
+  INFO("drift over 30 batches: plain ", plain, ", mu = 1/lr ", prox, ", mu = 0.5/lr ", half, "; over 60: plain ",
+       plain_long, ", mu = 1/lr ", prox_long);
+  CHECK(prox < plain / 2.0);
+  CHECK(half < plain);
+  CHECK(prox_long < 1.5 * prox);  // one step from w0, however long it trains
+  CHECK(plain_long > 1.2 * plain);
 }
