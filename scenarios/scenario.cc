@@ -87,6 +87,10 @@ Status Fields(V& r, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Real("federation.trim_fraction", &s->trim_fraction, 0.0, 0.49));
   EDGEBED_RETURN_IF_ERROR(r.Int("federation.multi_krum_keep", &s->multi_krum_keep, 0, 100000));
   EDGEBED_RETURN_IF_ERROR(r.Real("federation.clip_norm", &s->clip_norm, 0.0, 1e9));
+  EDGEBED_RETURN_IF_ERROR(r.Real("federation.dp_clip_norm", &s->dp_clip_norm, 0.0, 1e9));
+  EDGEBED_RETURN_IF_ERROR(r.Real("federation.dp_noise_multiplier", &s->dp_noise_multiplier, 0.0, 1e4));
+  EDGEBED_RETURN_IF_ERROR(r.Real("federation.dp_target_epsilon", &s->dp_target_epsilon, 0.0, 1e6));
+  EDGEBED_RETURN_IF_ERROR(r.Real("federation.dp_delta", &s->dp_delta, 1e-12, 0.1));
   EDGEBED_RETURN_IF_ERROR(r.Str("federation.selection", &s->selection, {"random", "deadline", "channel"}));
   EDGEBED_RETURN_IF_ERROR(r.Real("federation.over_commit", &s->over_commit, 0.0, 10.0));
   EDGEBED_RETURN_IF_ERROR(r.Int("federation.evaluate_every", &s->evaluate_every, 0, 1000000));
@@ -200,6 +204,13 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
   GraphConfig& gg = gn.graph;
   SplitConfig& sp = s->split;
   SplitInferenceConfig& inf = sp.inference;
+  if (s->dp_clip_norm > 0.0) {  // central DP clips each node's update
+    if (c.uplink == "analog_ota" || c.uplink == "digital_ota")
+      return Status::InvalidArgument("federation.dp_clip_norm > 0 (DP-FedAvg) clips each node's update; channel.uplink = " +
+                                     c.uplink + " delivers only their sum");
+    if (s->aggregation != "mean")
+      return Status::InvalidArgument("federation.dp_clip_norm > 0 (DP-FedAvg) takes federation.aggregation = mean, not " + s->aggregation);
+  }
   if (s->aggregation != "mean") {  // robust rules need each node's update, and enough of them per round
     if (c.uplink == "analog_ota" || c.uplink == "digital_ota")
       return Status::InvalidArgument("federation.aggregation = " + s->aggregation + " needs each node's update; channel.uplink = " +

@@ -110,6 +110,10 @@ struct Scenario {
   double trim_fraction = 0.1;       // trimmed_mean: share cut from each end
   uint32_t multi_krum_keep = 0;     // multi_krum: updates averaged; 0 = n - f
   double clip_norm = 0.0;           // norm_bound: the largest update norm kept
+  double dp_clip_norm = 0.0;        // DP-FedAvg: each update clipped to this norm; 0 = no DP
+  double dp_noise_multiplier = 1.0; // DP-FedAvg: noise std / dp_clip_norm
+  double dp_target_epsilon = 0.0;   // > 0: the noise multiplier is chosen to end the run at this epsilon
+  double dp_delta = 1e-5;           // the delta epsilon is reported at
   std::string selection = "random"; // random | deadline | channel
   double over_commit = 0.0;         // select ceil(K (1 + over_commit)); aggregate the first K updates
   uint32_t evaluate_every = 0;      // every N rounds the participants evaluate the new model on their data; 0 = never

@@ -11,6 +11,7 @@
 
 #include "record/files.h"
 #include "server/checkpoint.h"
+#include "server/strategy_options.h"
 #include "splitnets/device_profile.h"
 #include "splitnets/transfer.h"
 
@@ -64,25 +65,10 @@ Result<std::unique_ptr<ServerCore>> FederatedServer::Create(const Scenario& sc, 
                  "{:.1f} KB", sc.transfer.backbone, sc.transfer.mode,
                  s->learner->TrainableBlocks(), sc.data.classes.empty() ? "all" : FormatClasses(sc.data.classes),
                  s->global.bytes() / 1024.0, s->learner->FullModelBytes() / 1024.0);
-  StrategyOptions so;
-  so.name = sc.strategy;
-  so.server.lr = sc.server_lr;
-  so.server.momentum = sc.server_momentum;
-  so.server.beta1 = sc.beta1;
-  so.server.beta2 = sc.beta2;
-  so.server.tau = sc.tau;
-  so.robust.rule = sc.aggregation;
-  so.robust.byzantine = sc.byzantine;
-  so.robust.trim_fraction = sc.trim_fraction;
-  so.robust.multi_krum_keep = sc.multi_krum_keep;
-  so.robust.clip_norm = sc.clip_norm;
-  so.fraction = sc.fraction;
-  so.selection.policy = sc.selection;
-  so.selection.over_commit = sc.over_commit;
-  so.selection.virtual_deadline_s = sc.virtual_deadline_s;
   // What each node holds: the cap on the sample count its updates may claim (and the load-time
   // check that the partition works at all, e.g. Dirichlet with too few samples per node).
   EDGEBED_ASSIGN_OR_RETURN(s->assigned_samples, ScenarioPartitionSizes(sc, plan));
+  EDGEBED_ASSIGN_OR_RETURN(const StrategyOptions so, ScenarioStrategy(sc));
   EDGEBED_ASSIGN_OR_RETURN(s->strategy, MakeStrategy(so));
   EDGEBED_ASSIGN_OR_RETURN(s->uplink, MakeUplink(sc.channel, sc.nodes, sc.seed));
   EDGEBED_ASSIGN_OR_RETURN(s->ota_, OtaReceiver::Create(sc, s->uplink.get(), s->global));
@@ -407,6 +393,8 @@ void FederatedServer::RunRound(uint32_t r, Clock::time_point run_start) {
               {"overhead_s", std::max(0.0, wall - train_time_max_s)},
               {"elapsed_s", Since(run_start)}};
   const auto [rss, peak] = RssMb();
+  if (aggregated)
+    for (const auto& [key, value] : strategy->RoundFigures()) row[key] = value;
   row["server_rss_mb"] = rss;
   row["server_peak_rss_mb"] = peak;
   EvaluateAndWrite(std::move(row), /*async=*/true);

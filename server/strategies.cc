@@ -5,8 +5,11 @@
 // (one accumulator the size of the model); the robust rules keep the round's updates.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <random>
 
 #include "server/aggregate.h"
+#include "server/dp_accountant.h"
 #include "server/robust_aggregate.h"
 #include "server/server_optimizer.h"
 #include "server/strategy.h"
@@ -16,8 +19,9 @@ namespace {
 
 class UpdateStrategy final : public Strategy {
  public:
-  UpdateStrategy(std::string name, SelectionOptions selection, RobustOptions robust, std::unique_ptr<ServerOptimizer> opt)
-      : name_(std::move(name)), selection_(std::move(selection)), robust_(std::move(robust)), opt_(std::move(opt)) {}
+  UpdateStrategy(std::string name, SelectionOptions selection, RobustOptions robust, DpOptions dp,
+                 std::unique_ptr<ServerOptimizer> opt)
+      : name_(std::move(name)), selection_(std::move(selection)), robust_(std::move(robust)), dp_(dp), opt_(std::move(opt)) {}
   std::string name() const override { return name_; }
 
   Selection ConfigureFit(uint32_t, const std::vector<Candidate>& available, Rng& rng) override {
@@ -36,7 +40,15 @@ class UpdateStrategy final : public Strategy {
       return Status::InvalidArgument("update of " + r.node_id + " has " + std::to_string(r.update.flat.size()) +
                                      " values, the model has " + std::to_string(size_));
     if (r.num_samples == 0) return Status::InvalidArgument("update of " + r.node_id + " has num_samples = 0");
-    if (streaming()) {
+    if (dp_.on()) {  // DP-FedAvg: every node counts once, clipped to clip_norm (an erased value counts as 0)
+      std::vector<float> u = r.update.flat;
+      double norm = 0.0;
+      for (float& v : u) norm += static_cast<double>(v = std::isnan(v) ? 0.0f : v) * v;
+      norm = std::sqrt(norm);
+      if (norm > dp_.clip_norm)
+        for (float& v : u) v = static_cast<float>(v * (dp_.clip_norm / norm));
+      mean_.Add(u.data(), u.size(), 1.0);
+    } else if (streaming()) {
       mean_.Add(r.update.flat.data(), r.update.flat.size(), static_cast<double>(r.num_samples));
     } else {
       updates_.push_back(r.update.flat);
@@ -47,7 +59,15 @@ class UpdateStrategy final : public Strategy {
 
   Result<ParamSet> AggregateFit(uint32_t round, const ParamSet& global, const std::vector<FitFailure>&) override {
     std::vector<float> delta(size_);
-    if (streaming()) {
+    if (dp_.on()) {  // (sum of clipped updates + N(0, (z C)^2)) / (q N)
+      if (mean_.count() == 0) return Status::Unavailable("round " + std::to_string(round) + ": no update to aggregate");
+      mean_.Mean(delta.data());
+      Rng rng = MakeRng(dp_.seed, "dp-noise", round);
+      std::normal_distribution<double> noise(0.0, dp_.noise_multiplier * dp_.clip_norm);
+      const double count = static_cast<double>(mean_.count()), n = dp_.expected_nodes;
+      for (float& v : delta) v = static_cast<float>((v * count + (dp_.noise_multiplier > 0 ? noise(rng) : 0.0)) / n);
+      ++dp_rounds_;
+    } else if (streaming()) {
       if (mean_.count() == 0) return Status::Unavailable("round " + std::to_string(round) + ": no update to aggregate");
       mean_.Mean(delta.data());
     } else {
@@ -60,17 +80,38 @@ class UpdateStrategy final : public Strategy {
     return next;
   }
 
-  std::string SaveState() const override { return opt_->Save(); }
+  std::vector<std::pair<std::string, double>> RoundFigures() const override {
+    if (!dp_.on()) return {};
+    return {{"dp_epsilon", DpEpsilon(dp_.sampling_rate, dp_.noise_multiplier, dp_rounds_, dp_.delta)},
+            {"dp_delta", dp_.delta},
+            {"dp_noise_multiplier", dp_.noise_multiplier}};
+  }
+
+  // The server optimiser's moments, and with DP the rounds the accountant has counted.
+  std::string SaveState() const override {
+    std::string out = opt_->Save();
+    if (dp_.on()) out = "EBDP1" + std::string(reinterpret_cast<const char*>(&dp_rounds_), 8) + out;
+    return out;
+  }
   Status LoadState(const std::string& state) override {
-    Status st = opt_->Load(state);
+    std::string rest = state;
+    if (dp_.on()) {
+      if (rest.size() < 13 || rest.compare(0, 5, "EBDP1") != 0)
+        return Status::InvalidArgument("federation.strategy = " + name_ + ": the checkpoint holds no DP round count");
+      std::memcpy(&dp_rounds_, rest.data() + 5, 8);
+      rest = rest.substr(13);
+    }
+    Status st = opt_->Load(rest);
     return st.ok() ? st : Status::InvalidArgument("federation.strategy = " + name_ + ": " + st.message());
   }
 
  private:
-  bool streaming() const { return robust_.rule == "mean"; }
+  bool streaming() const { return robust_.rule == "mean" || dp_.on(); }
   std::string name_;
   SelectionOptions selection_;
   RobustOptions robust_;
+  DpOptions dp_;
+  uint64_t dp_rounds_ = 0;  // rounds that added noise (the accountant's T)
   std::unique_ptr<ServerOptimizer> opt_;
   size_t size_ = 0;
   WeightedMean mean_;
@@ -102,8 +143,12 @@ Result<std::unique_ptr<Strategy>> MakeStrategy(const StrategyOptions& opt) {
     return Status::InvalidArgument("federation.strategy = '" + opt.name +
                                    "' is unknown; allowed: fedavg, fedprox, fedavgm, fedadagrad, fedadam, fedyogi");
   EDGEBED_RETURN_IF_ERROR(ValidateRobust(opt.robust));
+  if (opt.dp.on() && opt.robust.rule != "mean")
+    return Status::InvalidArgument("federation.dp_clip_norm > 0 (DP-FedAvg) takes aggregation = mean, not " + opt.robust.rule);
+  if (!(opt.dp.noise_multiplier >= 0.0) || !(opt.dp.delta > 0.0 && opt.dp.delta < 1.0) || opt.dp.expected_nodes == 0)
+    return Status::InvalidArgument("federation.dp_noise_multiplier must be >= 0 and federation.dp_delta in (0, 1)");
   EDGEBED_ASSIGN_OR_RETURN(auto server_opt, ServerOptimizer::Create(so));
-  return std::unique_ptr<Strategy>(new UpdateStrategy(opt.name, sel, opt.robust, std::move(server_opt)));
+  return std::unique_ptr<Strategy>(new UpdateStrategy(opt.name, sel, opt.robust, opt.dp, std::move(server_opt)));
 }
 
 }  // namespace edgebed

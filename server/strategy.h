@@ -46,6 +46,8 @@ class Strategy {
   // The new global model; failures are part of the input, as in Flower's aggregate_fit.
   virtual Result<ParamSet> AggregateFit(uint32_t round, const ParamSet& global,
                                         const std::vector<FitFailure>& failures) = 0;
+  // Figures of the round just aggregated for its metrics row (e.g. dp_epsilon); none by default.
+  virtual std::vector<std::pair<std::string, double>> RoundFigures() const { return {}; }
   // What the strategy keeps between rounds (server optimiser moments, control variates), as bytes
   // for the checkpoint; empty for a stateless strategy such as FedAvg. LoadState takes it back.
   virtual std::string SaveState() const { return {}; }
@@ -56,12 +58,26 @@ class Strategy {
   }
 };
 
+// DP-FedAvg with fixed clipping (McMahan et al. 2018): each update scaled to norm <= clip_norm, the
+// sum plus N(0, (noise_multiplier clip_norm)^2) per coordinate, divided by the expected number of
+// nodes per round; epsilon (dp_accountant.h) after every round.
+struct DpOptions {
+  double noise_multiplier = 0.0;  // z >= 0
+  double clip_norm = 0.0;         // C > 0 turns DP-FedAvg on
+  double delta = 1e-5;            // the delta epsilon is reported at
+  double sampling_rate = 1.0;     // q: the share of nodes selected per round
+  uint32_t expected_nodes = 1;    // q N: the denominator
+  uint64_t seed = 0;              // the noise's stream
+  bool on() const { return clip_norm > 0.0; }
+};
+
 struct StrategyOptions {
   std::string name = "fedavg";  // fedavg | fedprox | fedavgm | fedadagrad | fedadam | fedyogi (StrategyNames)
   double fraction = 1.0;  // share of available nodes selected per round, (0, 1]
   SelectionOptions selection;  // its fraction is set from the one above
   ServerOptimizerOptions server;  // lr, momentum, betas, tau; its kind follows from the name
   RobustOptions robust;           // how updates combine; rule "mean" = FedAvg's weighted mean
+  DpOptions dp;                   // central differential privacy (DP-FedAvg); off when noise and clip are 0
 };
 
 Result<std::unique_ptr<Strategy>> MakeStrategy(const StrategyOptions& opt);

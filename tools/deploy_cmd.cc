@@ -98,8 +98,12 @@ std::string PlaybookDir(const DeployOptions& opt) {
 // Everything the playbook needs, per host, computed here so that the playbook only copies and starts.
 Status Prepare(const Inventory& inv, json* vars) {
   const std::string work = fs::absolute(inv.work_dir).lexically_normal().string();
-  for (const char* sub : {"keys", "partitions", "etc", "run"}) fs::create_directories(work + "/" + sub);
-  fs::permissions(work + "/keys", fs::perms::owner_all, fs::perm_options::replace);
+  std::error_code ec;
+  for (const char* sub : {"keys", "partitions", "etc", "run"})
+    if (fs::create_directories(work + "/" + sub, ec); ec)
+      return Status::Unavailable("edgebed_work: cannot make " + work + "/" + sub + " (" + ec.message() + ")");
+  if (fs::permissions(work + "/keys", fs::perms::owner_all, fs::perm_options::replace, ec); ec)
+    return Status::Unavailable("edgebed_work: cannot make " + work + "/keys private (" + ec.message() + ")");
   EDGEBED_RETURN_IF_ERROR(EnsureKeyPair(work + "/keys", "server").status());
   std::string allow = "# edgebed allow-list (made by edgebed deploy): <public key> <node name>\n";
   for (size_t i = 1; i < inv.hosts.size(); ++i) {
@@ -217,7 +221,8 @@ int Follow(const std::string& ansible, const Inventory& inv, const std::string& 
 }  // namespace
 
 Status CutPartitions(const Scenario& sc, const std::string& dir) {
-  fs::create_directories(dir);
+  std::error_code ec;
+  if (fs::create_directories(dir, ec); ec) return Status::Unavailable("cannot make the folder " + dir + " (" + ec.message() + ")");
   EDGEBED_ASSIGN_OR_RETURN(DataPlan plan, PlanData(ScenarioDataSpec(sc)));
   EDGEBED_ASSIGN_OR_RETURN(auto parts, PartitionPlan(plan, ScenarioPartition(sc)));
   const auto t0 = Clock::now();

@@ -3,6 +3,8 @@
 // learning; FedProx and FedAdam federations learn; a bad combination is refused at load.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 
 #include "tests/e2e/e2e_run.h"
@@ -73,4 +75,26 @@ TEST_CASE("FedProx (the nodes' proximal term) and FedAdam (the server's optimise
     CHECK(rows.back()["participants"] == 4);
     edgebed::e2e::Cleanup(out);
   }
+}
+
+TEST_CASE("DP-FedAvg over 50 simulated nodes learns and reports epsilon after every round") {
+  const std::string out = edgebed::e2e::TempDir("strategy", "dp");
+  fs::remove_all(out);
+  REQUIRE_MESSAGE(Wait(Start({EDGEBED_BINARY, "run", std::string(EDGEBED_SOURCE_DIR) + "/scenarios/quick.toml", "--set",
+                              "output_dir=\"" + out + "\"", "--set", "federation.nodes=50", "--set", "population.simulated=50",
+                              "--set", "data.partition=\"iid\"", "--set", "federation.dp_clip_norm=1.0", "--set",
+                              "federation.dp_noise_multiplier=0.5"},
+                             out + ".log")) == 0,
+                  Slurp(out + ".log"));
+  const auto rows = Metrics(out);
+  REQUIRE(rows.size() == 4);
+  for (uint32_t r = 1; r < rows.size(); ++r) {
+    // Every node sampled (q = 1), z = 0.5: epsilon = min over orders a of r a / (2 z^2) + ln(1 / delta) / (a - 1).
+    double eps = 1e300;
+    for (int a = 2; a <= 256; ++a) eps = std::min(eps, r * a / (2 * 0.25) + std::log(1e5) / (a - 1));
+    CHECK(rows[r]["dp_epsilon"].get<double>() == doctest::Approx(eps));
+    CHECK(rows[r]["participants"] == 50);
+  }
+  CHECK(rows.back()["test_accuracy"].get<double>() > 0.3);  // measured 0.42; chance 0.1
+  edgebed::e2e::Cleanup(out);
 }

@@ -3,8 +3,10 @@
 // combines them.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 
+#include "server/dp_accountant.h"
 #include "server/robust_aggregate.h"
 #include "server/server_optimizer.h"
 #include "server/strategy.h"
@@ -202,4 +204,83 @@ TEST_CASE("a strategy combines the rule and the server optimiser; its state goes
   CHECK_FALSE((*s)->SaveState().empty());
   so.name = "fedprox2";
   CHECK(MakeStrategy(so).status().message().find("fedavg, fedprox, fedavgm, fedadagrad, fedadam, fedyogi") != std::string::npos);
+}
+
+TEST_CASE("the RDP accountant: the sampled Gaussian's closed forms at q = 1 and at order 2") {
+  for (double z : {0.7, 1.0, 3.0})
+    for (int a : {2, 5, 32}) {
+      CHECK(SampledGaussianRdp(1.0, z, a) == doctest::Approx(a / (2 * z * z)));
+      // q just below 1 takes the binomial sum: it must meet the Gaussian's a / (2 z^2).
+      CHECK(SampledGaussianRdp(1.0 - 1e-9, z, a) == doctest::Approx(a / (2 * z * z)).epsilon(1e-6));
+    }
+  // Order 2: A_2 = (1 - q)^2 + 2 q (1 - q) + q^2 e^(1/z^2) = 1 + q^2 (e^(1/z^2) - 1).
+  for (double q : {0.01, 0.1, 0.5})
+    CHECK(SampledGaussianRdp(q, 1.2, 2) == doctest::Approx(std::log(1 + q * q * (std::exp(1 / 1.44) - 1))));
+}
+
+TEST_CASE("epsilon falls with more noise, grows with rounds, and sampling amplifies privacy") {
+  CHECK(DpEpsilon(0.1, 2.0, 100, 1e-5) < DpEpsilon(0.1, 1.0, 100, 1e-5));
+  CHECK(DpEpsilon(0.1, 1.0, 200, 1e-5) > DpEpsilon(0.1, 1.0, 100, 1e-5));
+  CHECK(DpEpsilon(0.1, 1.0, 100, 1e-5) < DpEpsilon(1.0, 1.0, 100, 1e-5));
+  CHECK(std::isinf(DpEpsilon(0.1, 0.0, 10, 1e-5)));
+  // q = 1: the minimum over integer orders of T a / (2 z^2) + log(1 / delta) / (a - 1).
+  double best = 1e300;
+  for (int a = 2; a <= 256; ++a) best = std::min(best, 50 * a / (2 * 4.0) + std::log(1e5) / (a - 1));
+  CHECK(DpEpsilon(1.0, 2.0, 50, 1e-5) == doctest::Approx(best));
+  auto z = NoiseForEpsilon(0.2, 20, 1e-5, 2.0);
+  REQUIRE(z.ok());
+  CHECK(DpEpsilon(0.2, z.value(), 20, 1e-5) <= 2.0);
+  CHECK(DpEpsilon(0.2, z.value() * 0.99, 20, 1e-5) > 2.0);
+  CHECK_FALSE(NoiseForEpsilon(1.0, 1000000, 1e-5, 1e-4).ok());
+}
+
+TEST_CASE("DP-FedAvg: clipped updates, every node once, Gaussian noise of std z C on the sum, epsilon per round") {
+  StrategyOptions so;
+  so.dp.clip_norm = 1.0;
+  so.dp.noise_multiplier = 0.0;
+  so.dp.expected_nodes = 4;
+  so.dp.sampling_rate = 0.5;
+  auto s = MakeStrategy(so).value();
+  ParamSet g = ParamSet::Zeros({{"w", {2}}});
+  s->BeginRound(1, g);
+  FitResult a{"a", 0, g, 10, 0, 0, 0}, b{"b", 1, g, 1000, 0, 0, 0};
+  a.update.flat = {3.0f, 4.0f};  // norm 5: clipped to (0.6, 0.8)
+  b.update.flat = {0.1f, 0.0f};  // kept; its 1000 samples do not weigh more
+  REQUIRE(s->Accumulate(a).ok());
+  REQUIRE(s->Accumulate(b).ok());
+  auto next = s->AggregateFit(1, g, {});
+  REQUIRE(next.ok());
+  CHECK(next->flat[0] == doctest::Approx((0.6 + 0.1) / 4));  // over the expected 4 nodes
+  CHECK(next->flat[1] == doctest::Approx(0.8 / 4));
+
+  // The noise: 20,000 coordinates of zero updates; std z C / n = 1.5 x 2 / 4 = 0.75. The sample std
+  // of 20,000 draws is within 4 x its standard error (1 / sqrt(2 x 20,000) = 0.5%) of it.
+  so.dp.clip_norm = 2.0;
+  so.dp.noise_multiplier = 1.5;
+  so.dp.seed = 11;
+  auto noisy = MakeStrategy(so).value();
+  ParamSet big = ParamSet::Zeros({{"w", {20000}}});
+  for (uint32_t round = 1; round <= 3; ++round) {
+    noisy->BeginRound(round, big);
+    FitResult z{"z", 0, big, 5, 0, 0, 0};
+    REQUIRE(noisy->Accumulate(z).ok());
+    auto out = noisy->AggregateFit(round, big, {});
+    REQUIRE(out.ok());
+    double s2 = 0.0, m = 0.0;
+    for (float v : out->flat) m += v;
+    m /= out->flat.size();
+    for (float v : out->flat) s2 += (v - m) * (v - m);
+    CHECK(std::sqrt(s2 / (out->flat.size() - 1)) == doctest::Approx(0.75).epsilon(0.02));
+    const auto figures = noisy->RoundFigures();
+    REQUIRE(figures.size() == 3);
+    CHECK(figures[0].first == "dp_epsilon");
+    CHECK(figures[0].second == doctest::Approx(DpEpsilon(0.5, 1.5, round, 1e-5)));
+  }
+  // The accountant's round count is part of the checkpoint.
+  auto restored = MakeStrategy(so).value();
+  REQUIRE(restored->LoadState(noisy->SaveState()).ok());
+  CHECK(restored->RoundFigures()[0].second == doctest::Approx(DpEpsilon(0.5, 1.5, 3, 1e-5)));
+  CHECK_FALSE(restored->LoadState("").ok());
+  so.robust.rule = "krum";
+  CHECK(MakeStrategy(so).status().message().find("takes aggregation = mean") != std::string::npos);
 }
