@@ -91,6 +91,10 @@ Status Fields(V& r, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Real("federation.dp_noise_multiplier", &s->dp_noise_multiplier, 0.0, 1e4));
   EDGEBED_RETURN_IF_ERROR(r.Real("federation.dp_target_epsilon", &s->dp_target_epsilon, 0.0, 1e6));
   EDGEBED_RETURN_IF_ERROR(r.Real("federation.dp_delta", &s->dp_delta, 1e-12, 0.1));
+  EDGEBED_RETURN_IF_ERROR(r.Bool("federation.dp_adaptive", &s->dp_adaptive));
+  EDGEBED_RETURN_IF_ERROR(r.Real("federation.dp_target_quantile", &s->dp_target_quantile, 0.0, 1.0, true));
+  EDGEBED_RETURN_IF_ERROR(r.Real("federation.dp_clip_lr", &s->dp_clip_lr, 0.0, 10.0, true));
+  EDGEBED_RETURN_IF_ERROR(r.Real("federation.dp_count_noise_std", &s->dp_count_noise_std, 0.0, 1e9));
   EDGEBED_RETURN_IF_ERROR(r.Str("federation.selection", &s->selection, {"random", "deadline", "channel"}));
   EDGEBED_RETURN_IF_ERROR(r.Real("federation.over_commit", &s->over_commit, 0.0, 10.0));
   EDGEBED_RETURN_IF_ERROR(r.Int("federation.evaluate_every", &s->evaluate_every, 0, 1000000));

@@ -114,6 +114,10 @@ struct Scenario {
   double dp_noise_multiplier = 1.0; // DP-FedAvg: noise std / dp_clip_norm
   double dp_target_epsilon = 0.0;   // > 0: the noise multiplier is chosen to end the run at this epsilon
   double dp_delta = 1e-5;           // the delta epsilon is reported at
+  bool dp_adaptive = false;         // adaptive clipping (Andrew et al. 2021): dp_clip_norm is the start
+  double dp_target_quantile = 0.5;  // adaptive: the share of updates left unclipped, (0, 1)
+  double dp_clip_lr = 0.2;          // adaptive: C <- C exp(-dp_clip_lr (unclipped share - quantile))
+  double dp_count_noise_std = 0.0;  // adaptive: noise on the unclipped count; 0 = expected nodes / 20
   std::string selection = "random"; // random | deadline | channel
   double over_commit = 0.0;         // select ceil(K (1 + over_commit)); aggregate the first K updates
   uint32_t evaluate_every = 0;      // every N rounds the participants evaluate the new model on their data; 0 = never

@@ -5,11 +5,10 @@
 // (one accumulator the size of the model); the robust rules keep the round's updates.
 #include <algorithm>
 #include <cmath>
-#include <cstring>
-#include <random>
+#include <optional>
 
 #include "server/aggregate.h"
-#include "server/dp_accountant.h"
+#include "server/dp_fedavg.h"
 #include "server/robust_aggregate.h"
 #include "server/server_optimizer.h"
 #include "server/strategy.h"
@@ -19,9 +18,10 @@ namespace {
 
 class UpdateStrategy final : public Strategy {
  public:
-  UpdateStrategy(std::string name, SelectionOptions selection, RobustOptions robust, DpOptions dp,
+  UpdateStrategy(std::string name, SelectionOptions selection, RobustOptions robust, std::optional<DpAggregator> dp,
                  std::unique_ptr<ServerOptimizer> opt)
-      : name_(std::move(name)), selection_(std::move(selection)), robust_(std::move(robust)), dp_(dp), opt_(std::move(opt)) {}
+      : name_(std::move(name)), selection_(std::move(selection)), robust_(std::move(robust)), dp_(std::move(dp)),
+        opt_(std::move(opt)) {}
   std::string name() const override { return name_; }
 
   Selection ConfigureFit(uint32_t, const std::vector<Candidate>& available, Rng& rng) override {
@@ -30,7 +30,8 @@ class UpdateStrategy final : public Strategy {
 
   void BeginRound(uint32_t, const ParamSet& global) override {
     size_ = global.flat.size();
-    mean_.Reset(streaming() ? size_ : 0);
+    mean_.Reset(streaming() && !dp_.has_value() ? size_ : 0);
+    if (dp_) dp_->BeginRound(size_);
     updates_.clear();
     weights_.clear();
   }
@@ -40,14 +41,8 @@ class UpdateStrategy final : public Strategy {
       return Status::InvalidArgument("update of " + r.node_id + " has " + std::to_string(r.update.flat.size()) +
                                      " values, the model has " + std::to_string(size_));
     if (r.num_samples == 0) return Status::InvalidArgument("update of " + r.node_id + " has num_samples = 0");
-    if (dp_.on()) {  // DP-FedAvg: every node counts once, clipped to clip_norm (an erased value counts as 0)
-      std::vector<float> u = r.update.flat;
-      double norm = 0.0;
-      for (float& v : u) norm += static_cast<double>(v = std::isnan(v) ? 0.0f : v) * v;
-      norm = std::sqrt(norm);
-      if (norm > dp_.clip_norm)
-        for (float& v : u) v = static_cast<float>(v * (dp_.clip_norm / norm));
-      mean_.Add(u.data(), u.size(), 1.0);
+    if (dp_) {  // DP-FedAvg: every node counts once, clipped
+      dp_->Add(r.update.flat);
     } else if (streaming()) {
       mean_.Add(r.update.flat.data(), r.update.flat.size(), static_cast<double>(r.num_samples));
     } else {
@@ -59,14 +54,8 @@ class UpdateStrategy final : public Strategy {
 
   Result<ParamSet> AggregateFit(uint32_t round, const ParamSet& global, const std::vector<FitFailure>&) override {
     std::vector<float> delta(size_);
-    if (dp_.on()) {  // (sum of clipped updates + N(0, (z C)^2)) / (q N)
-      if (mean_.count() == 0) return Status::Unavailable("round " + std::to_string(round) + ": no update to aggregate");
-      mean_.Mean(delta.data());
-      Rng rng = MakeRng(dp_.seed, "dp-noise", round);
-      std::normal_distribution<double> noise(0.0, dp_.noise_multiplier * dp_.clip_norm);
-      const double count = static_cast<double>(mean_.count()), n = dp_.expected_nodes;
-      for (float& v : delta) v = static_cast<float>((v * count + (dp_.noise_multiplier > 0 ? noise(rng) : 0.0)) / n);
-      ++dp_rounds_;
+    if (dp_) {
+      EDGEBED_ASSIGN_OR_RETURN(delta, dp_->Finish(round));
     } else if (streaming()) {
       if (mean_.count() == 0) return Status::Unavailable("round " + std::to_string(round) + ": no update to aggregate");
       mean_.Mean(delta.data());
@@ -81,37 +70,28 @@ class UpdateStrategy final : public Strategy {
   }
 
   std::vector<std::pair<std::string, double>> RoundFigures() const override {
-    if (!dp_.on()) return {};
-    return {{"dp_epsilon", DpEpsilon(dp_.sampling_rate, dp_.noise_multiplier, dp_rounds_, dp_.delta)},
-            {"dp_delta", dp_.delta},
-            {"dp_noise_multiplier", dp_.noise_multiplier}};
+    return dp_ ? dp_->Figures() : std::vector<std::pair<std::string, double>>{};
   }
 
-  // The server optimiser's moments, and with DP the rounds the accountant has counted.
-  std::string SaveState() const override {
-    std::string out = opt_->Save();
-    if (dp_.on()) out = "EBDP1" + std::string(reinterpret_cast<const char*>(&dp_rounds_), 8) + out;
-    return out;
-  }
+  // With DP its rounds and clipping norm, then the server optimiser's moments.
+  std::string SaveState() const override { return (dp_ ? dp_->Save() : std::string()) + opt_->Save(); }
   Status LoadState(const std::string& state) override {
     std::string rest = state;
-    if (dp_.on()) {
-      if (rest.size() < 13 || rest.compare(0, 5, "EBDP1") != 0)
-        return Status::InvalidArgument("federation.strategy = " + name_ + ": the checkpoint holds no DP round count");
-      std::memcpy(&dp_rounds_, rest.data() + 5, 8);
-      rest = rest.substr(13);
+    if (dp_) {  // its 21 bytes come first
+      Status st = dp_->Load(rest.substr(0, 21));
+      if (!st.ok()) return Status::InvalidArgument("federation.strategy = " + name_ + ": " + st.message());
+      rest = rest.substr(std::min<size_t>(21, rest.size()));
     }
     Status st = opt_->Load(rest);
     return st.ok() ? st : Status::InvalidArgument("federation.strategy = " + name_ + ": " + st.message());
   }
 
  private:
-  bool streaming() const { return robust_.rule == "mean" || dp_.on(); }
+  bool streaming() const { return robust_.rule == "mean" || dp_.has_value(); }
   std::string name_;
   SelectionOptions selection_;
   RobustOptions robust_;
-  DpOptions dp_;
-  uint64_t dp_rounds_ = 0;  // rounds that added noise (the accountant's T)
+  std::optional<DpAggregator> dp_;  // DP-FedAvg's clipping, noise and accounting
   std::unique_ptr<ServerOptimizer> opt_;
   size_t size_ = 0;
   WeightedMean mean_;
@@ -145,10 +125,13 @@ Result<std::unique_ptr<Strategy>> MakeStrategy(const StrategyOptions& opt) {
   EDGEBED_RETURN_IF_ERROR(ValidateRobust(opt.robust));
   if (opt.dp.on() && opt.robust.rule != "mean")
     return Status::InvalidArgument("federation.dp_clip_norm > 0 (DP-FedAvg) takes aggregation = mean, not " + opt.robust.rule);
-  if (!(opt.dp.noise_multiplier >= 0.0) || !(opt.dp.delta > 0.0 && opt.dp.delta < 1.0) || opt.dp.expected_nodes == 0)
-    return Status::InvalidArgument("federation.dp_noise_multiplier must be >= 0 and federation.dp_delta in (0, 1)");
+  std::optional<DpAggregator> dp;
+  if (opt.dp.on()) {
+    EDGEBED_ASSIGN_OR_RETURN(DpAggregator a, DpAggregator::Create(opt.dp));
+    dp = std::move(a);
+  }
   EDGEBED_ASSIGN_OR_RETURN(auto server_opt, ServerOptimizer::Create(so));
-  return std::unique_ptr<Strategy>(new UpdateStrategy(opt.name, sel, opt.robust, opt.dp, std::move(server_opt)));
+  return std::unique_ptr<Strategy>(new UpdateStrategy(opt.name, sel, opt.robust, std::move(dp), std::move(server_opt)));
 }
 
 }  // namespace edgebed

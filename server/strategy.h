@@ -11,6 +11,7 @@
 #include "codecs/params.h"
 #include "codecs/rng.h"
 #include "codecs/status.h"
+#include "server/dp_fedavg.h"
 #include "server/robust_aggregate.h"
 #include "server/selection.h"
 #include "server/server_optimizer.h"
@@ -58,26 +59,13 @@ class Strategy {
   }
 };
 
-// DP-FedAvg with fixed clipping (McMahan et al. 2018): each update scaled to norm <= clip_norm, the
-// sum plus N(0, (noise_multiplier clip_norm)^2) per coordinate, divided by the expected number of
-// nodes per round; epsilon (dp_accountant.h) after every round.
-struct DpOptions {
-  double noise_multiplier = 0.0;  // z >= 0
-  double clip_norm = 0.0;         // C > 0 turns DP-FedAvg on
-  double delta = 1e-5;            // the delta epsilon is reported at
-  double sampling_rate = 1.0;     // q: the share of nodes selected per round
-  uint32_t expected_nodes = 1;    // q N: the denominator
-  uint64_t seed = 0;              // the noise's stream
-  bool on() const { return clip_norm > 0.0; }
-};
-
 struct StrategyOptions {
   std::string name = "fedavg";  // fedavg | fedprox | fedavgm | fedadagrad | fedadam | fedyogi (StrategyNames)
   double fraction = 1.0;  // share of available nodes selected per round, (0, 1]
   SelectionOptions selection;  // its fraction is set from the one above
   ServerOptimizerOptions server;  // lr, momentum, betas, tau; its kind follows from the name
   RobustOptions robust;           // how updates combine; rule "mean" = FedAvg's weighted mean
-  DpOptions dp;                   // central differential privacy (DP-FedAvg); off when noise and clip are 0
+  DpOptions dp;                   // central differential privacy (DP-FedAvg); off while dp.clip_norm is 0
 };
 
 Result<std::unique_ptr<Strategy>> MakeStrategy(const StrategyOptions& opt);

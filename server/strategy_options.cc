@@ -28,6 +28,10 @@ Result<StrategyOptions> ScenarioStrategy(const Scenario& sc) {
   so.dp.sampling_rate = sc.fraction;
   so.dp.expected_nodes = std::max<uint32_t>(1, static_cast<uint32_t>(std::ceil(sc.fraction * sc.nodes)));
   so.dp.seed = sc.seed;
+  so.dp.adaptive = sc.dp_adaptive;
+  so.dp.target_quantile = sc.dp_target_quantile;
+  so.dp.clip_lr = sc.dp_clip_lr;
+  so.dp.count_noise_std = sc.dp_count_noise_std;
   if (so.dp.on() && sc.dp_target_epsilon > 0) {
     EDGEBED_ASSIGN_OR_RETURN(so.dp.noise_multiplier, NoiseForEpsilon(sc.fraction, sc.rounds, sc.dp_delta, sc.dp_target_epsilon));
     spdlog::info("DP-FedAvg: noise multiplier {:.4f} ends {} rounds at epsilon {:.3f} (delta {:g}, sampling rate {:g})",

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "server/dp_accountant.h"
+#include "server/dp_fedavg.h"
 #include "server/robust_aggregate.h"
 #include "server/server_optimizer.h"
 #include "server/strategy.h"
@@ -272,8 +273,9 @@ TEST_CASE("DP-FedAvg: clipped updates, every node once, Gaussian noise of std z 
     for (float v : out->flat) s2 += (v - m) * (v - m);
     CHECK(std::sqrt(s2 / (out->flat.size() - 1)) == doctest::Approx(0.75).epsilon(0.02));
     const auto figures = noisy->RoundFigures();
-    REQUIRE(figures.size() == 3);
+    REQUIRE(figures.size() == 4);
     CHECK(figures[0].first == "dp_epsilon");
+    CHECK(figures[3].second == 2.0);  // fixed clipping: C stays
     CHECK(figures[0].second == doctest::Approx(DpEpsilon(0.5, 1.5, round, 1e-5)));
   }
   // The accountant's round count is part of the checkpoint.
@@ -283,4 +285,45 @@ TEST_CASE("DP-FedAvg: clipped updates, every node once, Gaussian noise of std z 
   CHECK_FALSE(restored->LoadState("").ok());
   so.robust.rule = "krum";
   CHECK(MakeStrategy(so).status().message().find("takes aggregation = mean") != std::string::npos);
+}
+
+TEST_CASE("adaptive clipping: C moves by exp(-clip_lr (unclipped share - quantile)) and settles at the norms' quantile") {
+  DpOptions o;
+  o.clip_norm = 1.0;
+  o.noise_multiplier = 0.0;  // no noise: the count is exact, so the steps are the closed form
+  o.expected_nodes = 4;
+  o.adaptive = true;
+  o.target_quantile = 0.5;
+  o.clip_lr = 0.2;
+  auto a = DpAggregator::Create(o);
+  REQUIRE(a.ok());
+  const std::vector<float> two = {2.0f, 0.0f};  // every update has norm 2
+  a->BeginRound(2);
+  for (int i = 0; i < 4; ++i) a->Add(two);
+  REQUIRE(a->Finish(1).ok());
+  CHECK(a->clip_norm() == doctest::Approx(std::exp(0.2 * 0.5)));  // none unclipped: share 0
+  for (uint32_t r = 2; r < 60; ++r) {
+    a->BeginRound(2);
+    for (int i = 0; i < 4; ++i) a->Add(two);
+    REQUIRE(a->Finish(r).ok());
+  }
+  // Above 2 the share is 1 and C shrinks by exp(-0.1); below, it grows by exp(0.1): it stays within
+  // a factor exp(0.1) of the norms.
+  CHECK(a->clip_norm() > 2.0 * std::exp(-0.1) - 1e-9);
+  CHECK(a->clip_norm() < 2.0 * std::exp(0.1) + 1e-9);
+  // With noise, the updates' multiplier leaves room for the count's: (z^-2 - (2 sigma_b)^-2)^(-1/2).
+  o.noise_multiplier = 1.0;
+  o.expected_nodes = 20;  // sigma_b = 20 / 20 = 1
+  auto b = DpAggregator::Create(o);
+  REQUIRE(b.ok());
+  CHECK(b->update_noise_multiplier() == doctest::Approx(1.0 / std::sqrt(1.0 - 0.25)));
+  o.count_noise_std = 1.0;
+  o.noise_multiplier = 1.9;  // below 2 sigma_b = 2: the updates' share is left
+  CHECK(DpAggregator::Create(o).ok());
+  o.noise_multiplier = 2.5;  // not below: refused, naming the field
+  CHECK(DpAggregator::Create(o).status().message().find("federation.dp_noise_multiplier = 2.5") != std::string::npos);
+  // The clipping norm is part of the checkpoint.
+  auto c = DpAggregator::Create(DpOptions{0.0, 1.0, 1e-5, 1.0, 4, 0, true}).value();
+  REQUIRE(c.Load(a->Save()).ok());
+  CHECK(c.clip_norm() == a->clip_norm());
 }

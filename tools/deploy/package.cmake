@@ -19,6 +19,7 @@ install(FILES ${PROJECT_SOURCE_DIR}/scenarios/default.toml DESTINATION /etc/edge
 install(FILES ${PROJECT_SOURCE_DIR}/tools/deploy/etc/server.env ${PROJECT_SOURCE_DIR}/tools/deploy/etc/node.env.example
         DESTINATION /etc/edgebed)
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/docs/raspberry-pi.md ${PROJECT_SOURCE_DIR}/docs/your-model.md
+              ${PROJECT_SOURCE_DIR}/docs/strategies.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR})
 
 set(CPACK_GENERATOR DEB)
