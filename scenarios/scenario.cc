@@ -14,6 +14,7 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "scenarios/strategy_checks.h"
 #include "scenarios/toml_fields.h"
 
 namespace edgebed {
@@ -208,27 +209,7 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
   GraphConfig& gg = gn.graph;
   SplitConfig& sp = s->split;
   SplitInferenceConfig& inf = sp.inference;
-  if (s->dp_clip_norm > 0.0) {  // central DP clips each node's update
-    if (c.uplink == "analog_ota" || c.uplink == "digital_ota")
-      return Status::InvalidArgument("federation.dp_clip_norm > 0 (DP-FedAvg) clips each node's update; channel.uplink = " +
-                                     c.uplink + " delivers only their sum");
-    if (s->aggregation != "mean")
-      return Status::InvalidArgument("federation.dp_clip_norm > 0 (DP-FedAvg) takes federation.aggregation = mean, not " + s->aggregation);
-  }
-  if (s->aggregation != "mean") {  // robust rules need each node's update, and enough of them per round
-    if (c.uplink == "analog_ota" || c.uplink == "digital_ota")
-      return Status::InvalidArgument("federation.aggregation = " + s->aggregation + " needs each node's update; channel.uplink = " +
-                                     c.uplink + " delivers only their sum (use mean)");
-    if (s->aggregation == "norm_bound" && !(s->clip_norm > 0.0))
-      return Status::InvalidArgument("federation.clip_norm must be > 0 for aggregation = norm_bound");
-    const uint32_t f = s->byzantine;
-    const uint32_t need = s->aggregation == "bulyan" ? 4 * f + 3 : (s->aggregation == "krum" || s->aggregation == "multi_krum") ? 2 * f + 3 : 1;
-    const auto per_round = static_cast<uint32_t>(std::ceil(s->fraction * s->nodes));
-    if (per_round < need)
-      return Status::InvalidArgument("federation.aggregation = " + s->aggregation + " with byzantine = " + std::to_string(f) +
-                                     " needs at least " + std::to_string(need) + " updates a round; federation.fraction x nodes gives " +
-                                     std::to_string(per_round));
-  }
+  EDGEBED_RETURN_IF_ERROR(CheckStrategyFields(*s));
   if (s->bind.rfind("tcp://", 0) != 0 && s->bind.rfind("ipc://", 0) != 0)
     return Status::InvalidArgument("server.bind = '" + s->bind + "' must be tcp://host:port or ipc://path");
   EDGEBED_RETURN_IF_ERROR(c.Validate());  // cross-field checks and the liquid name sets

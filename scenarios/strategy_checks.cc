@@ -1,0 +1,33 @@
+#include "scenarios/strategy_checks.h"
+
+#include <cmath>
+#include <string>
+
+namespace edgebed {
+
+Status CheckStrategyFields(const Scenario& s) {
+  if (s.dp_clip_norm > 0.0) {  // central DP clips each node's update
+    if (s.channel.uplink == "analog_ota" || s.channel.uplink == "digital_ota")
+      return Status::InvalidArgument("federation.dp_clip_norm > 0 (DP-FedAvg) clips each node's update; channel.uplink = " +
+                                     s.channel.uplink + " delivers only their sum");
+    if (s.aggregation != "mean")
+      return Status::InvalidArgument("federation.dp_clip_norm > 0 (DP-FedAvg) takes federation.aggregation = mean, not " + s.aggregation);
+  }
+  if (s.aggregation != "mean") {  // robust rules need each node's update, and enough of them per round
+    if (s.channel.uplink == "analog_ota" || s.channel.uplink == "digital_ota")
+      return Status::InvalidArgument("federation.aggregation = " + s.aggregation + " needs each node's update; channel.uplink = " +
+                                     s.channel.uplink + " delivers only their sum (use mean)");
+    if (s.aggregation == "norm_bound" && !(s.clip_norm > 0.0))
+      return Status::InvalidArgument("federation.clip_norm must be > 0 for aggregation = norm_bound");
+    const uint32_t f = s.byzantine;
+    const uint32_t need = s.aggregation == "bulyan" ? 4 * f + 3 : (s.aggregation == "krum" || s.aggregation == "multi_krum") ? 2 * f + 3 : 1;
+    const auto per_round = static_cast<uint32_t>(std::ceil(s.fraction * s.nodes));
+    if (per_round < need)
+      return Status::InvalidArgument("federation.aggregation = " + s.aggregation + " with byzantine = " + std::to_string(f) +
+                                     " needs at least " + std::to_string(need) + " updates a round; federation.fraction x nodes gives " +
+                                     std::to_string(per_round));
+  }
+  return Status::Ok();
+}
+
+}  // namespace edgebed
