@@ -123,7 +123,7 @@ Result<NodeSetup> PrepareFromJoinAck(const wire::JoinAck& ack, const NodeData& w
 
 Status LocalFit(Learner& learner, const Dataset& data, const std::vector<uint32_t>& indices,
                 const wire::FitIns& ins, const std::function<bool(float)>& on_progress, wire::FitRes* res,
-                ErrorFeedbackQuantiser* vq) {
+                ErrorFeedbackQuantiser* vq, std::vector<float>* control) {
   VqCodebook q;
   if (ins.has_vq()) {
     q.size = ins.vq().size();
@@ -152,9 +152,30 @@ Status LocalFit(Learner& learner, const Dataset& data, const std::vector<uint32_
     return Status::InvalidArgument("fit_ins.proximal_mu must be in [0, 1e6]");
   topt.seed = ins.seed();
   topt.on_progress = on_progress;
+  ParamSet c;  // SCAFFOLD: the server's control variate
+  std::vector<float> correction;
+  if (ins.control_size() > 0) {
+    if (!control) return Status::InvalidArgument("fit_ins.control: this node keeps no control variate");
+    EDGEBED_RETURN_IF_ERROR(wire::FromTensors(ins.control(), "fit_ins.control", &learner.specs(), &c));
+    if (control->size() != c.flat.size()) control->assign(c.flat.size(), 0.0f);  // c_i starts at 0
+    correction.resize(c.flat.size());
+    for (size_t i = 0; i < correction.size(); ++i) correction[i] = c.flat[i] - (*control)[i];
+    topt.gradient_correction = &correction;
+    if (!(topt.learning_rate > 0.0f)) return Status::InvalidArgument("fit_ins.learning_rate must be > 0 with fit_ins.control");
+  }
   EDGEBED_ASSIGN_OR_RETURN(const TrainStats ts, learner.Train(data, indices, topt));
   ParamSet update = learner.GetParams();
   for (size_t i = 0; i < update.flat.size(); ++i) update.flat[i] -= global.flat[i];
+  if (!c.flat.empty()) {  // option II: c_i+ = c_i - c + (x - y) / (K lr), on the trained values only
+    ParamSet delta = ParamSet::Zeros(c.specs);
+    const double k_lr = static_cast<double>(std::max<size_t>(ts.steps, 1)) * topt.learning_rate;
+    for (size_t i = 0; i < learner.TrainedValues(); ++i) {
+      const float next = static_cast<float>((*control)[i] - c.flat[i] - update.flat[i] / k_lr);
+      delta.flat[i] = next - (*control)[i];
+      (*control)[i] = next;
+    }
+    wire::ToTensors(delta, res->mutable_control_delta());
+  }
   if (ins.corrupt_factor() != 0.0f)
     for (float& v : update.flat) v *= ins.corrupt_factor();
   if (ins.corrupt_noise_std() > 0.0f) {  // a Byzantine node that sends noise (seeded by the round's stream)

@@ -35,9 +35,13 @@ Result<NodeSetup> PrepareFromJoinAck(const wire::JoinAck& ack, const NodeData& w
 // module that throws, a loss that is not finite). With fit_ins.vq set
 // (digital OTA) the update is quantised by `vq`, the node's own error-feedback state, and sent as
 // fit_res.vq_indices. fit_ins.corrupt_factor (fault injection) scales the update first.
+// With fit_ins.control set (SCAFFOLD, option II of Karimireddy et al. 2020), every gradient gets
+// c - c_i added, and afterwards c_i+ = c_i - c + (x - y) / (K lr) for the trained values (K the steps
+// taken); fit_res.control_delta carries c_i+ - c_i and `control` (the node's c_i, kept across rounds;
+// empty = zeros) becomes c_i+.
 Status LocalFit(Learner& learner, const Dataset& data, const std::vector<uint32_t>& indices,
                 const wire::FitIns& ins, const std::function<bool(float)>& on_progress, wire::FitRes* res,
-                ErrorFeedbackQuantiser* vq);
+                ErrorFeedbackQuantiser* vq, std::vector<float>* control);
 
 // What a node answers when LocalFit or LocalEvaluate fails: TRAINING_FAILED when the training or
 // evaluation itself failed, else BAD_TENSOR (fit_ins or evaluate_ins was at fault).

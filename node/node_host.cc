@@ -26,6 +26,7 @@ struct SimNode {
   bool done = false;
   std::optional<std::chrono::steady_clock::time_point> last_join;
   ErrorFeedbackQuantiser vq;  // digital OTA: the node's quantisation error, carried across rounds
+  std::vector<float> control;  // SCAFFOLD: c_i (allocated when the node first trains with it)
 };
 
 class Host {
@@ -199,7 +200,7 @@ class Host {
         continue;
       }
       auto* res = out.mutable_fit_res();
-      Status st = LocalFit(*learner_, data_, parts_[n.index], ins, beat, res, &n.vq);
+      Status st = LocalFit(*learner_, data_, parts_[n.index], ins, beat, res, &n.vq, &n.control);
       if (!st.ok()) {
         out.Clear();
         out.mutable_error()->set_code(FailureCode(st));

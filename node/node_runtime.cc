@@ -192,7 +192,7 @@ class Node {
     };
     wire::Envelope out;
     out.set_sender(id_);
-    Status st = LocalFit(*learner_, data_, indices_, ins, progress, out.mutable_fit_res(), &vq_);
+    Status st = LocalFit(*learner_, data_, indices_, ins, progress, out.mutable_fit_res(), &vq_, &control_);
     if (Stopping()) return;  // Run() leaves
     if (!st.ok()) return ReplyError(FailureCode(st), st.message(), ins.round());
     wire::SendEnvelope(sock_, out);
@@ -219,6 +219,7 @@ class Node {
   std::vector<uint32_t> indices_;
   std::unique_ptr<Learner> learner_;
   ErrorFeedbackQuantiser vq_;  // digital OTA: this node's quantisation error, carried across rounds
+  std::vector<float> control_;  // SCAFFOLD: this node's c_i, carried across rounds
 };
 
 }  // namespace

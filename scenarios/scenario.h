@@ -99,7 +99,7 @@ struct Scenario {
   uint32_t rounds = 20;
   double fraction = 1.0;            // (0, 1]
   double min_quorum = 0.5;          // (0, 1]
-  std::string strategy = "fedavg";  // fedavg | fedprox | fedavgm | fedadagrad | fedadam | fedyogi
+  std::string strategy = "fedavg";  // fedavg | fedprox | fedavgm | fedadagrad | fedadam | fedyogi | scaffold
   double proximal_mu = 0.01;        // fedprox: mu of the nodes' proximal term, [0, 1e6]
   double server_lr = 1.0;           // server step size eta (fedavgm, fedadagrad/adam/yogi), (0, 10]
   double server_momentum = 0.9;     // fedavgm: beta, [0, 0.999]

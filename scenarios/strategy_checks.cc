@@ -6,6 +6,13 @@
 namespace edgebed {
 
 Status CheckStrategyFields(const Scenario& s) {
+  if (s.strategy == "scaffold") {  // control variates travel beside each node's update
+    if (s.channel.uplink == "analog_ota" || s.channel.uplink == "digital_ota")
+      return Status::InvalidArgument("federation.strategy = scaffold sends each node's control delta beside its update; channel.uplink = " +
+                                     s.channel.uplink + " delivers only the sum");
+    if (s.aggregation != "mean" || s.dp_clip_norm > 0.0)
+      return Status::InvalidArgument("federation.strategy = scaffold takes federation.aggregation = mean and dp_clip_norm = 0");
+  }
   if (s.dp_clip_norm > 0.0) {  // central DP clips each node's update
     if (s.channel.uplink == "analog_ota" || s.channel.uplink == "digital_ota")
       return Status::InvalidArgument("federation.dp_clip_norm > 0 (DP-FedAvg) clips each node's update; channel.uplink = " +

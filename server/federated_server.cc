@@ -284,6 +284,7 @@ void FederatedServer::RunRound(uint32_t r, Clock::time_point run_start) {
   auto* ins = ins_env.mutable_fit_ins();
   ins->set_round(r);
   wire::ToTensors(global, ins->mutable_params());
+  if (const std::vector<float>* c = strategy->FitControl()) wire::ToTensors(ParamSet{global.specs, *c}, ins->mutable_control());
   ins->set_local_epochs(sc.local_epochs);
   ins->set_batch_size(sc.batch_size);
   ins->set_learning_rate(static_cast<float>(sc.learning_rate));

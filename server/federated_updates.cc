@@ -43,6 +43,14 @@ void FederatedServer::OnFitRes(const std::string& from, const wire::FitRes& res)
   const bool vq_answer = uplink->carries_codewords() || res.vq_indices_size() > 0;
   Status st = vq_answer ? (ota_ ? ota_->CheckIndices(res) : Status::InvalidArgument("fit_res.vq_indices is for channel.uplink = digital_ota; this run's uplink takes fit_res.update")) : wire::FromTensors(res.update(), "fit_res.update", &global.specs, &r.update);
   if (!st.ok()) return RejectUpdate(from, st.message());
+  if (strategy->FitControl() || res.control_delta_size() > 0) {  // SCAFFOLD: c_i+ - c_i beside the update
+    if (!strategy->FitControl()) return RejectUpdate(from, "fit_res.control_delta is for federation.strategy = scaffold");
+    if (res.control_delta_size() == 0) return RejectUpdate(from, "fit_res.control_delta is missing (federation.strategy = scaffold)");
+    ParamSet cd;
+    st = wire::FromTensors(res.control_delta(), "fit_res.control_delta", &global.specs, &cd);
+    if (!st.ok()) return RejectUpdate(from, st.message());
+    r.control_delta = std::move(cd.flat);
+  }
   if (!std::isfinite(r.train_time_s) || r.train_time_s < 0 || r.num_samples == 0)
     return RejectUpdate(from, "fit_res.num_samples must be >= 1 and fit_res.train_time_s finite and >= 0");
   if (r.node_index < assigned_samples.size() && r.num_samples > assigned_samples[r.node_index]) {

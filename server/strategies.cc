@@ -1,10 +1,12 @@
 // The float-update strategies (FedProx is FedAvg here; its proximal term is the nodes', sent in
-// fit_ins.proximal_mu): how the round's updates combine into one (the weighted mean of FedAvg
+// fit_ins.proximal_mu; SCAFFOLD's control variates travel in fit_ins.control and fit_res.control_delta,
+// Karimireddy et al. 2020, option II): how the round's updates combine into one (the weighted mean of FedAvg
 // (McMahan et al. 2017), or a Byzantine-robust rule, robust_aggregate.h) and how the server moves the
 // model by it (plain, FedAvgM, FedAdagrad, FedAdam, FedYogi: server_optimizer.h). The mean streams
 // (one accumulator the size of the model); the robust rules keep the round's updates.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <optional>
 
 #include "server/aggregate.h"
@@ -19,9 +21,9 @@ namespace {
 class UpdateStrategy final : public Strategy {
  public:
   UpdateStrategy(std::string name, SelectionOptions selection, RobustOptions robust, std::optional<DpAggregator> dp,
-                 std::unique_ptr<ServerOptimizer> opt)
+                 std::unique_ptr<ServerOptimizer> opt, uint32_t scaffold_nodes)
       : name_(std::move(name)), selection_(std::move(selection)), robust_(std::move(robust)), dp_(std::move(dp)),
-        opt_(std::move(opt)) {}
+        opt_(std::move(opt)), scaffold_nodes_(scaffold_nodes) {}
   std::string name() const override { return name_; }
 
   Selection ConfigureFit(uint32_t, const std::vector<Candidate>& available, Rng& rng) override {
@@ -32,6 +34,10 @@ class UpdateStrategy final : public Strategy {
     size_ = global.flat.size();
     mean_.Reset(streaming() && !dp_.has_value() ? size_ : 0);
     if (dp_) dp_->BeginRound(size_);
+    if (scaffold_nodes_ > 0) {
+      if (control_.size() != size_) control_.assign(size_, 0.0f);  // c starts at 0
+      control_sum_.assign(size_, 0.0);
+    }
     updates_.clear();
     weights_.clear();
   }
@@ -43,6 +49,11 @@ class UpdateStrategy final : public Strategy {
     if (r.num_samples == 0) return Status::InvalidArgument("update of " + r.node_id + " has num_samples = 0");
     if (dp_) {  // DP-FedAvg: every node counts once, clipped
       dp_->Add(r.update.flat);
+    } else if (scaffold_nodes_ > 0) {  // SCAFFOLD: the plain mean of the updates, and the control deltas' sum
+      if (r.control_delta.size() != size_)
+        return Status::InvalidArgument("update of " + r.node_id + " has no control delta of the model's size (SCAFFOLD)");
+      mean_.Add(r.update.flat.data(), r.update.flat.size(), 1.0);
+      for (size_t i = 0; i < size_; ++i) control_sum_[i] += r.control_delta[i];
     } else if (streaming()) {
       mean_.Add(r.update.flat.data(), r.update.flat.size(), static_cast<double>(r.num_samples));
     } else {
@@ -66,21 +77,44 @@ class UpdateStrategy final : public Strategy {
     }
     ParamSet next = global;
     EDGEBED_RETURN_IF_ERROR(opt_->Step(delta, &next.flat));
+    if (scaffold_nodes_ > 0)  // c <- c + (1 / N) sum of the control deltas
+      for (size_t i = 0; i < size_; ++i) control_[i] += static_cast<float>(control_sum_[i] / scaffold_nodes_);
     return next;
   }
+
+  const std::vector<float>* FitControl() const override { return scaffold_nodes_ > 0 ? &control_ : nullptr; }
 
   std::vector<std::pair<std::string, double>> RoundFigures() const override {
     return dp_ ? dp_->Figures() : std::vector<std::pair<std::string, double>>{};
   }
 
   // With DP its rounds and clipping norm, then the server optimiser's moments.
-  std::string SaveState() const override { return (dp_ ? dp_->Save() : std::string()) + opt_->Save(); }
+  std::string SaveState() const override {
+    std::string out = dp_ ? dp_->Save() : std::string();
+    if (scaffold_nodes_ > 0) {  // c, behind its length
+      const uint64_t n = control_.size();
+      out += "EBSC1" + std::string(reinterpret_cast<const char*>(&n), 8) +
+             std::string(reinterpret_cast<const char*>(control_.data()), n * 4);
+    }
+    return out + opt_->Save();
+  }
   Status LoadState(const std::string& state) override {
     std::string rest = state;
     if (dp_) {  // its 21 bytes come first
       Status st = dp_->Load(rest.substr(0, 21));
       if (!st.ok()) return Status::InvalidArgument("federation.strategy = " + name_ + ": " + st.message());
       rest = rest.substr(std::min<size_t>(21, rest.size()));
+    }
+    if (scaffold_nodes_ > 0) {
+      uint64_t n = 0;
+      if (rest.size() < 13 || rest.compare(0, 5, "EBSC1") != 0)
+        return Status::InvalidArgument("federation.strategy = " + name_ + ": the checkpoint holds no control variate");
+      std::memcpy(&n, rest.data() + 5, 8);
+      if (n > (1ull << 34) || rest.size() < 13 + n * 4)
+        return Status::Corruption("federation.strategy = " + name_ + ": the checkpoint's control variate is cut short");
+      control_.resize(n);
+      std::memcpy(control_.data(), rest.data() + 13, n * 4);
+      rest = rest.substr(13 + n * 4);
     }
     Status st = opt_->Load(rest);
     return st.ok() ? st : Status::InvalidArgument("federation.strategy = " + name_ + ": " + st.message());
@@ -93,6 +127,9 @@ class UpdateStrategy final : public Strategy {
   RobustOptions robust_;
   std::optional<DpAggregator> dp_;  // DP-FedAvg's clipping, noise and accounting
   std::unique_ptr<ServerOptimizer> opt_;
+  uint32_t scaffold_nodes_ = 0;       // SCAFFOLD: N, all nodes (0 = not SCAFFOLD)
+  std::vector<float> control_;        // SCAFFOLD: the server's control variate c
+  std::vector<double> control_sum_;   // the round's control deltas, summed
   size_t size_ = 0;
   WeightedMean mean_;
   std::vector<std::vector<float>> updates_;
@@ -102,7 +139,7 @@ class UpdateStrategy final : public Strategy {
 }  // namespace
 
 const std::vector<std::string>& StrategyNames() {
-  static const std::vector<std::string> names = {"fedavg", "fedprox", "fedavgm", "fedadagrad", "fedadam", "fedyogi"};
+  static const std::vector<std::string> names = {"fedavg", "fedprox", "fedavgm", "fedadagrad", "fedadam", "fedyogi", "scaffold"};
   return names;
 }
 
@@ -114,24 +151,28 @@ Result<std::unique_ptr<Strategy>> MakeStrategy(const StrategyOptions& opt) {
   if (sel.policy != "random" && sel.policy != "deadline" && sel.policy != "channel")
     return Status::InvalidArgument("federation.selection = '" + sel.policy + "' is unknown; allowed: random, deadline, channel");
   ServerOptimizerOptions so = opt.server;
-  if (opt.name == "fedavg" || opt.name == "fedprox") so.kind = "none";  // FedProx's term is the nodes' (fit_ins.proximal_mu)
+  if (opt.name == "fedavg" || opt.name == "fedprox") so.kind = "none";
+  else if (opt.name == "scaffold") so.kind = "none";  // x += server_lr x the mean update  // FedProx's term is the nodes' (fit_ins.proximal_mu)
   else if (opt.name == "fedavgm") so.kind = "momentum";
   else if (opt.name == "fedadagrad") so.kind = "adagrad";
   else if (opt.name == "fedadam") so.kind = "adam";
   else if (opt.name == "fedyogi") so.kind = "yogi";
   else
     return Status::InvalidArgument("federation.strategy = '" + opt.name +
-                                   "' is unknown; allowed: fedavg, fedprox, fedavgm, fedadagrad, fedadam, fedyogi");
+                                   "' is unknown; allowed: fedavg, fedprox, fedavgm, fedadagrad, fedadam, fedyogi, scaffold");
   EDGEBED_RETURN_IF_ERROR(ValidateRobust(opt.robust));
   if (opt.dp.on() && opt.robust.rule != "mean")
     return Status::InvalidArgument("federation.dp_clip_norm > 0 (DP-FedAvg) takes aggregation = mean, not " + opt.robust.rule);
+  if (opt.name == "scaffold" && (opt.robust.rule != "mean" || opt.dp.on() || opt.num_nodes == 0))
+    return Status::InvalidArgument("federation.strategy = scaffold takes aggregation = mean and no DP (dp_clip_norm = 0)");
   std::optional<DpAggregator> dp;
   if (opt.dp.on()) {
     EDGEBED_ASSIGN_OR_RETURN(DpAggregator a, DpAggregator::Create(opt.dp));
     dp = std::move(a);
   }
   EDGEBED_ASSIGN_OR_RETURN(auto server_opt, ServerOptimizer::Create(so));
-  return std::unique_ptr<Strategy>(new UpdateStrategy(opt.name, sel, opt.robust, std::move(dp), std::move(server_opt)));
+  return std::unique_ptr<Strategy>(new UpdateStrategy(opt.name, sel, opt.robust, std::move(dp), std::move(server_opt),
+                                                      opt.name == "scaffold" ? opt.num_nodes : 0));
 }
 
 }  // namespace edgebed

@@ -1,6 +1,6 @@
 // How a round is configured and its results combined (Flower's Strategy, trimmed to what the
 // server loop needs). Results stream in one at a time, so a strategy keeps O(model) state.
-// strategies.cc holds the float-update family: FedAvg, FedProx, FedAvgM, FedAdagrad, FedAdam, FedYogi, each with
+// strategies.cc holds the float-update family: FedAvg, FedProx, SCAFFOLD, FedAvgM, FedAdagrad, FedAdam, FedYogi, each with
 // the weighted mean or a Byzantine-robust aggregation rule.
 #pragma once
 #include <cstdint>
@@ -28,6 +28,7 @@ struct FitResult {
   uint64_t peak_train_bytes = 0;  // the node's measured training memory (0 = not measured)
   uint64_t kept_for_backward_bytes = 0;  // of which the autograd graph held at backward
   double virtual_s = 0.0;      // virtual completion time in the round (download + train + upload)
+  std::vector<float> control_delta;  // SCAFFOLD: the node's c_i+ - c_i (layout checked by the server)
 };
 
 struct FitFailure {
@@ -47,6 +48,8 @@ class Strategy {
   // The new global model; failures are part of the input, as in Flower's aggregate_fit.
   virtual Result<ParamSet> AggregateFit(uint32_t round, const ParamSet& global,
                                         const std::vector<FitFailure>& failures) = 0;
+  // SCAFFOLD: the control variate c sent in every fit_ins (null: none), sized by BeginRound.
+  virtual const std::vector<float>* FitControl() const { return nullptr; }
   // Figures of the round just aggregated for its metrics row (e.g. dp_epsilon); none by default.
   virtual std::vector<std::pair<std::string, double>> RoundFigures() const { return {}; }
   // What the strategy keeps between rounds (server optimiser moments, control variates), as bytes
@@ -60,12 +63,13 @@ class Strategy {
 };
 
 struct StrategyOptions {
-  std::string name = "fedavg";  // fedavg | fedprox | fedavgm | fedadagrad | fedadam | fedyogi (StrategyNames)
+  std::string name = "fedavg";  // fedavg | fedprox | fedavgm | fedadagrad | fedadam | fedyogi | scaffold
   double fraction = 1.0;  // share of available nodes selected per round, (0, 1]
   SelectionOptions selection;  // its fraction is set from the one above
   ServerOptimizerOptions server;  // lr, momentum, betas, tau; its kind follows from the name
   RobustOptions robust;           // how updates combine; rule "mean" = FedAvg's weighted mean
   DpOptions dp;                   // central differential privacy (DP-FedAvg); off while dp.clip_norm is 0
+  uint32_t num_nodes = 0;         // N: SCAFFOLD's c moves by (1 / N) x the sum of the control deltas
 };
 
 Result<std::unique_ptr<Strategy>> MakeStrategy(const StrategyOptions& opt);

@@ -37,6 +37,7 @@ Result<StrategyOptions> ScenarioStrategy(const Scenario& sc) {
     spdlog::info("DP-FedAvg: noise multiplier {:.4f} ends {} rounds at epsilon {:.3f} (delta {:g}, sampling rate {:g})",
                  so.dp.noise_multiplier, sc.rounds, sc.dp_target_epsilon, sc.dp_delta, sc.fraction);
   }
+  so.num_nodes = sc.nodes;
   so.fraction = sc.fraction;
   so.selection.policy = sc.selection;
   so.selection.over_commit = sc.over_commit;

@@ -178,6 +178,12 @@ const std::vector<TensorSpec>& Learner::specs() const { return impl_->specs; }
 int64_t Learner::ForwardFlops() const { return impl_->forward_flops; }
 int64_t Learner::TrainFlops() const { return impl_->train_flops; }
 uint64_t Learner::FullModelBytes() const { return impl_->full_model_bytes; }
+
+size_t Learner::TrainedValues() const {
+  size_t n = 0;
+  for (const auto& p : impl_->trainable) n += static_cast<size_t>(p.numel());
+  return n;
+}
 int Learner::TrainableBlocks() const { return impl_->trainable_blocks; }
 Status Learner::SaveBackbone(const std::string& path) const {
   if (!impl_->save_backbone) return Status::InvalidArgument("model '" + impl_->name + "' has no backbone to save");
@@ -258,6 +264,9 @@ Result<TrainStats> Learner::Train(const Dataset& data, const std::vector<uint32_
   TrainStats st;
   st.samples = indices.size();
   if (indices.empty() || opt.epochs <= 0) return st;
+  if (opt.gradient_correction && opt.gradient_correction->size() < TrainedValues())
+    return Status::InvalidArgument("gradient correction has " + std::to_string(opt.gradient_correction->size()) +
+                                   " values; the model trains " + std::to_string(TrainedValues()));
   EDGEBED_ASSIGN_OR_RETURN(auto optimiser, MakeOptimizer(impl_->trainable, opt));
   impl_->set_mode(true);
   const int64_t live_before = CountedLiveBytes();
@@ -290,6 +299,16 @@ Result<TrainStats> Learner::Train(const Dataset& data, const std::vector<uint32_
                                          " at batch " + std::to_string(done + 1) + " (learning rate " +
                                          std::to_string(opt.learning_rate) + " too high, or bad data)");
         loss.backward();
+        if (opt.gradient_correction) {
+          torch::NoGradGuard no_grad;
+          int64_t at = 0;
+          for (auto& p : impl_->trainable) {
+            auto& g = p.mutable_grad();
+            if (g.defined())
+              g.add_(torch::from_blob(const_cast<float*>(opt.gradient_correction->data()) + at, p.sizes(), torch::kFloat32));
+            at += p.numel();
+          }
+        }
         if (!start.empty()) {
           torch::NoGradGuard no_grad;
           for (size_t i = 0; i < start.size(); ++i) {
@@ -312,6 +331,7 @@ Result<TrainStats> Learner::Train(const Dataset& data, const std::vector<uint32_
                             TorchMessage(e));
   }
   st.mean_loss = loss_count ? loss_sum / static_cast<double>(loss_count) : 0.0;
+  st.steps = done;
   if (CountingAllocatorInstalled()) st.peak_train_bytes = std::max<int64_t>(0, CountedPeakBytes() - live_before);
   st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return st;

@@ -22,6 +22,9 @@ struct TrainOptions {
   float weight_decay = 0.0f;    // L2 penalty added to the gradient, both optimisers
   float proximal_mu = 0.0f;     // FedProx (Li et al. 2020): adds mu (w - w_start) to the gradient, the
                                 // gradient of (mu / 2) |w - w_start|^2 around the weights Train began from
+  // SCAFFOLD (Karimireddy et al. 2020): added to every gradient, in GetParams' flat layout (the
+  // trained values come first; the rest is ignored). Null = none.
+  const std::vector<float>* gradient_correction = nullptr;
   uint64_t seed = 0;            // batch order
   // Called after every batch with the fraction done (0..1]; returns false to stop early.
   std::function<bool(float)> on_progress;
@@ -37,6 +40,7 @@ struct TrainStats {
   int64_t peak_train_bytes = 0;
   // The most bytes the autograd graph (and the loss) held when backward began, over the batches.
   int64_t kept_for_backward_bytes = 0;
+  size_t steps = 0;  // optimiser steps taken (SCAFFOLD's K)
 };
 
 // Transfer learning from a pretrained IRB backbone with MobileTL (splitnets/transfer.h).
@@ -117,6 +121,8 @@ class Learner {
   // Bytes of every parameter and float buffer of the network (= GetParams().bytes() unless only a
   // part trains): what full-model FedAvg would send.
   uint64_t FullModelBytes() const;
+  // Values of GetParams() that training changes through gradients (the first ones; float buffers follow).
+  size_t TrainedValues() const;
   // Transfer learners: the number of top IRBs trained (after the memory budget); -1 otherwise.
   int TrainableBlocks() const;
   // IRB networks: writes the stem and blocks (not the head) as a backbone for transfer.

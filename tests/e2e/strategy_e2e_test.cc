@@ -98,3 +98,32 @@ TEST_CASE("DP-FedAvg over 50 simulated nodes learns and reports epsilon after ev
   CHECK(rows.back()["test_accuracy"].get<double>() > 0.3);  // measured 0.42; chance 0.1
   edgebed::e2e::Cleanup(out);
 }
+
+TEST_CASE("SCAFFOLD: control variates cross both links (twice FedAvg's bytes) and the federation learns") {
+  auto run = [](const std::string& strategy) {
+    const std::string out = edgebed::e2e::TempDir("strategy", "ctl-" + strategy);
+    fs::remove_all(out);
+    REQUIRE_MESSAGE(Wait(Start({EDGEBED_BINARY, "run", std::string(EDGEBED_SOURCE_DIR) + "/scenarios/quick.toml", "--set",
+                                "output_dir=\"" + out + "\"", "--set", "federation.strategy=\"" + strategy + "\"", "--set",
+                                "training.momentum=0.0"},
+                               out + ".log")) == 0,
+                    Slurp(out + ".log"));
+    const auto rows = Metrics(out);
+    REQUIRE(rows.size() == 4);
+    edgebed::e2e::Cleanup(out);
+    return rows;
+  };
+  const auto avg = run("fedavg"), sc = run("scaffold");
+  for (size_t r = 1; r < sc.size(); ++r) {
+    CAPTURE(r);
+    CHECK(sc[r]["participants"] == 4);
+    // fit_ins carries c beside the model, fit_res c_i+ - c_i beside the update: about twice the bytes.
+    const double down = sc[r]["downlink_bytes"].get<double>() / avg[r]["downlink_bytes"].get<double>();
+    const double up = sc[r]["uplink_bytes"].get<double>() / avg[r]["uplink_bytes"].get<double>();
+    CHECK(down > 1.95);
+    CHECK(down < 2.05);
+    CHECK(up > 1.95);
+    CHECK(up < 2.05);
+  }
+  CHECK(sc.back()["test_accuracy"].get<double>() > 0.5);  // chance 0.1
+}

@@ -204,7 +204,7 @@ TEST_CASE("a strategy combines the rule and the server optimiser; its state goes
   CHECK(next->flat[0] == doctest::Approx(0.05 / (std::sqrt(0.99 * 0.01 + 0.01 * 0.25) + 0.1)).epsilon(1e-5));
   CHECK_FALSE((*s)->SaveState().empty());
   so.name = "fedprox2";
-  CHECK(MakeStrategy(so).status().message().find("fedavg, fedprox, fedavgm, fedadagrad, fedadam, fedyogi") != std::string::npos);
+  CHECK(MakeStrategy(so).status().message().find("fedavg, fedprox, fedavgm, fedadagrad, fedadam, fedyogi, scaffold") != std::string::npos);
 }
 
 TEST_CASE("the RDP accountant: the sampled Gaussian's closed forms at q = 1 and at order 2") {
@@ -326,4 +326,36 @@ TEST_CASE("adaptive clipping: C moves by exp(-clip_lr (unclipped share - quantil
   auto c = DpAggregator::Create(DpOptions{0.0, 1.0, 1e-5, 1.0, 4, 0, true}).value();
   REQUIRE(c.Load(a->Save()).ok());
   CHECK(c.clip_norm() == a->clip_norm());
+}
+
+TEST_CASE("SCAFFOLD on the server: x moves by the plain mean update, c by (1 / N) x the control deltas' sum") {
+  StrategyOptions so;
+  so.name = "scaffold";
+  so.num_nodes = 4;
+  auto s = MakeStrategy(so).value();
+  ParamSet g = ParamSet::Zeros({{"w", {2}}});
+  g.flat = {1.0f, 1.0f};
+  s->BeginRound(1, g);
+  REQUIRE(s->FitControl() != nullptr);
+  CHECK(*s->FitControl() == std::vector<float>{0.0f, 0.0f});  // c starts at 0
+  FitResult a{"a", 0, g, 10, 0, 0, 0}, b{"b", 1, g, 990, 0, 0, 0};
+  a.update.flat = {1.0f, 0.0f};
+  a.control_delta = {0.4f, -0.8f};
+  b.update.flat = {0.0f, 2.0f};
+  b.control_delta = {0.4f, 0.0f};
+  REQUIRE(s->Accumulate(a).ok());
+  REQUIRE(s->Accumulate(b).ok());
+  FitResult no_control{"c", 2, g, 10, 0, 0, 0};
+  no_control.update.flat = {0.0f, 0.0f};
+  CHECK_FALSE(s->Accumulate(no_control).ok());
+  auto next = s->AggregateFit(1, g, {});
+  REQUIRE(next.ok());
+  CHECK(next->flat == std::vector<float>{1.5f, 2.0f});            // unweighted mean: (1, 0) and (0, 2)
+  CHECK(*s->FitControl() == std::vector<float>{0.2f, -0.2f});      // (0.8, -0.8) / 4
+  auto restored = MakeStrategy(so).value();
+  REQUIRE(restored->LoadState(s->SaveState()).ok());
+  restored->BeginRound(2, g);
+  CHECK(*restored->FitControl() == std::vector<float>{0.2f, -0.2f});
+  so.robust.rule = "median";
+  CHECK(MakeStrategy(so).status().message().find("scaffold takes aggregation = mean") != std::string::npos);
 }
