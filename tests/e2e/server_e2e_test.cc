@@ -106,7 +106,9 @@ TEST_CASE("a server SIGKILLed at a random round and resumed ends with the uninte
   CHECK(Slurp(out + "/final_model.pt") == Slurp(ref + "/final_model.pt"));
   const json s = Summary(out);
   CHECK(s["status"] == "complete");
-  CHECK(s["resumed_from_round"].get<uint32_t>() >= kill_after);
+  // The round's row is written before its checkpoint: a kill between the two resumes from the round
+  // before and plays the round again (the rows above show it once, with the uninterrupted values).
+  CHECK(s["resumed_from_round"].get<uint32_t>() + 1 >= kill_after);
   for (const auto& d : {ref, out}) {
     fs::remove_all(d);
     fs::remove(d + ".log");
