@@ -6,6 +6,7 @@
 
 #include "codecs/rng.h"
 #include "server/dp_accountant.h"
+#include "server/robust_aggregate.h"
 
 namespace edgebed {
 
@@ -43,12 +44,7 @@ void DpAggregator::BeginRound(size_t model_size) {
 
 void DpAggregator::Add(const std::vector<float>& update) {
   std::vector<float> u = update;
-  double norm = 0.0;
-  for (float& v : u) norm += static_cast<double>(v = std::isnan(v) ? 0.0f : v) * v;
-  norm = std::sqrt(norm);
-  if (norm <= clip_) ++unclipped_;
-  else
-    for (float& v : u) v = static_cast<float>(v * (clip_ / norm));
+  if (ClipToNorm(&u, clip_) <= clip_) ++unclipped_;
   sum_.Add(u.data(), u.size(), 1.0);
 }
 

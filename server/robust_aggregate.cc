@@ -81,6 +81,15 @@ Status Need(const RobustOptions& opt, size_t n, size_t need) {
 
 }  // namespace
 
+double ClipToNorm(std::vector<float>* x, double clip_norm) {
+  double norm = 0.0;
+  for (float& v : *x) norm += static_cast<double>(v = Clean(v)) * v;
+  norm = std::sqrt(norm);
+  if (norm > clip_norm)
+    for (float& v : *x) v = static_cast<float>(v * (clip_norm / norm));
+  return norm;
+}
+
 Status ValidateRobust(const RobustOptions& opt) {
   static const std::vector<std::string> rules = {"mean", "median", "trimmed_mean", "krum", "multi_krum", "bulyan", "norm_bound"};
   if (std::find(rules.begin(), rules.end(), opt.rule) == rules.end())
@@ -145,13 +154,7 @@ Result<std::vector<float>> RobustAggregate(const Updates& u, const std::vector<d
     }
   } else {  // norm_bound
     Updates clipped = u;
-    for (auto& x : clipped) {
-      double norm = 0.0;
-      for (float& v : x) norm += static_cast<double>(v = Clean(v)) * v;
-      norm = std::sqrt(norm);
-      if (norm > opt.clip_norm)
-        for (float& v : x) v = static_cast<float>(v * (opt.clip_norm / norm));
-    }
+    for (auto& x : clipped) ClipToNorm(&x, opt.clip_norm);
     out = WeightedMeanOf(clipped, w, all);
   }
   if (chosen) *chosen = keep;

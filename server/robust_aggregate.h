@@ -28,6 +28,10 @@ struct RobustOptions {
   double clip_norm = 0.0;     // norm_bound: > 0
 };
 
+// Erased values (NaN) of `x` become 0, then `x` is scaled down to norm `clip_norm` if it is longer.
+// Returns the norm before scaling. Shared by norm_bound and DP-FedAvg.
+double ClipToNorm(std::vector<float>* x, double clip_norm);
+
 // Checks the options alone; errors name the field (federation.aggregation, ...) and the range.
 [[nodiscard]] Status ValidateRobust(const RobustOptions& opt);
 
