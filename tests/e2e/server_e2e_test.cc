@@ -87,7 +87,9 @@ TEST_CASE("a server SIGKILLed at a random round and resumed ends with the uninte
   const pid_t launcher = Start(RunCmd(out, set), out + ".log");
   REQUIRE(WaitFor([&] {
     const auto rows = fs::exists(out + "/metrics.jsonl") ? Metrics(out) : std::vector<json>{};
-    return !rows.empty() && rows.back()["round"].get<uint32_t>() >= kill_after && fs::exists(out + "/server.pid");
+    // The row of a round comes before its checkpoint: wait for a checkpoint too, so there is one to resume.
+    return !rows.empty() && rows.back()["round"].get<uint32_t>() >= kill_after && fs::exists(out + "/server.pid") &&
+           fs::exists(out + "/checkpoint.bin");
   }));
   const pid_t server = std::stoi(Slurp(out + "/server.pid"));
   REQUIRE(kill(server, SIGKILL) == 0);
