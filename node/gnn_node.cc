@@ -114,8 +114,17 @@ class ZmqPeers : public PeerTransport {
         last_beat = Clock::now();
         Heartbeat(epoch);
       }
+      if (opt_.stop && opt_.stop->load()) {  // SIGTERM/SIGINT: the shard leaves, even mid-epoch
+        shutdown_ = true;
+        return Status::Unavailable("stopped by a signal (SIGTERM or SIGINT)");
+      }
       zmq::pollitem_t items[] = {{pull_.handle(), 0, ZMQ_POLLIN, 0}, {server_.handle(), 0, ZMQ_POLLIN, 0}};
-      zmq::poll(items, 2, std::chrono::milliseconds(200));
+      try {
+        zmq::poll(items, 2, std::chrono::milliseconds(200));
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EINTR) throw;
+        continue;  // a signal: the stop flag is checked above
+      }
       if (items[1].revents & ZMQ_POLLIN) EDGEBED_RETURN_IF_ERROR(FromServer());
       if (items[0].revents & ZMQ_POLLIN) {
         zmq::message_t msg;
@@ -165,10 +174,11 @@ class ZmqPeers : public PeerTransport {
     if (!wire::Decode(msg.data(), msg.size(), wire::kDefaultMaxFrameBytes, &env).ok()) return Status::Ok();
     if (env.has_shutdown()) {
       shutdown_ = true;
-      return Status::Unavailable("the server says shutdown (" + env.shutdown().reason() + ")");
+      return Status::Unavailable("the server says shutdown (" + wire::Printable(env.shutdown().reason()) + ")");
     }
     if (env.has_error())
-      spdlog::error("{}: server error {}: {}", id_, wire::ErrorCode_Name(env.error().code()), env.error().message());
+      spdlog::error("{}: server error {}: {}", id_, wire::ErrorCode_Name(env.error().code()),
+                    wire::Printable(env.error().message()));
     else
       spdlog::warn("{}: ignoring {} from the server in the middle of an epoch", id_, wire::BodyName(env));
     return Status::Ok();
@@ -201,9 +211,10 @@ void SendError(zmq::socket_t& sock, const std::string& id, wire::ErrorCode code,
 
 }  // namespace
 
-int RunGnnNode(zmq::socket_t& sock, const std::string& id, const wire::JoinAck& ack, const NodeOptions& opt) {
+int RunGnnNode(ServerInbox& inbox, const std::string& id, const wire::JoinAck& ack, const NodeOptions& opt) {
+  zmq::socket_t& sock = inbox.socket();
   if (!ack.accepted()) {
-    spdlog::error("{}: join refused: {}", id, ack.reason());
+    spdlog::error("{}: join refused: {}", id, wire::Printable(ack.reason()));
     return 1;
   }
   const GnnConfig cfg = FromWire(ack.gnn());
@@ -242,19 +253,14 @@ int RunGnnNode(zmq::socket_t& sock, const std::string& id, const wire::JoinAck& 
   }
   bool started = false;
   for (;;) {
-    zmq::pollitem_t items[] = {{sock.handle(), 0, ZMQ_POLLIN, 0}};
-    zmq::poll(items, 1, std::chrono::milliseconds(static_cast<int64_t>(opt.server_timeout_s * 1000)));
-    if (!(items[0].revents & ZMQ_POLLIN)) {
-      spdlog::error("{}: server silent for {:.0f} s; giving up", id, opt.server_timeout_s);
-      return 1;
-    }
-    zmq::message_t msg;
-    if (!sock.recv(msg)) continue;
     wire::Envelope in;
-    if (Status st = wire::Decode(msg.data(), msg.size(), wire::kDefaultMaxFrameBytes, &in); !st.ok()) {
-      spdlog::error("{}: dropped a frame from the server: {}", id, st.ToString());
-      continue;
+    const auto got = inbox.Next(&in);
+    if (got == ServerInbox::Got::kStop) {
+      inbox.Leave("stopped by a signal (SIGTERM or SIGINT)");
+      spdlog::info("{}: stopped by a signal; left the run", id);
+      return 0;
     }
+    if (got != ServerInbox::Got::kMessage) return 1;
     if (in.has_gnn_start()) {
       if (Status st = peers.Connect(in.gnn_start()); !st.ok()) {
         SendError(sock, id, wire::REJECTED, st.message(), 0);
@@ -287,10 +293,7 @@ int RunGnnNode(zmq::socket_t& sock, const std::string& id, const wire::JoinAck& 
       if (!s.ok()) {
         if (peers.shutdown()) {
           spdlog::info("{}: {} during epoch {}; leaving", id, s.message(), e.epoch());
-          wire::Envelope bye;
-          bye.set_sender(id);
-          bye.mutable_leave()->set_reason("shutdown mid-epoch");
-          wire::SendEnvelope(sock, bye);
+          inbox.Leave(inbox.Stopping() ? "stopped by a signal (SIGTERM or SIGINT)" : "shutdown mid-epoch");
           return 0;
         }
         SendError(sock, id, wire::UNAVAILABLE, "epoch " + std::to_string(e.epoch()) + ": " + s.message(), e.epoch());
@@ -303,14 +306,17 @@ int RunGnnNode(zmq::socket_t& sock, const std::string& id, const wire::JoinAck& 
       ToWire(st, peers.TakeTraffic(), done.mutable_gnn_epoch_done());
       wire::SendEnvelope(sock, done);
     } else if (in.has_shutdown()) {
-      spdlog::info("{}: server says shutdown ({}); leaving", id, in.shutdown().reason());
-      wire::Envelope bye;
-      bye.set_sender(id);
-      bye.mutable_leave()->set_reason("shutdown");
-      wire::SendEnvelope(sock, bye);
+      spdlog::info("{}: server says shutdown ({}); leaving", id, wire::Printable(in.shutdown().reason()));
+      inbox.Leave("shutdown");
       return 0;
+    } else if (in.has_join_ack()) {  // joined again after a lost link: only the same run goes on
+      if (!in.join_ack().accepted() || in.join_ack().run_id() != ack.run_id()) {
+        spdlog::error("{}: the server now runs {}; this shard belonged to run {}; exiting", id,
+                      wire::Printable(in.join_ack().run_id()), wire::Printable(ack.run_id()));
+        return 1;
+      }
+      spdlog::info("{}: joined run {} again", id, wire::Printable(ack.run_id()));
     } else if (in.has_error()) {
-      spdlog::error("{}: server error {}: {}", id, wire::ErrorCode_Name(in.error().code()), in.error().message());
       if (in.error().code() == wire::REJECTED) return 1;
     } else {
       spdlog::warn("{}: ignoring unexpected {} from the server", id, wire::BodyName(in));

@@ -6,14 +6,15 @@
 // error to the server; the server's shutdown ends the node at any time, even mid-epoch.
 #pragma once
 #include <string>
-#include <zmq.hpp>
 
 #include "codecs/edgebed.pb.h"
 #include "node/node_runtime.h"
+#include "node/server_inbox.h"
 
 namespace edgebed {
 
-// Runs until the server's shutdown (0) or a fatal error (1). `sock` is the node's connected DEALER.
-int RunGnnNode(zmq::socket_t& sock, const std::string& id, const wire::JoinAck& ack, const NodeOptions& opt);
+// Runs until the server's shutdown or a stop signal (0: the shard leaves, even mid-epoch) or a fatal
+// error (1).
+int RunGnnNode(ServerInbox& inbox, const std::string& id, const wire::JoinAck& ack, const NodeOptions& opt);
 
 }  // namespace edgebed

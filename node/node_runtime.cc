@@ -10,6 +10,7 @@
 
 #include "codecs/zmq_wire.h"
 #include "node/local_training.h"
+#include "node/server_inbox.h"
 #include "node/server_session.h"
 #include "node/gnn_node.h"
 #include "node/split_node.h"
@@ -24,55 +25,34 @@ class Node {
  public:
   explicit Node(const NodeOptions& opt)
       : opt_(opt), id_(opt.node_id.empty() ? "node-" + std::to_string(opt.index) : opt.node_id),
-        session_(id_, opt.server, wire::kDefaultMaxFrameBytes * 4, opt.reconnect_timeout_s, opt.curve), sock_(session_.socket()) {}
+        session_(id_, opt.server, wire::kDefaultMaxFrameBytes * 4, opt.reconnect_timeout_s, opt.curve),
+        inbox_(session_, {id_, opt.server_timeout_s, wire::kDefaultMaxFrameBytes * 4, opt.stop}, JoinOf(opt, id_)),
+        sock_(session_.socket()) {}
 
   int Run() {
     spdlog::info("{}: connecting to {}", id_, opt_.server);
-    SendJoin();
-    auto last_heard = Clock::now();
+    inbox_.SendJoin();
     for (;;) {
-      const auto event = session_.Wait(std::chrono::milliseconds(500));
-      if (Stopping()) return Leave();
-      if (event == ServerSession::Event::kLost) {
-        spdlog::error("{}: lost the server {} and could not reconnect within {:.0f} s; giving up", id_, opt_.server,
-                      opt_.reconnect_timeout_s);
-        return 1;
-      }
-      if (event == ServerSession::Event::kReconnected) {  // the server may have restarted: join again
-        last_join_.reset();
-        SendJoin();
-      }
-      if (event != ServerSession::Event::kMessage) {
-        if (std::chrono::duration<double>(Clock::now() - last_heard).count() > opt_.server_timeout_s) {
-          spdlog::error("{}: server {} silent for {:.0f} s; giving up", id_, opt_.server, opt_.server_timeout_s);
-          return 1;
-        }
-        continue;
-      }
-      last_heard = Clock::now();
-      zmq::message_t msg;
-      if (!sock_.recv(msg)) continue;
       wire::Envelope in;
-      Status st = wire::Decode(msg.data(), msg.size(), wire::kDefaultMaxFrameBytes * 4, &in);
-      if (!st.ok()) {
-        spdlog::error("{}: dropped a frame from the server: {}", id_, st.ToString());
-        continue;
+      switch (inbox_.Next(&in)) {
+        case ServerInbox::Got::kStop:
+          inbox_.Leave("stopped by a signal (SIGTERM or SIGINT)");
+          spdlog::info("{}: stopped by a signal; left the federation", id_);
+          return 0;
+        case ServerInbox::Got::kLost:
+        case ServerInbox::Got::kSilent: return 1;
+        case ServerInbox::Got::kMessage: break;
       }
       switch (in.body_case()) {
         case wire::Envelope::kJoinAck: {
-          if (in.join_ack().has_gnn()) {  // a GNN shard: its own loop from here on
-            RestoreDefaultSignals();
-            return RunGnnNode(sock_, id_, in.join_ack(), opt_);
-          }
+          if (in.join_ack().has_gnn()) return RunGnnNode(inbox_, id_, in.join_ack(), opt_);  // a GNN shard's own loop
           if (learner_ && in.join_ack().accepted() && in.join_ack().run_id() == run_id_) {
             spdlog::info("{}: joined run {} again", id_, run_id_);  // data and model are still here
           } else if (!OnJoinAck(in.join_ack())) {
             return 1;
           }
-          if (in.join_ack().has_split()) {  // split learning: the node's own loop from here on
-            RestoreDefaultSignals();
-            return RunSplitNode(sock_, id_, in.join_ack(), opt_, std::move(data_), std::move(indices_));
-          }
+          if (in.join_ack().has_split())  // split learning: the node's own loop from here on
+            return RunSplitNode(inbox_, id_, in.join_ack(), opt_, std::move(data_), std::move(indices_));
           wire::Envelope ready;  // a round-0 heartbeat: data and model are ready
           ready.set_sender(id_);
           ready.mutable_heartbeat()->set_round(0);
@@ -85,21 +65,12 @@ class Node {
         case wire::Envelope::kEvaluateIns:
           OnEvaluate(in.evaluate_ins());
           break;
-        case wire::Envelope::kShutdown: {
-          spdlog::info("{}: server says shutdown ({}); leaving", id_, in.shutdown().reason());
-          wire::Envelope bye;
-          bye.set_sender(id_);
-          bye.mutable_leave()->set_reason("shutdown");
-          wire::SendEnvelope(sock_, bye);
+        case wire::Envelope::kShutdown:
+          spdlog::info("{}: server says shutdown ({}); leaving", id_, wire::Printable(in.shutdown().reason()));
+          inbox_.Leave("shutdown");
           return 0;
-        }
         case wire::Envelope::kError:
-          spdlog::error("{}: server error {}: {}", id_, wire::ErrorCode_Name(in.error().code()),
-                        in.error().message());
           if (in.error().code() == wire::REJECTED) return 1;
-          // The server does not know this node (it restarted, or declared it failed while this
-          // process was stopped): join again under the same identity.
-          if (in.error().code() == wire::UNKNOWN_NODE) SendJoin();
           break;
         default:
           spdlog::warn("{}: ignoring unexpected {} from the server", id_, wire::BodyName(in));
@@ -108,24 +79,19 @@ class Node {
   }
 
  private:
-  void SendJoin() {
-    const auto now = Clock::now();
-    if (last_join_ && now - *last_join_ < std::chrono::seconds(1)) return;  // one join in flight is enough
-    last_join_ = now;
-    wire::Envelope env;
-    env.set_sender(id_);
-    auto* join = env.mutable_join();
-    join->set_node_id(id_);
-    join->set_node_index(opt_.index);
-    join->set_device(opt_.device);
-    join->set_role("trainer");
-    join->mutable_profile()->set_name("measured");  // a real device: its own clock, its own network
-    wire::SendEnvelope(sock_, env, "", /*dont_wait=*/true);
+  static wire::Join JoinOf(const NodeOptions& opt, const std::string& id) {
+    wire::Join join;
+    join.set_node_id(id);
+    join.set_node_index(opt.index);
+    join.set_device(opt.device);
+    join.set_role("trainer");
+    join.mutable_profile()->set_name("measured");  // a real device: its own clock, its own network
+    return join;
   }
 
   bool OnJoinAck(const wire::JoinAck& ack) {
     if (!ack.accepted()) {
-      spdlog::error("{}: join refused: {}", id_, ack.reason());
+      spdlog::error("{}: join refused: {}", id_, wire::Printable(ack.reason()));
       return false;
     }
     auto setup = PrepareFromJoinAck(ack, NodeData{opt_.data_dir, opt_.partition_file}, opt_.index, 1);
@@ -137,28 +103,12 @@ class Node {
     data_ = std::move(setup->data);
     indices_ = std::move(setup->parts[opt_.index]);
     learner_ = std::move(setup->learner);
-    spdlog::info("{}: joined run {} with {} samples ({} partition), model {}", id_, ack.run_id(),
-                 indices_.size(), ack.partition(), ack.model());
+    spdlog::info("{}: joined run {} with {} samples ({} partition), model {}", id_, wire::Printable(ack.run_id()),
+                 indices_.size(), wire::Printable(ack.partition()), wire::Printable(ack.model()));
     return true;
   }
 
-  bool Stopping() const { return opt_.stop && opt_.stop->load(); }
-
-  // The split and GNN loops have no graceful leave: a signal ends them as it always did.
-  static void RestoreDefaultSignals() {
-    std::signal(SIGTERM, SIG_DFL);
-    std::signal(SIGINT, SIG_DFL);
-  }
-
-  // A graceful stop (SIGTERM, systemctl stop): the server hears a leave, not a lost connection.
-  int Leave() {
-    wire::Envelope bye;
-    bye.set_sender(id_);
-    bye.mutable_leave()->set_reason("stopped by a signal (SIGTERM or SIGINT)");
-    wire::SendEnvelope(sock_, bye, "", /*dont_wait=*/true);
-    spdlog::info("{}: stopped by a signal; left the federation", id_);
-    return 0;
-  }
+  bool Stopping() const { return inbox_.Stopping(); }
 
   void ReplyError(wire::ErrorCode code, const std::string& message, uint32_t round) {
     spdlog::error("{}: {}", id_, message);
@@ -212,8 +162,8 @@ class Node {
   NodeOptions opt_;
   std::string id_;
   ServerSession session_;  // the DEALER to the server; reconnects by itself
+  ServerInbox inbox_;
   zmq::socket_t& sock_;
-  std::optional<Clock::time_point> last_join_;
   std::string run_id_;
   Dataset data_;
   std::vector<uint32_t> indices_;

@@ -27,9 +27,9 @@ SlimConfig ConfigOf(const wire::SplitSpec& s) {
 
 class SplitNode {
  public:
-  SplitNode(zmq::socket_t& sock, std::string id, const wire::JoinAck& ack, const NodeOptions& opt, Dataset data,
+  SplitNode(ServerInbox& inbox, std::string id, const wire::JoinAck& ack, const NodeOptions& opt, Dataset data,
             std::vector<uint32_t> indices)
-      : sock_(sock), id_(std::move(id)), ack_(ack), opt_(opt), data_(std::move(data)), indices_(std::move(indices)) {}
+      : inbox_(inbox), sock_(inbox.socket()), id_(std::move(id)), ack_(ack), opt_(opt), data_(std::move(data)), indices_(std::move(indices)) {}
 
   int Run() {
     auto enc = SlimEncoder::Create(ConfigOf(ack_.split()), ack_.seed(),
@@ -43,7 +43,7 @@ class SplitNode {
     Ready();
     for (;;) {
       wire::Envelope in;
-      if (!Receive(&in)) return 1;
+      if (!Receive(&in)) return stopped_ ? 0 : 1;
       switch (in.body_case()) {
         case wire::Envelope::kSplitRound:
           if (!Train(in.split_round())) return stopped_ ? 0 : 1;
@@ -51,11 +51,14 @@ class SplitNode {
         case wire::Envelope::kSplitInferIns:
           if (!Infer(in.split_infer_ins())) return stopped_ ? 0 : 1;
           break;
+        case wire::Envelope::kJoinAck:
+          if (!Rejoined(in.join_ack())) return 1;
+          break;
         case wire::Envelope::kShutdown:
           Leave(in.shutdown().reason());
           return 0;
         case wire::Envelope::kError:
-          if (!OnError(in.error())) return 1;
+          if (in.error().code() == wire::REJECTED) return 1;
           break;
         default:
           spdlog::warn("{}: ignoring unexpected {} from the server", id_, wire::BodyName(in));
@@ -72,32 +75,35 @@ class SplitNode {
   }
 
   void Leave(const std::string& why) {
-    spdlog::info("{}: server says shutdown ({}); leaving", id_, why);
-    wire::Envelope bye;
-    bye.set_sender(id_);
-    bye.mutable_leave()->set_reason("shutdown");
-    wire::SendEnvelope(sock_, bye);
+    spdlog::info("{}: server says shutdown ({}); leaving", id_, wire::Printable(why));
+    inbox_.Leave("shutdown");
     stopped_ = true;
   }
 
-  bool OnError(const wire::Error& e) {
-    spdlog::error("{}: server error {}: {}", id_, wire::ErrorCode_Name(e.code()), e.message());
-    return e.code() != wire::REJECTED;
+  // A join_ack after the node joined again (the link came back, or the server restarted or resumed
+  // from its checkpoint): the same run goes on with this encoder; another run is not this process's.
+  bool Rejoined(const wire::JoinAck& a) {
+    if (!a.accepted() || a.run_id() != ack_.run_id()) {
+      spdlog::error("{}: the server now runs {} ({}); this process belonged to run {}; exiting", id_,
+                    wire::Printable(a.run_id()), a.accepted() ? "accepted" : wire::Printable(a.reason()),
+                    wire::Printable(ack_.run_id()));
+      return false;
+    }
+    spdlog::info("{}: joined run {} again; waiting for the next round", id_, wire::Printable(a.run_id()));
+    Ready();
+    return true;
   }
 
+  // The next message; false on a stop signal (the node leaves), a lost link or a silent server.
   bool Receive(wire::Envelope* in) {
-    for (;;) {
-      zmq::pollitem_t items[] = {{sock_.handle(), 0, ZMQ_POLLIN, 0}};
-      zmq::poll(items, 1, std::chrono::milliseconds(static_cast<int64_t>(opt_.server_timeout_s * 1000)));
-      if (!(items[0].revents & ZMQ_POLLIN)) {
-        spdlog::error("{}: server silent for {:.0f} s; giving up", id_, opt_.server_timeout_s);
+    switch (inbox_.Next(in)) {
+      case ServerInbox::Got::kMessage: return true;
+      case ServerInbox::Got::kStop:
+        inbox_.Leave("stopped by a signal (SIGTERM or SIGINT)");
+        spdlog::info("{}: stopped by a signal; left the federation", id_);
+        stopped_ = true;
         return false;
-      }
-      zmq::message_t msg;
-      if (!sock_.recv(msg)) continue;
-      Status st = wire::Decode(msg.data(), msg.size(), wire::kDefaultMaxFrameBytes * 4, in);
-      if (st.ok()) return true;
-      spdlog::error("{}: dropped a frame from the server: {}", id_, st.ToString());
+      default: return false;
     }
   }
 
@@ -116,9 +122,12 @@ class SplitNode {
         }
         spdlog::warn("{}: dropped a stale split_backward (round {}, step {})", id_, b.round(), b.step());
       } else if (in.has_error()) {
-        if (!OnError(in.error())) return false;
+        if (in.error().code() == wire::REJECTED) return false;
         *skip = true;
         return true;
+      } else if (in.has_join_ack()) {  // the server restarted: this round's answers will not come
+        abandoned_ = Rejoined(in.join_ack());
+        return false;
       } else if (in.has_shutdown()) {
         Leave(in.shutdown().reason());
         return false;
@@ -183,7 +192,7 @@ class SplitNode {
         wire::SendEnvelope(sock_, out);
         wire::SplitBackward back;
         bool skip = false;
-        if (!AwaitBackward(r.round(), step, 0, &back, &skip)) return false;
+        if (!AwaitBackward(r.round(), step, 0, &back, &skip)) return Abandon("round", r.round());
         if (skip || back.grad_size() != static_cast<int>(widths.size())) {
           enc_->Discard();  // the server refused the batch: no gradients, no step
           continue;
@@ -224,6 +233,15 @@ class SplitNode {
     wire::SendEnvelope(sock_, done);
     spdlog::info("{}: round {}: {} steps over {} samples in {:.1f} s, loss {:.4f}", id_, r.round(), step,
                  indices_.size(), d->train_time_s(), d->train_loss());
+    return true;
+  }
+
+  // After AwaitBackward gave up: true (carry on) when it was a rejoin of the same run.
+  bool Abandon(const char* what, uint32_t n) {
+    if (!abandoned_) return false;
+    abandoned_ = false;
+    enc_->Discard();
+    spdlog::warn("{}: {} {} abandoned: the server restarted in the middle of it", id_, what, n);
     return true;
   }
 
@@ -284,7 +302,7 @@ class SplitNode {
       wire::SendEnvelope(sock_, out);
       wire::SplitBackward back;
       bool skip = false;
-      if (!AwaitBackward(ins.pass(), 0, q, &back, &skip)) return false;
+      if (!AwaitBackward(ins.pass(), 0, q, &back, &skip)) return Abandon("inference pass", ins.pass());
       if (skip) continue;
       ctl.ObserveTransfer(options[choice].bytes, back.air_ms());
       ctl.ObserveServerMs(choice, back.server_ms());
@@ -297,6 +315,7 @@ class SplitNode {
     return true;
   }
 
+  ServerInbox& inbox_;
   zmq::socket_t& sock_;
   std::string id_;
   wire::JoinAck ack_;
@@ -306,13 +325,14 @@ class SplitNode {
   std::unique_ptr<SlimEncoder> enc_;
   std::vector<uint8_t> codes_;
   bool stopped_ = false;
+  bool abandoned_ = false;  // a rejoin in the middle of a round or pass: it is given up
 };
 
 }  // namespace
 
-int RunSplitNode(zmq::socket_t& sock, const std::string& id, const wire::JoinAck& ack, const NodeOptions& opt,
+int RunSplitNode(ServerInbox& inbox, const std::string& id, const wire::JoinAck& ack, const NodeOptions& opt,
                  Dataset data, std::vector<uint32_t> indices) {
-  SplitNode node(sock, id, ack, opt, std::move(data), std::move(indices));
+  SplitNode node(inbox, id, ack, opt, std::move(data), std::move(indices));
   return node.Run();
 }
 

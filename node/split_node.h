@@ -5,16 +5,18 @@
 #pragma once
 #include <string>
 #include <vector>
-#include <zmq.hpp>
 
 #include "codecs/edgebed.pb.h"
 #include "node/node_runtime.h"
+#include "node/server_inbox.h"
 #include "splitnets/dataset.h"
 
 namespace edgebed {
 
-// Runs until the server's shutdown (0) or a fatal error (1). `sock` is the node's connected DEALER.
-int RunSplitNode(zmq::socket_t& sock, const std::string& id, const wire::JoinAck& ack, const NodeOptions& opt,
+// Runs until the server's shutdown or a stop signal (0: the node leaves) or a fatal error (1). After
+// a rejoin of the same run (the server restarted or resumed) a round in progress is abandoned and the
+// node waits for the next one with its encoder as it is.
+int RunSplitNode(ServerInbox& inbox, const std::string& id, const wire::JoinAck& ack, const NodeOptions& opt,
                  Dataset data, std::vector<uint32_t> indices);
 
 }  // namespace edgebed

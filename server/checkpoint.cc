@@ -10,7 +10,7 @@
 namespace edgebed {
 namespace {
 
-constexpr char kMagic[] = "EBCKPT01";
+constexpr char kMagic[] = "EBCKPT02";
 constexpr size_t kMagicLen = 8;
 
 void PutU32(std::string* out, uint32_t v) {
@@ -20,24 +20,6 @@ uint32_t GetU32(const std::string& s, size_t at) {
   uint32_t v = 0;
   for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<unsigned char>(s[at + i])) << (8 * i);
   return v;
-}
-// Strategy state is bytes; the JSON header carries it as hex.
-std::string Hex(const std::string& b) {
-  static const char* d = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : b) out += {d[c >> 4], d[c & 15]};
-  return out;
-}
-bool Unhex(const std::string& h, std::string* out) {
-  if (h.size() % 2) return false;
-  out->clear();
-  for (size_t i = 0; i < h.size(); i += 2) {
-    auto v = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
-    const int hi = v(h[i]), lo = v(h[i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out->push_back(static_cast<char>(hi * 16 + lo));
-  }
-  return true;
 }
 uint32_t Crc(const std::string& s, size_t n) {
   return static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(s.data()), static_cast<uInt>(n)));
@@ -55,7 +37,7 @@ Status SaveCheckpoint(const std::string& output_dir, const ServerCheckpoint& c) 
                                {"seed", c.seed},
                                {"virtual_clock_s", c.virtual_clock_s},
                                {"select_rng", c.select_rng},
-                               {"strategy_state_hex", Hex(c.strategy_state)},
+                               {"state_bytes", c.state.size()},
                                {"values", c.global.flat.size()},
                                {"specs", specs}};
   const std::string h = head.dump();
@@ -63,6 +45,7 @@ Status SaveCheckpoint(const std::string& output_dir, const ServerCheckpoint& c) 
   PutU32(&out, static_cast<uint32_t>(h.size()));
   out += h;
   out.append(reinterpret_cast<const char*>(c.global.flat.data()), c.global.bytes());
+  out += c.state;
   PutU32(&out, Crc(out, out.size()));
   return WriteFileAtomic(CheckpointPath(output_dir), out);
 }
@@ -87,15 +70,15 @@ Result<ServerCheckpoint> LoadCheckpoint(const std::string& output_dir) {
     c.seed = head.at("seed").get<uint64_t>();
     c.virtual_clock_s = head.at("virtual_clock_s").get<double>();
     c.select_rng = head.at("select_rng").get<std::string>();
-    if (!Unhex(head.at("strategy_state_hex").get<std::string>(), &c.strategy_state))
-      return Status::Corruption(path + ": strategy_state_hex is not hex");
     for (const auto& t : head.at("specs")) c.global.specs.push_back({t.at("name").get<std::string>(), t.at("shape").get<std::vector<int64_t>>()});
-    const size_t values = head.at("values").get<size_t>();
+    const size_t values = head.at("values").get<size_t>(), state = head.at("state_bytes").get<size_t>();
     const size_t at = kMagicLen + 4 + n;
-    if (at + values * sizeof(float) + 4 != s.size())
-      return Status::Corruption(path + ": " + std::to_string(values) + " values do not fit the file's " + std::to_string(s.size()) + " bytes");
+    if (values > s.size() / sizeof(float) || state > s.size() || at + values * sizeof(float) + state + 4 != s.size())
+      return Status::Corruption(path + ": " + std::to_string(values) + " values and " + std::to_string(state) +
+                                " state bytes do not fit the file's " + std::to_string(s.size()) + " bytes");
     c.global.flat.resize(values);
     std::memcpy(c.global.flat.data(), s.data() + at, values * sizeof(float));
+    c.state.assign(s, at + values * sizeof(float), state);
   } catch (const nlohmann::json::exception& e) {
     return Status::Corruption(path + ": header field missing or of the wrong type: " + e.what());
   }
@@ -105,6 +88,14 @@ Result<ServerCheckpoint> LoadCheckpoint(const std::string& output_dir) {
     return Status::Corruption(path + ": tensor shapes hold " + std::to_string(numel) + " values, the file " +
                               std::to_string(c.global.numel()));
   return c;
+}
+
+Result<ServerCheckpoint> LoadCheckpointOf(const std::string& output_dir, const std::string& run_id, uint64_t seed) {
+  auto ck = LoadCheckpoint(output_dir);
+  if (ck.ok() && (ck->run_id != run_id || ck->seed != seed))
+    return Status::InvalidArgument(CheckpointPath(output_dir) + " belongs to run '" + ck->run_id + "' (seed " +
+                                   std::to_string(ck->seed) + "), not to '" + run_id + "'");
+  return ck;
 }
 
 }  // namespace edgebed

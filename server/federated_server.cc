@@ -105,17 +105,14 @@ void FederatedServer::FillJoinAck(uint32_t, wire::JoinAck* ack) {
 }
 
 Status FederatedServer::Resume() {
-  auto ck = LoadCheckpoint(sc.output_dir);
+  auto ck = LoadCheckpointOf(sc.output_dir, run_id, sc.seed);
   if (!ck.ok()) return ck.status();
-  if (ck->run_id != run_id || ck->seed != sc.seed)
-    return Status::InvalidArgument(CheckpointPath(sc.output_dir) + " belongs to run '" + ck->run_id + "' (seed " +
-                                   std::to_string(ck->seed) + "), not to '" + run_id + "'");
   if (!ck->global.SameLayout(global))
     return Status::InvalidArgument(CheckpointPath(sc.output_dir) + " holds another model's tensors than model.name = " + sc.model);
   std::istringstream rng_state(ck->select_rng);
   rng_state >> select_rng;
   if (rng_state.fail()) return Status::Corruption(CheckpointPath(sc.output_dir) + ": select_rng state does not parse");
-  if (Status st = strategy->LoadState(ck->strategy_state); !st.ok())
+  if (Status st = strategy->LoadState(ck->state); !st.ok())
     return Status::InvalidArgument(CheckpointPath(sc.output_dir) + ": " + st.message());
   global = std::move(ck->global);
   virtual_clock_s = ck->virtual_clock_s;
@@ -243,7 +240,7 @@ void FederatedServer::EvaluateAndWrite(json row, bool async) {
   rng_state << select_rng;
   ck.select_rng = rng_state.str();
   ck.global = global;
-  ck.strategy_state = strategy->SaveState();
+  ck.state = strategy->SaveState();
   auto job = [this, row = std::move(row), ck = std::move(ck)]() mutable {
     const EvalStats ev = Evaluate(ck.global);
     row["test_accuracy"] = ev.accuracy;

@@ -39,7 +39,7 @@ class Server {
   Result<std::string> Bind(const CurveOptions& curve = {});
   // Continues the run in output_dir from its checkpoint (the last complete round): global model,
   // selection generator, virtual clock; metrics rows after that round are dropped. Call before Run.
-  // Federated runs only. Errors name the file and what does not match.
+  // Federated and split-learning runs (a GNN run starts afresh). Errors name the file and what does not match.
   [[nodiscard]] Status Resume();
   // Runs every round and writes metrics.jsonl, metrics.csv, summary.json and final_model.pt into
   // the output folder, checking every write. Returns OK only for a complete run; a run that was

@@ -38,7 +38,7 @@ Status ServerCore::PrepareOutput() {
 }
 
 Status ServerCore::Resume() {
-  return Status::InvalidArgument(std::string("--resume continues federated runs; this is a ") + mode_name() +
+  return Status::InvalidArgument(std::string("--resume continues federated and split-learning runs; this is a ") + mode_name() +
                                  ", which starts afresh");
 }
 

@@ -4,6 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "server/checkpoint.h"
+
 namespace edgebed {
 
 Result<std::unique_ptr<ServerCore>> SplitServer::Create(const Scenario& sc, std::atomic<bool>* stop) {
@@ -95,7 +97,16 @@ void SplitServer::RunSplitRound(uint32_t r, Clock::time_point run_start) {
   row["downlink_bytes"] = downlink_bytes;
   row["wall_s"] = Since(t0);
   row["elapsed_s"] = Since(run_start);
-  WriteRow(row);
+  if (WriteRow(row)) {
+    ServerCheckpoint ck;
+    ck.round = r;
+    ck.run_id = run_id;
+    ck.seed = sc.seed;
+    auto state = split->SaveState();
+    if (!state.ok()) return RecordFailed(state.status());
+    ck.state = std::move(state).value();
+    if (Status st = SaveCheckpoint(sc.output_dir, ck); !st.ok()) return RecordFailed(st);
+  }
   std::string widths;
   for (const auto& [w, a] : row["accuracy_by_width"].items()) widths += fmt::format(" {}:{:.4f}", w, a.get<double>());
   spdlog::info("round {:>3}/{}: accuracy by width{}  participants {}/{}  BER {:.2e}  {:.1f} s", r, sc.rounds, widths,
@@ -138,9 +149,21 @@ json SplitServer::RunSplitInference() {
   return std::move(report).value();
 }
 
+Status SplitServer::Resume() {
+  auto ck = LoadCheckpointOf(sc.output_dir, run_id, sc.seed);
+  if (!ck.ok()) return ck.status();
+  if (Status st = split->LoadState(ck->state); !st.ok())
+    return Status::InvalidArgument(CheckpointPath(sc.output_dir) + ": " + st.message());
+  first_round = ck->round + 1;
+  spdlog::info("resuming split-learning run {} after round {} of {} (from {})", run_id, ck->round, sc.rounds,
+               CheckpointPath(sc.output_dir));
+  return Status::Ok();
+}
+
 Status SplitServer::Run() {
   EDGEBED_RETURN_IF_ERROR(PrepareOutput());
-  EDGEBED_RETURN_IF_ERROR(record.Open(sc.output_dir, FederatedCsvColumns()));
+  EDGEBED_RETURN_IF_ERROR(first_round > 1 ? record.Reopen(sc.output_dir, FederatedCsvColumns(), first_round - 1)
+                                            : record.Open(sc.output_dir, FederatedCsvColumns()));
   const auto run_start = Clock::now();
   EDGEBED_RETURN_IF_ERROR(AwaitJoins());
   const uint32_t done = RunRounds([&](uint32_t r) { RunSplitRound(r, run_start); });

@@ -13,6 +13,8 @@ class SplitServer final : public ServerCore {
  public:
   [[nodiscard]] static Result<std::unique_ptr<ServerCore>> Create(const Scenario& sc, std::atomic<bool>* stop);
   Status Run() override;
+  // Continues from output_dir's checkpoint: the decoder, its momentum, the encoders, the round.
+  Status Resume() override;
   const char* mode_name() const override { return "split-learning run (model slimsplit)"; }
 
  private:

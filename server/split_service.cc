@@ -9,8 +9,10 @@
 
 #include "codecs/activation_codec.h"
 #include "codecs/rng.h"
+#include "codecs/state_bytes.h"
 #include "codecs/wire.h"
 #include "server/inference_report.h"
+#include "server/split_forward_check.h"
 #include "server/aggregate.h"
 #include "splitnets/learner.h"
 #include "splitnets/split_training.h"
@@ -20,8 +22,6 @@ namespace {
 
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
-constexpr uint32_t kMaxBatch = 65536;
-
 std::string W(double w) { return std::to_string(w).substr(0, 5); }
 
 }  // namespace
@@ -37,6 +37,7 @@ struct SplitService::Impl {
   ParamSet head;                          // heads = average: what every node starts the round from
   std::map<uint32_t, std::pair<ParamSet, uint64_t>> heads;  // node index -> (encoder, samples) of this round
   std::map<uint32_t, ParamSet> last_heads;                  // heads = separate: each node's latest
+  bool resend_heads = false;  // resumed: the next round sends every node its encoder (heads = separate)
   // The round in progress.
   ByteLinkStats link_stats;
   uint64_t up_bytes = 0, down_bytes = 0, head_bytes = 0, steps = 0, samples = 0;
@@ -46,50 +47,6 @@ struct SplitService::Impl {
   // Inference.
   std::vector<InferRow> rows;
   std::map<uint32_t, std::string> pass_controller;
-
-  Status CheckForward(const wire::SplitForward& f) const {
-    const std::string p = "split_forward";
-    if (f.samples() < 1 || f.samples() > kMaxBatch)
-      return Status::InvalidArgument(p + ".samples = " + std::to_string(f.samples()) + " is outside 1.." +
-                                     std::to_string(kMaxBatch));
-    if (f.labels().size() != f.samples())
-      return Status::InvalidArgument(p + ".labels has " + std::to_string(f.labels().size()) + " bytes; samples = " +
-                                     std::to_string(f.samples()) + " needs one per sample");
-    for (size_t i = 0; i < f.labels().size(); ++i)
-      if (static_cast<uint8_t>(f.labels()[i]) >= cfg.num_classes)
-        return Status::InvalidArgument(p + ".labels[" + std::to_string(i) + "] = " +
-                                       std::to_string(static_cast<uint8_t>(f.labels()[i])) + " is outside 0.." +
-                                       std::to_string(cfg.num_classes - 1));
-    const int n = f.bottleneck_size();
-    if (n < 1 || n > static_cast<int>(cfg.widths.size()))
-      return Status::InvalidArgument(p + ".bottleneck has " + std::to_string(n) + " entries; allowed 1.." +
-                                     std::to_string(cfg.widths.size()) + " (one per width, widest first)");
-    if (f.request() > 0 && n != 1)
-      return Status::InvalidArgument(p + ": an inference request carries exactly one bottleneck, got " + std::to_string(n));
-    for (int k = 0; k < n; ++k) {
-      const auto& b = f.bottleneck(k);
-      const std::string q = p + ".bottleneck[" + std::to_string(k) + "]";
-      if (WidthIndex(cfg, b.width()) < 0) {
-        std::string allowed;
-        for (double w : cfg.widths) allowed += (allowed.empty() ? "" : ", ") + W(w);
-        return Status::InvalidArgument(q + ".width = " + std::to_string(b.width()) + " is not one of the widths {" +
-                                       allowed + "}");
-      }
-      if (k > 0 && !(b.width() < f.bottleneck(k - 1).width()))
-        return Status::InvalidArgument(q + ".width = " + W(b.width()) + ": widths must be distinct and widest first");
-      const int c = BottleneckChannels(cfg, b.width());
-      if (static_cast<int>(b.channels()) != c)
-        return Status::InvalidArgument(q + ".channels = " + std::to_string(b.channels()) + " but width " + W(b.width()) +
-                                       " has " + std::to_string(c));
-      const uint64_t want = static_cast<uint64_t>(f.samples()) * BottleneckBytesPerSample(cfg, b.width());
-      if (b.codes().size() != want)
-        return Status::InvalidArgument(q + ".codes has " + std::to_string(b.codes().size()) + " bytes; width " +
-                                       W(b.width()) + " at " + std::to_string(f.samples()) + " samples needs " +
-                                       std::to_string(f.samples()) + " x " + std::to_string(c) + " x 7 x 7 = " +
-                                       std::to_string(want));
-    }
-    return Status::Ok();
-  }
 
   // The bytes of bottleneck k after the channel, dequantised.
   Status Receive(uint32_t index, const wire::SplitForward& f, int k, uint64_t transfer, std::vector<float>* act,
@@ -188,12 +145,17 @@ void SplitService::MakeRound(uint32_t r, uint32_t index, wire::SplitRound* out) 
   out->set_seed(DeriveSeed(impl_->sc.seed, "split-round", index, r));
   out->set_local_epochs(impl_->sc.local_epochs);
   for (const auto& c : impl_->sc.crashes) out->set_crash_mid_round(out->crash_mid_round() || (c.node == index && c.round == r));
-  if (impl_->sc.split.heads == "average") wire::ToTensors(impl_->head, out->mutable_head());
+  if (impl_->sc.split.heads == "average") {
+    wire::ToTensors(impl_->head, out->mutable_head());
+  } else if (impl_->resend_heads) {
+    auto it = impl_->last_heads.find(index);
+    wire::ToTensors(it != impl_->last_heads.end() ? it->second : impl_->head, out->mutable_head());
+  }
 }
 
 Status SplitService::OnForward(uint32_t index, const wire::SplitForward& f, wire::SplitBackward* out) {
   Impl& m = *impl_;
-  EDGEBED_RETURN_IF_ERROR(m.CheckForward(f));
+  EDGEBED_RETURN_IF_ERROR(CheckSplitForward(m.cfg, f));
   const size_t n = f.samples();
   const auto* labels = reinterpret_cast<const uint8_t*>(f.labels().data());
   const uint64_t transfer = f.request() ? f.request() : f.step();
@@ -286,6 +248,7 @@ json SplitService::EndRound(uint32_t r, bool final) {
   }
   for (auto& [i, hp] : m.heads) m.last_heads[i] = std::move(hp.first);
   m.heads.clear();
+  m.resend_heads = false;
   if (m.sc.split.heads == "separate" && m.last_heads.empty()) m.last_heads[0] = m.head;  // nobody finished yet
   const auto t0 = Clock::now();
   json ev = m.Evaluate(final && m.sc.channel.uplink != "ideal");
@@ -373,6 +336,53 @@ Status SplitService::SaveModels(const std::string& dir) const {
     EDGEBED_RETURN_IF_ERROR(m.eval_enc->Save(dir + "/final_encoder.pt"));
   }
   return m.dec->Save(dir + "/final_decoder.pt");
+}
+
+Result<std::string> SplitService::SaveState() const {
+  const Impl& m = *impl_;
+  auto dec = m.dec->SaveTrainingState();
+  if (!dec.ok()) return dec.status();
+  StateWriter w;
+  w.Bytes(dec.value());
+  w.Floats(m.head.flat);
+  w.U64(m.last_heads.size());
+  for (const auto& [i, p] : m.last_heads) {
+    w.U64(i);
+    w.Floats(p.flat);
+  }
+  w.Bytes(m.last_eval.is_null() ? std::string() : m.last_eval.dump());
+  return w.Take();
+}
+
+Status SplitService::LoadState(const std::string& state) {
+  Impl& m = *impl_;
+  StateReader r(state, "the split-learning state");
+  ParamSet head = m.head;
+  std::string dec, eval;
+  EDGEBED_RETURN_IF_ERROR(r.Bytes(&dec));
+  EDGEBED_RETURN_IF_ERROR(r.Floats(&head.flat, head.flat.size()));
+  uint64_t n = 0;
+  EDGEBED_RETURN_IF_ERROR(r.U64(&n));
+  if (n > m.sc.nodes)
+    return Status::Corruption("the split-learning state holds " + std::to_string(n) + " encoders for " +
+                              std::to_string(m.sc.nodes) + " nodes");
+  std::map<uint32_t, ParamSet> last;
+  for (uint64_t k = 0; k < n; ++k) {
+    uint64_t i = 0;
+    EDGEBED_RETURN_IF_ERROR(r.U64(&i));
+    ParamSet p = m.head;
+    EDGEBED_RETURN_IF_ERROR(r.Floats(&p.flat, p.flat.size()));
+    if (i >= m.sc.nodes) return Status::Corruption("the split-learning state holds an encoder of node " + std::to_string(i));
+    last[static_cast<uint32_t>(i)] = std::move(p);
+  }
+  EDGEBED_RETURN_IF_ERROR(r.Bytes(&eval));
+  if (!r.done()) return Status::Corruption("the split-learning state has bytes past its end");
+  EDGEBED_RETURN_IF_ERROR(m.dec->LoadTrainingState(dec));
+  m.head = std::move(head);
+  m.last_heads = std::move(last);
+  m.last_eval = eval.empty() ? json(nullptr) : json::parse(eval, nullptr, false);
+  m.resend_heads = true;
+  return Status::Ok();
 }
 
 }  // namespace edgebed

@@ -45,6 +45,13 @@ class SplitService {
   nlohmann::json Summary() const;
   Status SaveModels(const std::string& dir) const;
 
+  // What a checkpoint holds after a complete round: the decoder (parameters, batch-norm statistics, momentum), the
+  // averaged encoder and every node's latest (heads = separate), the last evaluation. LoadState
+  // takes it back (an error names what does not fit); the next round then sends every node its
+  // encoder, so that nodes that restarted with the server start from where the run was.
+  [[nodiscard]] Result<std::string> SaveState() const;
+  [[nodiscard]] Status LoadState(const std::string& state);
+
  private:
   SplitService() = default;
   struct Impl;

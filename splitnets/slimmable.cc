@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <sstream>
 
 #include "codecs/rng.h"
 #include "splitnets/learner_impl.h"
@@ -372,5 +373,35 @@ const std::vector<TensorSpec>& SlimDecoder::specs() const { return impl_->specs;
 ParamSet SlimDecoder::GetParams() const { return StateToParams(impl_->state, impl_->specs); }
 Status SlimDecoder::SetParams(const ParamSet& p) { return ParamsToState(p, impl_->specs, &impl_->state); }
 Status SlimDecoder::Save(const std::string& path) const { return SaveModule(*impl_, path); }
+
+Result<std::string> SlimDecoder::SaveTrainingState() const {
+  try {
+    torch::serialize::OutputArchive ar, module, opt;
+    impl_->save(module);
+    impl_->opt->save(opt);
+    ar.write("module", module);
+    ar.write("optimizer", opt);
+    std::ostringstream os;
+    ar.save_to(os);
+    return os.str();
+  } catch (const c10::Error& e) {
+    return Status::Failed(std::string("cannot serialise the decoder: ") + e.what_without_backtrace());
+  }
+}
+
+Status SlimDecoder::LoadTrainingState(const std::string& bytes) {
+  try {
+    torch::serialize::InputArchive ar, module, opt;
+    std::istringstream is(bytes);
+    ar.load_from(is);
+    if (!ar.try_read("module", module) || !ar.try_read("optimizer", opt))
+      return Status::InvalidArgument("the decoder's training state lacks its module or optimiser part");
+    impl_->load(module);
+    impl_->opt->load(opt);
+    return Status::Ok();
+  } catch (const c10::Error& e) {
+    return Status::InvalidArgument(std::string("the decoder's training state does not load: ") + e.what_without_backtrace());
+  }
+}
 
 }  // namespace edgebed

@@ -121,6 +121,11 @@ class SlimDecoder {
   ParamSet GetParams() const;
   Status SetParams(const ParamSet& p);
   Status Save(const std::string& path) const;
+  // Everything training changes (parameters, batch-norm statistics and counters, SGD momentum) as
+  // bytes in torch's archive format, for a checkpoint; LoadTrainingState takes it back (an error
+  // says what does not fit).
+  [[nodiscard]] Result<std::string> SaveTrainingState() const;
+  [[nodiscard]] Status LoadTrainingState(const std::string& bytes);
 
  private:
   SlimDecoder() = default;

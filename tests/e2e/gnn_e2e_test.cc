@@ -1,6 +1,7 @@
 // GNN training as processes: `edgebed run` starts the server and one node process per shard; the
 // shards exchange embeddings and gradients over ZeroMQ on loopback.
 #include <doctest/doctest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -149,4 +150,44 @@ TEST_CASE("GNN shards over CURVE: the server hands each shard its peers' keys, a
   Cleanup(secure);
   fs::remove_all(keys);
   for (const char* f : {".keys.log", ".ep", ".nodes.log"}) fs::remove(secure + f);
+}
+
+TEST_CASE("SIGTERM (systemctl stop) makes a GNN shard leave mid-run; the server names it and stops the run at once") {
+  const std::string out = TempDir("sigterm");
+  const std::string ep_file = out + ".ep";
+  fs::remove(ep_file);
+  fs::remove_all(out);
+  const pid_t server = Start({EDGEBED_BINARY, "server", "--scenario", std::string(EDGEBED_SOURCE_DIR) + "/scenarios/gnn_pipe.toml",
+                              "--set", "output_dir=\"" + out + "\"", "--set", "gnn.graph.vertices=800", "--set", "gnn.layers=4",
+                              "--set", "gnn.hidden=16", "--set", "gnn.epochs=100000", "--set", "server.liveness_timeout_s=600.0",
+                              "--set", "gnn.peer_timeout_s=600.0", "--endpoint-file", ep_file},
+                             out + ".log");
+  for (int i = 0; i < 600 && !fs::exists(ep_file); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::string ep = Slurp(ep_file);
+  ep = ep.substr(0, ep.find('\n'));
+  std::vector<pid_t> nodes;
+  for (int i = 0; i < 2; ++i)
+    nodes.push_back(Start({EDGEBED_BINARY, "node", "--connect", ep, "--index", std::to_string(i)},
+                          out + ".n" + std::to_string(i) + ".log"));
+  auto epochs = [&] {
+    std::istringstream csv(Slurp(out + "/metrics.csv"));
+    int lines = 0;
+    for (std::string l; std::getline(csv, l);) ++lines;
+    return lines - 1;
+  };
+  for (int i = 0; i < 3000 && epochs() < 3; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  REQUIRE(epochs() >= 3);
+  REQUIRE(kill(nodes[1], SIGTERM) == 0);
+  CHECK(Wait(nodes[1]) == 0);  // a stop, not a failure
+  // Long timeouts: only the leave can end the run this soon.
+  CHECK(Wait(server) != 0);  // the run did not complete, and says so
+  CHECK(Wait(nodes[0]) == 0);  // stage 0 left on the shutdown
+  const json s = Summary(out);
+  CHECK(s["status"] == "failed");
+  const std::string why = s["stop_reason"].get<std::string>();
+  CHECK_MESSAGE(why.find("node-1") != std::string::npos, why);
+  CHECK_MESSAGE(why.find("stopped by a signal") != std::string::npos, why);
+  CHECK(Slurp(out + ".n1.log").find("stopped by a signal") != std::string::npos);
+  Cleanup(out);
+  for (const char* f : {".ep", ".n0.log", ".n1.log"}) fs::remove(out + f);
 }

@@ -117,6 +117,55 @@ TEST_CASE("a server SIGKILLed at a random round and resumed ends with the uninte
   }
 }
 
+TEST_CASE("a split-learning server SIGKILLed after a round and resumed ends with the uninterrupted run's decoder and encoder") {
+  // One node: with several, the decoder takes their batches in arrival order, and two runs differ
+  // anyway. No momentum: a node restarted with the run starts its encoder's optimiser afresh (the
+  // decoder's momentum is in the checkpoint; tests/splitnets checks it is restored exactly).
+  const std::string ref = TempDir("split-resume-ref"), out = TempDir("split-resume");
+  fs::remove_all(ref);
+  fs::remove_all(out);
+  auto cmd = [](const std::string& dir) {
+    std::vector<std::string> a = {EDGEBED_BINARY, "run", std::string(EDGEBED_SOURCE_DIR) + "/scenarios/split_inference.toml",
+                                  "--set", "output_dir=\"" + dir + "\""};
+    for (const char* e : {"data.train_limit=600", "data.test_limit=200", "federation.nodes=1", "federation.rounds=4",
+                          "training.momentum=0.0", "split.inference.requests=0"})
+      a.insert(a.end(), {"--set", e});
+    return a;
+  };
+  REQUIRE_MESSAGE(RunArgs(cmd(ref), ref + ".log") == 0, Slurp(ref + ".log"));
+  const uint64_t seed = static_cast<uint64_t>(getpid());
+  edgebed::Rng rng = edgebed::MakeRng(seed, "split-kill-round");
+  const uint32_t kill_after = 1 + static_cast<uint32_t>(rng() % 2);  // 1..2 of 4
+  INFO("killed after round ", kill_after, " (seed ", seed, ")");
+  const pid_t launcher = Start(cmd(out), out + ".log");
+  REQUIRE(WaitFor([&] {
+    const auto rows = fs::exists(out + "/metrics.jsonl") ? Metrics(out) : std::vector<json>{};
+    return !rows.empty() && rows.back()["round"].get<uint32_t>() >= kill_after && fs::exists(out + "/server.pid") &&
+           fs::exists(out + "/checkpoint.bin");
+  }));
+  REQUIRE(kill(std::stoi(Slurp(out + "/server.pid")), SIGKILL) == 0);
+  CHECK(Wait(launcher) != 0);
+
+  REQUIRE_MESSAGE(RunArgs({EDGEBED_BINARY, "run", "--resume", out}, out + ".log") == 0, Slurp(out + ".log"));
+  const auto a = Metrics(ref), b = Metrics(out);
+  REQUIRE(a.size() == 4);
+  REQUIRE(b.size() == 4);  // rounds 1..4, none twice
+  for (size_t r = 0; r < a.size(); ++r) {
+    CHECK(b[r]["round"] == r + 1);
+    CHECK(b[r]["accuracy_by_width"] == a[r]["accuracy_by_width"]);
+    CHECK(b[r]["loss_by_width"] == a[r]["loss_by_width"]);
+  }
+  CHECK(Slurp(out + "/final_decoder.pt") == Slurp(ref + "/final_decoder.pt"));
+  CHECK(Slurp(out + "/final_encoder.pt") == Slurp(ref + "/final_encoder.pt"));
+  const json s = Summary(out);
+  CHECK(s["status"] == "complete");
+  CHECK(s["resumed_from_round"].get<uint32_t>() + 1 >= kill_after);
+  for (const auto& d : {ref, out}) {
+    fs::remove_all(d);
+    fs::remove(d + ".log");
+  }
+}
+
 TEST_CASE("a node SIGSTOPped past the liveness timeout is declared failed, and rejoins after SIGCONT") {
   const std::string out = TempDir("sigstop");
   fs::remove_all(out);
@@ -301,6 +350,63 @@ TEST_CASE("a server SIGKILLed and restarted with --resume on its port: node proc
     fs::remove(d + ".log");
   }
   fs::remove(out + ".nodes.log");
+}
+
+TEST_CASE("split learning: a server SIGKILLed and restarted with --resume on its port; the encoders reconnect, join again and finish; SIGTERM makes one leave") {
+  const std::string out = TempDir("split-restart");
+  fs::remove_all(out);
+  fs::create_directories(out);
+  const std::vector<std::string> set = {"data.train_limit=600", "data.test_limit=200", "federation.nodes=3",
+                                        "federation.rounds=5", "split.inference.requests=0", "server.liveness_timeout_s=5.0",
+                                        "federation.min_quorum=0.3"};
+  auto server_cmd = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> a = {EDGEBED_BINARY, "server", "--scenario",
+                                  std::string(EDGEBED_SOURCE_DIR) + "/scenarios/split_inference.toml", "--set",
+                                  "output_dir=\"" + out + "\"", "--endpoint-file", out + "/ep"};
+    for (const auto& s : set) a.insert(a.end(), {"--set", s});
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  pid_t server = Start(server_cmd({}), out + ".log");
+  REQUIRE(WaitFor([&] { return fs::exists(out + "/ep"); }));
+  std::string ep = Slurp(out + "/ep");
+  ep = ep.substr(0, ep.find('\n'));
+  std::vector<pid_t> nodes;
+  for (int i = 0; i < 3; ++i)
+    nodes.push_back(Start({EDGEBED_BINARY, "node", "--connect", ep, "--index", std::to_string(i)},
+                          out + ".n" + std::to_string(i) + ".log"));
+  REQUIRE(WaitFor([&] { return fs::exists(out + "/checkpoint.bin") && fs::exists(out + "/metrics.jsonl") && Metrics(out).size() >= 1; }));
+  REQUIRE(kill(server, SIGKILL) == 0);
+  const size_t rows_at_kill = Metrics(out).size();  // the checkpoint holds this round or the one before
+  Wait(server);
+  std::this_thread::sleep_for(1s);  // the nodes see the link go down and keep retrying
+  fs::remove(out + "/ep");
+  server = Start(server_cmd({"--resume", out, "--bind", ep}), out + ".log");
+  // node-2 is stopped (systemctl stop) once the resumed server has aggregated a round.
+  REQUIRE(WaitFor([&] { return Slurp(out + ".log").find("resuming split-learning run") != std::string::npos &&
+                               Metrics(out).size() >= rows_at_kill + 1; }));
+  REQUIRE(kill(nodes[2], SIGTERM) == 0);
+  CHECK(Wait(nodes[2]) == 0);  // a stop, not a failure
+  CHECK_MESSAGE(Wait(server) == 0, Slurp(out + ".log"));
+  CHECK(Wait(nodes[0]) == 0);  // each left on the resumed server's shutdown
+  CHECK(Wait(nodes[1]) == 0);
+  const auto rows = Metrics(out);
+  REQUIRE(rows.size() == 5);
+  for (size_t r = 0; r < rows.size(); ++r) CHECK(rows[r]["round"] == r + 1);  // every round once
+  CHECK(rows.back()["participants"] == 2);  // node-2 left
+  CHECK(rows.back()["test_accuracy"].get<double>() > 0.5);
+  const json s = Summary(out);
+  CHECK(s["status"] == "complete");
+  CHECK(s["resumed_from_round"].get<uint32_t>() >= 1);
+  for (int i = 0; i < 2; ++i) {
+    const std::string log = Slurp(out + ".n" + std::to_string(i) + ".log");
+    CHECK(log.find("reconnected to " + ep + "; joining again") != std::string::npos);
+    CHECK(log.find("joined run split-inference") != std::string::npos);
+  }
+  CHECK(Slurp(out + ".n2.log").find("stopped by a signal; left the federation") != std::string::npos);
+  CHECK(Slurp(out + ".log").find("node-2 left: stopped by a signal") != std::string::npos);
+  fs::remove_all(out);
+  for (const char* f : {".log", ".n0.log", ".n1.log", ".n2.log"}) fs::remove(out + f);
 }
 
 TEST_CASE("SIGTERM (systemctl stop) makes a node and a node host leave gracefully; the run goes on without them") {

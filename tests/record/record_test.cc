@@ -111,7 +111,7 @@ TEST_CASE("a checkpoint round-trips and every damage is named") {
   c.seed = 7;
   c.virtual_clock_s = 12.5;
   c.select_rng = "1 2 3";
-  c.strategy_state = std::string("moments\0\xff", 9);  // bytes, not text
+  c.state = std::string("moments\0\xff", 9);  // bytes, not text
   c.global.specs = {{"w", {2, 3}}, {"b", {3}}};
   c.global.flat = {1, 2, 3, 4, 5, 6, -1, -2, -3.5f};
   REQUIRE(SaveCheckpoint(d, c).ok());
@@ -121,7 +121,7 @@ TEST_CASE("a checkpoint round-trips and every damage is named") {
   CHECK(back->run_id == "quick-7");
   CHECK(back->virtual_clock_s == 12.5);
   CHECK(back->select_rng == "1 2 3");
-  CHECK(back->strategy_state == c.strategy_state);
+  CHECK(back->state == c.state);
   CHECK(back->global.SameLayout(c.global));
   CHECK(back->global.flat == c.global.flat);
 

@@ -197,3 +197,36 @@ TEST_CASE("split training with the sandwich rule learns at every width; a bad de
   CHECK(!bad_width.ok());
   CHECK(bad_width.status().message().find("0.4") != std::string::npos);
 }
+
+TEST_CASE("the decoder's training state survives a checkpoint: a restored decoder steps exactly as the original") {
+  const SlimConfig cfg;
+  auto a = SlimDecoder::Create(cfg, 1, {0.05f, 0.9f});
+  REQUIRE(a.ok());
+  torch::manual_seed(5);
+  const auto act_t = torch::rand({4, BottleneckChannels(cfg, 1.0), 7, 7});
+  const std::vector<float> act(act_t.data_ptr<float>(), act_t.data_ptr<float>() + act_t.numel());
+  const std::vector<uint8_t> labels = {1, 2, 3, 4};
+  auto step = [&](SlimDecoder& d) { REQUIRE(d.TrainStep({{1.0, act.data()}}, 4, labels.data(), false).ok()); };
+  step(*a.value());
+  step(*a.value());  // the momentum buffers now hold two steps
+  auto state = a.value()->SaveTrainingState();
+  REQUIRE(state.ok());
+
+  // Another decoder (another seed) given the state, and one given only the parameters.
+  auto b = SlimDecoder::Create(cfg, 2, {0.05f, 0.9f});
+  auto c = SlimDecoder::Create(cfg, 2, {0.05f, 0.9f});
+  REQUIRE(b.ok());
+  REQUIRE(c.ok());
+  REQUIRE(b.value()->LoadTrainingState(state.value()).ok());
+  CHECK(b.value()->GetParams().flat == a.value()->GetParams().flat);
+  REQUIRE(c.value()->SetParams(a.value()->GetParams()).ok());
+  step(*a.value());
+  step(*b.value());
+  step(*c.value());
+  CHECK(b.value()->GetParams().flat == a.value()->GetParams().flat);
+  CHECK(c.value()->GetParams().flat != a.value()->GetParams().flat);  // without the momentum the step differs
+
+  auto cut = b.value()->LoadTrainingState(state.value().substr(0, state.value().size() / 2));
+  CHECK(!cut.ok());
+  CHECK(cut.message().find("training state") != std::string::npos);
+}
