@@ -59,6 +59,16 @@ class StateReader {
     at_ += n * sizeof(float);
     return Status::Ok();
   }
+  // At most `max_values` values (a vector whose size the reader does not know beforehand).
+  [[nodiscard]] Status FloatsUpTo(std::vector<float>* v, size_t max_values) {
+    uint64_t n = 0;
+    EDGEBED_RETURN_IF_ERROR(U64(&n));
+    if (n > max_values || n * sizeof(float) > in_.size() - at_) return Cut(std::to_string(n) + " values");
+    v->resize(n);
+    std::memcpy(v->data(), in_.data() + at_, n * sizeof(float));
+    at_ += n * sizeof(float);
+    return Status::Ok();
+  }
   bool done() const { return at_ == in_.size(); }
 
  private:

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "codecs/rng.h"
@@ -50,6 +51,7 @@ class ErrorFeedbackQuantiser {
   // Writes S indices; `update` (count values) is not changed.
   void Quantise(const VqCodebook& q, const float* update, size_t count, bool error_feedback, uint32_t* indices);
   const std::vector<float>& residual() const { return residual_; }
+  void set_residual(std::vector<float> r) { residual_ = std::move(r); }  // a checkpoint's
 
  private:
   std::vector<float> residual_, work_;

@@ -12,6 +12,7 @@
 
 #include "codecs/zmq_wire.h"
 #include "node/local_training.h"
+#include "node/round_carry.h"
 #include "node/server_session.h"
 
 namespace edgebed {
@@ -25,8 +26,8 @@ struct SimNode {
   DeviceProfile profile;
   bool done = false;
   std::optional<std::chrono::steady_clock::time_point> last_join;
-  ErrorFeedbackQuantiser vq;  // digital OTA: the node's quantisation error, carried across rounds
-  std::vector<float> control;  // SCAFFOLD: c_i (allocated when the node first trains with it)
+  // Digital OTA's quantisation error and SCAFFOLD's c_i, carried across rounds (and restarts).
+  std::shared_ptr<RoundCarry> carry;
 };
 
 class Host {
@@ -46,6 +47,7 @@ class Host {
       n.id = "node-" + std::to_string(i);
       n.index = i;
       n.profile = AssignProfile(mix.value(), opt_.seed, i);
+      n.carry = std::make_shared<RoundCarry>(opt_.state_dir.empty() ? "" : opt_.state_dir + "/" + n.id + ".carry");
       nodes_[n.id] = n;
       SendJoin(nodes_[n.id]);
     }
@@ -155,6 +157,7 @@ class Host {
   }
 
   bool Prepare(const wire::JoinAck& ack) {
+    run_id_ = ack.run_id();
     auto setup = PrepareFromJoinAck(ack, NodeData{opt_.data_dir, ""}, opt_.first, opt_.count);
     if (!setup.ok()) {
       Fatal(setup.status().ToString());
@@ -200,7 +203,11 @@ class Host {
         continue;
       }
       auto* res = out.mutable_fit_res();
-      Status st = LocalFit(*learner_, data_, parts_[n.index], ins, beat, res, &n.vq, &n.control);
+      auto carry = n.carry->Begin(run_id_, ins.round());
+      Status st = carry.ok() ? LocalFit(*learner_, data_, parts_[n.index], ins, beat, res, &carry.value()->vq,
+                                        &carry.value()->control)
+                             : carry.status();
+      if (st.ok()) st = n.carry->Commit();
       if (!st.ok()) {
         out.Clear();
         out.mutable_error()->set_code(FailureCode(st));
@@ -228,6 +235,7 @@ class Host {
   zmq::socket_t& sock_;
   std::map<std::string, SimNode> nodes_;
   std::unique_ptr<Availability> availability_;
+  std::string run_id_;
   Dataset data_;
   std::vector<std::vector<uint32_t>> parts_;
   std::unique_ptr<Learner> learner_;

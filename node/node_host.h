@@ -21,6 +21,7 @@ struct NodeHostOptions {
   uint32_t first = 0;              // hosts nodes first .. first + count - 1
   uint32_t count = 1;
   std::string data_dir;
+  std::string state_dir;           // each node's carried state (<id>.carry) survives a restart here; "" = memory
   uint64_t seed = 1;               // the run's seed: profiles are drawn from it
   std::string profiles = "rpi4";   // mix of profiles, e.g. "rpi4:0.5,phone:0.5"
   std::map<std::string, DeviceProfile> custom_profiles;  // defined by the scenario

@@ -10,6 +10,7 @@
 
 #include "codecs/zmq_wire.h"
 #include "node/local_training.h"
+#include "node/round_carry.h"
 #include "node/server_inbox.h"
 #include "node/server_session.h"
 #include "node/gnn_node.h"
@@ -26,6 +27,7 @@ class Node {
   explicit Node(const NodeOptions& opt)
       : opt_(opt), id_(opt.node_id.empty() ? "node-" + std::to_string(opt.index) : opt.node_id),
         session_(id_, opt.server, wire::kDefaultMaxFrameBytes * 4, opt.reconnect_timeout_s, opt.curve),
+        carry_(opt.state_dir.empty() ? "" : opt.state_dir + "/" + id_ + ".carry"),
         inbox_(session_, {id_, opt.server_timeout_s, wire::kDefaultMaxFrameBytes * 4, opt.stop}, JoinOf(opt, id_)),
         sock_(session_.socket()) {}
 
@@ -142,7 +144,11 @@ class Node {
     };
     wire::Envelope out;
     out.set_sender(id_);
-    Status st = LocalFit(*learner_, data_, indices_, ins, progress, out.mutable_fit_res(), &vq_, &control_);
+    auto carry = carry_.Begin(run_id_, ins.round());
+    Status st = carry.ok() ? LocalFit(*learner_, data_, indices_, ins, progress, out.mutable_fit_res(), &carry.value()->vq,
+                                      &carry.value()->control)
+                           : carry.status();
+    if (st.ok() && !Stopping()) st = carry_.Commit();
     if (Stopping()) return;  // Run() leaves
     if (!st.ok()) return ReplyError(FailureCode(st), st.message(), ins.round());
     wire::SendEnvelope(sock_, out);
@@ -162,14 +168,13 @@ class Node {
   NodeOptions opt_;
   std::string id_;
   ServerSession session_;  // the DEALER to the server; reconnects by itself
+  RoundCarry carry_;  // digital OTA's quantisation error and SCAFFOLD's c_i, carried across rounds
   ServerInbox inbox_;
   zmq::socket_t& sock_;
   std::string run_id_;
   Dataset data_;
   std::vector<uint32_t> indices_;
   std::unique_ptr<Learner> learner_;
-  ErrorFeedbackQuantiser vq_;  // digital OTA: this node's quantisation error, carried across rounds
-  std::vector<float> control_;  // SCAFFOLD: this node's c_i, carried across rounds
 };
 
 }  // namespace

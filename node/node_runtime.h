@@ -16,6 +16,8 @@ struct NodeOptions {
   std::string node_id;          // empty = "node-<index>"
   std::string data_dir;         // empty = default Fashion-MNIST location
   std::string partition_file;   // this node's rows alone (`edgebed partition`); empty = read the data files
+  std::string state_dir;        // what the node carries across rounds (digital OTA's error, SCAFFOLD's
+                                // c_i) survives a restart in <state_dir>/<id>.carry; empty = memory only
   std::string device = "x86_64 process";
   int threads = 1;              // libtorch intra-op threads
   double server_timeout_s = 900.0;  // exit with an error when the server is silent this long

@@ -51,6 +51,11 @@ void OtaReceiver::HoldUpdate(FitResult r) { ota_updates.push_back(std::move(r));
 
 OtaRoundResult OtaReceiver::CloseRound(uint32_t round, Strategy& strategy, LinkAccounting& link) {
   OtaRoundResult res;
+  // The channel sums in the order it is given: by node index, not by arrival, so that one scenario
+  // and one seed give the same round however the nodes' answers raced (and a resumed run replays it).
+  std::stable_sort(ota_updates.begin(), ota_updates.end(),
+                   [](const FitResult& a, const FitResult& b) { return a.node_index < b.node_index; });
+  std::stable_sort(vq_answers.begin(), vq_answers.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   if (!ota_updates.empty()) {
     res = Superpose(round, strategy, link);
     res.held = true;

@@ -114,6 +114,7 @@ int RunFederation(const Scenario& sc, const std::string& exe, bool resume) {
   }
   const std::string resolved = out + "/scenario.toml";
   if (!resume) {
+    fs::remove_all(out + "/node-state", ec);  // the nodes' carried state of an earlier run in this folder
     if (Status st = WriteFileAtomic(resolved, sc.ToToml()); !st.ok()) {
       spdlog::error("output_dir = '{}': {}", out, st.message());
       return 2;
@@ -173,7 +174,8 @@ int RunFederation(const Scenario& sc, const std::string& exe, bool resume) {
   const uint32_t real = sc.nodes - sc.simulated;
   for (uint32_t i = 0; i < real; ++i) {
     const std::string& target = i < sc.channel.relay_nodes ? relay_endpoint : endpoint;
-    std::vector<std::string> args = {exe, "node", "--connect", target, "--index", std::to_string(i)};
+    std::vector<std::string> args = {exe, "node", "--connect", target, "--index", std::to_string(i), "--state-dir",
+                                     out + "/node-state"};
     if (!sc.data.dir.empty()) args.insert(args.end(), {"--data-dir", sc.data.dir});
     nodes.push_back(Spawn(args, out + "/logs/node-" + std::to_string(i) + ".log"));
   }
@@ -183,7 +185,8 @@ int RunFederation(const Scenario& sc, const std::string& exe, bool resume) {
     const uint32_t first = real + sc.simulated * h / hosts, last = real + sc.simulated * (h + 1) / hosts;
     if (last <= first) continue;
     std::vector<std::string> args = {exe, "nodehost", "--scenario", resolved, "--connect", endpoint,
-                                     "--first", std::to_string(first), "--count", std::to_string(last - first)};
+                                     "--first", std::to_string(first), "--count", std::to_string(last - first),
+                                     "--state-dir", out + "/node-state"};
     nodes.push_back(Spawn(args, out + "/logs/host-" + std::to_string(h) + ".log"));
   }
   if (sc.simulated > 0)

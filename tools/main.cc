@@ -88,6 +88,9 @@ int main(int argc, char** argv) {
   node->add_option("--data-dir", nopt.data_dir, "data folder for data.format fashion-mnist or cifar10 (default: the server's data.dir)");
   node->add_option("--partition", nopt.partition_file,
                    "this node's rows alone, cut by `edgebed partition` (the node then needs no copy of the data set)");
+  node->add_option("--state-dir", nopt.state_dir,
+                   "keep what the node carries across rounds (digital OTA's error, SCAFFOLD's c_i) in this folder, "
+                   "so that it survives a restart of the node (default: memory only)");
   node->add_option("--threads", nopt.threads, "libtorch threads")->check(CLI::Range(1, 256));
   node->add_option("--device", nopt.device, "device description sent at join");
   node->add_option("--peer-bind", nopt.peer_bind, "GNN shards: where to listen for peer shards (default tcp://127.0.0.1:*)");
@@ -123,6 +126,9 @@ int main(int argc, char** argv) {
   host->add_option("--connect", hopt.server, "server endpoint")->required();
   host->add_option("--first", hopt.first, "index of the first hosted node")->required();
   host->add_option("--count", hopt.count, "number of hosted nodes")->required()->check(CLI::Range(1, 1000000));
+  host->add_option("--state-dir", hopt.state_dir,
+                   "keep what each hosted node carries across rounds in this folder (<node>.carry), so that it "
+                   "survives a restart of the host (default: memory only)");
   host->add_option("--data-dir", hopt.data_dir, "data folder for data.format fashion-mnist or cifar10 (default: the server's data.dir)");
   edgebed::AddKeyFlags(host, &host_keys, false, true);
 

@@ -69,21 +69,21 @@ pid_t FindProcess(const std::vector<std::string>& parts) {
   return -1;
 }
 
-}  // namespace
-
-TEST_CASE("a server SIGKILLed at a random round and resumed ends with the uninterrupted run's model (FedYogi: its moments are in the checkpoint)") {
-  const std::string ref = TempDir("resume-ref"), out = TempDir("resume");
+// Runs quick.toml with `set` uninterrupted and again with the server SIGKILLed after a random round
+// of 1..rounds-2 and `edgebed run --resume`: every row once, with the uninterrupted values, and the
+// same final model.
+void ResumeMatchesUninterrupted(const std::string& tag, std::vector<std::string> set, uint32_t rounds) {
+  const std::string ref = TempDir(tag + "-ref"), out = TempDir(tag);
   fs::remove_all(ref);
   fs::remove_all(out);
-  const std::vector<std::string> set = {"federation.rounds=6", "data.partition=\"iid\"", "federation.strategy=\"fedyogi\"",
-                                        "federation.server_lr=0.01"};
+  set.push_back("federation.rounds=" + std::to_string(rounds));
   REQUIRE_MESSAGE(RunArgs(RunCmd(ref, set), ref + ".log") == 0, Slurp(ref + ".log"));
 
   // The round to kill after: seeded, and named in the messages so that a failure can be replayed.
   const uint64_t seed = static_cast<uint64_t>(getpid());
-  edgebed::Rng rng = edgebed::MakeRng(seed, "kill-round");
-  const uint32_t kill_after = 1 + static_cast<uint32_t>(rng() % 4);  // 1..4 of 6
-  INFO("killed after round ", kill_after, " (seed ", seed, ")");
+  edgebed::Rng rng = edgebed::MakeRng(seed, ("kill-round-" + tag).c_str());
+  const uint32_t kill_after = 1 + static_cast<uint32_t>(rng() % (rounds - 2));
+  INFO(tag, ": killed after round ", kill_after, " (seed ", seed, ")");
   const pid_t launcher = Start(RunCmd(out, set), out + ".log");
   REQUIRE(WaitFor([&] {
     const auto rows = fs::exists(out + "/metrics.jsonl") ? Metrics(out) : std::vector<json>{};
@@ -98,8 +98,8 @@ TEST_CASE("a server SIGKILLed at a random round and resumed ends with the uninte
 
   REQUIRE_MESSAGE(RunArgs({EDGEBED_BINARY, "run", "--resume", out}, out + ".log") == 0, Slurp(out + ".log"));
   const auto a = Metrics(ref), b = Metrics(out);
-  REQUIRE(a.size() == 7);
-  REQUIRE(b.size() == 7);  // rounds 0..6, none twice
+  REQUIRE(a.size() == rounds + 1);
+  REQUIRE(b.size() == rounds + 1);  // rounds 0..rounds, none twice
   for (size_t r = 0; r < a.size(); ++r) {
     CHECK(b[r]["round"] == r);
     CHECK(b[r]["test_accuracy"] == a[r]["test_accuracy"]);
@@ -115,6 +115,20 @@ TEST_CASE("a server SIGKILLed at a random round and resumed ends with the uninte
     fs::remove_all(d);
     fs::remove(d + ".log");
   }
+}
+
+}  // namespace
+
+TEST_CASE("a server SIGKILLed at a random round and resumed ends with the uninterrupted run's model (FedYogi: its moments are in the checkpoint)") {
+  ResumeMatchesUninterrupted("resume", {"data.partition=\"iid\"", "federation.strategy=\"fedyogi\"", "federation.server_lr=0.01"}, 6);
+}
+
+TEST_CASE("resumed runs whose nodes carry state across rounds equal the uninterrupted ones: SCAFFOLD's c_i, digital OTA's error feedback") {
+  // Every node restarts with the resumed run; what it carries comes back from <output_dir>/node-state,
+  // for node processes and for the simulated nodes of a node host alike.
+  ResumeMatchesUninterrupted("resume-scaffold", {"federation.strategy=\"scaffold\"", "federation.nodes=4",
+                                                 "population.simulated=2"}, 5);
+  ResumeMatchesUninterrupted("resume-ota", {"federation.nodes=3", "channel.uplink=\"digital_ota\"", "ota.error_feedback=true"}, 5);
 }
 
 TEST_CASE("a split-learning server SIGKILLed after a round and resumed ends with the uninterrupted run's decoder and encoder") {
