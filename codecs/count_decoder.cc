@@ -1,4 +1,5 @@
-// AMP-DA and AMP-DA-Net in libtorch. The only libtorch translation unit of codecs/.
+// AMP-DA in libtorch, the kernels both decoders share (amp_kernels.h), and the decoders' API;
+// AMP-DA-Net is in count_decoder_net.cc. codecs/'s two libtorch translation units.
 //
 // Choices where the papers are silent (edgebed's):
 // - AMP-DA: the count prior is one distribution over {0..k_max} shared by every entry of a chunk of
@@ -20,10 +21,10 @@
 // counted as: 2 m k n per GEMM; one per elementwise arithmetic operation (exp included) on the
 // S x n x (M+1) posterior tensors (12 per entry); 2 per multiply-add of the CNN's convolutions.
 #include "codecs/count_decoder.h"
+#include "codecs/amp_kernels.h"
 #include "codecs/count_kernel.h"
 
 #include <ATen/Parallel.h>
-#include <torch/torch.h>
 
 #include <algorithm>
 #include <chrono>
@@ -34,9 +35,7 @@
 #include <numeric>
 
 namespace edgebed {
-namespace {
-using torch::Tensor;
-using Clock = std::chrono::steady_clock;
+namespace amp {
 
 Tensor Borrow(const float* p, std::vector<int64_t> shape) {
   return torch::from_blob(const_cast<float*>(p), shape, torch::kFloat);
@@ -53,14 +52,10 @@ Tensor InitialK(const Tensor& Y, double noise_var, uint32_t k_max) {
   return (Y.square().sum(1) - static_cast<double>(Y.size(1)) * noise_var).clamp(1.0, static_cast<double>(k_max));
 }
 
-struct Post {
-  Tensor mean, var, post;
-};
-
 // Posterior mean and variance of x in {0..M} given r = x + N(0, 1 / (2 scale)) and a log prior
 // (broadcastable to S x n x (M+1)), at temperature `temp`.
 Post DiscretePosterior(const Tensor& R, const Tensor& scale, const Tensor& logprior, const Tensor& mvals,
-                       const Tensor& temp = Tensor()) {
+                       const Tensor& temp) {
   Tensor logits;
   if (torch::GradMode::is_enabled()) {
     logits = logprior - (R.unsqueeze(-1) - mvals).square() * scale.unsqueeze(-1);
@@ -165,6 +160,12 @@ void PostProcess(const Tensor& X, const Tensor& Y, const Tensor& C, uint32_t k_m
   }
 }
 
+}  // namespace amp
+
+namespace {
+using namespace amp;
+using Clock = std::chrono::steady_clock;
+
 // ---- AMP-DA ----------------------------------------------------------------------------------
 class AmpDa final : public CountDecoder {
  public:
@@ -235,122 +236,6 @@ class AmpDa final : public CountDecoder {
   }
 
   AmpDaOptions opt_;
-};
-
-// ---- AMP-DA-Net ------------------------------------------------------------------------------
-struct NetImpl : torch::nn::Module {
-  explicit NetImpl(const AmpDaNetOptions& o) : opt(o) {
-    const int64_t T = o.layers, n = o.n, d = o.d, F = o.filters;
-    Rng rng = MakeRng(o.seed, "amp-da-net-c0");
-    const std::vector<float> c0 = RandomUnitCodebook(o.n, o.d, rng);
-    C0 = register_buffer("C0", Borrow(c0.data(), {n, d}).clone());
-    W = register_parameter("W", torch::eye(d));
-    damp = register_parameter("damp", torch::full({T}, std::log(0.3 / 0.7)));  // sigmoid -> 0.3
-    resid = register_parameter("resid", torch::ones({T}));
-    invvar = register_parameter("invvar", torch::full({T}, std::log(std::exp(1.0) - 1.0)));  // softplus -> 1
-    temp = register_parameter("temp", torch::full({T}, std::log(std::exp(1.0) - 1.0)));
-    gate = register_parameter("gate", torch::zeros({T}));
-    eta_k = register_parameter("eta_k", torch::full({T}, 0.5));
-    eta_pi = register_parameter("eta_pi", torch::full({T}, 0.1));
-    c1 = register_module("c1", torch::nn::Conv1d(torch::nn::Conv1dOptions(4, F, 3).padding(1)));
-    c2 = register_module("c2", torch::nn::Conv1d(torch::nn::Conv1dOptions(F, F, 3).padding(1)));
-    c3 = register_module("c3", torch::nn::Conv1d(torch::nn::Conv1dOptions(F, 1, 3).padding(1)));
-    config = register_buffer("config", torch::tensor(std::vector<int64_t>{o.n, o.d, o.layers, o.filters}, torch::kLong));
-  }
-
-  Tensor Codebook() {
-    Tensor C = C0.mm(W);
-    return C / C.norm(2, 1, true);
-  }
-
-  // X (S x n) and K (S) after T layers; flops accumulated when given.
-  std::pair<Tensor, Tensor> Forward(const Tensor& Y, const Tensor& pop, double noise_var, uint32_t k_max,
-                                    const Tensor& C, double* flops) {
-    const int64_t S = Y.size(0), n = opt.n, d = opt.d, F = opt.filters, M1 = std::max<uint32_t>(1, k_max) + 1;
-    const Tensor mvals = torch::arange(M1, torch::kFloat);
-    const Tensor logfact = torch::lgamma(mvals + 1.0);
-    const Tensor Ct = C.t();
-    Tensor K = InitialK(Y, noise_var, k_max);
-    Tensor pi = pop / pop.sum(1, true).clamp_min(1e-12);
-    Tensor X = torch::zeros({S, n});
-    Tensor Z = Y;
-    for (uint32_t t = 0; t < opt.layers; ++t) {
-      const Tensor tau2 = (Z.square().sum(1, true) / static_cast<double>(d)).clamp_min(1e-9);
-      const Tensor kappa = torch::softplus(invvar[t]);
-      const Tensor R = X + resid[t] * Z.mm(Ct);
-      const Tensor lam = (K.unsqueeze(1) * pi).clamp_min(1e-4);  // Poisson prior of each codeword's count
-      const Tensor logprior =
-          torch::GradMode::is_enabled() ? lam.log().unsqueeze(-1) * mvals - lam.unsqueeze(-1) - logfact : Tensor();
-      const Tensor tmp = torch::softplus(temp[t]) + 1e-3;
-      const Post post = torch::GradMode::is_enabled()
-                            ? DiscretePosterior(R, kappa * 0.5 / tau2, logprior, mvals, tmp)
-                            : FusedPosterior(R, kappa * 0.5 / tau2, M1, Tensor(), lam.log(), 1.0f / tmp.item<float>(), nullptr);
-      const Tensor feat = torch::stack({R, post.mean, post.var, lam.log()}, 1);  // S x 4 x n
-      const Tensor delta = c3(torch::relu(c2(torch::relu(c1(feat))))).squeeze(1);
-      const Tensor xnew = torch::relu(post.mean + gate[t] * delta);
-      const Tensor beta = torch::sigmoid(damp[t]);
-      X = beta * X + (1.0 - beta) * xnew;
-      const Tensor onsager = kappa * post.var.sum(1, true) / (tau2 * static_cast<double>(d));
-      Z = Y - X.mm(C) + onsager * Z;
-      K = (K + eta_k[t] * (X.sum(1) - K)).clamp(1.0, static_cast<double>(std::max<uint32_t>(1, k_max)));
-      pi = torch::relu(pi + eta_pi[t] * (X / K.unsqueeze(1) - pi));
-      pi = pi / pi.sum(1, true).clamp_min(1e-12);
-      if (flops)
-        *flops += 2 * GemmFlops(S, d, n) + PosteriorFlops(S, n, M1) + 6.0 * static_cast<double>(S * n * M1) +
-                  2.0 * static_cast<double>(S * n) * 3.0 * (4.0 * F + F * F + F);
-    }
-    return {X, K};
-  }
-
-  AmpDaNetOptions opt;
-  Tensor C0, W, damp, resid, invvar, temp, gate, eta_k, eta_pi, config;
-  torch::nn::Conv1d c1{nullptr}, c2{nullptr}, c3{nullptr};
-};
-TORCH_MODULE(Net);
-
-class AmpDaNet final : public CountDecoder {
- public:
-  explicit AmpDaNet(Net net) : CountDecoder(net->opt.n, net->opt.d), net_(std::move(net)) { Refresh(); }
-  std::string name() const override { return "amp_da_net"; }
-  // The learned codebook, recomputed from the (loaded or trained) C0 and W: never a stale copy.
-  void Refresh() {
-    torch::NoGradGuard ng;
-    codebook_ = ToVec(net_->Codebook());
-  }
-  Status Save(const std::string& path) const override {
-    torch::serialize::OutputArchive a;
-    net_->save(a);
-    try {
-      a.save_to(path);
-    } catch (const c10::Error& e) {
-      return Status::IoError("cannot save the decoder to " + path + ": " + e.what_without_backtrace());
-    }
-    return Status::Ok();
-  }
-  Net& net() { return net_; }
-
- private:
-  Status DoDecode(const CountProblem& p, CountEstimate* out) override {
-    torch::NoGradGuard ng;
-    net_->eval();
-    const Tensor C = Borrow(codebook_.data(), {n_, d_});
-    const Tensor Y = Borrow(p.y, {static_cast<int64_t>(p.blocks), d_});
-    Tensor pop = p.popularity ? torch::from_blob(const_cast<double*>(p.popularity), {1, n_}, torch::kDouble).to(torch::kFloat)
-                              : torch::full({1, n_}, 1.0 / n_);
-    std::vector<Tensor> parts;
-    constexpr int64_t kChunk = 2048;
-    for (int64_t lo = 0; lo < static_cast<int64_t>(p.blocks); lo += kChunk) {
-      const int64_t hi = std::min<int64_t>(static_cast<int64_t>(p.blocks), lo + kChunk);
-      parts.push_back(net_->Forward(Y.slice(0, lo, hi), pop.expand({hi - lo, n_}), p.noise_var, p.k_max, C, &out->flops).first);
-    }
-    Tensor X = torch::cat(parts, 0);
-    out->iterations = static_cast<int>(net_->opt.layers);
-    out->raw = ToVec(X);
-    PostProcess(X, Y, C, p.k_max, out);
-    return Status::Ok();
-  }
-
-  Net net_;
 };
 
 }  // namespace
@@ -452,104 +337,6 @@ double DenseMatmulGflops(int64_t m, int64_t k, int64_t n, int reps) {
     best = std::max(best, GemmFlops(m, k, n) / s / 1e9);
   }
   return best;
-}
-
-namespace {
-// NMSE sum ||x_hat - x||^2 / sum ||x||^2 of a decoder on a fixed validation batch.
-double ValidationNmse(Net& net, const Tensor& Y, const Tensor& pop, const Tensor& X, double noise_var, uint32_t k_max) {
-  torch::NoGradGuard ng;
-  net->eval();
-  const Tensor C = net->Codebook();
-  const Tensor Xh = net->Forward(Y, pop, noise_var, k_max, C, nullptr).first;
-  net->train();
-  return ((Xh - X).square().sum() / X.square().sum()).item<double>();
-}
-}  // namespace
-
-Result<std::unique_ptr<CountDecoder>> TrainAmpDaNet(const CountData& data, const AmpDaNetTrainOptions& opt) {
-  if (data.n != opt.net.n)
-    return Status::InvalidArgument("the count data has codebook size " + std::to_string(data.n) + ", the decoder " +
-                                   std::to_string(opt.net.n));
-  if (data.rounds.size() < 2) return Status::InvalidArgument("count data: need at least 2 rounds (train and validation)");
-  if (opt.ka_min == 0 || opt.ka_min > opt.ka_max) return Status::InvalidArgument("ka_min must be in [1, ka_max]");
-  torch::manual_seed(opt.seed);
-  Net net(opt.net);
-  std::vector<size_t> train_r, val_r;
-  SplitRounds(data, &train_r, &val_r);
-  Rng rng = MakeRng(opt.seed, "amp-da-net-train");
-  const int64_t n = opt.net.n, d = opt.net.d;
-  // SNR as in the paper: the received power of each block's superposed codewords over the noise power,
-  // so the noise is scaled per block (row) to that block's signal.
-  auto make = [&](const CountBatch& b, Rng& r) {
-    const int64_t B = static_cast<int64_t>(b.ka.size());
-    Tensor X = Borrow(b.counts.data(), {B, n}).clone();
-    Tensor P = Borrow(b.popularity.data(), {B, n}).clone();
-    Tensor noise = torch::empty({B, d});
-    std::normal_distribution<float> g(0.0f, 1.0f);
-    float* np = noise.data_ptr<float>();
-    for (int64_t i = 0; i < B * d; ++i) np[i] = g(r);
-    return std::make_tuple(X, P, noise);
-  };
-  auto receive = [](const Tensor& signal, const Tensor& unit_noise, double snr_db) {
-    const Tensor sd = (signal.square().mean(1, true) / std::pow(10.0, snr_db / 10.0)).sqrt().detach();
-    return std::make_pair(signal + sd * unit_noise, sd.square().mean().item<double>());
-  };
-  // Validation batch at 5 dB, fixed.
-  Rng vrng = MakeRng(opt.seed, "amp-da-net-val");
-  const CountBatch vb = SampleCounts(data, val_r, 512, opt.ka_min, opt.ka_max, vrng);
-  auto [vX, vP, vN] = make(vb, vrng);
-
-  torch::optim::Adam adam(net->parameters(), torch::optim::AdamOptions(opt.learning_rate));
-  const auto t0 = Clock::now();
-  std::uniform_real_distribution<double> snr(opt.snr_min_db, opt.snr_max_db);
-  double loss_avg = 0.0;
-  for (uint32_t step = 1; step <= opt.steps; ++step) {
-    const double snr_db = snr(rng);
-    const CountBatch b = SampleCounts(data, train_r, opt.batch, opt.ka_min, opt.ka_max, rng);
-    auto [X, P, N] = make(b, rng);
-    const Tensor C = net->Codebook();
-    const auto [Y, noise_var] = receive(X.mm(C), N, snr_db);
-    auto [Xh, Kh] = net->Forward(Y, P, noise_var, opt.ka_max, C, nullptr);
-    std::vector<float> kav(b.ka.begin(), b.ka.end());
-    const Tensor Ka = Borrow(kav.data(), {static_cast<int64_t>(kav.size())});
-    const Tensor WtW = net->W.t().mm(net->W);
-    const Tensor loss = (Xh - X).square().sum(1).mean() + 1e-2 * (Xh.sum(1) - Ka).square().mean() +
-                        1e-2 * (Kh - Ka).square().mean() + 1e-3 * (WtW - torch::eye(d)).square().sum();
-    adam.zero_grad();
-    loss.backward();
-    torch::nn::utils::clip_grad_norm_(net->parameters(), 5.0);
-    adam.step();
-    loss_avg = step == 1 ? loss.item<double>() : 0.98 * loss_avg + 0.02 * loss.item<double>();
-    const double minutes = std::chrono::duration<double>(Clock::now() - t0).count() / 60.0;
-    const bool last = step == opt.steps || minutes >= opt.max_minutes;
-    if (opt.on_progress && (step % opt.report_every == 0 || last)) {
-      torch::NoGradGuard ng;
-      const auto [vY, v_noise] = receive(vX.mm(net->Codebook()), vN, 5.0);
-      opt.on_progress(step, loss_avg, ValidationNmse(net, vY, vP, vX, v_noise, opt.ka_max));
-    }
-    if (last) break;
-  }
-  return std::unique_ptr<CountDecoder>(new AmpDaNet(net));
-}
-
-Result<std::unique_ptr<CountDecoder>> LoadAmpDaNet(const std::string& path) {
-  try {
-    torch::serialize::InputArchive a;
-    a.load_from(path);
-    Tensor config;
-    if (!a.try_read("config", config, /*is_buffer=*/true) || config.numel() != 4)
-      return Status::InvalidArgument(path + " is not an AMP-DA-Net decoder (no config buffer)");
-    AmpDaNetOptions o;
-    o.n = static_cast<uint32_t>(config[0].item<int64_t>());
-    o.d = static_cast<uint32_t>(config[1].item<int64_t>());
-    o.layers = static_cast<uint32_t>(config[2].item<int64_t>());
-    o.filters = static_cast<uint32_t>(config[3].item<int64_t>());
-    Net net(o);
-    net->load(a);
-    return std::unique_ptr<CountDecoder>(new AmpDaNet(net));
-  } catch (const c10::Error& e) {
-    return Status::InvalidArgument("cannot load the AMP-DA-Net decoder " + path + ": " + e.what_without_backtrace());
-  }
 }
 
 }  // namespace edgebed

@@ -1,5 +1,5 @@
-// Deep GNNs in libtorch behind a torch-free API (gnn_model.cc is gnn/'s one libtorch translation
-// unit): GCN or GraphSAGE layers on a normalised sparse adjacency, each with a residual connection
+// Deep GNNs in libtorch behind a torch-free API (gnn_model.cc and gnn_shards.cc are gnn/'s libtorch
+// translation units): GCN or GraphSAGE layers on a normalised sparse adjacency, each with a residual connection
 // and a LayerNorm, between an input and an output linear layer:
 //   h_0 = relu(X W_in + b_in);  h_{l+1} = h_l + relu(LN(A h_l W_l + b_l))  (GCN, A = D^-1/2 (A+I) D^-1/2)
 //                               h_{l+1} = h_l + relu(LN(h_l S_l + M h_l W_l + b_l))  (SAGE, M = D^-1 A)

@@ -263,7 +263,7 @@ void FederatedServer::EvaluateAndWrite(json row, bool async) {
 
 void FederatedServer::RunRound(uint32_t r, Clock::time_point run_start) {
   const auto t0 = Clock::now();
-  BeginRound(r);
+  rounds.Begin(r);
   train_time_max_s = train_loss_sum = 0.0;
   peak_train_bytes_max = kept_for_backward_max = 0;
   samples_sum = uplink_bytes = downlink_bytes = control_bytes = 0;
@@ -309,18 +309,18 @@ void FederatedServer::RunRound(uint32_t r, Clock::time_point run_start) {
     for (const auto& c : sc.crashes) crash |= (c.node == rec->index && c.round == r);
     ins->set_crash_mid_round(crash);
     if (Send(id, ins_env) == 0) {  // its connection is gone: a failure now, not selected again
-      failures.push_back({id, "could not send fit_ins: the node's connection is gone"});
+      rounds.Unreachable(id, "could not send fit_ins: the node's connection is gone");
       registry.MarkGone(id);
       spdlog::warn("round {}: {} failed: its connection is gone", r, id);
       continue;
     }
-    pending.insert(id);
+    rounds.Expect(id);
     registry.Touch(id, Clock::now());
   }
   const size_t needed = std::max<size_t>(
       1, static_cast<size_t>(std::ceil(sc.min_quorum * static_cast<double>(selected.size()) - 1e-9)));
 
-  AwaitPending(DeadlineFrom(t0));
+  AwaitPending(rounds.DeadlineFrom(t0));
 
   const auto t_agg = Clock::now();
   if (ota_) {  // a superposing uplink: what it held crosses the channel now, as one update
@@ -328,14 +328,14 @@ void FederatedServer::RunRound(uint32_t r, Clock::time_point run_start) {
     if (o.held) {
       ota_info = std::move(o.info);
       if (o.delivered) virtual_round_s += link.airtime_s;
-      else accepted = 0;  // nothing reached the server
+      else rounds.DiscardAccepted();  // nothing reached the server
     }
   }
   if (sc.virtual_deadline_s > 0 && stragglers > 0) virtual_round_s = std::max(virtual_round_s, sc.virtual_deadline_s);
   virtual_clock_s += virtual_round_s;
   bool aggregated = false;
-  if (accepted >= needed) {
-    auto next = strategy->AggregateFit(r, global, failures);
+  if (rounds.accepted() >= needed) {
+    auto next = strategy->AggregateFit(r, global, rounds.failures());
     if (next.ok()) {
       global = std::move(next.value());
       aggregated = true;
@@ -345,7 +345,7 @@ void FederatedServer::RunRound(uint32_t r, Clock::time_point run_start) {
     }
   } else {
     spdlog::error("round {}: only {} of {} selected nodes answered, quorum is {}; the global model is kept", r,
-                  accepted, selected.size(), needed);
+                  rounds.accepted(), selected.size(), needed);
   }
   const double aggregate_s = Since(t_agg);
   json node_eval;
@@ -353,12 +353,12 @@ void FederatedServer::RunRound(uint32_t r, Clock::time_point run_start) {
   const double wall = Since(t0);
 
   json failed = json::array();
-  for (const auto& f : failures) failed.push_back({{"node", f.node_id}, {"reason", f.reason}});
+  for (const auto& f : rounds.failures()) failed.push_back({{"node", f.node_id}, {"reason", f.reason}});
   json row = {{"round", r},
               {"train_loss", samples_sum ? train_loss_sum / static_cast<double>(samples_sum) : 0.0},
               {"selected", selected.size()},
-              {"participants", accepted},
-              {"failures", failures.size()},
+              {"participants", rounds.accepted()},
+              {"failures", rounds.failures().size()},
               {"stragglers", stragglers},
               {"dropouts", dropouts},
               {"over_committed", over_committed},

@@ -17,16 +17,16 @@ bool FederatedServer::OnModeMessage(const std::string& from, const wire::Envelop
 }
 
 void FederatedServer::OnNodeError(const std::string& from, const wire::Error& e) {
-  if (e.code() == wire::UNAVAILABLE && pending.count(from)) ++dropouts;  // e.g. a simulated device went offline
+  if (e.code() == wire::UNAVAILABLE && rounds.Expects(from)) ++dropouts;  // e.g. a simulated device went offline
   ServerCore::OnNodeError(from, e);
 }
 
 void FederatedServer::OnFitRes(const std::string& from, const wire::FitRes& res) {
   if (!KnownAlive(from, "fit_res")) return;
-  if (res.round() != round || !pending.count(from)) {
+  if (res.round() != rounds.round() || !rounds.Expects(from)) {
     ++stats.unexpected;
     spdlog::warn("dropped fit_res for round {} from {}: {}", res.round(), from,
-                 res.round() != round ? "not the current round " + std::to_string(round)
+                 res.round() != rounds.round() ? "not the current round " + std::to_string(rounds.round())
                                       : std::string("not selected or already answered"));
     return;
   }
@@ -56,12 +56,12 @@ void FederatedServer::OnFitRes(const std::string& from, const wire::FitRes& res)
   if (r.node_index < assigned_samples.size() && r.num_samples > assigned_samples[r.node_index]) {
     // FedAvg weights by this count: a node may not claim more samples than its partition holds.
     ++stats.capped_samples;
-    spdlog::warn("round {}: {} claims fit_res.num_samples = {}, its partition holds {}; counted as {}", round, from,
+    spdlog::warn("round {}: {} claims fit_res.num_samples = {}, its partition holds {}; counted as {}", rounds.round(), from,
                  r.num_samples, assigned_samples[r.node_index], assigned_samples[r.node_index]);
     r.num_samples = assigned_samples[r.node_index];
   }
   if (!vq_answer && res.aggregate_of_size() > 0) return OnRelayedAggregate(from, res, std::move(r));
-  if (over_commit_target > 0 && accepted >= over_commit_target) {
+  if (over_commit_target > 0 && rounds.accepted() >= over_commit_target) {
     ++over_committed;
     return Fail(from, "over-committed: the round already has its " + std::to_string(over_commit_target) + " updates");
   }
@@ -87,7 +87,7 @@ void FederatedServer::OnFitRes(const std::string& from, const wire::FitRes& res)
     Answered(from, r);
     return ota_->HoldUpdate(std::move(r));  // transmitted all at once when the round closes
   } else {
-    st = uplink->Carry(r.node_index, round, &r.update.flat, res.ByteSizeLong(), &link);
+    st = uplink->Carry(r.node_index, rounds.round(), &r.update.flat, res.ByteSizeLong(), &link);
     if (!st.ok()) return Fail(from, "update lost: " + st.message());
     if (!OnTime(from, res, &r)) return;
     st = strategy->Accumulate(r);
@@ -131,9 +131,8 @@ bool FederatedServer::OnTime(const std::string& from, const wire::FitRes& res, F
 }
 
 void FederatedServer::Answered(const std::string& id, const FitResult& r) {
-  pending.erase(id);
+  rounds.Accept(id);
   answered_ids.push_back(id);
-  ++accepted;
   virtual_round_s = std::max(virtual_round_s, r.virtual_s);
   if (auto* rec = registry.Find(id)) {
     ++rec->rounds_ok;
@@ -164,9 +163,9 @@ Status FederatedServer::ApplyErasures(const wire::FitRes& res, std::vector<float
 // Analog OTA through a channel process: one update standing for several selected nodes.
 void FederatedServer::OnRelayedAggregate(const std::string& from, const wire::FitRes& res, FitResult r) {
   for (const auto& id : res.aggregate_of()) {
-    if (!pending.count(id)) {
+    if (!rounds.Expects(id)) {
       ++stats.unexpected;
-      spdlog::error("dropped an OTA aggregate from {}: {} is not waiting for round {}", from, id, round);
+      spdlog::error("dropped an OTA aggregate from {}: {} is not waiting for round {}", from, id, rounds.round());
       return SendError(from, wire::UNEXPECTED, "fit_res.aggregate_of names " + id + ", not selected or already answered");
     }
   }
@@ -178,7 +177,7 @@ void FederatedServer::OnRelayedAggregate(const std::string& from, const wire::Fi
   if (res.ota_active() > 0) {
     r.num_samples = res.ota_active();
     Status st = strategy->Accumulate(r);
-    if (!st.ok()) spdlog::error("round {}: OTA aggregate: {}", round, st.ToString());
+    if (!st.ok()) spdlog::error("round {}: OTA aggregate: {}", rounds.round(), st.ToString());
   }
   FitResult each = r;
   each.num_samples = res.num_samples() / static_cast<uint64_t>(res.aggregate_of_size());
@@ -187,7 +186,7 @@ void FederatedServer::OnRelayedAggregate(const std::string& from, const wire::Fi
 
 void FederatedServer::OnEvaluateRes(const std::string& from, const wire::EvaluateRes& res) {
   if (!KnownAlive(from, "evaluate_res")) return;
-  if (res.round() != round || !eval_pending.erase(from)) {
+  if (res.round() != rounds.round() || !eval_pending.erase(from)) {
     ++stats.unexpected;
     spdlog::warn("dropped evaluate_res for round {} from {}: not asked for", res.round(), from);
     return;

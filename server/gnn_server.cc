@@ -44,23 +44,22 @@ void GnnServer::OnGnnReady(const std::string& from, const wire::GnnReady& r) {
     return SendError(from, wire::BAD_TENSOR, st.message());
   }
   rec->ready = true;
-  pending.erase(from);
+  rounds.Release(from);
 }
 
 void GnnServer::OnGnnEpochDone(const std::string& from, const wire::GnnEpochDone& d) {
   if (!KnownAlive(from, "gnn_epoch_done")) return;
-  if (!pending.count(from)) {
+  if (!rounds.Expects(from)) {
     ++stats.unexpected;
     spdlog::error("dropped gnn_epoch_done (epoch {}) from '{}': it has no epoch in progress", d.epoch(), from);
     return SendError(from, wire::UNEXPECTED, "gnn_epoch_done outside the node's epoch");
   }
-  if (Status st = gnn->OnEpochDone(registry.Find(from)->index, round, d); !st.ok()) {
+  if (Status st = gnn->OnEpochDone(registry.Find(from)->index, rounds.round(), d); !st.ok()) {
     ++stats.bad_tensor;
     SendError(from, wire::BAD_TENSOR, st.message());
     return Fail(from, "refused its epoch report: " + st.message());
   }
-  pending.erase(from);
-  ++accepted;
+  rounds.Accept(from);
 }
 
 Status GnnServer::Run() {
@@ -95,22 +94,22 @@ Status GnnServer::Run() {
   }
   for (uint32_t e = 1; stopped.empty() && e <= sc.gnn.epochs && !stopping(); ++e) {
     const auto t0 = Clock::now();
-    BeginRound(e);
+    rounds.Begin(e);
     for (const auto& id : registry.AliveIds()) {
       wire::Envelope env;
       gnn->MakeEpoch(e, registry.Find(id)->index, env.mutable_gnn_epoch());
-      if (Send(id, env) > 0) pending.insert(id);
+      if (Send(id, env) > 0) rounds.Expect(id);
     }
-    const size_t asked = pending.size();
-    AwaitPending(DeadlineFrom(t0), /*first_failure=*/true);
-    if (!failures.empty() || accepted < gnn->shards() || asked < gnn->shards()) {
+    const size_t asked = rounds.expected();
+    AwaitPending(rounds.DeadlineFrom(t0), /*first_failure=*/true);
+    if (!rounds.failures().empty() || rounds.accepted() < gnn->shards() || asked < gnn->shards()) {
       std::string why;
-      for (const auto& f : failures) {
+      for (const auto& f : rounds.failures()) {
         const auto* rec = registry.Find(f.node_id);
         why += (why.empty() ? "" : "; ") + f.node_id + " (" + (sc.gnn.mode == "pipe" ? "stage " : sc.gnn.mode == "graph" ? "partition " : "shard ") +
                std::to_string(rec ? rec->index : 0) + ") " + f.reason;
       }
-      if (why.empty()) why = std::to_string(accepted) + " of " + std::to_string(gnn->shards()) + " shards reported";
+      if (why.empty()) why = std::to_string(rounds.accepted()) + " of " + std::to_string(gnn->shards()) + " shards reported";
       stopped = "epoch " + std::to_string(e) + ": " + why;
       break;
     }
@@ -131,7 +130,7 @@ Status GnnServer::Run() {
   if (!stopped.empty())
     spdlog::error("GNN training stops: {}. A {} cannot go on without every shard; metrics up to epoch {} are kept in {}",
                   stopped, sc.gnn.mode == "graph" ? "graph-parallel run" : "pipeline", done, sc.output_dir);
-  pending.clear();  // the others leave on the shutdown; that is not a failure of theirs
+  rounds.Abandon();  // the others leave on the shutdown; that is not a failure of theirs
   Shutdown(stopped.empty() ? "run complete" : "run stopped: " + stopped);
   json summary = gnn->Summary();
   summary.update({{"run_id", run_id}, {"model", sc.model}, {"epochs_completed", done}, {"wall_s", Since(run_start)},

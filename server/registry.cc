@@ -33,6 +33,11 @@ NodeRecord* NodeRegistry::Find(const std::string& id) {
   return it == nodes_.end() ? nullptr : &it->second;
 }
 
+const NodeRecord* NodeRegistry::Find(const std::string& id) const {
+  auto it = nodes_.find(id);
+  return it == nodes_.end() ? nullptr : &it->second;
+}
+
 void NodeRegistry::Touch(const std::string& id, std::chrono::steady_clock::time_point now) {
   if (auto* r = Find(id)) r->last_seen = now;
 }

@@ -35,6 +35,7 @@ class NodeRegistry {
   [[nodiscard]] Status Join(const std::string& id, const std::string& route, uint32_t index, const std::string& device,
                             std::chrono::steady_clock::time_point now);
   NodeRecord* Find(const std::string& id);
+  const NodeRecord* Find(const std::string& id) const;
   void Touch(const std::string& id, std::chrono::steady_clock::time_point now);
   void MarkGone(const std::string& id);
   // The connection `route` closed: every alive node it carried is gone; returns their ids.

@@ -14,7 +14,8 @@ namespace edgebed {
 double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 ServerCore::ServerCore(const Scenario& scenario, std::atomic<bool>* stop)
-    : sc(scenario), stop_flag(stop), run_id(scenario.name + "-" + std::to_string(scenario.seed)), registry(scenario.nodes) {}
+    : sc(scenario), stop_flag(stop), run_id(scenario.name + "-" + std::to_string(scenario.seed)), registry(scenario.nodes),
+      rounds({scenario.liveness_timeout_s, scenario.round_deadline_s}) {}
 
 Result<std::string> ServerCore::Bind(const CurveOptions& curve) {
   NodeLinkOptions o;
@@ -66,18 +67,17 @@ void ServerCore::SendError(const std::string& to, wire::ErrorCode code, const st
   wire::Envelope e;
   e.mutable_error()->set_code(code);
   e.mutable_error()->set_message(msg);
-  e.mutable_error()->set_round(round);
+  e.mutable_error()->set_round(rounds.round());
   Send(to, e);
 }
 
 void ServerCore::Fail(const std::string& id, const std::string& reason) {
-  if (!pending.erase(id)) return;
-  failures.push_back({id, reason});
-  if (auto* r = registry.Find(id)) ++r->rounds_failed;
-  const auto* rec = registry.Find(id);
+  if (!rounds.Fail(id, reason)) return;
+  NodeRecord* rec = registry.Find(id);
+  if (rec) ++rec->rounds_failed;
   // Simulated populations fail by the dozen every round (that is the point); keep them out of the log.
-  spdlog::log(rec && rec->simulated ? spdlog::level::debug : spdlog::level::warn, "round {}: {} failed: {}", round, id,
-              reason);
+  spdlog::log(rec && rec->simulated ? spdlog::level::debug : spdlog::level::warn, "round {}: {} failed: {}", rounds.round(),
+              id, reason);
 }
 
 // A connection closed: every node it carried is gone at once (a pending one has failed), and its
@@ -106,7 +106,7 @@ void ServerCore::OnMessage(const std::string& route, std::vector<zmq::message_t>
   // A node host carries many nodes on one connection; each message names its node.
   const std::string node = st.ok() && !env.node().empty() ? env.node() : from;
   if (auto* rec = registry.Find(node); rec && rec->route == route) registry.Touch(node, Clock::now());
-  if (round > 0 && pending.count(node))
+  if (rounds.round() > 0 && rounds.Expects(node))
     (st.ok() && env.has_fit_res() ? uplink_bytes : control_bytes) += payload.size();
   if (!st.ok()) {
     wire::ErrorCode code = wire::MALFORMED;
@@ -157,7 +157,7 @@ void ServerCore::OnMessage(const std::string& route, std::vector<zmq::message_t>
 }
 
 void ServerCore::OnNodeError(const std::string& from, const wire::Error& e) {
-  const bool its_round = pending.count(from) && (e.round() == round || e.round() == 0);
+  const bool its_round = rounds.Expects(from) && (e.round() == rounds.round() || e.round() == 0);
   if (its_round && e.code() == wire::UNAVAILABLE)  // it cannot do its part of this round
     return Fail(from, "unavailable: " + wire::Printable(e.message(), 400));
   if (its_round && (e.code() == wire::TRAINING_FAILED || e.code() == wire::BAD_TENSOR))  // it tried, and failed
@@ -230,39 +230,21 @@ void ServerCore::OnJoin(const std::string& from, const std::string& route, const
 // the liveness timeout and, at the end, those still pending.
 // `first_failure`: return as soon as one node has failed (GNN shards need each other).
 void ServerCore::AwaitPending(Clock::time_point deadline, bool first_failure) {
-  while (!pending.empty() && Clock::now() < deadline && !stop_flag->load() && !(first_failure && !failures.empty())) {
+  while (!rounds.done() && Clock::now() < deadline && !stop_flag->load() && !(first_failure && !rounds.failures().empty())) {
     PollOnce(std::chrono::milliseconds(200));
-    const auto now = Clock::now();
-    std::vector<std::string> silent;
-    for (const auto& id : pending) {
-      const auto* rec = registry.Find(id);
-      if (std::chrono::duration<double>(now - rec->last_seen).count() > sc.liveness_timeout_s) silent.push_back(id);
-    }
-    for (const auto& id : silent) {
+    for (const auto& id : rounds.Silent(registry, Clock::now())) {
       registry.MarkGone(id);
-      Fail(id, fmt::format("silent for more than server.liveness_timeout_s = {:g}", sc.liveness_timeout_s) +
+      Fail(id, fmt::format("silent for more than server.liveness_timeout_s = {:g}", rounds.options().liveness_timeout_s) +
                    " s (process died or link lost)");
     }
   }
-  if (first_failure && !failures.empty()) return;
+  if (first_failure && !rounds.failures().empty()) return;
   if (stop_flag->load()) {  // a stop is no node's failure: the round simply ends unfinished
-    pending.clear();
+    rounds.Abandon();
     return;
   }
-  for (const auto& id : std::vector<std::string>(pending.begin(), pending.end()))
-    Fail(id, "missed the round deadline of " + std::to_string(sc.round_deadline_s) + " s");
-}
-
-Clock::time_point ServerCore::DeadlineFrom(Clock::time_point t0) const {
-  return t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(sc.round_deadline_s));
-}
-
-// The state every kind of round starts from.
-void ServerCore::BeginRound(uint32_t r) {
-  round = r;
-  failures.clear();
-  pending.clear();
-  accepted = 0;
+  for (const auto& id : rounds.Pending())
+    Fail(id, fmt::format("missed the round deadline of server.round_deadline_s = {:g} s", rounds.options().round_deadline_s));
 }
 
 // A heartbeat for round 0 says the node has prepared its data and model after join_ack.
@@ -328,7 +310,7 @@ void ServerCore::Shutdown(const std::string& reason) {
   const auto ids = registry.AliveIds();
   for (const auto& id : ids) Send(id, bye);
   const auto t0 = Clock::now();
-  round = 0;
+  rounds.Begin(0);
   while (registry.alive_count() > 0 && Since(t0) < 3.0) PollOnce(std::chrono::milliseconds(100));
 }
 
@@ -346,7 +328,7 @@ uint32_t ServerCore::RunRounds(const std::function<void(uint32_t)>& run_round) {
       break;
     }
     if (registry.alive_count() == 0) {
-      stop_reason = "no node is alive before round " + std::to_string(r) + LastFailures();
+      stop_reason = "no node is alive before round " + std::to_string(r) + rounds.LastFailures();
       break;
     }
     run_round(r);
@@ -354,14 +336,6 @@ uint32_t ServerCore::RunRounds(const std::function<void(uint32_t)>& run_round) {
   }
   if (!stop_reason.empty()) spdlog::error("the run ends early: {}", stop_reason);
   return done;
-}
-
-// "; last failures: node-1: ..., node-2: ..." of the round just run, for a stop's reason.
-std::string ServerCore::LastFailures() const {
-  std::string out;
-  for (size_t i = 0; i < failures.size() && i < 5; ++i) out += (i ? ", " : "; last failures: ") + failures[i].node_id + ": " + failures[i].reason;
-  if (failures.size() > 5) out += fmt::format(" (and {} more)", failures.size() - 5);
-  return out;
 }
 
 // What the run's summary.json says of how it ended: complete, stopped (by a signal), or failed.

@@ -8,7 +8,6 @@
 #include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -18,6 +17,7 @@
 #include "scenarios/scenario.h"
 #include "server/node_link.h"
 #include "server/registry.h"
+#include "server/round_tracker.h"
 #include "server/server.h"
 #include "server/strategy.h"
 
@@ -62,14 +62,13 @@ class ServerCore : public NodeLink::Handler {
   size_t Send(const std::string& to, wire::Envelope& env, const std::string& route = "");
   void SendError(const std::string& to, wire::ErrorCode code, const std::string& msg);
 
-  // ---- the round in progress -------------------------------------------------------------------
-  void BeginRound(uint32_t r);
+  // ---- the round in progress (round_tracker.h) --------------------------------------------------
+  // `id` failed this round (nothing when it owed nothing): recorded, counted on its record, logged.
   void Fail(const std::string& id, const std::string& reason);
-  // Waits for every pending node to finish, until `deadline`, failing those silent for longer than
-  // the liveness timeout and, at the end, those still pending. `first_failure`: return as soon as
+  // Waits for every node the round expects, until `deadline`, failing those silent for longer than
+  // the liveness timeout and, at the end, those still expected. `first_failure`: return as soon as
   // one node has failed (GNN shards need each other).
   void AwaitPending(Clock::time_point deadline, bool first_failure = false);
-  Clock::time_point DeadlineFrom(Clock::time_point t0) const;
   void PollOnce(std::chrono::milliseconds timeout) { net.Poll(timeout, *this); }
   bool KnownAlive(const std::string& from, const char* what);
 
@@ -84,8 +83,6 @@ class ServerCore : public NodeLink::Handler {
   // last round run. An early end leaves its reason in stop_reason.
   uint32_t RunRounds(const std::function<void(uint32_t)>& run_round);
   void Shutdown(const std::string& reason = "run complete");
-  // "; last failures: node-1: ..." of the round just run, for a stop's reason.
-  std::string LastFailures() const;
   // summary.json's status (complete, stopped, failed), stop_reason, rounds_aggregated.
   json Outcome(uint32_t done, uint64_t aggregated_rounds) const;
   json DroppedJson() const;
@@ -107,11 +104,7 @@ class ServerCore : public NodeLink::Handler {
   std::string stop_reason;    // why the run ended early ("" = it did not)
   std::string setup_failure;  // a node that could not set up (GNN shard): the run cannot start
 
-  // The round in progress, shared by every mode.
-  uint32_t round = 0;
-  std::set<std::string> pending;
-  std::vector<FitFailure> failures;
-  size_t accepted = 0;
+  RoundTracker rounds;  // the round in progress, shared by every mode
   uint64_t uplink_bytes = 0, downlink_bytes = 0;  // update uploads (fit_res frames) / everything sent
   uint64_t control_bytes = 0;                       // other frames from participants (heartbeats, ...)
 

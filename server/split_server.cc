@@ -23,7 +23,7 @@ bool SplitServer::OnModeMessage(const std::string& from, const wire::Envelope& e
     case wire::Envelope::kSplitForward: OnSplitForward(from, env.split_forward()); return true;
     case wire::Envelope::kSplitDone: OnSplitDone(from, env.split_done()); return true;
     case wire::Envelope::kSplitInferDone:
-      if (KnownAlive(from, "split_infer_done") && infer_pass == env.split_infer_done().pass()) pending.erase(from);
+      if (KnownAlive(from, "split_infer_done") && infer_pass == env.split_infer_done().pass()) rounds.Release(from);
       return true;
     default: return false;
   }
@@ -34,7 +34,7 @@ void SplitServer::FillJoinAck(uint32_t, wire::JoinAck* ack) { split->FillJoinAck
 // ---- split learning ----------------------------------------------------------------------------
 bool SplitServer::SplitExpected(const std::string& from, const std::string& what) {
   if (!KnownAlive(from, what.c_str())) return false;
-  if (pending.count(from)) return true;
+  if (rounds.Expects(from)) return true;
   ++stats.unexpected;
   spdlog::error("dropped {} from '{}': it has no round or inference pass in progress", what, from);
   SendError(from, wire::UNEXPECTED, what + " outside the node's round or inference pass");
@@ -44,12 +44,12 @@ bool SplitServer::SplitExpected(const std::string& from, const std::string& what
 void SplitServer::OnSplitForward(const std::string& from, const wire::SplitForward& f) {
   if (!SplitExpected(from, "split_forward")) return;
   wire::Envelope out;
-  Status st = (f.request() > 0) == (infer_pass > 0) && f.round() == (infer_pass > 0 ? infer_pass : round)
+  Status st = (f.request() > 0) == (infer_pass > 0) && f.round() == (infer_pass > 0 ? infer_pass : rounds.round())
                   ? split->OnForward(registry.Find(from)->index, f, out.mutable_split_backward())
                   : Status::InvalidArgument("split_forward.round = " + std::to_string(f.round()) + " (request " +
                                             std::to_string(f.request()) + ") is not the " +
                                             (infer_pass > 0 ? "inference pass " + std::to_string(infer_pass)
-                                                            : "round " + std::to_string(round)) + " in progress");
+                                                            : "round " + std::to_string(rounds.round())) + " in progress");
   if (!st.ok()) {
     ++stats.bad_tensor;
     spdlog::error("refused split_forward from {}: {}", from, st.message());
@@ -60,39 +60,38 @@ void SplitServer::OnSplitForward(const std::string& from, const wire::SplitForwa
 
 void SplitServer::OnSplitDone(const std::string& from, const wire::SplitDone& d) {
   if (!SplitExpected(from, "split_done")) return;
-  Status st = split->OnDone(registry.Find(from)->index, round, d);
+  Status st = split->OnDone(registry.Find(from)->index, rounds.round(), d);
   if (!st.ok()) {
     ++stats.bad_tensor;
     SendError(from, wire::BAD_TENSOR, st.message());
     return Fail(from, st.message());
   }
-  pending.erase(from);
-  ++accepted;
+  rounds.Accept(from);
 }
 
 void SplitServer::RunSplitRound(uint32_t r, Clock::time_point run_start) {
   const auto t0 = Clock::now();
-  BeginRound(r);
+  rounds.Begin(r);
   downlink_bytes = 0;
   for (const auto& id : registry.AliveIds()) {
     if (!registry.Find(id)->ready) continue;
     wire::Envelope env;
     split->MakeRound(r, registry.Find(id)->index, env.mutable_split_round());
     if (Send(id, env) == 0) {
-      failures.push_back({id, "could not send split_round: the node's connection is gone"});
+      rounds.Unreachable(id, "could not send split_round: the node's connection is gone");
       registry.MarkGone(id);
       continue;
     }
-    pending.insert(id);
+    rounds.Expect(id);
     registry.Touch(id, Clock::now());
   }
-  const size_t selected = pending.size() + failures.size();
-  AwaitPending(DeadlineFrom(t0));
+  const size_t selected = rounds.expected() + rounds.failures().size();
+  AwaitPending(rounds.DeadlineFrom(t0));
   json row = split->EndRound(r, r == sc.rounds || stopping());
   json failed = json::array();
-  for (const auto& f : failures) failed.push_back({{"node", f.node_id}, {"reason", f.reason}});
+  for (const auto& f : rounds.failures()) failed.push_back({{"node", f.node_id}, {"reason", f.reason}});
   row["selected"] = selected;
-  row["failures"] = failures.size();
+  row["failures"] = rounds.failures().size();
   row["failed_nodes"] = failed;
   row["downlink_bytes"] = downlink_bytes;
   row["wall_s"] = Since(t0);
@@ -129,16 +128,16 @@ json SplitServer::RunSplitInference() {
   }
   for (size_t p = 0; p < passes.size() && !stopping(); ++p) {
     infer_pass = static_cast<uint32_t>(p + 1);
-    failures.clear();
-    pending = {server_node};
+    rounds.Begin(rounds.round());  // a pass: who serves, and whether it failed
+    rounds.Expect(server_node);
     wire::Envelope env;
     split->MakeInference(infer_pass, passes[p], env.mutable_split_infer_ins());
     spdlog::info("split inference pass {}: {} serves {} requests, controller {}", infer_pass, server_node, inf.requests,
                  passes[p]);
     registry.Touch(server_node, Clock::now());
-    if (Send(server_node, env) == 0) pending.clear();
-    AwaitPending(DeadlineFrom(Clock::now()));
-    for (const auto& f : failures) spdlog::error("split inference pass {}: {} failed: {}", infer_pass, f.node_id, f.reason);
+    if (Send(server_node, env) == 0) rounds.Abandon();
+    AwaitPending(rounds.DeadlineFrom(Clock::now()));
+    for (const auto& f : rounds.failures()) spdlog::error("split inference pass {}: {} failed: {}", infer_pass, f.node_id, f.reason);
   }
   infer_pass = 0;
   auto report = split->EndInference(sc.output_dir);
