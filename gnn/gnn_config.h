@@ -39,6 +39,7 @@ struct GnnConfig {
   std::string partitioner = "bfs";  // bfs (BFS-grown + boundary refinement) | random
   uint32_t eval_every = 1;     // evaluate (a forward pass with fresh embeddings) every N epochs
   double peer_timeout_s = 60.0;  // a shard waiting this long for a peer's tensor gives up
+  uint32_t checkpoint_every = 10;  // server: the shards' state into checkpoint.bin every N epochs (0 = never)
   uint32_t threads = 1;        // libtorch threads per process (the reference too, so epoch times compare)
   uint64_t seed = 1;
   // Processes of the layout: full 1, pipe and graph `parts`, hybrid parts x partitions.

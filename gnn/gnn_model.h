@@ -83,6 +83,11 @@ class GnnShard {
   virtual std::vector<float> Parameters() const = 0;
   virtual uint64_t NumParameters() const = 0;
   virtual std::string Describe() const = 0;
+  // Everything training changes (parameters, the optimiser's moments, GNNPipe's historical tables
+  // and when each chunk's rows were written) as bytes, for a checkpoint; LoadState takes them back
+  // into a shard built from the same config (an error says what does not fit).
+  [[nodiscard]] virtual Result<std::string> SaveState() const = 0;
+  [[nodiscard]] virtual Status LoadState(const std::string& state) = 0;
   // pipe: the table row a chunk's layer would read for vertex v right now (tests: historical vs fresh).
   virtual std::vector<float> TableRow(uint32_t local_layer, uint32_t v) const { return {}; }
 };

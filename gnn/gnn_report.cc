@@ -44,6 +44,40 @@ Status GnnReport::Open() {
                      "parameter_bytes,eval_bytes,epoch_s,train_s,eval_s,stale_share,stale_rel_error,max_staleness");
 }
 
+Status GnnReport::Reopen(uint32_t last_epoch) {
+  const std::string jsonl_path = dir_ + "/metrics.jsonl", csv_path = dir_ + "/metrics.csv";
+  auto jsonl = ReadFile(jsonl_path);
+  if (!jsonl.ok()) return jsonl.status();
+  auto csv = ReadFile(csv_path);
+  if (!csv.ok()) return csv.status();
+  std::string kept_jsonl, kept_csv;
+  rows_.clear();
+  std::istringstream in(jsonl.value());
+  for (std::string line; std::getline(in, line);) {
+    json row = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (row.is_discarded() || !row.contains("epoch") || !row["epoch"].is_number_unsigned()) break;  // cut by the crash
+    if (row["epoch"].get<uint32_t>() > last_epoch) break;
+    kept_jsonl += line + "\n";
+    rows_.push_back(std::move(row));
+  }
+  if (rows_.size() != last_epoch)
+    return Status::Corruption(jsonl_path + " holds " + std::to_string(rows_.size()) + " whole rows up to epoch " +
+                              std::to_string(last_epoch) + "; the checkpoint needs all of them");
+  std::istringstream cin(csv.value());
+  std::string line;
+  std::getline(cin, line);
+  kept_csv = line + "\n";  // the header
+  size_t csv_rows = 0;
+  for (; csv_rows < last_epoch && std::getline(cin, line); ++csv_rows) kept_csv += line + "\n";
+  if (csv_rows != last_epoch)
+    return Status::Corruption(csv_path + " holds " + std::to_string(csv_rows) + " rows; the checkpoint needs " +
+                              std::to_string(last_epoch));
+  EDGEBED_RETURN_IF_ERROR(WriteFileAtomic(jsonl_path, kept_jsonl));
+  EDGEBED_RETURN_IF_ERROR(WriteFileAtomic(csv_path, kept_csv));
+  EDGEBED_RETURN_IF_ERROR(jsonl_.Open(jsonl_path, /*append=*/true));
+  return csv_.Open(csv_path, /*append=*/true);
+}
+
 Status GnnReport::AddEpoch(uint32_t epoch, const std::vector<ShardStats>& shards, const std::vector<ShardTraffic>& traffic,
                          double wall_s) {
   ShardStats sum;

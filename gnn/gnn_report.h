@@ -36,6 +36,9 @@ class GnnReport {
  public:
   GnnReport(const GnnConfig& cfg, const Graph& g, AnalyticTraffic analytic, std::string out_dir);
   Status Open();  // creates metrics.csv (header) and metrics.jsonl
+  // A resumed run: keeps the rows of epochs 1..last_epoch (in both files and for the summary), drops
+  // the rest, and appends from there. Errors name the file.
+  [[nodiscard]] Status Reopen(uint32_t last_epoch);
   // Combines every shard's figures for `epoch`; wall_s is the epoch's time seen by the coordinator.
   [[nodiscard]] Status AddEpoch(uint32_t epoch, const std::vector<ShardStats>& shards, const std::vector<ShardTraffic>& traffic,
                 double wall_s);

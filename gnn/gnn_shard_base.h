@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <numeric>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -168,7 +169,51 @@ class ShardBase : public GnnShard {
     return n;
   }
 
+  Result<std::string> SaveState() const override {
+    try {
+      torch::serialize::OutputArchive ar, opt;
+      for (size_t i = 0; i < params_.size(); ++i) ar.write("p" + std::to_string(i), params_[i].detach());
+      opt_->save(opt);
+      ar.write("optimizer", opt);
+      SaveExtra(ar);
+      std::ostringstream os;
+      ar.save_to(os);
+      return os.str();
+    } catch (const c10::Error& e) {
+      return Status::Failed(std::string("cannot serialise the shard's state: ") + e.what_without_backtrace());
+    }
+  }
+  Status LoadState(const std::string& state) override {
+    try {
+      torch::serialize::InputArchive ar, opt;
+      std::istringstream is(state);
+      ar.load_from(is);
+      torch::NoGradGuard ng;
+      for (size_t i = 0; i < params_.size(); ++i) {
+        torch::Tensor t;
+        if (!ar.try_read("p" + std::to_string(i), t) || !t.sizes().equals(params_[i].sizes()))
+          return Status::InvalidArgument("the shard's state has no parameter " + std::to_string(i) + " of shape " +
+                                         Shape(params_[i]) + " (another config?)");
+        params_[i].copy_(t);
+      }
+      if (!ar.try_read("optimizer", opt)) return Status::InvalidArgument("the shard's state has no optimiser part");
+      opt_->load(opt);
+      return LoadExtra(ar);
+    } catch (const c10::Error& e) {
+      return Status::InvalidArgument(std::string("the shard's state does not load: ") + e.what_without_backtrace());
+    }
+  }
+
  protected:
+  // What a layout keeps across epochs besides parameters and optimiser (GNNPipe: its tables).
+  virtual void SaveExtra(torch::serialize::OutputArchive& ar) const {}
+  virtual Status LoadExtra(torch::serialize::InputArchive& ar) { return Status::Ok(); }
+  static std::string Shape(const torch::Tensor& t) {
+    std::string s;
+    for (int64_t d : t.sizes()) s += (s.empty() ? "" : " x ") + std::to_string(d);
+    return s;
+  }
+
   void Own(const LayerParams& p) {
     for (const auto& t : p.all()) params_.push_back(t);
   }

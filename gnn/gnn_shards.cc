@@ -127,6 +127,28 @@ class PipeStage : public ShardBase {
  private:
   bool last() const { return s_ + 1 == P_; }
 
+  // The historical tables and the epoch each chunk's rows were last written (staleness).
+  void SaveExtra(torch::serialize::OutputArchive& ar) const override {
+    for (size_t j = 0; j < tables_.size(); ++j) {
+      ar.write("table" + std::to_string(j), tables_[j]);
+      std::vector<int64_t> w(written_[j].begin(), written_[j].end());
+      ar.write("written" + std::to_string(j), torch::tensor(w, torch::kInt64));
+    }
+  }
+  Status LoadExtra(torch::serialize::InputArchive& ar) override {
+    for (size_t j = 0; j < tables_.size(); ++j) {
+      torch::Tensor t, w;
+      if (!ar.try_read("table" + std::to_string(j), t) || !t.sizes().equals(tables_[j].sizes()) ||
+          !ar.try_read("written" + std::to_string(j), w) || w.numel() != static_cast<int64_t>(written_[j].size()))
+        return Status::InvalidArgument("the stage's state has no table " + std::to_string(j) + " of shape " +
+                                       Shape(tables_[j]) + " (another config?)");
+      tables_[j].copy_(t);
+      auto wa = w.accessor<int64_t, 1>();
+      for (size_t k = 0; k < written_[j].size(); ++k) written_[j][k] = static_cast<uint32_t>(wa[static_cast<int64_t>(k)]);
+    }
+    return Status::Ok();
+  }
+
   // Local layer j on chunk c: the chunk's fresh inputs x_c over the layer's table of all vertices.
   torch::Tensor ChunkLayer(size_t j, uint32_t c, const torch::Tensor& x_c, uint32_t epoch, ShardStats* st) {
     torch::Tensor& table = tables_[j];

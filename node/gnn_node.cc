@@ -262,8 +262,13 @@ int RunGnnNode(ServerInbox& inbox, const std::string& id, const wire::JoinAck& a
     }
     if (got != ServerInbox::Got::kMessage) return 1;
     if (in.has_gnn_start()) {
-      if (Status st = peers.Connect(in.gnn_start()); !st.ok()) {
-        SendError(sock, id, wire::REJECTED, st.message(), 0);
+      Status st = peers.Connect(in.gnn_start());
+      if (st.ok() && !in.gnn_start().state().empty()) {  // a resumed run: the shard as the checkpoint holds it
+        st = shard.value()->LoadState(in.gnn_start().state());
+        if (st.ok()) spdlog::info("{}: shard state restored from the server's checkpoint", id);
+      }
+      if (!st.ok()) {
+        SendError(sock, id, wire::REJECTED, "gnn_start: " + st.message(), 0);
         return 1;
       }
       started = true;
@@ -302,6 +307,14 @@ int RunGnnNode(ServerInbox& inbox, const std::string& id, const wire::JoinAck& a
       wire::Envelope done;
       done.set_sender(id);
       done.mutable_gnn_epoch_done()->set_epoch(e.epoch());
+      if (e.checkpoint()) {
+        auto state = shard.value()->SaveState();
+        if (!state.ok()) {
+          SendError(sock, id, wire::UNAVAILABLE, "epoch " + std::to_string(e.epoch()) + ": " + state.status().message(), e.epoch());
+          continue;
+        }
+        done.mutable_gnn_epoch_done()->set_state(std::move(state).value());
+      }
       st.wait_s = peers.TakeWait();
       ToWire(st, peers.TakeTraffic(), done.mutable_gnn_epoch_done());
       wire::SendEnvelope(sock, done);

@@ -71,7 +71,7 @@ Result<std::unique_ptr<ServerCore>> FederatedServer::Create(const Scenario& sc, 
   EDGEBED_ASSIGN_OR_RETURN(const StrategyOptions so, ScenarioStrategy(sc));
   EDGEBED_ASSIGN_OR_RETURN(s->strategy, MakeStrategy(so));
   EDGEBED_ASSIGN_OR_RETURN(s->uplink, MakeUplink(sc.channel, sc.nodes, sc.seed));
-  EDGEBED_ASSIGN_OR_RETURN(s->ota_, OtaReceiver::Create(sc, s->uplink.get(), s->global));
+  EDGEBED_ASSIGN_OR_RETURN(s->ota_, OtaReceiver::Create(OtaOptions(sc, plan), s->uplink.get(), s->global));
   spdlog::info("uplink: {}", s->uplink->Describe());
   return std::unique_ptr<ServerCore>(std::move(s));
 }

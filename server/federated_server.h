@@ -11,6 +11,7 @@
 #include "codecs/rng.h"
 #include "server/eval_worker.h"
 #include "server/ota_receiver.h"
+#include "server/mode_options.h"
 #include "server/server_core.h"
 #include "splitnets/learner.h"
 
@@ -25,7 +26,7 @@ class FederatedServer final : public ServerCore {
   const ParamSet& global_model() const override { return global; }
 
  private:
-  FederatedServer(const Scenario& sc, std::atomic<bool>* stop) : ServerCore(sc, stop) {}
+  FederatedServer(const Scenario& scenario, std::atomic<bool>* stop) : ServerCore(CoreOptions(scenario), stop), sc(scenario) {}
   bool OnModeMessage(const std::string& from, const wire::Envelope& env) override;
   void FillJoinAck(uint32_t index, wire::JoinAck* ack) override;
   void OnNodeError(const std::string& from, const wire::Error& e) override;
@@ -82,6 +83,7 @@ class FederatedServer final : public ServerCore {
   uint64_t eval_samples = 0;
 
   EvalWorker eval_worker;  // last member: its thread stops before the state it uses goes
+  const Scenario sc;  // this mode maps it to its pieces' options (mode_options.h)
 };
 
 }  // namespace edgebed

@@ -4,6 +4,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "codecs/state_bytes.h"
+#include "server/checkpoint.h"
+
 namespace edgebed {
 
 Result<std::unique_ptr<ServerCore>> GnnServer::Create(const Scenario& sc, std::atomic<bool>* stop) {
@@ -62,13 +65,45 @@ void GnnServer::OnGnnEpochDone(const std::string& from, const wire::GnnEpochDone
   rounds.Accept(from);
 }
 
+Status GnnServer::Resume() {
+  auto ck = LoadCheckpointOf(sc.output_dir, run_id, sc.seed);
+  if (!ck.ok()) return ck.status();
+  StateReader r(ck->state, CheckpointPath(sc.output_dir) + "'s shard states");
+  uint64_t n = 0;
+  EDGEBED_RETURN_IF_ERROR(r.U64(&n));
+  if (n != gnn->shards())
+    return Status::InvalidArgument(CheckpointPath(sc.output_dir) + " holds " + std::to_string(n) + " shard states; the run has " +
+                                   std::to_string(gnn->shards()) + " shards");
+  resume_states.assign(n, "");
+  for (auto& s : resume_states) EDGEBED_RETURN_IF_ERROR(r.Bytes(&s));
+  first_round = ck->round + 1;
+  spdlog::info("resuming GNN run {} after epoch {} of {} (from {})", run_id, ck->round, sc.gnn.epochs,
+               CheckpointPath(sc.output_dir));
+  return Status::Ok();
+}
+
+bool GnnServer::SaveShardStates(uint32_t epoch) {
+  const auto states = gnn->TakeStates();
+  StateWriter w;
+  w.U64(states.size());
+  for (const auto& s : states) w.Bytes(s);
+  ServerCheckpoint ck;
+  ck.round = epoch;
+  ck.run_id = run_id;
+  ck.seed = sc.seed;
+  ck.state = w.Take();
+  Status st = SaveCheckpoint(sc.output_dir, ck);
+  if (!st.ok()) RecordFailed(st);
+  return st.ok();
+}
+
 Status GnnServer::Run() {
   EDGEBED_RETURN_IF_ERROR(PrepareOutput());
-  EDGEBED_RETURN_IF_ERROR(gnn->Open());
+  EDGEBED_RETURN_IF_ERROR(gnn->Open(first_round - 1));
   const auto run_start = Clock::now();
   WaitForNodes();  // a shard is ready once it has built its graph and listens for its peers
   std::string stopped;
-  uint32_t done = 0;
+  uint32_t done = first_round - 1;
   if (!setup_failure.empty()) {
     stopped = "setup: " + setup_failure;
   } else if (stopping()) {
@@ -89,10 +124,15 @@ Status GnnServer::Run() {
       }
       for (const auto& k : keys) start.mutable_gnn_start()->add_peer_keys(k);
     }
-    for (const auto& id : registry.AliveIds()) Send(id, start);
+    for (const auto& id : registry.AliveIds()) {
+      const uint32_t index = registry.Find(id)->index;
+      start.mutable_gnn_start()->set_state(index < resume_states.size() ? resume_states[index] : std::string());
+      Send(id, start);
+    }
+    resume_states.clear();
     spdlog::info("gnn: every shard is ready; {} epochs", sc.gnn.epochs);
   }
-  for (uint32_t e = 1; stopped.empty() && e <= sc.gnn.epochs && !stopping(); ++e) {
+  for (uint32_t e = first_round; stopped.empty() && e <= sc.gnn.epochs && !stopping(); ++e) {
     const auto t0 = Clock::now();
     rounds.Begin(e);
     for (const auto& id : registry.AliveIds()) {
@@ -120,6 +160,10 @@ Status GnnServer::Run() {
     }
     const json row = std::move(ended).value();
     done = e;
+    if (gnn->CheckpointEpoch(e) && !SaveShardStates(e)) {
+      stopped = "results could not be written: " + RecordError().message();
+      break;
+    }
     if (e == 1 || e % 10 == 0 || e == sc.gnn.epochs)
       spdlog::info("epoch {}/{}: train loss {:.4f}, val {}, test {}, sent {:.1f} KB, {:.3f} s", e, sc.gnn.epochs,
                    row["train_loss"].get<double>(), row["val_accuracy"].dump(), row["test_accuracy"].dump(),
@@ -134,7 +178,8 @@ Status GnnServer::Run() {
   Shutdown(stopped.empty() ? "run complete" : "run stopped: " + stopped);
   json summary = gnn->Summary();
   summary.update({{"run_id", run_id}, {"model", sc.model}, {"epochs_completed", done}, {"wall_s", Since(run_start)},
-                  {"stopped", stopped.empty() ? json(nullptr) : json(stopped)}, {"dropped", DroppedJson()}});
+                  {"stopped", stopped.empty() ? json(nullptr) : json(stopped)}, {"dropped", DroppedJson()},
+                  {"resumed_from_epoch", first_round > 1 ? json(first_round - 1) : json(nullptr)}});
   if (stopped.empty() && stopping()) stopped = "stopped by a signal (SIGINT/SIGTERM) after epoch " + std::to_string(done);
   summary["status"] = stopped.empty() ? "complete" : stopping() ? "stopped" : "failed";
   summary["stop_reason"] = stopped.empty() ? json(nullptr) : json(stopped);

@@ -32,7 +32,19 @@ Result<std::unique_ptr<GnnService>> GnnService::Create(const Scenario& sc) {
   return s;
 }
 
-Status GnnService::Open() { return report_->Open(); }
+Status GnnService::Open(uint32_t resumed_after) {
+  return resumed_after > 0 ? report_->Reopen(resumed_after) : report_->Open();
+}
+
+bool GnnService::CheckpointEpoch(uint32_t epoch) const {
+  return sc_.gnn.checkpoint_every > 0 && epoch % sc_.gnn.checkpoint_every == 0 && epoch < sc_.gnn.epochs;
+}
+
+std::vector<std::string> GnnService::TakeStates() {
+  std::vector<std::string> out = std::move(states_);
+  states_.assign(stats_.size(), "");
+  return out;
+}
 
 void GnnService::FillJoinAck(uint32_t index, wire::JoinAck* ack) const {
   ToWire(sc_.gnn, index, ack->mutable_gnn());
@@ -64,6 +76,7 @@ void GnnService::MakeEpoch(uint32_t epoch, uint32_t index, wire::GnnEpoch* out) 
   out->set_evaluate(epoch % sc_.gnn.eval_every == 0 || epoch == sc_.gnn.epochs);
   for (const auto& c : sc_.crashes)
     if (c.node == index && c.round == epoch) out->set_crash_mid_epoch(true);
+  out->set_checkpoint(CheckpointEpoch(epoch));
 }
 
 Status GnnService::OnEpochDone(uint32_t index, uint32_t epoch, const wire::GnnEpochDone& d) {
@@ -71,7 +84,12 @@ Status GnnService::OnEpochDone(uint32_t index, uint32_t epoch, const wire::GnnEp
   if (d.epoch() != epoch)
     return Status::InvalidArgument("gnn_epoch_done.epoch = " + std::to_string(d.epoch()) + " is not the epoch in progress (" +
                                    std::to_string(epoch) + ")");
-  return FromWire(d, &stats_[index], &traffic_[index]);
+  if (CheckpointEpoch(epoch) && d.state().empty())
+    return Status::InvalidArgument("gnn_epoch_done.state is empty on checkpoint epoch " + std::to_string(epoch));
+  EDGEBED_RETURN_IF_ERROR(FromWire(d, &stats_[index], &traffic_[index]));
+  if (states_.size() != stats_.size()) states_.assign(stats_.size(), "");
+  states_[index] = d.state();
+  return Status::Ok();
 }
 
 Result<nlohmann::json> GnnService::EndEpoch(uint32_t epoch, double wall_s) {

@@ -21,7 +21,8 @@ class GnnService {
  public:
   // Builds the graph too (for the analytic traffic counts and the description).
   static Result<std::unique_ptr<GnnService>> Create(const Scenario& sc);
-  Status Open();  // metrics files in the output folder
+  // Metrics files in the output folder: new, or (resumed) cut after epoch `resumed_after`.
+  [[nodiscard]] Status Open(uint32_t resumed_after = 0);
 
   uint32_t shards() const { return sc_.gnn.shards(); }
   void FillJoinAck(uint32_t index, wire::JoinAck* ack) const;
@@ -30,8 +31,12 @@ class GnnService {
   bool AllReady() const;
   void MakeStart(wire::GnnStart* out) const;
   void MakeEpoch(uint32_t epoch, uint32_t index, wire::GnnEpoch* out) const;
-  // Shard `index`'s report for the epoch in progress (checked: epoch, field sizes).
+  // Shard `index`'s report for the epoch in progress (checked: epoch, field sizes, and on a checkpoint
+  // epoch that it carries the shard's state).
   Status OnEpochDone(uint32_t index, uint32_t epoch, const wire::GnnEpochDone& d);
+  bool CheckpointEpoch(uint32_t epoch) const;
+  // After a checkpoint epoch: every shard's state, by index (taken: the service keeps none).
+  std::vector<std::string> TakeStates();
   // Every shard has reported: combines them into the epoch's metrics row (returned).
   [[nodiscard]] Result<nlohmann::json> EndEpoch(uint32_t epoch, double wall_s);  // errors name the metrics file
   nlohmann::json Summary() const { return report_->Summary(); }
@@ -44,6 +49,7 @@ class GnnService {
   std::vector<std::string> endpoints_;
   std::vector<ShardStats> stats_;
   std::vector<ShardTraffic> traffic_;
+  std::vector<std::string> states_;
 };
 
 }  // namespace edgebed

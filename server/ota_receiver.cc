@@ -16,15 +16,16 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 double Since(std::chrono::steady_clock::time_point t);
 
-Result<std::unique_ptr<OtaReceiver>> OtaReceiver::Create(const Scenario& sc, Uplink* uplink, const ParamSet& layout) {
+Result<std::unique_ptr<OtaReceiver>> OtaReceiver::Create(const OtaReceiverOptions& opt, Uplink* uplink,
+                                                         const ParamSet& layout) {
   if (!uplink->superposes() && !uplink->carries_codewords()) return std::unique_ptr<OtaReceiver>();
-  std::unique_ptr<OtaReceiver> r(new OtaReceiver(sc, uplink, layout));
+  std::unique_ptr<OtaReceiver> r(new OtaReceiver(opt, uplink, layout));
   if (uplink->carries_codewords()) EDGEBED_RETURN_IF_ERROR(r->SetUpDigitalOta());
   return r;
 }
 
-OtaReceiver::OtaReceiver(const Scenario& sc, Uplink* uplink, const ParamSet& layout)
-    : sc(sc), uplink(uplink), specs_(layout.specs), model_values_(layout.flat.size()) {}
+OtaReceiver::OtaReceiver(const OtaReceiverOptions& opt, Uplink* uplink, const ParamSet& layout)
+    : opt_(opt), uplink(uplink), specs_(layout.specs), model_values_(layout.flat.size()) {}
 OtaReceiver::~OtaReceiver() = default;
 
 Status OtaReceiver::BeginRound(uint32_t round, const ParamSet& global, wire::FitIns* ins) {
@@ -38,7 +39,7 @@ Status OtaReceiver::BeginRound(uint32_t round, const ParamSet& global, wire::Fit
   v->set_size(vq.size);
   v->set_block_length(vq.block_length);
   v->mutable_centroids()->Assign(vq.centroids.begin(), vq.centroids.end());
-  v->set_error_feedback(sc.ota.error_feedback);
+  v->set_error_feedback(opt_.ota.error_feedback);
   fit_s_ = Since(t0);
   return st;
 }
@@ -91,22 +92,16 @@ Status OtaReceiver::CheckIndices(const wire::FitRes& res) const {
 // proxy samples from the global model, as a node would train.
 Status OtaReceiver::FitRoundCodebook(uint32_t r, const ParamSet& global) {
   EDGEBED_RETURN_IF_ERROR(proxy_learner->SetParams(global));
-  TrainOptions t;
-  t.epochs = static_cast<int>(sc.local_epochs);
-  t.batch_size = static_cast<int>(sc.batch_size);
-  t.learning_rate = static_cast<float>(sc.learning_rate);
-  t.momentum = static_cast<float>(sc.momentum);
-  t.optimizer = sc.optimizer;
-  t.weight_decay = static_cast<float>(sc.weight_decay);
-  t.seed = DeriveSeed(sc.seed, "vq-proxy-train", r);
+  TrainOptions t = opt_.proxy_training;
+  t.seed = DeriveSeed(opt_.seed, "vq-proxy-train", r);
   EDGEBED_RETURN_IF_ERROR(proxy_learner->Train(proxy_data, proxy_indices, t).status());
   ParamSet upd = proxy_learner->GetParams();
   for (size_t i = 0; i < upd.flat.size(); ++i) upd.flat[i] -= global.flat[i];
   KMeansOptions k;
-  k.size = sc.ota.codebook_size;
-  k.block_length = sc.ota.block_length;
-  k.iterations = sc.ota.kmeans_iterations;
-  Rng rng = MakeRng(sc.seed, "vq-kmeans", r);
+  k.size = opt_.ota.codebook_size;
+  k.block_length = opt_.ota.block_length;
+  k.iterations = opt_.ota.kmeans_iterations;
+  Rng rng = MakeRng(opt_.seed, "vq-kmeans", r);
   auto q = FitCodebook(upd.flat.data(), upd.flat.size(), k, rng);
   if (!q.ok()) return q.status();
   vq = std::move(q.value());
@@ -182,7 +177,7 @@ OtaRoundResult OtaReceiver::DecodeCounts(uint32_t round, Strategy& strategy, Lin
   agg.update.specs = specs_;
   agg.update.flat.resize(N);
   Status st = Status::Ok();
-  if (symmetric.fn == SymmetricFn::kMean && sc.ota.soft_mean && !soft.empty())
+  if (symmetric.fn == SymmetricFn::kMean && opt_.ota.soft_mean && !soft.empty())
     MeanFromSoftCounts(vq, soft.data(), k_hat, N, agg.update.flat.data());
   else
     st = AggregateCounts(vq, counts.data(), N, symmetric, agg.update.flat.data());
@@ -200,7 +195,7 @@ OtaRoundResult OtaReceiver::DecodeCounts(uint32_t round, Strategy& strategy, Lin
   if (st.ok()) st = strategy.Accumulate(agg);
   if (!st.ok()) spdlog::error("round {}: {}", round, st.ToString());
   res.delivered = true;
-  if (!sc.ota.collect.empty()) {
+  if (!opt_.ota.collect.empty()) {
     CountRound cr;
     cr.round = round;
     cr.nodes = static_cast<uint32_t>(vq_answers.size());
@@ -210,7 +205,7 @@ OtaRoundResult OtaReceiver::DecodeCounts(uint32_t round, Strategy& strategy, Lin
     cr.centroids = vq.centroids;
     for (const auto& [node, idx] : vq_answers)
       for (uint32_t i : idx) cr.indices.push_back(static_cast<uint16_t>(i));
-    Status cs = n <= 65536 ? AppendCountRound(sc.ota.collect, vq.size, cr) : Status::InvalidArgument("codebook too large");
+    Status cs = n <= 65536 ? AppendCountRound(opt_.ota.collect, vq.size, cr) : Status::InvalidArgument("codebook too large");
     if (!cs.ok()) spdlog::error("ota.collect: {}", cs.message());
   }
   ota_info["ota_s"] = Since(t0);
@@ -250,7 +245,7 @@ OtaRoundResult OtaReceiver::Superpose(uint32_t round, Strategy& strategy, LinkAc
 }
 
 Status OtaReceiver::SetUpDigitalOta() {
-  const OtaConfig& o = sc.ota;
+  const OtaConfig& o = opt_.ota;
   auto fn = ParseSymmetricFn(o.aggregate);
   if (!fn.ok()) return fn.status();
   symmetric.fn = fn.value();
@@ -260,7 +255,7 @@ Status OtaReceiver::SetUpDigitalOta() {
     AmpDaOptions a;
     a.iterations = o.amp_iterations;
     a.damping = o.amp_damping;
-    decoder = MakeAmpDa(o.codebook_size, o.code_length, DeriveSeed(sc.seed, "ura-code"), a);
+    decoder = MakeAmpDa(o.codebook_size, o.code_length, DeriveSeed(opt_.seed, "ura-code"), a);
   } else if (o.decoder == "amp_da_net") {
     const std::string path = o.decoder_path.empty() ? DefaultDecoderPath() : o.decoder_path;
     auto net = LoadAmpDaNet(path);
@@ -274,19 +269,19 @@ Status OtaReceiver::SetUpDigitalOta() {
   if (decoder) {
     ura_code = decoder->codebook();
   } else {
-    Rng rng = MakeRng(sc.seed, "ura-code");
+    Rng rng = MakeRng(opt_.seed, "ura-code");
     ura_code = RandomUnitCodebook(o.codebook_size, o.code_length, rng);
   }
-  auto plan = PlanData(ScenarioDataSpec(sc));
+  auto plan = PlanData(opt_.data);
   if (!plan.ok()) return plan.status();
-  auto proxy = Learner::Create(ScenarioModel(sc, &plan.value()), sc.seed);
+  auto proxy = Learner::Create(opt_.model, opt_.seed);
   if (!proxy.ok()) return proxy.status();
   proxy_learner = std::move(proxy.value());
   const size_t rows = plan->train_rows.size();
-  const size_t share = std::min<size_t>(rows, o.proxy_samples ? o.proxy_samples : rows / std::max<uint32_t>(1, sc.nodes));
+  const size_t share = std::min<size_t>(rows, o.proxy_samples ? o.proxy_samples : rows / std::max<uint32_t>(1, opt_.nodes));
   std::vector<uint32_t> all(rows);
   std::iota(all.begin(), all.end(), 0u);
-  Rng rng = MakeRng(sc.seed, "vq-proxy-samples");
+  Rng rng = MakeRng(opt_.seed, "vq-proxy-samples");
   std::shuffle(all.begin(), all.end(), rng);
   all.resize(share);  // the server's own samples: only these are read
   auto train = LoadTrainRows(plan.value(), all);

@@ -15,7 +15,8 @@
 #include "codecs/symmetric.h"
 #include "codecs/vq.h"
 #include "codecs/wire.h"
-#include "scenarios/scenario.h"
+#include "scenarios/ota_config.h"
+#include "splitnets/data_files.h"
 #include "server/strategy.h"
 #include "splitnets/learner.h"
 
@@ -27,10 +28,19 @@ struct OtaRoundResult {
   nlohmann::json info;      // metrics.jsonl's "ota" object of the round
 };
 
+struct OtaReceiverOptions {
+  OtaConfig ota;                // [ota]: codebook, code, decoder, aggregate, error feedback, proxy share
+  TrainOptions proxy_training;  // the proxy's local round, as a node trains (its seed is drawn per round)
+  DataSpec data;                // where the proxy's rows come from
+  ModelSpec model;              // the proxy's model (the run's)
+  uint64_t seed = 1;
+  uint32_t nodes = 1;           // ota.proxy_samples = 0: one node's share of the rows
+};
+
 class OtaReceiver {
  public:
   // Null (and OK) when the uplink carries updates one at a time (ideal, digital).
-  [[nodiscard]] static Result<std::unique_ptr<OtaReceiver>> Create(const Scenario& sc, Uplink* uplink,
+  [[nodiscard]] static Result<std::unique_ptr<OtaReceiver>> Create(const OtaReceiverOptions& opt, Uplink* uplink,
                                                                   const ParamSet& layout);
   ~OtaReceiver();
   OtaReceiver(const OtaReceiver&) = delete;
@@ -46,13 +56,13 @@ class OtaReceiver {
   OtaRoundResult CloseRound(uint32_t round, Strategy& strategy, LinkAccounting& link);
 
  private:
-  OtaReceiver(const Scenario& sc, Uplink* uplink, const ParamSet& layout);
+  OtaReceiver(const OtaReceiverOptions& opt, Uplink* uplink, const ParamSet& layout);
   Status SetUpDigitalOta();
   Status FitRoundCodebook(uint32_t r, const ParamSet& global);
   OtaRoundResult Superpose(uint32_t round, Strategy& strategy, LinkAccounting& link);
   OtaRoundResult DecodeCounts(uint32_t round, Strategy& strategy, LinkAccounting& link);
 
-  Scenario sc;
+  OtaReceiverOptions opt_;
   Uplink* uplink;  // the server's; outlives this
   std::vector<TensorSpec> specs_;
   size_t model_values_ = 0;

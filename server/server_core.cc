@@ -13,17 +13,12 @@ namespace edgebed {
 
 double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-ServerCore::ServerCore(const Scenario& scenario, std::atomic<bool>* stop)
-    : sc(scenario), stop_flag(stop), run_id(scenario.name + "-" + std::to_string(scenario.seed)), registry(scenario.nodes),
-      rounds({scenario.liveness_timeout_s, scenario.round_deadline_s}) {}
+ServerCore::ServerCore(ServerCoreOptions options, std::atomic<bool>* stop)
+    : core(std::move(options)), stop_flag(stop), run_id(core.run_id), registry(core.nodes), rounds(core.rounds) {}
 
 Result<std::string> ServerCore::Bind(const CurveOptions& curve) {
-  NodeLinkOptions o;
+  NodeLinkOptions o = core.link;
   o.curve = curve;
-  o.bind = sc.bind;
-  o.max_frame_bytes = sc.max_frame_bytes();
-  o.max_connections = sc.max_connections;
-  o.max_connections_per_peer = sc.max_connections_per_peer;
   return net.Bind(o);
 }
 
@@ -33,9 +28,9 @@ Status ServerCore::PrepareOutput() {
     if (!ep.ok()) return ep.status();
   }
   std::error_code ec;
-  std::filesystem::create_directories(sc.output_dir, ec);
-  if (ec) return Status::IoError("output_dir '" + sc.output_dir + "': " + ec.message());
-  return WriteFileAtomic(sc.output_dir + "/scenario.toml", sc.ToToml());
+  std::filesystem::create_directories(core.output_dir, ec);
+  if (ec) return Status::IoError("output_dir '" + core.output_dir + "': " + ec.message());
+  return WriteFileAtomic(core.output_dir + "/scenario.toml", core.resolved_scenario);
 }
 
 Status ServerCore::Resume() {
@@ -102,7 +97,7 @@ void ServerCore::OnMessage(const std::string& route, std::vector<zmq::message_t>
   }
   const zmq::message_t& payload = parts[1];
   wire::Envelope env;
-  Status st = wire::Decode(payload.data(), payload.size(), sc.max_frame_bytes(), &env);
+  Status st = wire::Decode(payload.data(), payload.size(), core.link.max_frame_bytes, &env);
   // A node host carries many nodes on one connection; each message names its node.
   const std::string node = st.ok() && !env.node().empty() ? env.node() : from;
   if (auto* rec = registry.Find(node); rec && rec->route == route) registry.Touch(node, Clock::now());
@@ -110,7 +105,7 @@ void ServerCore::OnMessage(const std::string& route, std::vector<zmq::message_t>
     (st.ok() && env.has_fit_res() ? uplink_bytes : control_bytes) += payload.size();
   if (!st.ok()) {
     wire::ErrorCode code = wire::MALFORMED;
-    if (payload.size() > sc.max_frame_bytes()) {
+    if (payload.size() > core.link.max_frame_bytes) {
       ++stats.oversize;
       code = wire::OVERSIZE;
     } else if (st.code() == Status::Code::kInvalidArgument) {
@@ -207,23 +202,14 @@ void ServerCore::OnJoin(const std::string& from, const std::string& route, const
   rec->simulated = j.profile().simulated();
   rec->profile = FromWire(j.profile());
   rec->num_samples = j.num_samples();
+  *ack = core.join_ack;
   ack->set_accepted(true);
   ack->set_run_id(run_id);
-  ack->set_model(sc.model);
-  ack->set_dataset(sc.data.format);
-  ack->set_partition(sc.partition);
-  ack->set_dirichlet_alpha(sc.dirichlet_alpha);
-  ack->set_shards_per_node(sc.shards_per_node);
-  ack->set_num_nodes(sc.nodes);
-  ack->set_seed(sc.seed);
-  ack->set_train_limit(sc.data.train_limit);
-  ack->set_min_samples(sc.min_samples);
-  for (int c : sc.data.classes) ack->add_classes(static_cast<uint32_t>(c));
   FillJoinAck(j.node_index(), ack);
   Send(from, out);
-  if (!rec->simulated || registry.alive_count() % 100 == 0 || registry.alive_count() == sc.nodes)
+  if (!rec->simulated || registry.alive_count() % 100 == 0 || registry.alive_count() == core.nodes)
     spdlog::info("{} joined (index {}, {}); {} of {} nodes", from, j.node_index(), wire::Printable(j.device()),
-                 registry.alive_count(), sc.nodes);
+                 registry.alive_count(), core.nodes);
 }
 
 // Waits for every pending node to finish, until `deadline`, failing those silent for longer than
@@ -264,10 +250,10 @@ void ServerCore::OnLeave(const std::string& from, const wire::Leave& l) {
 
 void ServerCore::WaitForNodes() {
   const auto t0 = Clock::now();
-  spdlog::info("waiting up to {:.0f} s for {} nodes on {}", sc.join_timeout_s, sc.nodes, net.endpoint());
+  spdlog::info("waiting up to {:.0f} s for {} nodes on {}", core.join_timeout_s, core.nodes, net.endpoint());
   // Round 1 starts once every node has joined and prepared its data (so that the liveness clock,
   // which starts at fit_ins, never counts a node's data loading), or at the join timeout.
-  while (registry.ready_count() < sc.nodes && Since(t0) < sc.join_timeout_s && setup_failure.empty() &&
+  while (registry.ready_count() < core.nodes && Since(t0) < core.join_timeout_s && setup_failure.empty() &&
          !stop_flag->load())
     PollOnce(std::chrono::milliseconds(100));
 }
@@ -278,10 +264,10 @@ Status ServerCore::AwaitJoins() {
   WaitForNodes();
   if (stopping()) return Status::Unavailable("stopped by a signal (SIGINT/SIGTERM) while waiting for nodes to join");
   if (registry.alive_count() == 0)
-    return Status::Unavailable("no node joined within server.join_timeout_s = " + std::to_string(sc.join_timeout_s) + " s");
-  if (registry.alive_count() < sc.nodes)
-    spdlog::warn("{} of {} nodes joined within {:.0f} s; starting with those", registry.alive_count(), sc.nodes,
-                 sc.join_timeout_s);
+    return Status::Unavailable("no node joined within server.join_timeout_s = " + std::to_string(core.join_timeout_s) + " s");
+  if (registry.alive_count() < core.nodes)
+    spdlog::warn("{} of {} nodes joined within {:.0f} s; starting with those", registry.alive_count(), core.nodes,
+                 core.join_timeout_s);
   return Status::Ok();
 }
 
@@ -318,7 +304,7 @@ void ServerCore::Shutdown(const std::string& reason) {
 // last round run. An early end leaves its reason in stop_reason.
 uint32_t ServerCore::RunRounds(const std::function<void(uint32_t)>& run_round) {
   uint32_t done = first_round - 1;
-  for (uint32_t r = first_round; r <= sc.rounds; ++r) {
+  for (uint32_t r = first_round; r <= core.last_round; ++r) {
     if (stop_flag->load()) {
       stop_reason = "stopped by a signal (SIGINT/SIGTERM) before round " + std::to_string(r);
       break;
@@ -342,7 +328,7 @@ uint32_t ServerCore::RunRounds(const std::function<void(uint32_t)>& run_round) {
 json ServerCore::Outcome(uint32_t done, uint64_t aggregated_rounds) const {
   std::string status = "complete";
   if (stop_flag->load()) status = "stopped";
-  else if (!stop_reason.empty() || done < sc.rounds || (sc.rounds > 0 && aggregated_rounds == 0)) status = "failed";
+  else if (!stop_reason.empty() || done < core.last_round || (core.last_round > 0 && aggregated_rounds == 0)) status = "failed";
   std::string reason = stop_reason;
   if (reason.empty() && status == "failed") reason = "no round aggregated an update (see failed_nodes in metrics.jsonl)";
   if (reason.empty() && status == "stopped") reason = "stopped by a signal (SIGINT/SIGTERM)";

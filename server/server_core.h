@@ -14,7 +14,6 @@
 #include "codecs/status.h"
 #include "codecs/wire.h"
 #include "record/run_record.h"
-#include "scenarios/scenario.h"
 #include "server/node_link.h"
 #include "server/registry.h"
 #include "server/round_tracker.h"
@@ -28,9 +27,22 @@ using json = nlohmann::json;
 
 double Since(Clock::time_point t);
 
+// What the core needs of a run; a mode fills it from its scenario (mode_options.h).
+struct ServerCoreOptions {
+  std::string run_id;             // "<name>-<seed>": nodes rejoin a run by it, checkpoints belong to it
+  std::string output_dir;
+  std::string resolved_scenario;  // written to <output_dir>/scenario.toml
+  NodeLinkOptions link;           // without keys: Bind adds them
+  RoundTrackerOptions rounds;
+  uint32_t nodes = 1;             // joins awaited before the first round
+  uint32_t last_round = 1;        // RunRounds runs up to this (the run's rounds or epochs)
+  double join_timeout_s = 300.0;
+  wire::JoinAck join_ack;         // what every accepted node is told: model, data set, partition, seed
+};
+
 class ServerCore : public NodeLink::Handler {
  public:
-  ServerCore(const Scenario& sc, std::atomic<bool>* stop_flag);
+  ServerCore(ServerCoreOptions options, std::atomic<bool>* stop_flag);
   ~ServerCore() override = default;
   ServerCore(const ServerCore&) = delete;
   ServerCore& operator=(const ServerCore&) = delete;
@@ -93,7 +105,7 @@ class ServerCore : public NodeLink::Handler {
   bool WriteRow(const json& row);
   bool stopping() const { return stop_flag->load(); }
 
-  Scenario sc;
+  const ServerCoreOptions core;
   std::atomic<bool>* stop_flag;
   std::string run_id;
   NodeLink net;

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "server/mode_options.h"
 #include "server/server_core.h"
 #include "server/split_service.h"
 
@@ -18,7 +19,7 @@ class SplitServer final : public ServerCore {
   const char* mode_name() const override { return "split-learning run (model slimsplit)"; }
 
  private:
-  SplitServer(const Scenario& sc, std::atomic<bool>* stop) : ServerCore(sc, stop) {}
+  SplitServer(const Scenario& scenario, std::atomic<bool>* stop) : ServerCore(CoreOptions(scenario), stop), sc(scenario) {}
   bool OnModeMessage(const std::string& from, const wire::Envelope& env) override;
   void FillJoinAck(uint32_t index, wire::JoinAck* ack) override;
   bool SplitExpected(const std::string& from, const std::string& what);
@@ -31,6 +32,7 @@ class SplitServer final : public ServerCore {
 
   std::unique_ptr<SplitService> split;
   uint32_t infer_pass = 0;  // split inference pass in progress (0 = none)
+  const Scenario sc;  // this mode maps it to its pieces' options (mode_options.h)
 };
 
 }  // namespace edgebed

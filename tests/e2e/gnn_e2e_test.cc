@@ -191,3 +191,35 @@ TEST_CASE("SIGTERM (systemctl stop) makes a GNN shard leave mid-run; the server 
   Cleanup(out);
   for (const char* f : {".ep", ".n0.log", ".n1.log"}) fs::remove(out + f);
 }
+
+TEST_CASE("a GNNPipe server SIGKILLed after a checkpoint and resumed trains exactly the uninterrupted run (shard states, tables)") {
+  // Two chunks: the historical tables matter. The shards send their state every 2 epochs.
+  const std::string ref = TempDir("resume-ref"), out = TempDir("resume");
+  const std::string extra = "--set gnn.chunks=2 --set gnn.epochs=8 --set gnn.checkpoint_every=2";
+  REQUIRE_MESSAGE(RunGnn(ref, extra) == 0, Slurp(ref + ".log"));
+  fs::remove_all(out);
+  std::vector<std::string> cmd = {EDGEBED_BINARY, "run", std::string(EDGEBED_SOURCE_DIR) + "/scenarios/gnn_pipe.toml",
+                                  "--set", "output_dir=\"" + out + "\""};
+  for (const char* s : {"gnn.graph.vertices=800", "gnn.layers=4", "gnn.hidden=16", "gnn.epochs=8", "gnn.chunks=2",
+                        "gnn.checkpoint_every=2"})
+    cmd.insert(cmd.end(), {"--set", s});
+  const pid_t launcher = Start(cmd, out + ".log");
+  // Killed once a checkpoint exists (epoch 2, 4 or 6) and a later epoch has started.
+  for (int i = 0; i < 3000 && !(fs::exists(out + "/checkpoint.bin") && LossColumns(out).size() >= 3); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  REQUIRE(fs::exists(out + "/checkpoint.bin"));
+  REQUIRE(kill(std::stoi(Slurp(out + "/server.pid")), SIGKILL) == 0);
+  CHECK(Wait(launcher) != 0);
+  const size_t rows_at_kill = LossColumns(out).size();
+  INFO("killed with ", rows_at_kill, " epochs written");
+  REQUIRE(rows_at_kill < 8);  // a resume with something left to do
+  REQUIRE_MESSAGE(Wait(Start({EDGEBED_BINARY, "run", "--resume", out}, out + ".log")) == 0, Slurp(out + ".log"));
+  CHECK(LossColumns(out) == LossColumns(ref));  // every epoch once, each digit as uninterrupted
+  const json s = Summary(out);
+  CHECK(s["status"] == "complete");
+  CHECK(s["resumed_from_epoch"].get<uint32_t>() % 2 == 0);
+  CHECK(s["resumed_from_epoch"].get<uint32_t>() >= 2);
+  CHECK(Slurp(out + "/logs/node-1.log").find("shard state restored from the server's checkpoint") != std::string::npos);
+  Cleanup(ref);
+  Cleanup(out);
+}

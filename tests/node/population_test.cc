@@ -86,3 +86,21 @@ TEST_CASE("availability: always, a seeded on/off Markov chain, and traces") {
             "population.trace_file = '/nonexistent.csv' cannot be opened") != std::string::npos);
   std::filesystem::remove(trace);
 }
+
+TEST_CASE("a restarted node host's availability chain is where the uninterrupted one is: asked round 9 first, or 1..9 in turn") {
+  // A resumed run restarts its node hosts, which then ask their chains for round r first.
+  AvailabilitySpec m{"markov", 0.3, 0.4, ""};
+  auto walked = Availability::Create(m, 500, 11), restarted = Availability::Create(m, 500, 11);
+  REQUIRE(walked.ok());
+  REQUIRE(restarted.ok());
+  size_t online = 0;
+  for (uint32_t k = 0; k < 500; ++k) {
+    for (uint32_t r = 1; r < 9; ++r) (void)walked->Online(k, r);
+    const bool w = walked->Online(k, 9);
+    CHECK(restarted->Online(k, 9) == w);
+    online += w;
+  }
+  // Not a constant: the stationary share online is p_on / (p_on + p_off) = 4/7 (std of the count ~11).
+  CHECK(online > 230);
+  CHECK(online < 340);
+}

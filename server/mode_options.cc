@@ -1,0 +1,49 @@
+#include "server/mode_options.h"
+
+namespace edgebed {
+
+ServerCoreOptions CoreOptions(const Scenario& sc) {
+  ServerCoreOptions o;
+  o.run_id = sc.name + "-" + std::to_string(sc.seed);
+  o.output_dir = sc.output_dir;
+  o.resolved_scenario = sc.ToToml();
+  o.link.bind = sc.bind;
+  o.link.max_frame_bytes = sc.max_frame_bytes();
+  o.link.max_connections = sc.max_connections;
+  o.link.max_connections_per_peer = sc.max_connections_per_peer;
+  o.rounds = {sc.liveness_timeout_s, sc.round_deadline_s};
+  o.nodes = sc.nodes;
+  o.last_round = sc.is_gnn() ? sc.gnn.epochs : sc.rounds;
+  o.join_timeout_s = sc.join_timeout_s;
+  wire::JoinAck& ack = o.join_ack;
+  ack.set_model(sc.model);
+  ack.set_dataset(sc.data.format);
+  ack.set_partition(sc.partition);
+  ack.set_dirichlet_alpha(sc.dirichlet_alpha);
+  ack.set_shards_per_node(sc.shards_per_node);
+  ack.set_num_nodes(sc.nodes);
+  ack.set_seed(sc.seed);
+  ack.set_train_limit(sc.data.train_limit);
+  ack.set_min_samples(sc.min_samples);
+  for (int c : sc.data.classes) ack.add_classes(static_cast<uint32_t>(c));
+  return o;
+}
+
+OtaReceiverOptions OtaOptions(const Scenario& sc, const DataPlan& plan) {
+  OtaReceiverOptions o;
+  o.ota = sc.ota;
+  TrainOptions& t = o.proxy_training;
+  t.epochs = static_cast<int>(sc.local_epochs);
+  t.batch_size = static_cast<int>(sc.batch_size);
+  t.learning_rate = static_cast<float>(sc.learning_rate);
+  t.momentum = static_cast<float>(sc.momentum);
+  t.optimizer = sc.optimizer;
+  t.weight_decay = static_cast<float>(sc.weight_decay);
+  o.data = ScenarioDataSpec(sc);
+  o.model = ScenarioModel(sc, &plan);
+  o.seed = sc.seed;
+  o.nodes = sc.nodes;
+  return o;
+}
+
+}  // namespace edgebed
