@@ -55,6 +55,23 @@ bool WaitFor(F pred) {
   return false;
 }
 
+// `edgebed server` on `scenario` (a file in scenarios/) with `set` and `extra`, its endpoint written to <out>/ep.
+std::vector<std::string> ServerArgs(const std::string& scenario, const std::string& out, const std::vector<std::string>& set,
+                                    const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> a = {EDGEBED_BINARY, "server", "--scenario", std::string(EDGEBED_SOURCE_DIR) + "/scenarios/" + scenario,
+                                "--set", "output_dir=\"" + out + "\"", "--endpoint-file", out + "/ep"};
+  for (const auto& s : set) a.insert(a.end(), {"--set", s});
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+// The endpoint the server wrote to <out>/ep, once it is there.
+std::string AwaitEndpoint(const std::string& out) {
+  REQUIRE(WaitFor([&] { return fs::exists(out + "/ep"); }));
+  std::string ep = Slurp(out + "/ep");
+  return ep.substr(0, ep.find('\n'));
+}
+
 // The pid of the process whose command line holds every one of `parts`, or -1.
 pid_t FindProcess(const std::vector<std::string>& parts) {
   for (const auto& e : fs::directory_iterator("/proc")) {
@@ -69,43 +86,55 @@ pid_t FindProcess(const std::vector<std::string>& parts) {
   return -1;
 }
 
-// Runs quick.toml with `set` uninterrupted and again with the server SIGKILLed after a random round
-// of 1..rounds-2 and `edgebed run --resume`: every row once, with the uninterrupted values, and the
-// same final model.
-void ResumeMatchesUninterrupted(const std::string& tag, std::vector<std::string> set, uint32_t rounds) {
-  const std::string ref = TempDir(tag + "-ref"), out = TempDir(tag);
+// A run killed and resumed: scenarios/<scenario> with `set` (which fixes the rounds).
+struct ResumeCase {
+  std::string tag, scenario;
+  std::vector<std::string> set;
+  uint32_t rounds = 5;                // the server is SIGKILLed after a random round of 1..rounds-2
+  uint32_t first_row = 0;             // 0: a row for the initial model (federated); 1: none (split)
+  std::vector<std::string> columns;   // compared row by row
+  std::vector<std::string> files;     // compared byte by byte
+};
+
+// Runs the case uninterrupted and again with the server SIGKILLed after a seeded random round and
+// `edgebed run --resume`: every row once, with the uninterrupted values, and the same final files.
+void ResumeMatchesUninterrupted(const ResumeCase& c) {
+  const std::string ref = TempDir(c.tag + "-ref"), out = TempDir(c.tag);
   fs::remove_all(ref);
   fs::remove_all(out);
-  set.push_back("federation.rounds=" + std::to_string(rounds));
-  REQUIRE_MESSAGE(RunArgs(RunCmd(ref, set), ref + ".log") == 0, Slurp(ref + ".log"));
+  auto cmd = [&](const std::string& dir) {
+    std::vector<std::string> a = {EDGEBED_BINARY, "run", std::string(EDGEBED_SOURCE_DIR) + "/scenarios/" + c.scenario,
+                                  "--set", "output_dir=\"" + dir + "\"", "--set", "federation.rounds=" + std::to_string(c.rounds)};
+    for (const auto& e : c.set) a.insert(a.end(), {"--set", e});
+    return a;
+  };
+  REQUIRE_MESSAGE(RunArgs(cmd(ref), ref + ".log") == 0, Slurp(ref + ".log"));
 
   // The round to kill after: seeded, and named in the messages so that a failure can be replayed.
   const uint64_t seed = static_cast<uint64_t>(getpid());
-  edgebed::Rng rng = edgebed::MakeRng(seed, ("kill-round-" + tag).c_str());
-  const uint32_t kill_after = 1 + static_cast<uint32_t>(rng() % (rounds - 2));
-  INFO(tag, ": killed after round ", kill_after, " (seed ", seed, ")");
-  const pid_t launcher = Start(RunCmd(out, set), out + ".log");
+  edgebed::Rng rng = edgebed::MakeRng(seed, ("kill-round-" + c.tag).c_str());
+  const uint32_t kill_after = 1 + static_cast<uint32_t>(rng() % (c.rounds - 2));
+  INFO(c.tag, ": killed after round ", kill_after, " (seed ", seed, ")");
+  const pid_t launcher = Start(cmd(out), out + ".log");
   REQUIRE(WaitFor([&] {
     const auto rows = fs::exists(out + "/metrics.jsonl") ? Metrics(out) : std::vector<json>{};
     // The row of a round comes before its checkpoint: wait for a checkpoint too, so there is one to resume.
     return !rows.empty() && rows.back()["round"].get<uint32_t>() >= kill_after && fs::exists(out + "/server.pid") &&
            fs::exists(out + "/checkpoint.bin");
   }));
-  const pid_t server = std::stoi(Slurp(out + "/server.pid"));
-  REQUIRE(kill(server, SIGKILL) == 0);
+  REQUIRE(kill(std::stoi(Slurp(out + "/server.pid")), SIGKILL) == 0);
   CHECK(Wait(launcher) != 0);  // the run did not complete
-  REQUIRE(fs::exists(out + "/checkpoint.bin"));
 
   REQUIRE_MESSAGE(RunArgs({EDGEBED_BINARY, "run", "--resume", out}, out + ".log") == 0, Slurp(out + ".log"));
   const auto a = Metrics(ref), b = Metrics(out);
-  REQUIRE(a.size() == rounds + 1);
-  REQUIRE(b.size() == rounds + 1);  // rounds 0..rounds, none twice
-  for (size_t r = 0; r < a.size(); ++r) {
-    CHECK(b[r]["round"] == r);
-    CHECK(b[r]["test_accuracy"] == a[r]["test_accuracy"]);
-    CHECK(b[r]["test_loss"] == a[r]["test_loss"]);
+  const size_t rows = c.rounds + 1 - c.first_row;
+  REQUIRE(a.size() == rows);
+  REQUIRE(b.size() == rows);  // none twice
+  for (size_t r = 0; r < rows; ++r) {
+    CHECK(b[r]["round"] == r + c.first_row);
+    for (const auto& col : c.columns) CHECK_MESSAGE(b[r][col] == a[r][col], col << " of round " << r + c.first_row);
   }
-  CHECK(Slurp(out + "/final_model.pt") == Slurp(ref + "/final_model.pt"));
+  for (const auto& f : c.files) CHECK_MESSAGE(Slurp(out + "/" + f) == Slurp(ref + "/" + f), f);
   const json s = Summary(out);
   CHECK(s["status"] == "complete");
   // The round's row is written before its checkpoint: a kill between the two resumes from the round
@@ -117,67 +146,31 @@ void ResumeMatchesUninterrupted(const std::string& tag, std::vector<std::string>
   }
 }
 
+const std::vector<std::string> kFederatedColumns = {"test_accuracy", "test_loss"};
+
 }  // namespace
 
 TEST_CASE("a server SIGKILLed at a random round and resumed ends with the uninterrupted run's model (FedYogi: its moments are in the checkpoint)") {
-  ResumeMatchesUninterrupted("resume", {"data.partition=\"iid\"", "federation.strategy=\"fedyogi\"", "federation.server_lr=0.01"}, 6);
+  ResumeMatchesUninterrupted({"resume", "quick.toml", {"data.partition=\"iid\"", "federation.strategy=\"fedyogi\"",
+                              "federation.server_lr=0.01"}, 6, 0, kFederatedColumns, {"final_model.pt"}});
 }
 
 TEST_CASE("resumed runs whose nodes carry state across rounds equal the uninterrupted ones: SCAFFOLD's c_i, digital OTA's error feedback") {
   // Every node restarts with the resumed run; what it carries comes back from <output_dir>/node-state,
   // for node processes and for the simulated nodes of a node host alike.
-  ResumeMatchesUninterrupted("resume-scaffold", {"federation.strategy=\"scaffold\"", "federation.nodes=4",
-                                                 "population.simulated=2"}, 5);
-  ResumeMatchesUninterrupted("resume-ota", {"federation.nodes=3", "channel.uplink=\"digital_ota\"", "ota.error_feedback=true"}, 5);
+  ResumeMatchesUninterrupted({"resume-scaffold", "quick.toml", {"federation.strategy=\"scaffold\"", "federation.nodes=4",
+                              "population.simulated=2"}, 5, 0, kFederatedColumns, {"final_model.pt"}});
+  ResumeMatchesUninterrupted({"resume-ota", "quick.toml", {"federation.nodes=3", "channel.uplink=\"digital_ota\"",
+                              "ota.error_feedback=true"}, 5, 0, kFederatedColumns, {"final_model.pt"}});
 }
 
 TEST_CASE("a split-learning server SIGKILLed after a round and resumed ends with the uninterrupted run's decoder and encoder") {
   // One node: with several, the decoder takes their batches in arrival order, and two runs differ
   // anyway. No momentum: a node restarted with the run starts its encoder's optimiser afresh (the
   // decoder's momentum is in the checkpoint; tests/splitnets checks it is restored exactly).
-  const std::string ref = TempDir("split-resume-ref"), out = TempDir("split-resume");
-  fs::remove_all(ref);
-  fs::remove_all(out);
-  auto cmd = [](const std::string& dir) {
-    std::vector<std::string> a = {EDGEBED_BINARY, "run", std::string(EDGEBED_SOURCE_DIR) + "/scenarios/split_inference.toml",
-                                  "--set", "output_dir=\"" + dir + "\""};
-    for (const char* e : {"data.train_limit=600", "data.test_limit=200", "federation.nodes=1", "federation.rounds=4",
-                          "training.momentum=0.0", "split.inference.requests=0"})
-      a.insert(a.end(), {"--set", e});
-    return a;
-  };
-  REQUIRE_MESSAGE(RunArgs(cmd(ref), ref + ".log") == 0, Slurp(ref + ".log"));
-  const uint64_t seed = static_cast<uint64_t>(getpid());
-  edgebed::Rng rng = edgebed::MakeRng(seed, "split-kill-round");
-  const uint32_t kill_after = 1 + static_cast<uint32_t>(rng() % 2);  // 1..2 of 4
-  INFO("killed after round ", kill_after, " (seed ", seed, ")");
-  const pid_t launcher = Start(cmd(out), out + ".log");
-  REQUIRE(WaitFor([&] {
-    const auto rows = fs::exists(out + "/metrics.jsonl") ? Metrics(out) : std::vector<json>{};
-    return !rows.empty() && rows.back()["round"].get<uint32_t>() >= kill_after && fs::exists(out + "/server.pid") &&
-           fs::exists(out + "/checkpoint.bin");
-  }));
-  REQUIRE(kill(std::stoi(Slurp(out + "/server.pid")), SIGKILL) == 0);
-  CHECK(Wait(launcher) != 0);
-
-  REQUIRE_MESSAGE(RunArgs({EDGEBED_BINARY, "run", "--resume", out}, out + ".log") == 0, Slurp(out + ".log"));
-  const auto a = Metrics(ref), b = Metrics(out);
-  REQUIRE(a.size() == 4);
-  REQUIRE(b.size() == 4);  // rounds 1..4, none twice
-  for (size_t r = 0; r < a.size(); ++r) {
-    CHECK(b[r]["round"] == r + 1);
-    CHECK(b[r]["accuracy_by_width"] == a[r]["accuracy_by_width"]);
-    CHECK(b[r]["loss_by_width"] == a[r]["loss_by_width"]);
-  }
-  CHECK(Slurp(out + "/final_decoder.pt") == Slurp(ref + "/final_decoder.pt"));
-  CHECK(Slurp(out + "/final_encoder.pt") == Slurp(ref + "/final_encoder.pt"));
-  const json s = Summary(out);
-  CHECK(s["status"] == "complete");
-  CHECK(s["resumed_from_round"].get<uint32_t>() + 1 >= kill_after);
-  for (const auto& d : {ref, out}) {
-    fs::remove_all(d);
-    fs::remove(d + ".log");
-  }
+  ResumeMatchesUninterrupted({"split-resume", "split_inference.toml", {"data.train_limit=600", "data.test_limit=200",
+                              "federation.nodes=1", "training.momentum=0.0", "split.inference.requests=0"}, 4, 1,
+                              {"accuracy_by_width", "loss_by_width"}, {"final_decoder.pt", "final_encoder.pt"}});
 }
 
 TEST_CASE("a node SIGSTOPped past the liveness timeout is declared failed, and rejoins after SIGCONT") {
@@ -325,17 +318,8 @@ TEST_CASE("a server SIGKILLed and restarted with --resume on its port: node proc
   // The same federation by hand: a server, 4 node processes and one node host, so that the server
   // alone can be killed and started again while its nodes keep running.
   fs::create_directories(out);
-  auto server_cmd = [&](const std::vector<std::string>& extra) {
-    std::vector<std::string> a = {EDGEBED_BINARY, "server", "--scenario", std::string(EDGEBED_SOURCE_DIR) + "/scenarios/quick.toml",
-                                  "--set", "output_dir=\"" + out + "\"", "--endpoint-file", out + "/ep"};
-    for (const auto& s : set) a.insert(a.end(), {"--set", s});
-    a.insert(a.end(), extra.begin(), extra.end());
-    return a;
-  };
-  pid_t server = Start(server_cmd({}), out + ".log");
-  REQUIRE(WaitFor([&] { return fs::exists(out + "/ep"); }));
-  std::string ep = Slurp(out + "/ep");
-  ep = ep.substr(0, ep.find('\n'));
+  pid_t server = Start(ServerArgs("quick.toml", out, set), out + ".log");
+  const std::string ep = AwaitEndpoint(out);
   std::vector<pid_t> nodes;
   for (int i = 0; i < 4; ++i)
     nodes.push_back(Start({EDGEBED_BINARY, "node", "--connect", ep, "--index", std::to_string(i)}, out + ".nodes.log"));
@@ -348,7 +332,7 @@ TEST_CASE("a server SIGKILLed and restarted with --resume on its port: node proc
   Wait(server);
   std::this_thread::sleep_for(1s);  // the nodes see the link go down and keep retrying
   fs::remove(out + "/ep");
-  server = Start(server_cmd({"--resume", out, "--bind", ep}), out + ".log");
+  server = Start(ServerArgs("quick.toml", out, set, {"--resume", out, "--bind", ep}), out + ".log");
   CHECK_MESSAGE(Wait(server) == 0, Slurp(out + ".log"));
   for (pid_t n : nodes) CHECK(Wait(n) == 0);  // each left on the resumed server's shutdown
   const auto a = Metrics(ref), b = Metrics(out);
@@ -373,18 +357,8 @@ TEST_CASE("split learning: a server SIGKILLed and restarted with --resume on its
   const std::vector<std::string> set = {"data.train_limit=600", "data.test_limit=200", "federation.nodes=3",
                                         "federation.rounds=5", "split.inference.requests=0", "server.liveness_timeout_s=5.0",
                                         "federation.min_quorum=0.3"};
-  auto server_cmd = [&](const std::vector<std::string>& extra) {
-    std::vector<std::string> a = {EDGEBED_BINARY, "server", "--scenario",
-                                  std::string(EDGEBED_SOURCE_DIR) + "/scenarios/split_inference.toml", "--set",
-                                  "output_dir=\"" + out + "\"", "--endpoint-file", out + "/ep"};
-    for (const auto& s : set) a.insert(a.end(), {"--set", s});
-    a.insert(a.end(), extra.begin(), extra.end());
-    return a;
-  };
-  pid_t server = Start(server_cmd({}), out + ".log");
-  REQUIRE(WaitFor([&] { return fs::exists(out + "/ep"); }));
-  std::string ep = Slurp(out + "/ep");
-  ep = ep.substr(0, ep.find('\n'));
+  pid_t server = Start(ServerArgs("split_inference.toml", out, set), out + ".log");
+  const std::string ep = AwaitEndpoint(out);
   std::vector<pid_t> nodes;
   for (int i = 0; i < 3; ++i)
     nodes.push_back(Start({EDGEBED_BINARY, "node", "--connect", ep, "--index", std::to_string(i)},
@@ -395,7 +369,7 @@ TEST_CASE("split learning: a server SIGKILLed and restarted with --resume on its
   Wait(server);
   std::this_thread::sleep_for(1s);  // the nodes see the link go down and keep retrying
   fs::remove(out + "/ep");
-  server = Start(server_cmd({"--resume", out, "--bind", ep}), out + ".log");
+  server = Start(ServerArgs("split_inference.toml", out, set, {"--resume", out, "--bind", ep}), out + ".log");
   // node-2 is stopped (systemctl stop) once the resumed server has aggregated a round.
   REQUIRE(WaitFor([&] { return Slurp(out + ".log").find("resuming split-learning run") != std::string::npos &&
                                Metrics(out).size() >= rows_at_kill + 1; }));
