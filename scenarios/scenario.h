@@ -16,6 +16,7 @@
 #include "splitnets/slimmable.h"
 #include "codecs/status.h"
 #include "scenarios/ota_config.h"
+#include "scenarios/split_config.h"
 
 namespace edgebed {
 
@@ -32,33 +33,6 @@ struct CorruptFault {
   double factor = -1.0;            // kind = scale: any finite factor, e.g. -5 or 10
   double std = 1.0;                // kind = random: the noise's standard deviation
   uint32_t from_round = 1;
-};
-
-// [split.inference]: after training, node 0 serves inference requests under the bandwidth trace,
-// choosing the encoder's width per request (node/width_controller.h).
-struct SplitInferenceConfig {
-  uint32_t requests = 0;             // 0 = no inference phase
-  double interval_ms = 100.0;        // one request every interval on the trace's clock
-  uint32_t samples_per_request = 1;  // test images per request
-  double deadline_ms = 40.0;         // node encoder + air + server decoder
-  std::string controller = "adaptive";  // adaptive | fixed
-  double fixed_width = 1.0;          // controller = fixed (and the comparison pass)
-  double margin = 0.1;               // adaptive: plan for (1 - margin) x deadline
-  double initial_kbps = 1000.0;      // adaptive: the rate estimate before the first transfer
-  bool compare_fixed = true;         // also run the trace at fixed_width, for comparison
-};
-
-// [split]: split learning (model.name = "slimsplit"): nodes run the slimmable encoder, the server
-// the decoder; the bottleneck crosses channel.uplink (ideal or digital) at 8 bits.
-struct SplitConfig {
-  std::vector<double> widths = {0.25, 0.5, 0.75, 1.0};
-  uint32_t bottleneck_channels = 8;  // at width 1.0
-  uint32_t sandwich_random = 1;      // sandwich rule: widest + narrowest + this many random widths
-  double train_width = 0.0;          // > 0: train this width alone (no sandwich)
-  bool distill = true;               // in-place distillation of the narrower widths
-  std::string heads = "average";     // average (SplitFed: encoders averaged each round) | separate
-  std::vector<RatePoint> bandwidth;  // [[split.bandwidth]]: the link's rate over time; empty = the PHY's
-  SplitInferenceConfig inference;
 };
 
 struct Scenario {

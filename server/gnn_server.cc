@@ -10,7 +10,7 @@
 namespace edgebed {
 
 Result<std::unique_ptr<ServerCore>> GnnServer::Create(const Scenario& sc, std::atomic<bool>* stop) {
-  auto gnn = GnnService::Create(sc);
+  auto gnn = GnnService::Create(GnnOptions(sc));
   if (!gnn.ok()) return gnn.status();
   std::unique_ptr<GnnServer> s(new GnnServer(sc, stop));
   s->gnn = std::move(gnn.value());

@@ -6,28 +6,28 @@
 
 namespace edgebed {
 
-Result<std::unique_ptr<GnnService>> GnnService::Create(const Scenario& sc) {
-  if (sc.gnn.mode != "pipe" && sc.gnn.mode != "graph" && sc.gnn.mode != "hybrid")
-    return Status::InvalidArgument("gnn.mode = '" + sc.gnn.mode + "': the server runs pipe, graph or hybrid (full trains in one process)");
-  std::unique_ptr<GnnService> s(new GnnService(sc));
-  auto g = LoadGraph(sc.gnn, sc.data.dir);
+Result<std::unique_ptr<GnnService>> GnnService::Create(const GnnServiceOptions& opt) {
+  if (opt.gnn.mode != "pipe" && opt.gnn.mode != "graph" && opt.gnn.mode != "hybrid")
+    return Status::InvalidArgument("gnn.mode = '" + opt.gnn.mode + "': the server runs pipe, graph or hybrid (full trains in one process)");
+  std::unique_ptr<GnnService> s(new GnnService(opt));
+  auto g = LoadGraph(opt.gnn, opt.data_dir);
   if (!g.ok()) return g.status();
   s->graph_ = std::move(g.value());
-  auto analytic = AnalyticCounts(s->graph_, sc.gnn);
+  auto analytic = AnalyticCounts(s->graph_, opt.gnn);
   if (!analytic.ok()) return analytic.status();
-  s->report_ = std::make_unique<GnnReport>(sc.gnn, s->graph_, analytic.value(), sc.output_dir);
-  const uint32_t p = sc.gnn.shards();
+  s->report_ = std::make_unique<GnnReport>(opt.gnn, s->graph_, analytic.value(), opt.output_dir);
+  const uint32_t p = opt.gnn.shards();
   s->endpoints_.assign(p, "");
   s->stats_.assign(p, ShardStats{});
   s->traffic_.assign(p, ShardTraffic{});
-  spdlog::info("gnn: {}; {} with {} shards{}, {} layers of width {}", s->graph_.description, sc.gnn.mode, p,
-               sc.gnn.mode == "pipe" ? " and " + std::to_string(sc.gnn.chunks) + " chunks" : "", sc.gnn.layers,
-               sc.gnn.hidden);
-  if (sc.gnn.mode == "hybrid")
-    spdlog::info("gnn: hybrid: {} stages x {} partitions ({} {}-way halo vertices)", sc.gnn.parts, sc.gnn.partitions,
-                 analytic->hybrid_halo, sc.gnn.partitions);
-  if (sc.gnn.mode == "graph")
-    spdlog::info("gnn: the {}-way {} partition cuts {} edges; halo {} vertices", p, sc.gnn.partitioner,
+  spdlog::info("gnn: {}; {} with {} shards{}, {} layers of width {}", s->graph_.description, opt.gnn.mode, p,
+               opt.gnn.mode == "pipe" ? " and " + std::to_string(opt.gnn.chunks) + " chunks" : "", opt.gnn.layers,
+               opt.gnn.hidden);
+  if (opt.gnn.mode == "hybrid")
+    spdlog::info("gnn: hybrid: {} stages x {} partitions ({} {}-way halo vertices)", opt.gnn.parts, opt.gnn.partitions,
+                 analytic->hybrid_halo, opt.gnn.partitions);
+  if (opt.gnn.mode == "graph")
+    spdlog::info("gnn: the {}-way {} partition cuts {} edges; halo {} vertices", p, opt.gnn.partitioner,
                  analytic->edge_cut, analytic->halo);
   return s;
 }
@@ -37,7 +37,7 @@ Status GnnService::Open(uint32_t resumed_after) {
 }
 
 bool GnnService::CheckpointEpoch(uint32_t epoch) const {
-  return sc_.gnn.checkpoint_every > 0 && epoch % sc_.gnn.checkpoint_every == 0 && epoch < sc_.gnn.epochs;
+  return opt_.gnn.checkpoint_every > 0 && epoch % opt_.gnn.checkpoint_every == 0 && epoch < opt_.gnn.epochs;
 }
 
 std::vector<std::string> GnnService::TakeStates() {
@@ -47,8 +47,8 @@ std::vector<std::string> GnnService::TakeStates() {
 }
 
 void GnnService::FillJoinAck(uint32_t index, wire::JoinAck* ack) const {
-  ToWire(sc_.gnn, index, ack->mutable_gnn());
-  ack->mutable_gnn()->set_data_dir(sc_.data.dir);
+  ToWire(opt_.gnn, index, ack->mutable_gnn());
+  ack->mutable_gnn()->set_data_dir(opt_.data_dir);
 }
 
 Status GnnService::OnReady(uint32_t index, const wire::GnnReady& r) {
@@ -73,9 +73,9 @@ void GnnService::MakeStart(wire::GnnStart* out) const {
 
 void GnnService::MakeEpoch(uint32_t epoch, uint32_t index, wire::GnnEpoch* out) const {
   out->set_epoch(epoch);
-  out->set_evaluate(epoch % sc_.gnn.eval_every == 0 || epoch == sc_.gnn.epochs);
-  for (const auto& c : sc_.crashes)
-    if (c.node == index && c.round == epoch) out->set_crash_mid_epoch(true);
+  out->set_evaluate(epoch % opt_.gnn.eval_every == 0 || epoch == opt_.gnn.epochs);
+  for (const auto& c : opt_.crashes)
+    if (c.shard == index && c.epoch == epoch) out->set_crash_mid_epoch(true);
   out->set_checkpoint(CheckpointEpoch(epoch));
 }
 

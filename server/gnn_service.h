@@ -13,18 +13,28 @@
 
 #include "codecs/edgebed.pb.h"
 #include "gnn/gnn_report.h"
-#include "scenarios/scenario.h"
+#include "gnn/gnn_config.h"
 
 namespace edgebed {
+
+struct GnnServiceOptions {
+  GnnConfig gnn;           // [gnn]: layout, model, epochs, checkpoints
+  std::string data_dir;    // where the shards (and the server, for the analytic counts) read the graph
+  std::string output_dir;  // metrics files
+  struct Crash {
+    uint32_t shard = 0, epoch = 1;  // fault injection: this shard's process dies half way through this epoch
+  };
+  std::vector<Crash> crashes;
+};
 
 class GnnService {
  public:
   // Builds the graph too (for the analytic traffic counts and the description).
-  static Result<std::unique_ptr<GnnService>> Create(const Scenario& sc);
+  static Result<std::unique_ptr<GnnService>> Create(const GnnServiceOptions& opt);
   // Metrics files in the output folder: new, or (resumed) cut after epoch `resumed_after`.
   [[nodiscard]] Status Open(uint32_t resumed_after = 0);
 
-  uint32_t shards() const { return sc_.gnn.shards(); }
+  uint32_t shards() const { return opt_.gnn.shards(); }
   void FillJoinAck(uint32_t index, wire::JoinAck* ack) const;
   // Shard `index` is built and listens on r.endpoint.
   Status OnReady(uint32_t index, const wire::GnnReady& r);
@@ -42,8 +52,8 @@ class GnnService {
   nlohmann::json Summary() const { return report_->Summary(); }
 
  private:
-  explicit GnnService(const Scenario& sc) : sc_(sc) {}
-  Scenario sc_;
+  explicit GnnService(const GnnServiceOptions& opt) : opt_(opt) {}
+  GnnServiceOptions opt_;
   Graph graph_;
   std::unique_ptr<GnnReport> report_;
   std::vector<std::string> endpoints_;

@@ -46,4 +46,29 @@ OtaReceiverOptions OtaOptions(const Scenario& sc, const DataPlan& plan) {
   return o;
 }
 
+GnnServiceOptions GnnOptions(const Scenario& sc) {
+  GnnServiceOptions o;
+  o.gnn = sc.gnn;
+  o.data_dir = sc.data.dir;
+  o.output_dir = sc.output_dir;
+  for (const auto& c : sc.crashes) o.crashes.push_back({c.node, c.round});
+  return o;
+}
+
+SplitServiceOptions SplitOptions(const Scenario& sc) {
+  SplitServiceOptions o;
+  o.split = sc.split;
+  o.slim = ScenarioSlimConfig(sc);
+  o.learning_rate = static_cast<float>(sc.learning_rate);
+  o.momentum = static_cast<float>(sc.momentum);
+  o.batch_size = sc.batch_size;
+  o.local_epochs = sc.local_epochs;
+  o.channel = sc.channel;
+  o.nodes = sc.nodes;
+  o.seed = sc.seed;
+  o.server_threads = static_cast<int>(sc.server_threads);
+  for (const auto& c : sc.crashes) o.crashes.push_back({c.node, c.round});
+  return o;
+}
+
 }  // namespace edgebed

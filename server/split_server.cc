@@ -11,7 +11,7 @@ namespace edgebed {
 Result<std::unique_ptr<ServerCore>> SplitServer::Create(const Scenario& sc, std::atomic<bool>* stop) {
   auto test = LoadScenarioData(sc, false);
   if (!test.ok()) return test.status();
-  auto split = SplitService::Create(sc, std::move(test.value()));
+  auto split = SplitService::Create(SplitOptions(sc), std::move(test.value()));
   if (!split.ok()) return split.status();
   std::unique_ptr<SplitServer> s(new SplitServer(sc, stop));
   s->split = std::move(split.value());

@@ -27,7 +27,7 @@ std::string W(double w) { return std::to_string(w).substr(0, 5); }
 }  // namespace
 
 struct SplitService::Impl {
-  Scenario sc;
+  SplitServiceOptions opt;
   SlimConfig cfg;
   Dataset test;
   std::unique_ptr<SlimDecoder> dec;
@@ -63,7 +63,7 @@ struct SplitService::Impl {
   json Evaluate(bool over_channel) {
     json acc = json::object(), loss = json::object(), chan = json::object();
     std::vector<std::pair<ParamSet*, double>> encoders;
-    if (sc.split.heads == "average") {
+    if (opt.split.heads == "average") {
       encoders.push_back({&head, 1.0});
     } else {
       for (auto& [i, p] : last_heads) encoders.push_back({&p, 1.0 / static_cast<double>(last_heads.size())});
@@ -95,25 +95,25 @@ struct SplitService::Impl {
   }
 };
 
-Result<std::unique_ptr<SplitService>> SplitService::Create(const Scenario& sc, Dataset test) {
+Result<std::unique_ptr<SplitService>> SplitService::Create(const SplitServiceOptions& opt, Dataset test) {
   std::unique_ptr<SplitService> s(new SplitService());
   s->impl_ = std::make_unique<Impl>();
   Impl& m = *s->impl_;
-  m.sc = sc;
-  m.cfg = ScenarioSlimConfig(sc);
+  m.opt = opt;
+  m.cfg = opt.slim;
   m.test = std::move(test);
-  const SgdConfig sgd{static_cast<float>(sc.learning_rate), static_cast<float>(sc.momentum)};
-  auto dec = SlimDecoder::Create(m.cfg, sc.seed, sgd);
+  const SgdConfig sgd{opt.learning_rate, opt.momentum};
+  auto dec = SlimDecoder::Create(m.cfg, opt.seed, sgd);
   if (!dec.ok()) return dec.status();
   m.dec = std::move(dec.value());
-  auto enc = SlimEncoder::Create(m.cfg, sc.seed);  // the nodes draw the same initial encoder
+  auto enc = SlimEncoder::Create(m.cfg, opt.seed);  // the nodes draw the same initial encoder
   if (!enc.ok()) return enc.status();
   m.eval_enc = std::move(enc.value());
   m.head = m.eval_enc->GetParams();
-  auto trace = BandwidthTrace::Create(sc.split.bandwidth);
+  auto trace = BandwidthTrace::Create(opt.split.bandwidth);
   if (!trace.ok()) return trace.status();
   m.trace = trace.value();
-  auto link = ByteLink::Create(sc.channel, sc.nodes, sc.seed, m.trace);
+  auto link = ByteLink::Create(opt.channel, opt.nodes, opt.seed, m.trace);
   if (!link.ok()) return link.status();
   m.link = std::move(link.value());
   m.bytes_by_width.assign(m.cfg.widths.size(), 0.0);
@@ -121,31 +121,31 @@ Result<std::unique_ptr<SplitService>> SplitService::Create(const Scenario& sc, D
   for (double w : m.cfg.widths)
     ws += (ws.empty() ? "" : ", ") + W(w) + ": " + std::to_string(BottleneckBytesPerSample(m.cfg, w)) + " B";
   spdlog::info("split learning: slimmable encoder on the nodes (bottleneck per sample {}), decoder here; heads {}; "
-               "bottleneck link: {}", ws, sc.split.heads, m.link->Describe());
+               "bottleneck link: {}", ws, opt.split.heads, m.link->Describe());
   return s;
 }
 
 SplitService::~SplitService() = default;
 
 void SplitService::FillJoinAck(wire::JoinAck* ack) const {
-  const auto& sp = impl_->sc.split;
+  const auto& sp = impl_->opt.split;
   auto* s = ack->mutable_split();
   for (double w : sp.widths) s->add_widths(w);
   s->set_bottleneck_channels(sp.bottleneck_channels);
   s->set_sandwich_random(sp.sandwich_random);
   s->set_train_width(sp.train_width);
   s->set_heads(sp.heads);
-  s->set_batch_size(impl_->sc.batch_size);
-  s->set_learning_rate(static_cast<float>(impl_->sc.learning_rate));
-  s->set_momentum(static_cast<float>(impl_->sc.momentum));
+  s->set_batch_size(impl_->opt.batch_size);
+  s->set_learning_rate(static_cast<float>(impl_->opt.learning_rate));
+  s->set_momentum(static_cast<float>(impl_->opt.momentum));
 }
 
 void SplitService::MakeRound(uint32_t r, uint32_t index, wire::SplitRound* out) const {
   out->set_round(r);
-  out->set_seed(DeriveSeed(impl_->sc.seed, "split-round", index, r));
-  out->set_local_epochs(impl_->sc.local_epochs);
-  for (const auto& c : impl_->sc.crashes) out->set_crash_mid_round(out->crash_mid_round() || (c.node == index && c.round == r));
-  if (impl_->sc.split.heads == "average") {
+  out->set_seed(DeriveSeed(impl_->opt.seed, "split-round", index, r));
+  out->set_local_epochs(impl_->opt.local_epochs);
+  for (const auto& c : impl_->opt.crashes) out->set_crash_mid_round(out->crash_mid_round() || (c.node == index && c.round == r));
+  if (impl_->opt.split.heads == "average") {
     wire::ToTensors(impl_->head, out->mutable_head());
   } else if (impl_->resend_heads) {
     auto it = impl_->last_heads.find(index);
@@ -189,7 +189,7 @@ Status SplitService::OnForward(uint32_t index, const wire::SplitForward& f, wire
     row.air_ms = st.airtime_s * 1000.0;
     row.server_ms = server_ms;
     row.latency_ms = row.node_ms + row.air_ms + row.server_ms;
-    row.met = row.latency_ms <= m.sc.split.inference.deadline_ms;
+    row.met = row.latency_ms <= m.opt.split.inference.deadline_ms;
     m.rows.push_back(row);
     m.link_stats.Add(st);
     return Status::Ok();
@@ -204,7 +204,7 @@ Status SplitService::OnForward(uint32_t index, const wire::SplitForward& f, wire
     m.bytes_by_width[static_cast<size_t>(WidthIndex(m.cfg, f.bottleneck(k).width()))] += f.bottleneck(k).codes().size();
   }
   const auto t0 = Clock::now();
-  auto step = m.dec->TrainStep(in, n, labels, m.sc.split.distill);
+  auto step = m.dec->TrainStep(in, n, labels, m.opt.split.distill);
   if (!step.ok()) return step.status();
   m.decoder_s += std::chrono::duration<double>(Clock::now() - t0).count();
   ParamSet grads;
@@ -240,7 +240,7 @@ Status SplitService::OnDone(uint32_t index, uint32_t r, const wire::SplitDone& d
 json SplitService::EndRound(uint32_t r, bool final) {
   Impl& m = *impl_;
   const size_t done = m.heads.size();
-  if (m.sc.split.heads == "average" && !m.heads.empty()) {
+  if (m.opt.split.heads == "average" && !m.heads.empty()) {
     WeightedMean mean;
     mean.Reset(m.head.flat.size());
     for (const auto& [i, hp] : m.heads) mean.Add(hp.first.flat.data(), hp.first.flat.size(), static_cast<double>(hp.second));
@@ -249,9 +249,9 @@ json SplitService::EndRound(uint32_t r, bool final) {
   for (auto& [i, hp] : m.heads) m.last_heads[i] = std::move(hp.first);
   m.heads.clear();
   m.resend_heads = false;
-  if (m.sc.split.heads == "separate" && m.last_heads.empty()) m.last_heads[0] = m.head;  // nobody finished yet
+  if (m.opt.split.heads == "separate" && m.last_heads.empty()) m.last_heads[0] = m.head;  // nobody finished yet
   const auto t0 = Clock::now();
-  json ev = m.Evaluate(final && m.sc.channel.uplink != "ideal");
+  json ev = m.Evaluate(final && m.opt.channel.uplink != "ideal");
   const double eval_s = std::chrono::duration<double>(Clock::now() - t0).count();
   const double widest = ev["accuracy_by_width"][W(m.cfg.widths.back())].get<double>();
   const double widest_loss = ev["loss_by_width"][W(m.cfg.widths.back())].get<double>();
@@ -289,13 +289,13 @@ json SplitService::EndRound(uint32_t r, bool final) {
 
 void SplitService::MakeInference(uint32_t pass, const std::string& controller, wire::SplitInferIns* out) {
   Impl& m = *impl_;
-  const auto& inf = m.sc.split.inference;
+  const auto& inf = m.opt.split.inference;
   m.pass_controller[pass] = controller;
   // One sample per request: a second OpenMP thread only adds the wait for a descheduled thread on a
   // busy machine (tens of ms), never speed.
   SetTorchThreads(1);
   out->set_pass(pass);
-  if (m.sc.split.heads == "average") wire::ToTensors(m.head, out->mutable_head());
+  if (m.opt.split.heads == "average") wire::ToTensors(m.head, out->mutable_head());
   out->set_requests(inf.requests);
   out->set_interval_ms(inf.interval_ms);
   out->set_samples_per_request(inf.samples_per_request);
@@ -308,8 +308,8 @@ void SplitService::MakeInference(uint32_t pass, const std::string& controller, w
 
 Result<json> SplitService::EndInference(const std::string& dir) {
   Impl& m = *impl_;
-  SetTorchThreads(static_cast<int>(m.sc.server_threads));
-  return WriteInferenceReport(dir, m.rows, m.sc.split.inference.deadline_ms, m.sc.split.inference.fixed_width);
+  SetTorchThreads(m.opt.server_threads);
+  return WriteInferenceReport(dir, m.rows, m.opt.split.inference.deadline_ms, m.opt.split.inference.fixed_width);
 }
 
 json SplitService::Summary() const {
@@ -325,13 +325,13 @@ json SplitService::Summary() const {
                       {"channel_test_accuracy", m.last_eval.contains("channel_accuracy_by_width")
                                                     ? m.last_eval["channel_accuracy_by_width"][W(w)]
                                                     : json(nullptr)}});
-  return {{"widths", widths}, {"heads", m.sc.split.heads}, {"bottleneck_link", m.link->Describe()},
+  return {{"widths", widths}, {"heads", m.opt.split.heads}, {"bottleneck_link", m.link->Describe()},
           {"encoder_parameters", m.eval_enc->NumParameterValues()}};
 }
 
 Status SplitService::SaveModels(const std::string& dir) const {
   const Impl& m = *impl_;
-  if (m.sc.split.heads == "average") {
+  if (m.opt.split.heads == "average") {
     (void)m.eval_enc->SetParams(m.head);
     EDGEBED_RETURN_IF_ERROR(m.eval_enc->Save(dir + "/final_encoder.pt"));
   }
@@ -363,16 +363,16 @@ Status SplitService::LoadState(const std::string& state) {
   EDGEBED_RETURN_IF_ERROR(r.Floats(&head.flat, head.flat.size()));
   uint64_t n = 0;
   EDGEBED_RETURN_IF_ERROR(r.U64(&n));
-  if (n > m.sc.nodes)
+  if (n > m.opt.nodes)
     return Status::Corruption("the split-learning state holds " + std::to_string(n) + " encoders for " +
-                              std::to_string(m.sc.nodes) + " nodes");
+                              std::to_string(m.opt.nodes) + " nodes");
   std::map<uint32_t, ParamSet> last;
   for (uint64_t k = 0; k < n; ++k) {
     uint64_t i = 0;
     EDGEBED_RETURN_IF_ERROR(r.U64(&i));
     ParamSet p = m.head;
     EDGEBED_RETURN_IF_ERROR(r.Floats(&p.flat, p.flat.size()));
-    if (i >= m.sc.nodes) return Status::Corruption("the split-learning state holds an encoder of node " + std::to_string(i));
+    if (i >= m.opt.nodes) return Status::Corruption("the split-learning state holds an encoder of node " + std::to_string(i));
     last[static_cast<uint32_t>(i)] = std::move(p);
   }
   EDGEBED_RETURN_IF_ERROR(r.Bytes(&eval));

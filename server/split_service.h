@@ -14,14 +14,33 @@
 
 #include "channel/byte_link.h"
 #include "codecs/edgebed.pb.h"
-#include "scenarios/scenario.h"
+#include "channel/channel_config.h"
+#include "scenarios/split_config.h"
+#include "splitnets/dataset.h"
 #include "splitnets/slimmable.h"
 
 namespace edgebed {
 
+struct SplitServiceOptions {
+  SplitConfig split;            // [split]: widths, heads, distillation, the bandwidth trace, inference
+  SlimConfig slim;              // the network the widths slice
+  float learning_rate = 0.05f;  // the decoder's SGD (the nodes' encoders take the same from join_ack)
+  float momentum = 0.9f;
+  uint32_t batch_size = 32;
+  uint32_t local_epochs = 1;
+  ChannelConfig channel;        // what the bottleneck crosses
+  uint32_t nodes = 1;
+  uint64_t seed = 1;
+  int server_threads = 2;       // libtorch threads outside inference (one during it)
+  struct Crash {
+    uint32_t node = 0, round = 1;  // fault injection: this node's process dies half way through this round
+  };
+  std::vector<Crash> crashes;
+};
+
 class SplitService {
  public:
-  static Result<std::unique_ptr<SplitService>> Create(const Scenario& sc, Dataset test);
+  static Result<std::unique_ptr<SplitService>> Create(const SplitServiceOptions& opt, Dataset test);
   ~SplitService();
 
   void FillJoinAck(wire::JoinAck* ack) const;
