@@ -10,18 +10,20 @@
 namespace edgebed {
 namespace {
 
-constexpr char kMagic[] = "EBCARRY1";
+constexpr char kMagic[] = "EBCARRY2";
 constexpr size_t kMaxValues = size_t{1} << 31;
 
 void Put(StateWriter& w, const Carry& c) {
   w.Floats(c.vq.residual());
   w.Floats(c.control);
+  w.Bytes(c.encoder);
 }
 Status Get(StateReader& r, Carry* c) {
   std::vector<float> residual;
   EDGEBED_RETURN_IF_ERROR(r.FloatsUpTo(&residual, kMaxValues));
   c->vq.set_residual(std::move(residual));
-  return r.FloatsUpTo(&c->control, kMaxValues);
+  EDGEBED_RETURN_IF_ERROR(r.FloatsUpTo(&c->control, kMaxValues));
+  return r.Bytes(&c->encoder);
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // What a node carries from one round it takes part in to the next: digital OTA's quantisation error
-// (error feedback) and SCAFFOLD's control variate c_i. A server that resumed from its checkpoint
+// (error feedback), SCAFFOLD's control variate c_i, a split-learning encoder's training state. A server that resumed from its checkpoint
 // plays again the rounds after it (one, or two when a round's evaluation overlapped the next); a
 // node asked for a round it has trained already starts it again from the carry it had before that
 // round, so the replayed round equals the first. With a state file the carry also survives a
@@ -20,7 +20,8 @@ namespace edgebed {
 struct Carry {
   ErrorFeedbackQuantiser vq;   // digital OTA: the node's quantisation error
   std::vector<float> control;  // SCAFFOLD: c_i (empty = zeros)
-  bool empty() const { return vq.residual().empty() && control.empty(); }
+  std::string encoder;         // split learning: the encoder's parameters, statistics and momentum
+  bool empty() const { return vq.residual().empty() && control.empty() && encoder.empty(); }
 };
 
 class RoundCarry {

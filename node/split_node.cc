@@ -9,6 +9,7 @@
 #include "codecs/activation_codec.h"
 #include "codecs/rng.h"
 #include "codecs/zmq_wire.h"
+#include "node/round_carry.h"
 #include "node/width_controller.h"
 #include "splitnets/split_training.h"
 
@@ -29,7 +30,7 @@ class SplitNode {
  public:
   SplitNode(ServerInbox& inbox, std::string id, const wire::JoinAck& ack, const NodeOptions& opt, Dataset data,
             std::vector<uint32_t> indices)
-      : inbox_(inbox), sock_(inbox.socket()), id_(std::move(id)), ack_(ack), opt_(opt), data_(std::move(data)), indices_(std::move(indices)) {}
+      : carry_(opt.state_dir.empty() ? "" : opt.state_dir + "/" + id + ".carry"), inbox_(inbox), sock_(inbox.socket()), id_(std::move(id)), ack_(ack), opt_(opt), data_(std::move(data)), indices_(std::move(indices)) {}
 
   int Run() {
     auto enc = SlimEncoder::Create(ConfigOf(ack_.split()), ack_.seed(),
@@ -39,6 +40,12 @@ class SplitNode {
       return 1;
     }
     enc_ = std::move(enc.value());
+    auto initial = enc_->SaveTrainingState();  // what a round starts from before any was trained
+    if (!initial.ok()) {
+      spdlog::error("{}: {}", id_, initial.status().message());
+      return 1;
+    }
+    initial_ = std::move(initial).value();
     spdlog::info("{}: split learning, encoder widths {}, {} samples", id_, ack_.split().widths_size(), indices_.size());
     Ready();
     for (;;) {
@@ -154,6 +161,12 @@ class SplitNode {
 
   bool Train(const wire::SplitRound& r) {
     const auto t0 = Clock::now();
+    // The encoder as it was before this round (a resumed server plays a round again; a restarted
+    // node reads it from --state-dir), then the server's head over it.
+    auto carry = carry_.Begin(ack_.run_id(), r.round());
+    Status loaded = carry.ok() ? Status::Ok() : carry.status();
+    if (loaded.ok()) loaded = enc_->LoadTrainingState(carry.value()->encoder.empty() ? initial_ : carry.value()->encoder);
+    if (!loaded.ok()) spdlog::error("{}: {}; the encoder goes on as it is", id_, loaded.message());
     if (Status st = LoadHead(r.head(), "split_round.head"); !st.ok()) {
       spdlog::error("{}: {}", id_, st.message());
       return true;  // the server hears nothing from this node this round; it keeps serving the others
@@ -220,6 +233,15 @@ class SplitNode {
         loss_sum += back.loss();
         ++losses;
       }
+    }
+    if (carry.ok()) {  // what the next round starts from
+      auto state = enc_->SaveTrainingState();
+      Status kept = state.ok() ? Status::Ok() : state.status();
+      if (kept.ok()) {
+        carry.value()->encoder = std::move(state).value();
+        kept = carry_.Commit();
+      }
+      if (!kept.ok()) spdlog::error("{}: the encoder's state is not kept: {}", id_, kept.message());
     }
     wire::Envelope done;
     done.set_sender(id_);
@@ -315,6 +337,8 @@ class SplitNode {
     return true;
   }
 
+  RoundCarry carry_;  // the encoder's training state before each of the last rounds (and in --state-dir)
+  std::string initial_;  // ... and before the first
   ServerInbox& inbox_;
   zmq::socket_t& sock_;
   std::string id_;

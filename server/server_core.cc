@@ -240,6 +240,11 @@ void ServerCore::OnHeartbeat(const std::string& from, const wire::Heartbeat& hb)
 }
 
 void ServerCore::OnLeave(const std::string& from, const wire::Leave& l) {
+  // A node whose connection went before its leave was read (a send to it failed first) left all the same.
+  if (const NodeRecord* gone = registry.Find(from); gone && !gone->alive) {
+    spdlog::log(gone->simulated ? spdlog::level::debug : spdlog::level::info, "{} left: {}", from, wire::Printable(l.reason()));
+    return;
+  }
   if (!KnownAlive(from, "leave")) return;
   registry.MarkGone(from);
   Fail(from, "left the federation: " + wire::Printable(l.reason()));

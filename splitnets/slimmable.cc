@@ -65,6 +65,49 @@ void CollectState(torch::nn::Module& m, std::vector<torch::Tensor>* state, std::
   }
 }
 
+// A module's parameters and buffers (batch-norm statistics and counters) and its SGD's momentum, as
+// bytes in torch's archive format; `what` names the network in errors.
+Result<std::string> SaveTraining(const torch::nn::Module& m, const torch::optim::SGD* opt, const char* what) {
+  try {
+    torch::serialize::OutputArchive ar, module, o;
+    m.save(module);
+    ar.write("module", module);
+    if (opt) {
+      opt->save(o);
+      ar.write("optimizer", o);
+    }
+    std::ostringstream os;
+    ar.save_to(os);
+    return os.str();
+  } catch (const c10::Error& e) {
+    return Status::Failed(std::string("cannot serialise the ") + what + ": " + e.what_without_backtrace());
+  }
+}
+
+Status LoadTraining(torch::nn::Module& m, torch::optim::SGD* opt, const std::string& bytes, const char* what) {
+  try {
+    torch::serialize::InputArchive ar, module, o;
+    std::istringstream is(bytes);
+    ar.load_from(is);
+    if (!ar.try_read("module", module) || (opt && !ar.try_read("optimizer", o)))
+      return Status::InvalidArgument(std::string("the ") + what + "'s training state lacks its module or optimiser part");
+    m.load(module);
+    if (opt) {
+      opt->load(o);
+      // zero_grad leaves every parameter that ever had a gradient with a zero one, and SGD keeps
+      // moving those by their momentum; a restored parameter with momentum gets its zero gradient
+      // back, or it would stand still where the original moves.
+      for (auto& group : opt->param_groups())
+        for (auto& p : group.params())
+          if (!p.grad().defined() && opt->state().count(c10::guts::to_string(p.unsafeGetTensorImpl())))
+            p.mutable_grad() = torch::zeros_like(p);
+    }
+    return Status::Ok();
+  } catch (const c10::Error& e) {
+    return Status::InvalidArgument(std::string("the ") + what + "'s training state does not load: " + e.what_without_backtrace());
+  }
+}
+
 void SetLr(torch::optim::SGD& opt, float lr) {
   for (auto& g : opt.param_groups()) static_cast<torch::optim::SGDOptions&>(g.options()).lr(lr);
 }
@@ -374,34 +417,9 @@ ParamSet SlimDecoder::GetParams() const { return StateToParams(impl_->state, imp
 Status SlimDecoder::SetParams(const ParamSet& p) { return ParamsToState(p, impl_->specs, &impl_->state); }
 Status SlimDecoder::Save(const std::string& path) const { return SaveModule(*impl_, path); }
 
-Result<std::string> SlimDecoder::SaveTrainingState() const {
-  try {
-    torch::serialize::OutputArchive ar, module, opt;
-    impl_->save(module);
-    impl_->opt->save(opt);
-    ar.write("module", module);
-    ar.write("optimizer", opt);
-    std::ostringstream os;
-    ar.save_to(os);
-    return os.str();
-  } catch (const c10::Error& e) {
-    return Status::Failed(std::string("cannot serialise the decoder: ") + e.what_without_backtrace());
-  }
-}
-
-Status SlimDecoder::LoadTrainingState(const std::string& bytes) {
-  try {
-    torch::serialize::InputArchive ar, module, opt;
-    std::istringstream is(bytes);
-    ar.load_from(is);
-    if (!ar.try_read("module", module) || !ar.try_read("optimizer", opt))
-      return Status::InvalidArgument("the decoder's training state lacks its module or optimiser part");
-    impl_->load(module);
-    impl_->opt->load(opt);
-    return Status::Ok();
-  } catch (const c10::Error& e) {
-    return Status::InvalidArgument(std::string("the decoder's training state does not load: ") + e.what_without_backtrace());
-  }
-}
+Result<std::string> SlimDecoder::SaveTrainingState() const { return SaveTraining(*impl_, impl_->opt.get(), "decoder"); }
+Status SlimDecoder::LoadTrainingState(const std::string& b) { return LoadTraining(*impl_, impl_->opt.get(), b, "decoder"); }
+Result<std::string> SlimEncoder::SaveTrainingState() const { return SaveTraining(*impl_, impl_->opt.get(), "encoder"); }
+Status SlimEncoder::LoadTrainingState(const std::string& b) { return LoadTraining(*impl_, impl_->opt.get(), b, "encoder"); }
 
 }  // namespace edgebed

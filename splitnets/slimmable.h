@@ -83,6 +83,10 @@ class SlimEncoder {
   int64_t NumParameterValues() const;            // sum of numel over parameters
   std::vector<const void*> ParameterData() const;  // data pointers of every parameter (switch test)
   Status Save(const std::string& path) const;
+  // Everything training changes (parameters, batch-norm statistics, SGD momentum) as bytes, for a
+  // node's state across rounds and restarts; LoadTrainingState takes it back.
+  [[nodiscard]] Result<std::string> SaveTrainingState() const;
+  [[nodiscard]] Status LoadTrainingState(const std::string& bytes);
   struct Impl;
   Impl* impl() const { return impl_.get(); }  // for tests that rebuild a width with plain layers
 
