@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "gnn/gnn_model.h"
+#include "splitnets/optimizer_state.h"
 
 namespace edgebed::gnn_detail {
 
@@ -198,9 +199,7 @@ class ShardBase : public GnnShard {
       }
       if (!ar.try_read("optimizer", opt)) return Status::InvalidArgument("the shard's state has no optimiser part");
       opt_->load(opt);
-      for (auto& p : params_)  // as zero_grad leaves them: Adam moves a parameter with moments and a zero gradient
-        if (!p.grad().defined() && opt_->state().count(c10::guts::to_string(p.unsafeGetTensorImpl())))
-          p.mutable_grad() = torch::zeros_like(p);
+      RestoreZeroGradients(*opt_);
       return LoadExtra(ar);
     } catch (const c10::Error& e) {
       return Status::InvalidArgument(std::string("the shard's state does not load: ") + e.what_without_backtrace());

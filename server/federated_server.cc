@@ -105,7 +105,7 @@ void FederatedServer::FillJoinAck(uint32_t, wire::JoinAck* ack) {
 }
 
 Status FederatedServer::Resume() {
-  auto ck = LoadCheckpointOf(sc.output_dir, run_id, sc.seed);
+  auto ck = ReadCheckpoint();
   if (!ck.ok()) return ck.status();
   if (!ck->global.SameLayout(global))
     return Status::InvalidArgument(CheckpointPath(sc.output_dir) + " holds another model's tensors than model.name = " + sc.model);
@@ -231,10 +231,7 @@ EvalStats FederatedServer::Evaluate(const ParamSet& params) {
 
 void FederatedServer::EvaluateAndWrite(json row, bool async) {
   WaitEval();
-  ServerCheckpoint ck;
-  ck.round = row["round"].get<uint32_t>();
-  ck.run_id = run_id;
-  ck.seed = sc.seed;
+  ServerCheckpoint ck = NewCheckpoint(row["round"].get<uint32_t>());
   ck.virtual_clock_s = virtual_clock_s;
   std::ostringstream rng_state;
   rng_state << select_rng;
@@ -247,9 +244,7 @@ void FederatedServer::EvaluateAndWrite(json row, bool async) {
     row["test_loss"] = ev.loss;
     row["eval_s"] = ev.seconds;
     if (!WriteRow(row)) return;
-    if (ck.round > 0) {
-      if (Status st = SaveCheckpoint(sc.output_dir, ck); !st.ok()) return RecordFailed(st);
-    }
+    if (ck.round > 0 && !WriteCheckpoint(ck)) return;
     spdlog::info("round {:>3}/{}: accuracy {:.4f}  loss {:.4f}  participants {}/{}  failures {}  {:.1f} s",
                  row["round"].get<uint32_t>(), sc.rounds, ev.accuracy, ev.loss, row["participants"].get<size_t>(),
                  row["selected"].get<size_t>(), row["failures"].get<size_t>(), row["wall_s"].get<double>());

@@ -66,7 +66,7 @@ void GnnServer::OnGnnEpochDone(const std::string& from, const wire::GnnEpochDone
 }
 
 Status GnnServer::Resume() {
-  auto ck = LoadCheckpointOf(sc.output_dir, run_id, sc.seed);
+  auto ck = ReadCheckpoint();
   if (!ck.ok()) return ck.status();
   StateReader r(ck->state, CheckpointPath(sc.output_dir) + "'s shard states");
   uint64_t n = 0;
@@ -87,14 +87,9 @@ bool GnnServer::SaveShardStates(uint32_t epoch) {
   StateWriter w;
   w.U64(states.size());
   for (const auto& s : states) w.Bytes(s);
-  ServerCheckpoint ck;
-  ck.round = epoch;
-  ck.run_id = run_id;
-  ck.seed = sc.seed;
+  ServerCheckpoint ck = NewCheckpoint(epoch);
   ck.state = w.Take();
-  Status st = SaveCheckpoint(sc.output_dir, ck);
-  if (!st.ok()) RecordFailed(st);
-  return st.ok();
+  return WriteCheckpoint(ck);
 }
 
 Status GnnServer::Run() {

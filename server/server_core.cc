@@ -276,6 +276,22 @@ Status ServerCore::AwaitJoins() {
   return Status::Ok();
 }
 
+ServerCheckpoint ServerCore::NewCheckpoint(uint32_t round) const {
+  ServerCheckpoint ck;
+  ck.round = round;
+  ck.run_id = run_id;
+  ck.seed = core.seed;
+  return ck;
+}
+
+bool ServerCore::WriteCheckpoint(const ServerCheckpoint& ck) {
+  Status st = SaveCheckpoint(core.output_dir, ck);
+  if (!st.ok()) RecordFailed(st);
+  return st.ok();
+}
+
+Result<ServerCheckpoint> ServerCore::ReadCheckpoint() const { return LoadCheckpointOf(core.output_dir, run_id, core.seed); }
+
 void ServerCore::RecordFailed(const Status& st) {
   std::lock_guard<std::mutex> lock(record_mu_);
   if (record_error_.ok()) {

@@ -14,6 +14,7 @@
 #include "codecs/status.h"
 #include "codecs/wire.h"
 #include "record/run_record.h"
+#include "server/checkpoint.h"
 #include "server/node_link.h"
 #include "server/registry.h"
 #include "server/round_tracker.h"
@@ -30,6 +31,7 @@ double Since(Clock::time_point t);
 // What the core needs of a run; a mode fills it from its scenario (mode_options.h).
 struct ServerCoreOptions {
   std::string run_id;             // "<name>-<seed>": nodes rejoin a run by it, checkpoints belong to it
+  uint64_t seed = 1;
   std::string output_dir;
   std::string resolved_scenario;  // written to <output_dir>/scenario.toml
   NodeLinkOptions link;           // without keys: Bind adds them
@@ -99,6 +101,14 @@ class ServerCore : public NodeLink::Handler {
   json Outcome(uint32_t done, uint64_t aggregated_rounds) const;
   json DroppedJson() const;
   Status KeyPermits(const std::string& route, const std::string& node_id) const;
+  // ---- checkpoints (checkpoint.h) ---------------------------------------------------------------
+  // A checkpoint of this run after `round`, for the mode to fill with its state.
+  ServerCheckpoint NewCheckpoint(uint32_t round) const;
+  // Writes it atomically; false (and the run stops after this round) when it cannot.
+  bool WriteCheckpoint(const ServerCheckpoint& ck);
+  // output_dir's checkpoint, refused when it belongs to another run.
+  [[nodiscard]] Result<ServerCheckpoint> ReadCheckpoint() const;
+
   // A result file could not be written: the run stops after this round; the error names the file.
   void RecordFailed(const Status& st);
   Status RecordError();

@@ -97,14 +97,11 @@ void SplitServer::RunSplitRound(uint32_t r, Clock::time_point run_start) {
   row["wall_s"] = Since(t0);
   row["elapsed_s"] = Since(run_start);
   if (WriteRow(row)) {
-    ServerCheckpoint ck;
-    ck.round = r;
-    ck.run_id = run_id;
-    ck.seed = sc.seed;
+    ServerCheckpoint ck = NewCheckpoint(r);
     auto state = split->SaveState();
     if (!state.ok()) return RecordFailed(state.status());
     ck.state = std::move(state).value();
-    if (Status st = SaveCheckpoint(sc.output_dir, ck); !st.ok()) return RecordFailed(st);
+    if (!WriteCheckpoint(ck)) return;
   }
   std::string widths;
   for (const auto& [w, a] : row["accuracy_by_width"].items()) widths += fmt::format(" {}:{:.4f}", w, a.get<double>());
@@ -149,7 +146,7 @@ json SplitServer::RunSplitInference() {
 }
 
 Status SplitServer::Resume() {
-  auto ck = LoadCheckpointOf(sc.output_dir, run_id, sc.seed);
+  auto ck = ReadCheckpoint();
   if (!ck.ok()) return ck.status();
   if (Status st = split->LoadState(ck->state); !st.ok())
     return Status::InvalidArgument(CheckpointPath(sc.output_dir) + ": " + st.message());

@@ -8,6 +8,7 @@
 
 #include "codecs/rng.h"
 #include "splitnets/learner_impl.h"
+#include "splitnets/optimizer_state.h"
 #include "splitnets/slimmable_impl.h"
 
 namespace edgebed {
@@ -94,13 +95,7 @@ Status LoadTraining(torch::nn::Module& m, torch::optim::SGD* opt, const std::str
     m.load(module);
     if (opt) {
       opt->load(o);
-      // zero_grad leaves every parameter that ever had a gradient with a zero one, and SGD keeps
-      // moving those by their momentum; a restored parameter with momentum gets its zero gradient
-      // back, or it would stand still where the original moves.
-      for (auto& group : opt->param_groups())
-        for (auto& p : group.params())
-          if (!p.grad().defined() && opt->state().count(c10::guts::to_string(p.unsafeGetTensorImpl())))
-            p.mutable_grad() = torch::zeros_like(p);
+      RestoreZeroGradients(*opt);
     }
     return Status::Ok();
   } catch (const c10::Error& e) {
