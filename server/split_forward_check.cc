@@ -6,7 +6,6 @@ namespace edgebed {
 namespace {
 
 constexpr uint32_t kMaxBatch = 65536;
-std::string W(double w) { return std::to_string(w).substr(0, 5); }
 
 }  // namespace
 
@@ -34,20 +33,20 @@ Status CheckSplitForward(const SlimConfig& cfg, const wire::SplitForward& f) {
     const std::string q = p + ".bottleneck[" + std::to_string(k) + "]";
     if (WidthIndex(cfg, b.width()) < 0) {
       std::string allowed;
-      for (double w : cfg.widths) allowed += (allowed.empty() ? "" : ", ") + W(w);
+      for (double w : cfg.widths) allowed += (allowed.empty() ? "" : ", ") + WidthLabel(w);
       return Status::InvalidArgument(q + ".width = " + std::to_string(b.width()) + " is not one of the widths {" +
                                      allowed + "}");
     }
     if (k > 0 && !(b.width() < f.bottleneck(k - 1).width()))
-      return Status::InvalidArgument(q + ".width = " + W(b.width()) + ": widths must be distinct and widest first");
+      return Status::InvalidArgument(q + ".width = " + WidthLabel(b.width()) + ": widths must be distinct and widest first");
     const int c = BottleneckChannels(cfg, b.width());
     if (static_cast<int>(b.channels()) != c)
-      return Status::InvalidArgument(q + ".channels = " + std::to_string(b.channels()) + " but width " + W(b.width()) +
+      return Status::InvalidArgument(q + ".channels = " + std::to_string(b.channels()) + " but width " + WidthLabel(b.width()) +
                                      " has " + std::to_string(c));
     const uint64_t want = static_cast<uint64_t>(f.samples()) * BottleneckBytesPerSample(cfg, b.width());
     if (b.codes().size() != want)
       return Status::InvalidArgument(q + ".codes has " + std::to_string(b.codes().size()) + " bytes; width " +
-                                     W(b.width()) + " at " + std::to_string(f.samples()) + " samples needs " +
+                                     WidthLabel(b.width()) + " at " + std::to_string(f.samples()) + " samples needs " +
                                      std::to_string(f.samples()) + " x " + std::to_string(c) + " x 7 x 7 = " +
                                      std::to_string(want));
   }

@@ -22,7 +22,6 @@ namespace {
 
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
-std::string W(double w) { return std::to_string(w).substr(0, 5); }
 
 }  // namespace
 
@@ -85,9 +84,9 @@ struct SplitService::Impl {
           c += weight * evc.accuracy;
         }
       }
-      acc[W(w)] = a;
-      loss[W(w)] = l;
-      if (over_channel) chan[W(w)] = c;
+      acc[WidthLabel(w)] = a;
+      loss[WidthLabel(w)] = l;
+      if (over_channel) chan[WidthLabel(w)] = c;
     }
     json out = {{"accuracy_by_width", acc}, {"loss_by_width", loss}};
     if (over_channel) out["channel_accuracy_by_width"] = chan;
@@ -119,7 +118,7 @@ Result<std::unique_ptr<SplitService>> SplitService::Create(const SplitServiceOpt
   m.bytes_by_width.assign(m.cfg.widths.size(), 0.0);
   std::string ws;
   for (double w : m.cfg.widths)
-    ws += (ws.empty() ? "" : ", ") + W(w) + ": " + std::to_string(BottleneckBytesPerSample(m.cfg, w)) + " B";
+    ws += (ws.empty() ? "" : ", ") + WidthLabel(w) + ": " + std::to_string(BottleneckBytesPerSample(m.cfg, w)) + " B";
   spdlog::info("split learning: slimmable encoder on the nodes (bottleneck per sample {}), decoder here; heads {}; "
                "bottleneck link: {}", ws, opt.split.heads, m.link->Describe());
   return s;
@@ -253,10 +252,10 @@ json SplitService::EndRound(uint32_t r, bool final) {
   const auto t0 = Clock::now();
   json ev = m.Evaluate(final && m.opt.channel.uplink != "ideal");
   const double eval_s = std::chrono::duration<double>(Clock::now() - t0).count();
-  const double widest = ev["accuracy_by_width"][W(m.cfg.widths.back())].get<double>();
-  const double widest_loss = ev["loss_by_width"][W(m.cfg.widths.back())].get<double>();
+  const double widest = ev["accuracy_by_width"][WidthLabel(m.cfg.widths.back())].get<double>();
+  const double widest_loss = ev["loss_by_width"][WidthLabel(m.cfg.widths.back())].get<double>();
   json bytes = json::object();
-  for (size_t i = 0; i < m.cfg.widths.size(); ++i) bytes[W(m.cfg.widths[i])] = m.bytes_by_width[i];
+  for (size_t i = 0; i < m.cfg.widths.size(); ++i) bytes[WidthLabel(m.cfg.widths[i])] = m.bytes_by_width[i];
   const double bits = 8.0 * static_cast<double>(m.link_stats.bytes);
   json row = {{"round", r},
               {"test_accuracy", widest},
@@ -321,9 +320,9 @@ json SplitService::Summary() const {
                       {"bytes_per_sample", BottleneckBytesPerSample(m.cfg, w)},
                       {"encoder_mflops", EncoderFlops(m.cfg, w) / 1e6},
                       {"decoder_mflops", DecoderFlops(m.cfg, w) / 1e6},
-                      {"test_accuracy", m.last_eval.is_null() ? json(nullptr) : m.last_eval["accuracy_by_width"][W(w)]},
+                      {"test_accuracy", m.last_eval.is_null() ? json(nullptr) : m.last_eval["accuracy_by_width"][WidthLabel(w)]},
                       {"channel_test_accuracy", m.last_eval.contains("channel_accuracy_by_width")
-                                                    ? m.last_eval["channel_accuracy_by_width"][W(w)]
+                                                    ? m.last_eval["channel_accuracy_by_width"][WidthLabel(w)]
                                                     : json(nullptr)}});
   return {{"widths", widths}, {"heads", m.opt.split.heads}, {"bottleneck_link", m.link->Describe()},
           {"encoder_parameters", m.eval_enc->NumParameterValues()}};

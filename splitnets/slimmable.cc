@@ -21,7 +21,7 @@ constexpr int kDecoderHidden = 128;
 
 std::string WidthList(const SlimConfig& cfg) {
   std::string s;
-  for (double w : cfg.widths) s += (s.empty() ? "" : ", ") + std::to_string(w).substr(0, 5);
+  for (double w : cfg.widths) s += (s.empty() ? "" : ", ") + WidthLabel(w);
   return "{" + s + "}";
 }
 
@@ -119,6 +119,8 @@ torch::Tensor Labels(const uint8_t* labels, size_t n) {
 }
 
 }  // namespace
+
+std::string WidthLabel(double width) { return std::to_string(width).substr(0, 5); }
 
 Status SlimConfig::Validate() const {
   if (widths.empty()) return Status::InvalidArgument("split.widths is empty; give widths in (0, 1], e.g. [0.25, 0.5, 0.75, 1.0]");

@@ -41,6 +41,8 @@ int SlimChannels(int base, double width);
 int BottleneckChannels(const SlimConfig& cfg, double width);
 // Bytes per sample on the air at 8 bits: 49 x BottleneckChannels.
 uint64_t BottleneckBytesPerSample(const SlimConfig& cfg, double width);
+// A width as metrics keys and messages write it: "0.250", "1.000".
+std::string WidthLabel(double width);
 // FLOPs (multiply-add = 2) of the encoder / decoder forward for one sample at width w, from the layer
 // shapes (BN and activations not counted).
 int64_t EncoderFlops(const SlimConfig& cfg, double width);

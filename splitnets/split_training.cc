@@ -22,7 +22,7 @@ std::vector<double> StepWidths(const SlimConfig& cfg, uint32_t sandwich_random, 
   return out;
 }
 
-std::string BottleneckGradName(double width) { return "grad_w" + std::to_string(width).substr(0, 5); }
+std::string BottleneckGradName(double width) { return "grad_w" + WidthLabel(width); }
 
 Status EncodeWidths(SlimEncoder& enc, const float* x, size_t n, const std::vector<double>& widths,
                     std::vector<std::vector<float>>* acts) {
