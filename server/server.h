@@ -37,9 +37,10 @@ class Server {
   // (curve.own) every link is CURVE and only allow-listed keys get in, each as the node names it is
   // bound to; without keys a non-loopback address is refused unless curve.insecure.
   Result<std::string> Bind(const CurveOptions& curve = {});
-  // Continues the run in output_dir from its checkpoint (the last complete round): global model,
-  // selection generator, virtual clock; metrics rows after that round are dropped. Call before Run.
-  // Federated and split-learning runs (a GNN run starts afresh). Errors name the file and what does not match.
+  // Continues the run in output_dir from its checkpoint (the last complete round; a GNN run's last
+  // checkpoint epoch): the mode's state (federated: global model, strategy, selection generator,
+  // virtual clock; split: decoder and encoders; GNN: every shard's state); metrics rows after it are
+  // dropped. Call before Run. Errors name the file and what does not match.
   [[nodiscard]] Status Resume();
   // Runs every round and writes metrics.jsonl, metrics.csv, summary.json and final_model.pt into
   // the output folder, checking every write. Returns OK only for a complete run; a run that was

@@ -33,11 +33,6 @@ Status ServerCore::PrepareOutput() {
   return WriteFileAtomic(core.output_dir + "/scenario.toml", core.resolved_scenario);
 }
 
-Status ServerCore::Resume() {
-  return Status::InvalidArgument(std::string("--resume continues federated and split-learning runs; this is a ") + mode_name() +
-                                 ", which starts afresh");
-}
-
 const ParamSet& ServerCore::global_model() const {
   static const ParamSet kNone;
   return kNone;

@@ -52,8 +52,8 @@ class ServerCore : public NodeLink::Handler {
   // ---- what a run mode is ----------------------------------------------------------------------
   // Runs the mode after Bind: waits for joins, runs rounds or epochs, writes its results.
   [[nodiscard]] virtual Status Run() = 0;
-  // Continues from output_dir's checkpoint (federated and split-learning runs).
-  [[nodiscard]] virtual Status Resume();
+  // Continues from output_dir's checkpoint: the last complete round (GNN: checkpoint epoch).
+  [[nodiscard]] virtual Status Resume() = 0;
   // "federated run", "split-learning run (model slimsplit)", ...: for messages of another mode.
   virtual const char* mode_name() const = 0;
 
