@@ -75,9 +75,11 @@ Status Fields(V& r, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Int("federation.rounds", &s->rounds, 1, 1000000));
   EDGEBED_RETURN_IF_ERROR(r.Real("federation.fraction", &s->fraction, 0.0, 1.0, true));
   EDGEBED_RETURN_IF_ERROR(r.Real("federation.min_quorum", &s->min_quorum, 0.0, 1.0, true));
-  EDGEBED_RETURN_IF_ERROR(r.Str("federation.strategy", &s->strategy, {"fedavg", "fedprox", "fedavgm", "fedadagrad", "fedadam", "fedyogi", "scaffold"}));
+  EDGEBED_RETURN_IF_ERROR(r.Str("federation.strategy", &s->strategy, {"fedavg", "fedprox", "fedavgm", "fedadagrad", "fedadam", "fedyogi", "scaffold", "fedbuff"}));
   EDGEBED_RETURN_IF_ERROR(r.Real("federation.proximal_mu", &s->proximal_mu, 0.0, 1e6));
   EDGEBED_RETURN_IF_ERROR(r.Real("federation.server_lr", &s->server_lr, 0.0, 10.0, true));
+  EDGEBED_RETURN_IF_ERROR(r.Int("federation.buffer_size", &s->buffer_size, 1, 100000));
+  EDGEBED_RETURN_IF_ERROR(r.Str("federation.staleness", &s->staleness, {"sqrt", "constant"}));
   EDGEBED_RETURN_IF_ERROR(r.Real("federation.server_momentum", &s->server_momentum, 0.0, 0.999));
   EDGEBED_RETURN_IF_ERROR(r.Real("federation.beta1", &s->beta1, 0.0, 0.999));
   EDGEBED_RETURN_IF_ERROR(r.Real("federation.beta2", &s->beta2, 0.0, 0.999));

@@ -54,9 +54,11 @@ struct Scenario {
   uint32_t rounds = 20;
   double fraction = 1.0;            // (0, 1]
   double min_quorum = 0.5;          // (0, 1]
-  std::string strategy = "fedavg";  // fedavg | fedprox | fedavgm | fedadagrad | fedadam | fedyogi | scaffold
+  std::string strategy = "fedavg";  // fedavg | fedprox | fedavgm | fedadagrad | fedadam | fedyogi | scaffold | fedbuff
   double proximal_mu = 0.01;        // fedprox: mu of the nodes' proximal term, [0, 1e6]
-  double server_lr = 1.0;           // server step size eta (fedavgm, fedadagrad/adam/yogi), (0, 10]
+  double server_lr = 1.0;           // server step size eta (fedavgm, fedadagrad/adam/yogi, fedbuff), (0, 10]
+  uint32_t buffer_size = 10;        // fedbuff: updates per server step; ceil(fraction x nodes) nodes train at all times
+  std::string staleness = "sqrt";   // fedbuff: an update s steps old weighs 1/sqrt(1+s) (sqrt) or 1 (constant)
   double server_momentum = 0.9;     // fedavgm: beta, [0, 0.999]
   double beta1 = 0.9, beta2 = 0.99; // fedadagrad/adam/yogi moment decays, [0, 0.999]
   double tau = 1e-3;                // fedadagrad/adam/yogi: adaptivity, (0, 1]

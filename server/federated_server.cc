@@ -73,6 +73,15 @@ Result<std::unique_ptr<ServerCore>> FederatedServer::Create(const Scenario& sc, 
   EDGEBED_ASSIGN_OR_RETURN(s->uplink, MakeUplink(sc.channel, sc.nodes, sc.seed));
   EDGEBED_ASSIGN_OR_RETURN(s->ota_, OtaReceiver::Create(OtaOptions(sc, plan), s->uplink.get(), s->global));
   spdlog::info("uplink: {}", s->uplink->Describe());
+  if (sc.strategy == "fedbuff") {
+    const bool virtual_order = sc.simulated == sc.nodes;  // every node on the virtual clock
+    s->async_ = std::make_unique<AsyncSchedule>(virtual_order);
+    spdlog::info("FedBuff: {} nodes train at all times; a server step every {} updates, weighted {} by staleness; "
+                 "updates complete in order of {}", static_cast<uint32_t>(std::ceil(sc.fraction * sc.nodes - 1e-9)),
+                 sc.buffer_size, sc.staleness == "sqrt" ? "1/sqrt(1+s)" : "1 (constant)",
+                 virtual_order ? "virtual finish time (reproducible for a seed)"
+                               : "arrival (real node processes: not reproducible bit for bit)");
+  }
   return std::unique_ptr<ServerCore>(std::move(s));
 }
 
@@ -117,6 +126,7 @@ Status FederatedServer::Resume() {
   global = std::move(ck->global);
   virtual_clock_s = ck->virtual_clock_s;
   first_round = ck->round + 1;
+  model_version_ = ck->round;  // FedBuff: jobs in flight at the crash are lost; new ones start from this model
   spdlog::info("resuming run {} after round {} of {} (from {})", run_id, ck->round, sc.rounds, CheckpointPath(sc.output_dir));
   return Status::Ok();
 }
@@ -134,7 +144,12 @@ Status FederatedServer::Run() {
                         {"failed_nodes", json::array()}, {"aggregated", false}, {"uplink_bytes", 0},
                         {"downlink_bytes", 0}, {"wall_s", 0.0}, {"overhead_s", 0.0}, {"elapsed_s", Since(run_start)}},
                        /*async=*/false);
-  const uint32_t done = RunRounds([&](uint32_t r) { RunRound(r, run_start); });
+  const uint32_t done = RunRounds([&](uint32_t r) { async_ ? RunStep(r, run_start) : RunRound(r, run_start); });
+  if (async_) {  // FedBuff: jobs still training when the last step ends are abandoned, their answers dropped
+    spdlog::info("FedBuff: {} jobs still training at the end are abandoned", async_->in_flight());
+    async_over_ = true;
+    rounds.Abandon();
+  }
   WaitEval();
   const bool complete = stop_reason.empty() && !stopping() && done == sc.rounds;
   Shutdown(complete ? "run complete" : "run stopped: " + (stop_reason.empty() ? std::string("by a signal") : stop_reason));
@@ -256,24 +271,8 @@ void FederatedServer::EvaluateAndWrite(json row, bool async) {
   }
 }
 
-void FederatedServer::RunRound(uint32_t r, Clock::time_point run_start) {
-  const auto t0 = Clock::now();
-  rounds.Begin(r);
-  train_time_max_s = train_loss_sum = 0.0;
-  peak_train_bytes_max = kept_for_backward_max = 0;
-  samples_sum = uplink_bytes = downlink_bytes = control_bytes = 0;
-  link = LinkAccounting();
-  ota_info = json();
-  virtual_round_s = energy_compute_j = energy_radio_j = 0.0;
-  stragglers = dropouts = over_committed = 0;
-  answered_ids.clear();
-
-  const Selection selection = strategy->ConfigureFit(r, Candidates(r), select_rng);
-  const auto& selected = selection.ids;
-  over_commit_target = selection.target;
-  strategy->BeginRound(r, global);
-  wire::Envelope ins_env;
-  auto* ins = ins_env.mutable_fit_ins();
+// What every node's fit_ins of round (or step) `r` shares: the global model, SCAFFOLD's c, training settings.
+void FederatedServer::FillFitIns(uint32_t r, wire::FitIns* ins) {
   ins->set_round(r);
   wire::ToTensors(global, ins->mutable_params());
   if (const std::vector<float>* c = strategy->FitControl()) wire::ToTensors(ParamSet{global.specs, *c}, ins->mutable_control());
@@ -284,25 +283,115 @@ void FederatedServer::RunRound(uint32_t r, Clock::time_point run_start) {
   ins->set_optimizer(sc.optimizer);
   ins->set_weight_decay(static_cast<float>(sc.weight_decay));
   ins->set_deadline_s(sc.round_deadline_s);
+}
+
+// A node's own fields: its training seed, the faults the scenario puts on it, FedProx's mu.
+void FederatedServer::FillNodeFitIns(uint32_t r, uint32_t index, uint64_t seed, wire::FitIns* ins) {
+  ins->set_seed(seed);
+  float corrupt = 0.0f, noise = 0.0f;
+  for (const auto& c : sc.corrupt)
+    if (c.node == index && r >= c.from_round) {
+      if (c.kind == "random") noise = static_cast<float>(c.std);
+      else corrupt = static_cast<float>(c.factor);
+    }
+  ins->set_corrupt_factor(corrupt);
+  ins->set_corrupt_noise_std(noise);
+  if (sc.strategy == "fedprox") ins->set_proximal_mu(static_cast<float>(sc.proximal_mu));
+  bool crash = false;
+  for (const auto& c : sc.crashes) crash |= (c.node == index && c.round == r);
+  ins->set_crash_mid_round(crash);
+}
+
+// The metrics row of round (or step) `r` from the round's accounting; the evaluation adds the test figures.
+json FederatedServer::RoundRow(uint32_t r, size_t selected, size_t participants, bool aggregated, double aggregate_s,
+                               double wall, Clock::time_point run_start) {
+  json failed = json::array();
+  for (const auto& f : rounds.failures()) failed.push_back({{"node", f.node_id}, {"reason", f.reason}});
+  json row = {{"round", r},
+              {"train_loss", samples_sum ? train_loss_sum / static_cast<double>(samples_sum) : 0.0},
+              {"selected", selected},
+              {"participants", participants},
+              {"failures", rounds.failures().size()},
+              {"stragglers", stragglers},
+              {"dropouts", dropouts},
+              {"over_committed", over_committed},
+              {"virtual_round_s", virtual_round_s},
+              {"virtual_clock_s", virtual_clock_s},
+              {"energy_compute_j", energy_compute_j},
+              {"energy_radio_j", energy_radio_j},
+              {"energy_j", energy_compute_j + energy_radio_j},
+              {"failed_nodes", failed},
+              {"aggregated", aggregated},
+              {"ota", ota_info},
+              {"uplink_bytes", uplink_bytes},
+              {"uplink_control_bytes", control_bytes},
+              {"downlink_bytes", downlink_bytes},
+              {"uplink_payload_bits", link.payload_bits},
+              {"uplink_channel_uses", link.channel_uses},
+              {"uplink_airtime_s", link.airtime_s},
+              {"uplink_tx_energy_j", link.tx_energy_j},
+              {"uplink_control_bits", link.control_bits},
+              {"lost_packets", link.lost_packets},
+              {"retransmissions", link.retransmissions},
+              {"link_per_node", LinkJson()},
+              {"train_time_max_s", train_time_max_s},
+              {"peak_train_kb_max", static_cast<double>(peak_train_bytes_max) / 1024.0},
+              {"kept_for_backward_kb_max", static_cast<double>(kept_for_backward_max) / 1024.0},
+              {"aggregate_s", aggregate_s},
+              {"wall_s", wall},
+              {"overhead_s", std::max(0.0, wall - train_time_max_s)},
+              {"elapsed_s", Since(run_start)}};
+  const auto [rss, peak] = RssMb();
+  if (aggregated)
+    for (const auto& [key, value] : strategy->RoundFigures()) row[key] = value;
+  row["server_rss_mb"] = rss;
+  row["server_peak_rss_mb"] = peak;
+  return row;
+}
+
+// The strategy's new global model from round (or step) `r`'s updates; false (model kept) when it fails.
+bool FederatedServer::Aggregate(uint32_t r) {
+  auto next = strategy->AggregateFit(r, global, rounds.failures());
+  if (!next.ok()) {
+    spdlog::error("round {}: aggregation failed: {}", r, next.status().ToString());
+    return false;
+  }
+  global = std::move(next.value());
+  ++aggregated_rounds;
+  return true;
+}
+
+// Zeroes what a round (or step) accounts: its participants' figures, link, energy, failures by kind.
+void FederatedServer::ResetRoundAccounting() {
+  train_time_max_s = train_loss_sum = 0.0;
+  peak_train_bytes_max = kept_for_backward_max = 0;
+  samples_sum = uplink_bytes = downlink_bytes = control_bytes = 0;
+  link = LinkAccounting();
+  ota_info = json();
+  virtual_round_s = energy_compute_j = energy_radio_j = 0.0;
+  stragglers = dropouts = over_committed = 0;
+  answered_ids.clear();
+}
+
+void FederatedServer::RunRound(uint32_t r, Clock::time_point run_start) {
+  const auto t0 = Clock::now();
+  rounds.Begin(r);
+  ResetRoundAccounting();
+
+  const Selection selection = strategy->ConfigureFit(r, Candidates(r), select_rng);
+  const auto& selected = selection.ids;
+  over_commit_target = selection.target;
+  strategy->BeginRound(r, global);
+  wire::Envelope ins_env;
+  auto* ins = ins_env.mutable_fit_ins();
+  FillFitIns(r, ins);
   if (ota_) {  // digital OTA: the round's codebook goes out with fit_ins
     Status st = ota_->BeginRound(r, global, ins);
     if (!st.ok()) spdlog::error("round {}: fitting the VQ codebook failed: {}", r, st.message());
   }
   for (const auto& id : selected) {
     const auto* rec = registry.Find(id);
-    ins->set_seed(DeriveSeed(sc.seed, "local-train", rec->index, r));
-    float corrupt = 0.0f, noise = 0.0f;
-    for (const auto& c : sc.corrupt)
-      if (c.node == rec->index && r >= c.from_round) {
-        if (c.kind == "random") noise = static_cast<float>(c.std);
-        else corrupt = static_cast<float>(c.factor);
-      }
-    ins->set_corrupt_factor(corrupt);
-    ins->set_corrupt_noise_std(noise);
-    if (sc.strategy == "fedprox") ins->set_proximal_mu(static_cast<float>(sc.proximal_mu));
-    bool crash = false;
-    for (const auto& c : sc.crashes) crash |= (c.node == rec->index && c.round == r);
-    ins->set_crash_mid_round(crash);
+    FillNodeFitIns(r, rec->index, DeriveSeed(sc.seed, "local-train", rec->index, r), ins);
     if (Send(id, ins_env) == 0) {  // its connection is gone: a failure now, not selected again
       rounds.Unreachable(id, "could not send fit_ins: the node's connection is gone");
       registry.MarkGone(id);
@@ -330,14 +419,7 @@ void FederatedServer::RunRound(uint32_t r, Clock::time_point run_start) {
   virtual_clock_s += virtual_round_s;
   bool aggregated = false;
   if (rounds.accepted() >= needed) {
-    auto next = strategy->AggregateFit(r, global, rounds.failures());
-    if (next.ok()) {
-      global = std::move(next.value());
-      aggregated = true;
-      ++aggregated_rounds;
-    } else {
-      spdlog::error("round {}: aggregation failed: {}", r, next.status().ToString());
-    }
+    aggregated = Aggregate(r);
   } else {
     spdlog::error("round {}: only {} of {} selected nodes answered, quorum is {}; the global model is kept", r,
                   rounds.accepted(), selected.size(), needed);
@@ -347,49 +429,9 @@ void FederatedServer::RunRound(uint32_t r, Clock::time_point run_start) {
   if (sc.evaluate_every > 0 && r % sc.evaluate_every == 0 && aggregated) node_eval = FederatedEvaluate(r, answered_ids);
   const double wall = Since(t0);
 
-  json failed = json::array();
-  for (const auto& f : rounds.failures()) failed.push_back({{"node", f.node_id}, {"reason", f.reason}});
-  json row = {{"round", r},
-              {"train_loss", samples_sum ? train_loss_sum / static_cast<double>(samples_sum) : 0.0},
-              {"selected", selected.size()},
-              {"participants", rounds.accepted()},
-              {"failures", rounds.failures().size()},
-              {"stragglers", stragglers},
-              {"dropouts", dropouts},
-              {"over_committed", over_committed},
-              {"excluded_by_deadline", selection.excluded},
-              {"virtual_round_s", virtual_round_s},
-              {"virtual_clock_s", virtual_clock_s},
-              {"energy_compute_j", energy_compute_j},
-              {"energy_radio_j", energy_radio_j},
-              {"energy_j", energy_compute_j + energy_radio_j},
-              {"failed_nodes", failed},
-              {"aggregated", aggregated},
-              {"ota", ota_info},
-              {"node_eval", node_eval},
-              {"uplink_bytes", uplink_bytes},
-              {"uplink_control_bytes", control_bytes},
-              {"downlink_bytes", downlink_bytes},
-              {"uplink_payload_bits", link.payload_bits},
-              {"uplink_channel_uses", link.channel_uses},
-              {"uplink_airtime_s", link.airtime_s},
-              {"uplink_tx_energy_j", link.tx_energy_j},
-              {"uplink_control_bits", link.control_bits},
-              {"lost_packets", link.lost_packets},
-              {"retransmissions", link.retransmissions},
-              {"link_per_node", LinkJson()},
-              {"train_time_max_s", train_time_max_s},
-              {"peak_train_kb_max", static_cast<double>(peak_train_bytes_max) / 1024.0},
-              {"kept_for_backward_kb_max", static_cast<double>(kept_for_backward_max) / 1024.0},
-              {"aggregate_s", aggregate_s},
-              {"wall_s", wall},
-              {"overhead_s", std::max(0.0, wall - train_time_max_s)},
-              {"elapsed_s", Since(run_start)}};
-  const auto [rss, peak] = RssMb();
-  if (aggregated)
-    for (const auto& [key, value] : strategy->RoundFigures()) row[key] = value;
-  row["server_rss_mb"] = rss;
-  row["server_peak_rss_mb"] = peak;
+  json row = RoundRow(r, selected.size(), rounds.accepted(), aggregated, aggregate_s, wall, run_start);
+  row["excluded_by_deadline"] = selection.excluded;
+  row["node_eval"] = node_eval;
   EvaluateAndWrite(std::move(row), /*async=*/true);
 }
 

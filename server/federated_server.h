@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "channel/uplink.h"
+#include "server/async_schedule.h"
 #include "codecs/rng.h"
 #include "server/eval_worker.h"
 #include "server/ota_receiver.h"
@@ -36,6 +37,10 @@ class FederatedServer final : public ServerCore {
   // A refused update: counted, logged, answered BAD_TENSOR naming the field, the node's round failed.
   void RejectUpdate(const std::string& from, const std::string& m);
   bool OnTime(const std::string& from, const wire::FitRes& res, FitResult* r);
+  // The upload's virtual seconds and radio energy: the channel's airtime in `l` where it models one,
+  // else the frame's bits over the node's uplink rate.
+  std::pair<double, double> UploadCost(const NodeRecord* rec, uint32_t index, uint64_t frame_bytes,
+                                       const LinkAccounting& l) const;
   void Answered(const std::string& id, const FitResult& r);
   void AddReport(const wire::LinkReport& l);
   static Status ApplyErasures(const wire::FitRes& res, std::vector<float>* v);
@@ -50,11 +55,33 @@ class FederatedServer final : public ServerCore {
   void EvaluateAndWrite(json row, bool async);
   void WaitEval() { eval_worker.Wait(); }
   void RunRound(uint32_t r, Clock::time_point run_start);
+  void FillFitIns(uint32_t r, wire::FitIns* ins);
+  void FillNodeFitIns(uint32_t r, uint32_t index, uint64_t seed, wire::FitIns* ins);
+  json RoundRow(uint32_t r, size_t selected, size_t participants, bool aggregated, double aggregate_s, double wall,
+                Clock::time_point run_start);
+  void ResetRoundAccounting();
+  bool Aggregate(uint32_t r);
+
+  // ---- FedBuff: asynchronous steps (federated_async.cc) --------------------------------------------
+  void RunStep(uint32_t step, Clock::time_point run_start);
+  // Keeps ceil(fraction x nodes) nodes training: sends fit_ins of `step` to idle nodes drawn at random.
+  void TopUp(uint32_t step);
+  bool Dispatch(const std::string& id, uint32_t step);
+  // A fit_res of a job in flight: carried by the uplink, then handed to the schedule.
+  void OnAsyncFitRes(const std::string& from, const wire::FitRes& res, FitResult r);
+  // Jobs whose node failed since the last look (the core failed it: gone, silent, left, error).
+  void CollectAsyncFailures();
+  // A completed job in completion order: its update weighed by staleness and folded into the strategy.
+  void ApplyJob(AsyncJob job);
 
   std::unique_ptr<Learner> learner;
   std::unique_ptr<Strategy> strategy;
   std::unique_ptr<Uplink> uplink;
   std::unique_ptr<OtaReceiver> ota_;  // null unless the uplink superposes
+  std::unique_ptr<AsyncSchedule> async_;  // FedBuff's jobs in flight; null for synchronous rounds
+  uint64_t async_seq_ = 0;                // jobs sent so far (a job's seed and tie-break)
+  uint64_t model_version_ = 0;            // server steps applied (a job's staleness is counted against it)
+  bool async_over_ = false;               // the last step is done: late answers are expected, and dropped
   Dataset test;
   ParamSet global;
   Rng select_rng;
@@ -76,6 +103,10 @@ class FederatedServer final : public ServerCore {
   size_t stragglers = 0, dropouts = 0, over_committed = 0, over_commit_target = 0;
   json ota_info;
   std::vector<std::string> answered_ids;  // this round's participants, in order of answer
+  // FedBuff's step: updates applied, their staleness, the jobs sent, and the step's uplink bytes.
+  size_t step_applied = 0, step_sent = 0;
+  json step_updates, step_failures;
+  uint64_t step_uplink_bytes = 0;
 
   // Federated evaluation (Flower's configure_evaluate / aggregate_evaluate).
   std::set<std::string> eval_pending;

@@ -23,10 +23,11 @@ void FederatedServer::OnNodeError(const std::string& from, const wire::Error& e)
 
 void FederatedServer::OnFitRes(const std::string& from, const wire::FitRes& res) {
   if (!KnownAlive(from, "fit_res")) return;
-  if (res.round() != rounds.round() || !rounds.Expects(from)) {
+  if (async_over_) return;  // FedBuff's abandoned jobs
+  if (!rounds.Expects(from, res.round())) {
     ++stats.unexpected;
     spdlog::warn("dropped fit_res for round {} from {}: {}", res.round(), from,
-                 res.round() != rounds.round() ? "not the current round " + std::to_string(rounds.round())
+                 rounds.Expects(from) ? "it was asked for another round"
                                       : std::string("not selected or already answered"));
     return;
   }
@@ -60,6 +61,7 @@ void FederatedServer::OnFitRes(const std::string& from, const wire::FitRes& res)
                  r.num_samples, assigned_samples[r.node_index], assigned_samples[r.node_index]);
     r.num_samples = assigned_samples[r.node_index];
   }
+  if (async_) return OnAsyncFitRes(from, res, std::move(r));
   if (!vq_answer && res.aggregate_of_size() > 0) return OnRelayedAggregate(from, res, std::move(r));
   if (over_commit_target > 0 && rounds.accepted() >= over_commit_target) {
     ++over_committed;
@@ -110,15 +112,7 @@ void FederatedServer::RejectUpdate(const std::string& from, const std::string& m
 bool FederatedServer::OnTime(const std::string& from, const wire::FitRes& res, FitResult* r) {
   NodeRecord* rec = registry.Find(from);
   if (rec) rec->num_samples = res.num_samples();  // what selection predicts with from now on
-  double upload_s = 0.0, radio_j = 0.0;
-  auto it = link.per_node.find(r->node_index);
-  if (it != link.per_node.end() && it->second.airtime_s > 0) {
-    upload_s = it->second.airtime_s;
-    radio_j = it->second.tx_energy_j;
-  } else if (rec && rec->profile.uplink_bps > 0) {
-    upload_s = static_cast<double>(res.ByteSizeLong()) * 8.0 / rec->profile.uplink_bps;
-    radio_j = rec->profile.tx_power_w * upload_s;
-  }
+  const auto [upload_s, radio_j] = UploadCost(rec, r->node_index, res.ByteSizeLong(), link);
   energy_radio_j += radio_j;
   r->virtual_s += upload_s;
   if (sc.virtual_deadline_s > 0 && r->virtual_s > sc.virtual_deadline_s) {
@@ -128,6 +122,17 @@ bool FederatedServer::OnTime(const std::string& from, const wire::FitRes& res, F
     return false;
   }
   return true;
+}
+
+std::pair<double, double> FederatedServer::UploadCost(const NodeRecord* rec, uint32_t index, uint64_t frame_bytes,
+                                                      const LinkAccounting& l) const {
+  auto it = l.per_node.find(index);
+  if (it != l.per_node.end() && it->second.airtime_s > 0) return {it->second.airtime_s, it->second.tx_energy_j};
+  if (rec && rec->profile.uplink_bps > 0) {
+    const double upload_s = static_cast<double>(frame_bytes) * 8.0 / rec->profile.uplink_bps;
+    return {upload_s, rec->profile.tx_power_w * upload_s};
+  }
+  return {0.0, 0.0};
 }
 
 void FederatedServer::Answered(const std::string& id, const FitResult& r) {

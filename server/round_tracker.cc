@@ -9,6 +9,18 @@ void RoundTracker::Begin(uint32_t r) {
   accepted_ = 0;
 }
 
+void RoundTracker::Next(uint32_t r) {
+  round_ = r;
+  failures_.clear();
+  accepted_ = 0;
+}
+
+std::vector<std::string> RoundTracker::Pending() const {
+  std::vector<std::string> out;
+  for (const auto& [id, r] : pending_) out.push_back(id);
+  return out;
+}
+
 void RoundTracker::Accept(const std::string& id) {
   if (pending_.erase(id)) ++accepted_;
 }
@@ -21,7 +33,7 @@ bool RoundTracker::Fail(const std::string& id, const std::string& reason) {
 
 std::vector<std::string> RoundTracker::Silent(const NodeRegistry& registry, Clock::time_point now) const {
   std::vector<std::string> silent;
-  for (const auto& id : pending_) {
+  for (const auto& [id, r] : pending_) {
     const NodeRecord* rec = registry.Find(id);
     if (!rec || std::chrono::duration<double>(now - rec->last_seen).count() > opt_.liveness_timeout_s) silent.push_back(id);
   }

@@ -5,7 +5,7 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
-#include <set>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -26,12 +26,22 @@ class RoundTracker {
 
   // Round (or epoch, or pass) `r` starts: nobody owes anything, nobody has failed.
   void Begin(uint32_t r);
+  // Asynchronous steps (FedBuff): step `r` starts with no failures and no accepted update, but the
+  // nodes still training since an earlier step go on owing their answer for that step.
+  void Next(uint32_t r);
   uint32_t round() const { return round_; }
-  void Expect(const std::string& id) { pending_.insert(id); }
+  // `id` owes an answer for the round in progress (or, asynchronously, for `asked_in`).
+  void Expect(const std::string& id) { pending_[id] = round_; }
+  void Expect(const std::string& id, uint32_t asked_in) { pending_[id] = asked_in; }
   bool Expects(const std::string& id) const { return pending_.count(id) > 0; }
+  // `id` owes an answer for exactly round `r` (what an answer naming r must match).
+  bool Expects(const std::string& id, uint32_t r) const {
+    auto it = pending_.find(id);
+    return it != pending_.end() && it->second == r;
+  }
   size_t expected() const { return pending_.size(); }
   bool done() const { return pending_.empty(); }
-  std::vector<std::string> Pending() const { return {pending_.begin(), pending_.end()}; }
+  std::vector<std::string> Pending() const;
   // `id` answered with an update (it counts towards the quorum).
   void Accept(const std::string& id);
   // `id` answered without an update (an inference pass done, a shard ready).
@@ -57,7 +67,7 @@ class RoundTracker {
  private:
   RoundTrackerOptions opt_;
   uint32_t round_ = 0;
-  std::set<std::string> pending_;
+  std::map<std::string, uint32_t> pending_;  // node -> the round it was asked for
   std::vector<FitFailure> failures_;
   size_t accepted_ = 0;
 };

@@ -147,7 +147,7 @@ void ServerCore::OnMessage(const std::string& route, std::vector<zmq::message_t>
 }
 
 void ServerCore::OnNodeError(const std::string& from, const wire::Error& e) {
-  const bool its_round = rounds.Expects(from) && (e.round() == rounds.round() || e.round() == 0);
+  const bool its_round = rounds.Expects(from, e.round()) || (rounds.Expects(from) && e.round() == 0);
   if (its_round && e.code() == wire::UNAVAILABLE)  // it cannot do its part of this round
     return Fail(from, "unavailable: " + wire::Printable(e.message(), 400));
   if (its_round && (e.code() == wire::TRAINING_FAILED || e.code() == wire::BAD_TENSOR))  // it tried, and failed

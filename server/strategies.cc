@@ -21,9 +21,9 @@ namespace {
 class UpdateStrategy final : public Strategy {
  public:
   UpdateStrategy(std::string name, SelectionOptions selection, RobustOptions robust, std::optional<DpAggregator> dp,
-                 std::unique_ptr<ServerOptimizer> opt, uint32_t scaffold_nodes)
+                 std::unique_ptr<ServerOptimizer> opt, uint32_t scaffold_nodes, bool unweighted)
       : name_(std::move(name)), selection_(std::move(selection)), robust_(std::move(robust)), dp_(std::move(dp)),
-        opt_(std::move(opt)), scaffold_nodes_(scaffold_nodes) {}
+        opt_(std::move(opt)), scaffold_nodes_(scaffold_nodes), unweighted_(unweighted) {}
   std::string name() const override { return name_; }
 
   Selection ConfigureFit(uint32_t, const std::vector<Candidate>& available, Rng& rng) override {
@@ -55,10 +55,10 @@ class UpdateStrategy final : public Strategy {
       mean_.Add(r.update.flat.data(), r.update.flat.size(), 1.0);
       for (size_t i = 0; i < size_; ++i) control_sum_[i] += r.control_delta[i];
     } else if (streaming()) {
-      mean_.Add(r.update.flat.data(), r.update.flat.size(), static_cast<double>(r.num_samples));
+      mean_.Add(r.update.flat.data(), r.update.flat.size(), unweighted_ ? 1.0 : static_cast<double>(r.num_samples));
     } else {
       updates_.push_back(r.update.flat);
-      weights_.push_back(static_cast<double>(r.num_samples));
+      weights_.push_back(unweighted_ ? 1.0 : static_cast<double>(r.num_samples));
     }
     return Status::Ok();
   }
@@ -128,6 +128,7 @@ class UpdateStrategy final : public Strategy {
   std::optional<DpAggregator> dp_;  // DP-FedAvg's clipping, noise and accounting
   std::unique_ptr<ServerOptimizer> opt_;
   uint32_t scaffold_nodes_ = 0;       // SCAFFOLD: N, all nodes (0 = not SCAFFOLD)
+  bool unweighted_ = false;           // FedBuff: every (staleness-scaled) update counts once
   std::vector<float> control_;        // SCAFFOLD: the server's control variate c
   std::vector<double> control_sum_;   // the round's control deltas, summed
   size_t size_ = 0;
@@ -139,7 +140,7 @@ class UpdateStrategy final : public Strategy {
 }  // namespace
 
 const std::vector<std::string>& StrategyNames() {
-  static const std::vector<std::string> names = {"fedavg", "fedprox", "fedavgm", "fedadagrad", "fedadam", "fedyogi", "scaffold"};
+  static const std::vector<std::string> names = {"fedavg", "fedprox", "fedavgm", "fedadagrad", "fedadam", "fedyogi", "scaffold", "fedbuff"};
   return names;
 }
 
@@ -153,16 +154,19 @@ Result<std::unique_ptr<Strategy>> MakeStrategy(const StrategyOptions& opt) {
   ServerOptimizerOptions so = opt.server;
   if (opt.name == "fedavg" || opt.name == "fedprox") so.kind = "none";
   else if (opt.name == "scaffold") so.kind = "none";  // x += server_lr x the mean update  // FedProx's term is the nodes' (fit_ins.proximal_mu)
+  else if (opt.name == "fedbuff") so.kind = "none";   // x += server_lr x (1/K) sum of w(staleness) x update
   else if (opt.name == "fedavgm") so.kind = "momentum";
   else if (opt.name == "fedadagrad") so.kind = "adagrad";
   else if (opt.name == "fedadam") so.kind = "adam";
   else if (opt.name == "fedyogi") so.kind = "yogi";
   else
     return Status::InvalidArgument("federation.strategy = '" + opt.name +
-                                   "' is unknown; allowed: fedavg, fedprox, fedavgm, fedadagrad, fedadam, fedyogi, scaffold");
+                                   "' is unknown; allowed: fedavg, fedprox, fedavgm, fedadagrad, fedadam, fedyogi, scaffold, fedbuff");
   EDGEBED_RETURN_IF_ERROR(ValidateRobust(opt.robust));
   if (opt.dp.on() && opt.robust.rule != "mean")
     return Status::InvalidArgument("federation.dp_clip_norm > 0 (DP-FedAvg) takes aggregation = mean, not " + opt.robust.rule);
+  if (opt.name == "fedbuff" && opt.dp.on())
+    return Status::InvalidArgument("federation.strategy = fedbuff takes no DP (dp_clip_norm = 0)");
   if (opt.name == "scaffold" && (opt.robust.rule != "mean" || opt.dp.on() || opt.num_nodes == 0))
     return Status::InvalidArgument("federation.strategy = scaffold takes aggregation = mean and no DP (dp_clip_norm = 0)");
   std::optional<DpAggregator> dp;
@@ -172,7 +176,8 @@ Result<std::unique_ptr<Strategy>> MakeStrategy(const StrategyOptions& opt) {
   }
   EDGEBED_ASSIGN_OR_RETURN(auto server_opt, ServerOptimizer::Create(so));
   return std::unique_ptr<Strategy>(new UpdateStrategy(opt.name, sel, opt.robust, std::move(dp), std::move(server_opt),
-                                                      opt.name == "scaffold" ? opt.num_nodes : 0));
+                                                      opt.name == "scaffold" ? opt.num_nodes : 0,
+                                                      opt.name == "scaffold" || opt.name == "fedbuff"));
 }
 
 }  // namespace edgebed
