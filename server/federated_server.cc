@@ -212,24 +212,26 @@ json FederatedServer::LinkJson() const {
   return nodes;
 }
 
-json FederatedServer::FederatedEvaluate(uint32_t r, const std::vector<std::string>& nodes) {
+json FederatedServer::FederatedEvaluate(uint32_t r) {
+  const std::vector<std::string> nodes = strategy->ConfigureEvaluate(r, answered_ids);
+  if (nodes.empty()) return json();
   eval_pending.clear();
-  eval_loss_sum = eval_correct = 0.0;
-  eval_samples = 0;
+  eval_results.clear();
   wire::Envelope ins;
   ins.mutable_evaluate_ins()->set_round(r);
   wire::ToTensors(global, ins.mutable_evaluate_ins()->mutable_params());
   for (const auto& id : nodes)
-    if (Send(id, ins) > 0) eval_pending.insert(id);
+    if (registry.Find(id) && Send(id, ins) > 0) eval_pending.insert(id);
   const size_t asked = eval_pending.size();
   const auto t0 = Clock::now();
   while (!eval_pending.empty() && Since(t0) < sc.liveness_timeout_s) PollOnce(std::chrono::milliseconds(100));
-  json out = {{"asked", asked}, {"answered", asked - eval_pending.size()}, {"samples", eval_samples}};
-  if (eval_samples > 0) {
-    out["accuracy"] = eval_correct / static_cast<double>(eval_samples);
-    out["loss"] = eval_loss_sum / static_cast<double>(eval_samples);
-  }
   eval_pending.clear();
+  const EvaluateSummary s = strategy->AggregateEvaluate(r, asked, eval_results);
+  json out = {{"asked", s.asked}, {"answered", s.answered}, {"samples", s.samples}};
+  if (s.has_figures) {
+    out["accuracy"] = s.accuracy;
+    out["loss"] = s.loss;
+  }
   return out;
 }
 
@@ -426,7 +428,7 @@ void FederatedServer::RunRound(uint32_t r, Clock::time_point run_start) {
   }
   const double aggregate_s = Since(t_agg);
   json node_eval;
-  if (sc.evaluate_every > 0 && r % sc.evaluate_every == 0 && aggregated) node_eval = FederatedEvaluate(r, answered_ids);
+  if (aggregated) node_eval = FederatedEvaluate(r);
   const double wall = Since(t0);
 
   json row = RoundRow(r, selected.size(), rounds.accepted(), aggregated, aggregate_s, wall, run_start);

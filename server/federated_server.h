@@ -50,7 +50,8 @@ class FederatedServer final : public ServerCore {
   // ---- rounds (federated_server.cc) ---------------------------------------------------------------
   std::vector<Candidate> Candidates(uint32_t r);
   json LinkJson() const;
-  json FederatedEvaluate(uint32_t r, const std::vector<std::string>& nodes);
+  // The strategy's federated evaluation of round r's model: its nodes asked, their answers combined.
+  json FederatedEvaluate(uint32_t r);
   EvalStats Evaluate(const ParamSet& params);
   void EvaluateAndWrite(json row, bool async);
   void WaitEval() { eval_worker.Wait(); }
@@ -110,8 +111,7 @@ class FederatedServer final : public ServerCore {
 
   // Federated evaluation (Flower's configure_evaluate / aggregate_evaluate).
   std::set<std::string> eval_pending;
-  double eval_loss_sum = 0.0, eval_correct = 0.0;
-  uint64_t eval_samples = 0;
+  std::vector<EvaluateResult> eval_results;
 
   EvalWorker eval_worker;  // last member: its thread stops before the state it uses goes
   const Scenario sc;  // this mode maps it to its pieces' options (mode_options.h)

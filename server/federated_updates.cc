@@ -201,9 +201,15 @@ void FederatedServer::OnEvaluateRes(const std::string& from, const wire::Evaluat
     SendError(from, wire::BAD_TENSOR, "evaluate_res.loss must be finite and evaluate_res.accuracy in [0, 1]");
     return;
   }
-  eval_loss_sum += res.loss() * static_cast<double>(res.num_samples());
-  eval_correct += res.accuracy() * static_cast<double>(res.num_samples());
-  eval_samples += res.num_samples();
+  EvaluateResult e{from, res.num_samples(), res.loss(), res.accuracy()};
+  const uint32_t index = registry.Find(from)->index;
+  if (index < assigned_samples.size() && e.num_samples > assigned_samples[index]) {  // as for fit_res: weights are counts
+    ++stats.capped_samples;
+    spdlog::warn("round {}: {} claims evaluate_res.num_samples = {}, its partition holds {}; counted as {}", res.round(),
+                 from, e.num_samples, assigned_samples[index], assigned_samples[index]);
+    e.num_samples = assigned_samples[index];
+  }
+  eval_results.push_back(std::move(e));
 }
 
 }  // namespace edgebed

@@ -21,8 +21,9 @@ namespace {
 class UpdateStrategy final : public Strategy {
  public:
   UpdateStrategy(std::string name, SelectionOptions selection, RobustOptions robust, std::optional<DpAggregator> dp,
-                 std::unique_ptr<ServerOptimizer> opt, uint32_t scaffold_nodes, bool unweighted)
-      : name_(std::move(name)), selection_(std::move(selection)), robust_(std::move(robust)), dp_(std::move(dp)),
+                 std::unique_ptr<ServerOptimizer> opt, uint32_t scaffold_nodes, bool unweighted,
+                 uint32_t evaluate_every)
+      : Strategy(evaluate_every), name_(std::move(name)), selection_(std::move(selection)), robust_(std::move(robust)), dp_(std::move(dp)),
         opt_(std::move(opt)), scaffold_nodes_(scaffold_nodes), unweighted_(unweighted) {}
   std::string name() const override { return name_; }
 
@@ -139,6 +140,29 @@ class UpdateStrategy final : public Strategy {
 
 }  // namespace
 
+std::vector<std::string> Strategy::ConfigureEvaluate(uint32_t round, const std::vector<std::string>& participants) {
+  if (evaluate_every_ == 0 || round % evaluate_every_ != 0) return {};
+  return participants;
+}
+
+EvaluateSummary Strategy::AggregateEvaluate(uint32_t, size_t asked, const std::vector<EvaluateResult>& results) {
+  EvaluateSummary s;
+  s.asked = asked;
+  s.answered = results.size();
+  double loss = 0.0, correct = 0.0;
+  for (const auto& r : results) {
+    loss += r.loss * static_cast<double>(r.num_samples);
+    correct += r.accuracy * static_cast<double>(r.num_samples);
+    s.samples += r.num_samples;
+  }
+  if (s.samples > 0) {
+    s.has_figures = true;
+    s.loss = loss / static_cast<double>(s.samples);
+    s.accuracy = correct / static_cast<double>(s.samples);
+  }
+  return s;
+}
+
 const std::vector<std::string>& StrategyNames() {
   static const std::vector<std::string> names = {"fedavg", "fedprox", "fedavgm", "fedadagrad", "fedadam", "fedyogi", "scaffold", "fedbuff"};
   return names;
@@ -177,7 +201,7 @@ Result<std::unique_ptr<Strategy>> MakeStrategy(const StrategyOptions& opt) {
   EDGEBED_ASSIGN_OR_RETURN(auto server_opt, ServerOptimizer::Create(so));
   return std::unique_ptr<Strategy>(new UpdateStrategy(opt.name, sel, opt.robust, std::move(dp), std::move(server_opt),
                                                       opt.name == "scaffold" ? opt.num_nodes : 0,
-                                                      opt.name == "scaffold" || opt.name == "fedbuff"));
+                                                      opt.name == "scaffold" || opt.name == "fedbuff", opt.evaluate_every));
 }
 
 }  // namespace edgebed

@@ -36,8 +36,25 @@ struct FitFailure {
   std::string reason;
 };
 
+// One node's evaluation of the global model on its own data (evaluate_res, checked by the server).
+struct EvaluateResult {
+  std::string node_id;
+  uint64_t num_samples = 0;  // capped by the node's partition
+  double loss = 0.0;
+  double accuracy = 0.0;
+};
+
+// The federated evaluation of a round: who was asked, who answered, and the combined figures.
+struct EvaluateSummary {
+  size_t asked = 0, answered = 0;
+  uint64_t samples = 0;
+  bool has_figures = false;  // false when no sample was evaluated
+  double loss = 0.0, accuracy = 0.0;
+};
+
 class Strategy {
  public:
+  explicit Strategy(uint32_t evaluate_every = 0) : evaluate_every_(evaluate_every) {}
   virtual ~Strategy() = default;
   virtual std::string name() const = 0;
   // Nodes to train in `round`, chosen from `available` with `rng`.
@@ -48,6 +65,12 @@ class Strategy {
   // The new global model; failures are part of the input, as in Flower's aggregate_fit.
   virtual Result<ParamSet> AggregateFit(uint32_t round, const ParamSet& global,
                                         const std::vector<FitFailure>& failures) = 0;
+  // Federated evaluation (Flower's configure_evaluate / aggregate_evaluate). The nodes to evaluate
+  // the model aggregated in `round`, given the round's participants; none = no evaluation. By
+  // default: every evaluate_every-th round, that round's participants.
+  virtual std::vector<std::string> ConfigureEvaluate(uint32_t round, const std::vector<std::string>& participants);
+  // The round's answers combined; by default means weighted by each node's sample count.
+  virtual EvaluateSummary AggregateEvaluate(uint32_t round, size_t asked, const std::vector<EvaluateResult>& results);
   // SCAFFOLD: the control variate c sent in every fit_ins (null: none), sized by BeginRound.
   virtual const std::vector<float>* FitControl() const { return nullptr; }
   // Figures of the round just aggregated for its metrics row (e.g. dp_epsilon); none by default.
@@ -60,6 +83,9 @@ class Strategy {
                          : Status::InvalidArgument("the checkpoint holds strategy state, but federation.strategy = " +
                                                    name() + " keeps none");
   }
+
+ private:
+  uint32_t evaluate_every_;
 };
 
 struct StrategyOptions {
@@ -70,6 +96,7 @@ struct StrategyOptions {
   RobustOptions robust;           // how updates combine; rule "mean" = FedAvg's weighted mean
   DpOptions dp;                   // central differential privacy (DP-FedAvg); off while dp.clip_norm is 0
   uint32_t num_nodes = 0;         // N: SCAFFOLD's c moves by (1 / N) x the sum of the control deltas
+  uint32_t evaluate_every = 0;    // every N rounds the round's participants evaluate the new model; 0 = never
 };
 
 Result<std::unique_ptr<Strategy>> MakeStrategy(const StrategyOptions& opt);

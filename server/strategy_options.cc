@@ -38,6 +38,7 @@ Result<StrategyOptions> ScenarioStrategy(const Scenario& sc) {
                  so.dp.noise_multiplier, sc.rounds, sc.dp_target_epsilon, sc.dp_delta, sc.fraction);
   }
   so.num_nodes = sc.nodes;
+  so.evaluate_every = sc.evaluate_every;
   so.fraction = sc.fraction;
   so.selection.policy = sc.selection;
   so.selection.over_commit = sc.over_commit;

@@ -359,3 +359,23 @@ TEST_CASE("SCAFFOLD on the server: x moves by the plain mean update, c by (1 / N
   so.robust.rule = "median";
   CHECK(MakeStrategy(so).status().message().find("scaffold takes aggregation = mean") != std::string::npos);
 }
+
+TEST_CASE("the evaluate side: every evaluate_every-th round's participants, their figures weighted by samples") {
+  StrategyOptions so;
+  so.evaluate_every = 2;
+  auto s = MakeStrategy(so).value();
+  const std::vector<std::string> participants = {"node-1", "node-3"};
+  CHECK(s->ConfigureEvaluate(1, participants).empty());
+  CHECK(s->ConfigureEvaluate(2, participants) == participants);
+  // (100 x 0.5 + 300 x 0.9) / 400 = 0.8; losses (100 x 2 + 300 x 1) / 400 = 1.25.
+  const EvaluateSummary e = s->AggregateEvaluate(2, 3, {{"node-1", 100, 2.0, 0.5}, {"node-3", 300, 1.0, 0.9}});
+  CHECK(e.asked == 3);
+  CHECK(e.answered == 2);
+  CHECK(e.samples == 400);
+  REQUIRE(e.has_figures);
+  CHECK(e.accuracy == doctest::Approx(0.8));
+  CHECK(e.loss == doctest::Approx(1.25));
+  CHECK_FALSE(s->AggregateEvaluate(2, 1, {}).has_figures);  // nobody answered: no figures, not zeros
+  so.evaluate_every = 0;
+  CHECK(MakeStrategy(so).value()->ConfigureEvaluate(4, participants).empty());
+}
