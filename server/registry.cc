@@ -1,5 +1,7 @@
 #include "server/registry.h"
 
+#include <algorithm>
+
 namespace edgebed {
 
 Status NodeRegistry::Join(const std::string& id, const std::string& route, uint32_t index, const std::string& device,
@@ -46,7 +48,13 @@ void NodeRegistry::MarkGone(const std::string& id) {
   if (auto* r = Find(id)) r->alive = false;
 }
 
+std::chrono::steady_clock::time_point NodeRegistry::LastHeard(const NodeRecord& rec) const {
+  auto it = route_seen_.find(rec.route);
+  return it == route_seen_.end() ? rec.last_seen : std::max(rec.last_seen, it->second);
+}
+
 std::vector<std::string> NodeRegistry::ReleaseRoute(const std::string& route) {
+  route_seen_.erase(route);
   std::vector<std::string> gone;
   for (auto& [id, rec] : nodes_)
     if (rec.alive && rec.route == route) {

@@ -37,6 +37,11 @@ class NodeRegistry {
   NodeRecord* Find(const std::string& id);
   const NodeRecord* Find(const std::string& id) const;
   void Touch(const std::string& id, std::chrono::steady_clock::time_point now);
+  // A frame arrived over connection `route`: the process behind it is alive, whichever node it spoke for.
+  void TouchRoute(const std::string& route, std::chrono::steady_clock::time_point now) { route_seen_[route] = now; }
+  // When node `rec` or the process carrying it (a node host, for all its nodes) was last heard from:
+  // a host busy training one of its nodes still has the others' fit_ins queued.
+  std::chrono::steady_clock::time_point LastHeard(const NodeRecord& rec) const;
   void MarkGone(const std::string& id);
   // The connection `route` closed: every alive node it carried is gone; returns their ids.
   std::vector<std::string> ReleaseRoute(const std::string& route);
@@ -47,6 +52,7 @@ class NodeRegistry {
  private:
   uint32_t num_nodes_;
   std::map<std::string, NodeRecord> nodes_;
+  std::map<std::string, std::chrono::steady_clock::time_point> route_seen_;  // open connections only
 };
 
 }  // namespace edgebed

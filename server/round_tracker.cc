@@ -35,7 +35,8 @@ std::vector<std::string> RoundTracker::Silent(const NodeRegistry& registry, Cloc
   std::vector<std::string> silent;
   for (const auto& [id, r] : pending_) {
     const NodeRecord* rec = registry.Find(id);
-    if (!rec || std::chrono::duration<double>(now - rec->last_seen).count() > opt_.liveness_timeout_s) silent.push_back(id);
+    if (!rec || std::chrono::duration<double>(now - registry.LastHeard(*rec)).count() > opt_.liveness_timeout_s)
+      silent.push_back(id);
   }
   return silent;
 }

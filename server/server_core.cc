@@ -95,7 +95,10 @@ void ServerCore::OnMessage(const std::string& route, std::vector<zmq::message_t>
   Status st = wire::Decode(payload.data(), payload.size(), core.link.max_frame_bytes, &env);
   // A node host carries many nodes on one connection; each message names its node.
   const std::string node = st.ok() && !env.node().empty() ? env.node() : from;
-  if (auto* rec = registry.Find(node); rec && rec->route == route) registry.Touch(node, Clock::now());
+  if (auto* rec = registry.Find(node); rec && rec->route == route) {
+    registry.Touch(node, Clock::now());
+    registry.TouchRoute(route, Clock::now());  // only a connection carrying a joined node counts
+  }
   if (rounds.round() > 0 && rounds.Expects(node))
     (st.ok() && env.has_fit_res() ? uplink_bytes : control_bytes) += payload.size();
   if (!st.ok()) {

@@ -4,6 +4,7 @@
 
 #include "server/aggregate.h"
 #include "server/registry.h"
+#include "server/round_tracker.h"
 #include "server/strategy.h"
 
 using namespace edgebed;
@@ -81,6 +82,26 @@ TEST_CASE("the registry admits, refuses out-of-range and duplicate indices, bind
   CHECK(reg.ReleaseRoute("conn-e") == std::vector<std::string>{"node-1"});
   CHECK(reg.ReleaseRoute("conn-e").empty());
   CHECK(reg.Join("squatter", "conn-f", 2, "x", now).ok());
+}
+
+TEST_CASE("liveness: a node is silent when neither it nor the process carrying it has been heard for the timeout") {
+  NodeRegistry reg(3);
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(reg.Join("node-0", "host", 0, "simulated", t0).ok());  // two nodes on one node host
+  REQUIRE(reg.Join("node-1", "host", 1, "simulated", t0).ok());
+  REQUIRE(reg.Join("node-2", "own", 2, "process", t0).ok());
+  RoundTracker rounds({/*liveness_timeout_s=*/10.0, /*round_deadline_s=*/600.0});
+  rounds.Begin(1);
+  for (const char* id : {"node-0", "node-1", "node-2"}) rounds.Expect(id);
+  const auto t8 = t0 + std::chrono::seconds(8), t12 = t0 + std::chrono::seconds(12);
+  reg.Touch("node-0", t8);  // the host speaks for node-0 (a heartbeat while it trains it)
+  reg.TouchRoute("host", t8);
+  // node-1's fit_ins waits in the busy host's queue: the host is alive, so node-1 is not silent.
+  CHECK(rounds.Silent(reg, t12) == std::vector<std::string>{"node-2"});
+  CHECK(rounds.Silent(reg, t0 + std::chrono::seconds(17)) == std::vector<std::string>{"node-2"});
+  CHECK(rounds.Silent(reg, t0 + std::chrono::seconds(21)) == std::vector<std::string>{"node-0", "node-1", "node-2"});
+  (void)reg.ReleaseRoute("host");  // the host's connection closed: its time is forgotten with it
+  CHECK(reg.LastHeard(*reg.Find("node-1")) == t0);
 }
 
 TEST_CASE("erased values (NaN) are left out of their coordinate's mean only") {
