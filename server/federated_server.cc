@@ -59,10 +59,10 @@ Result<std::unique_ptr<ServerCore>> FederatedServer::Create(const Scenario& sc, 
   EDGEBED_ASSIGN_OR_RETURN(s->uplink, MakeUplink(sc.channel, sc.nodes, sc.seed));
   EDGEBED_ASSIGN_OR_RETURN(s->ota_, OtaReceiver::Create(OtaOptions(sc, plan), s->uplink.get(), s->global));
   spdlog::info("uplink: {}", s->uplink->Describe());
-  if (sc.aggregation != "mean") {  // the robust rules compare whole updates: they cannot stream
+  if (sc.aggregation != "mean" && sc.aggregation != "norm_bound") {  // these compare whole updates: they cannot stream
     const double per_round = sc.strategy == "fedbuff" ? sc.buffer_size : std::ceil(sc.fraction * sc.nodes - 1e-9);
     spdlog::info("federation.aggregation = {} holds every update of a round before it combines them: server memory "
-                 "O(updates x model), {:.1f} MB for {:.0f} updates of {:.1f} KB (the mean streams in one accumulator)",
+                 "O(updates x model), {:.1f} MB for {:.0f} updates of {:.1f} KB (mean and norm_bound stream in one accumulator)",
                  sc.aggregation, per_round * static_cast<double>(s->global.bytes()) / 1e6, per_round,
                  static_cast<double>(s->global.bytes()) / 1024.0);
   }

@@ -2,8 +2,8 @@
 // fit_ins.proximal_mu; SCAFFOLD's control variates travel in fit_ins.control and fit_res.control_delta,
 // Karimireddy et al. 2020, option II): how the round's updates combine into one (the weighted mean of FedAvg
 // (McMahan et al. 2017), or a Byzantine-robust rule, robust_aggregate.h) and how the server moves the
-// model by it (plain, FedAvgM, FedAdagrad, FedAdam, FedYogi: server_optimizer.h). The mean streams
-// (one accumulator the size of the model); the robust rules keep the round's updates.
+// model by it (plain, FedAvgM, FedAdagrad, FedAdam, FedYogi: server_optimizer.h). The mean and norm
+// bounding stream (one accumulator the size of the model); the other robust rules keep the round's updates.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -55,6 +55,10 @@ class UpdateStrategy final : public Strategy {
         return Status::InvalidArgument("update of " + r.node_id + " has no control delta of the model's size (SCAFFOLD)");
       mean_.Add(r.update.flat.data(), r.update.flat.size(), 1.0);
       for (size_t i = 0; i < size_; ++i) control_sum_[i] += r.control_delta[i];
+    } else if (robust_.rule == "norm_bound") {  // clipped as it arrives, then the mean: it streams too
+      std::vector<float> clipped = r.update.flat;
+      ClipToNorm(&clipped, robust_.clip_norm);  // erased values count as 0, as in RobustAggregate
+      mean_.Add(clipped.data(), clipped.size(), unweighted_ ? 1.0 : static_cast<double>(r.num_samples));
     } else if (streaming()) {
       mean_.Add(r.update.flat.data(), r.update.flat.size(), unweighted_ ? 1.0 : static_cast<double>(r.num_samples));
     } else {
@@ -122,7 +126,7 @@ class UpdateStrategy final : public Strategy {
   }
 
  private:
-  bool streaming() const { return robust_.rule == "mean" || dp_.has_value(); }
+  bool streaming() const { return robust_.rule == "mean" || robust_.rule == "norm_bound" || dp_.has_value(); }
   std::string name_;
   SelectionOptions selection_;
   RobustOptions robust_;

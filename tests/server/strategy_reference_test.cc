@@ -63,6 +63,25 @@ TEST_CASE("robust rules against the Python reference: median, trimmed mean, Krum
     CheckClose(out.value(), spec["expected"]);
     if (rule == "krum" || rule == "multi_krum" || rule == "bulyan")
       CHECK(chosen == Ref()[rule + "_keep"].get<std::vector<size_t>>());
+    // The same through a FedAvg strategy, as the server folds updates in one at a time (the mean and
+    // norm_bound stream; the others keep the round's updates): from x = 0 the step is the aggregate.
+    StrategyOptions so;
+    so.robust = o;
+    auto s = MakeStrategy(so);
+    REQUIRE(s.ok());
+    ParamSet zero = ParamSet::Zeros({{"w", {static_cast<int64_t>(updates[0].size())}}});
+    s.value()->BeginRound(1, zero);
+    for (size_t i = 0; i < updates.size(); ++i) {
+      FitResult f;
+      f.node_id = "n" + std::to_string(i);
+      f.update = zero;
+      f.update.flat = updates[i];
+      f.num_samples = static_cast<uint64_t>(weights[i]);
+      REQUIRE(s.value()->Accumulate(f).ok());
+    }
+    auto next = s.value()->AggregateFit(1, zero, {});
+    REQUIRE(next.ok());
+    CheckClose(next->flat, spec["expected"]);
   }
 }
 
