@@ -32,6 +32,7 @@ Status Server::Resume() { return impl_->mode->Resume(); }
 Status Server::Run() { return impl_->mode->Run(); }
 const ServerStats& Server::stats() const { return impl_->mode->server_stats(); }
 const LinkStats& Server::link_stats() const { return impl_->mode->link_stats(); }
+uint64_t Server::closed_connections() const { return impl_->mode->closed_connections(); }
 const ParamSet& Server::global() const { return impl_->mode->global_model(); }
 
 }  // namespace edgebed

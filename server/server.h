@@ -52,6 +52,9 @@ class Server {
   const ServerStats& stats() const;
   // Connections: refused over the limits, failed handshakes, open now.
   const LinkStats& link_stats() const;
+  // Connections whose close the server has handled (their nodes released); safe from any thread,
+  // so a test can wait for the server to have seen a disconnect instead of sleeping.
+  uint64_t closed_connections() const;
   const ParamSet& global() const;
 
  private:

@@ -78,6 +78,7 @@ void ServerCore::OnRouteClosed(const std::string& route) {
     spdlog::log(rec && rec->simulated ? spdlog::level::debug : spdlog::level::info, "{}: its connection closed", id);
     Fail(id, "its connection closed (process ended or link lost)");
   }
+  ++closed_connections_;
 }
 
 void ServerCore::OnMessage(const std::string& route, std::vector<zmq::message_t>& parts) {

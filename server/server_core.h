@@ -60,6 +60,7 @@ class ServerCore : public NodeLink::Handler {
   Result<std::string> Bind(const CurveOptions& curve = {});
   const ServerStats& server_stats() const { return stats; }
   const LinkStats& link_stats() const { return net.stats(); }
+  uint64_t closed_connections() const { return closed_connections_.load(); }
   virtual const ParamSet& global_model() const;
 
  protected:
@@ -137,6 +138,7 @@ class ServerCore : public NodeLink::Handler {
   void OnHeartbeat(const std::string& from, const wire::Heartbeat& hb);
   void OnLeave(const std::string& from, const wire::Leave& l);
 
+  std::atomic<uint64_t> closed_connections_{0};  // routes whose close was handled (read by other threads)
   std::mutex record_mu_;
   Status record_error_;  // the first failed write of a result file
 };

@@ -196,6 +196,42 @@ TEST_CASE("symmetric functions from counts equal the same functions computed on 
   CHECK(!ParseSymmetricFn("mode").ok());
 }
 
+TEST_CASE("the soft-count mean (digital OTA's default): the nodes' quantised mean for exact counts, linear in the counts") {
+  Rng rng = MakeRng(17, "test");
+  const uint32_t n = 16, L = 5, S = 30;
+  const VqCodebook q = RandomCodebook(n, L, rng);
+  const size_t N = static_cast<size_t>(S) * L - 3;  // a short last block
+  for (uint32_t K : {1u, 4u, 11u}) {
+    const Round r = DrawRound(K, S, n, rng);
+    std::vector<float> soft(r.counts.begin(), r.counts.end());
+    std::vector<float> out(N), direct(N, 0.0f), node(N);
+    MeanFromSoftCounts(q, soft.data(), K, N, out.data());
+    // Independently, from each node's indices: the mean of the K nodes' dequantised updates.
+    for (uint32_t k = 0; k < K; ++k) {
+      Dequantise(q, r.idx[k].data(), N, node.data());
+      for (size_t i = 0; i < N; ++i) direct[i] += node[i] / static_cast<float>(K);
+    }
+    for (size_t i = 0; i < N; ++i) {
+      INFO("K " << K << " coordinate " << i);
+      REQUIRE(out[i] == doctest::Approx(direct[i]).epsilon(1e-5));
+    }
+  }
+  // By hand: one block, codewords c0 = (1, 2), c1 = (-4, 0), c2 = (10, 10); soft counts (0.5, 1.5, -0.3):
+  // the negative entry counts as 0, so (0.5 (1, 2) + 1.5 (-4, 0)) / k_hat = (-5.5, 1) / 2 = (-2.75, 0.5).
+  VqCodebook h;
+  h.size = 3;
+  h.block_length = 2;
+  h.centroids = {1, 2, -4, 0, 10, 10};
+  h.popularity = {0.4, 0.4, 0.2};
+  const float soft[] = {0.5f, 1.5f, -0.3f};
+  float out[2];
+  MeanFromSoftCounts(h, soft, 2, 2, out);
+  CHECK(out[0] == doctest::Approx(-2.75));
+  CHECK(out[1] == doctest::Approx(0.5));
+  MeanFromSoftCounts(h, soft, 0, 2, out);  // k_hat = 0 (nothing detected) divides by 1, not by 0
+  CHECK(out[0] == doctest::Approx(-5.5));
+}
+
 TEST_CASE("count data survives the file; a damaged file is refused with its name") {
   Rng rng = MakeRng(13, "test");
   const CountData d = SyntheticCountData(16, 5, 3, 7, 1.1, rng);
