@@ -123,8 +123,16 @@ int RunFederation(const Scenario& sc, const std::string& exe, bool resume) {
   const std::string endpoint_file = out + "/endpoint";
   fs::remove(endpoint_file, ec);
 
-  spdlog::info("edgebed run '{}': server + {} node processes, {} rounds; outputs in {}", sc.name, sc.nodes,
-               sc.rounds, out);
+  {
+    const uint32_t real = sc.nodes - std::min(sc.nodes, sc.simulated);
+    const uint32_t hosts = sc.simulated > 0 ? std::min(sc.hosts, sc.simulated) : 0;
+    const std::string who = sc.simulated == 0 ? fmt::format("{} node processes", real)
+                            : real == 0       ? fmt::format("{} simulated nodes on {} node host processes", sc.simulated, hosts)
+                                              : fmt::format("{} node processes and {} simulated nodes on {} node host processes",
+                                                            real, sc.simulated, hosts);
+    const char* unit = sc.is_gnn() ? "epochs" : sc.strategy == "fedbuff" ? "server steps" : "rounds";
+    spdlog::info("edgebed run '{}': server + {}, {} {}; outputs in {}", sc.name, who, sc.rounds, unit, out);
+  }
   std::vector<std::string> server_args = {exe, "server", "--scenario", resolved, "--endpoint-file", endpoint_file};
   if (resume) server_args.insert(server_args.end(), {"--resume", out});
   const pid_t server = Spawn(server_args, "");

@@ -54,8 +54,11 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
   spdlog::set_pattern("%H:%M:%S.%e %^%l%$ %v");
-  CLI::App app{"edgebed: federated and split learning over a simulated wireless uplink"};
+  CLI::App app{"edgebed: federated and split learning over a simulated wireless uplink\n"
+               "A scenario is a TOML file (scenarios/default.toml documents every field); --set section.field=value "
+               "overrides one field of it, repeatable, on every command that takes a scenario."};
   app.require_subcommand(1);
+  app.option_defaults()->always_capture_default();  // --help shows every option's default (subcommands inherit it)
 
   std::string scenario_path;
   std::vector<std::string> sets;
@@ -70,7 +73,7 @@ int main(int argc, char** argv) {
 
   std::string endpoint_file, bind;
   auto* server = app.add_subcommand("server", "be the parameter server of a federation");
-  server->add_option("--scenario", scenario_path, "scenario file; none = the embedded default")
+  server->add_option("scenario,--scenario", scenario_path, "scenario file; none = the embedded default")
       ->check(CLI::ExistingFile);
   server->add_option("--set", sets, "override a field: section.field=value (repeatable)");
   server->add_option("--bind", bind, "endpoint to listen on, e.g. tcp://0.0.0.0:5555 (overrides server.bind)");
@@ -111,7 +114,7 @@ int main(int argc, char** argv) {
 
   std::string relay_server, relay_listen = "tcp://127.0.0.1:0";
   auto* chan = app.add_subcommand("channel", "be the uplink channel between real nodes and the server");
-  chan->add_option("--scenario", scenario_path, "scenario file ([channel] section); none = the default")
+  chan->add_option("scenario,--scenario", scenario_path, "scenario file ([channel] section); none = the default")
       ->check(CLI::ExistingFile);
   chan->add_option("--set", sets, "override a field: section.field=value (repeatable)");
   chan->add_option("--server", relay_server, "the server's endpoint")->required();
@@ -121,7 +124,7 @@ int main(int argc, char** argv) {
 
   edgebed::NodeHostOptions hopt;
   auto* host = app.add_subcommand("nodehost", "host many simulated nodes in this process ([population] of a scenario)");
-  host->add_option("--scenario", scenario_path, "scenario file; none = the embedded default")->check(CLI::ExistingFile);
+  host->add_option("scenario,--scenario", scenario_path, "scenario file; none = the embedded default")->check(CLI::ExistingFile);
   host->add_option("--set", sets, "override a field: section.field=value (repeatable)");
   host->add_option("--connect", hopt.server, "server endpoint")->required();
   host->add_option("--first", hopt.first, "index of the first hosted node")->required();
@@ -259,7 +262,29 @@ int main(int argc, char** argv) {
   show->add_option("scenario", scenario_path, "scenario file")->check(CLI::ExistingFile);
   show->add_option("--set", sets, "override a field: section.field=value (repeatable)");
 
+  std::vector<std::string> help_words;
+  auto* help = app.add_subcommand("help", "show the help of edgebed or of a command: edgebed help [COMMAND [SUBCOMMAND]]");
+  help->add_option("command", help_words, "the command (and subcommand) to explain");
+
   CLI11_PARSE(app, argc, argv);
+
+  if (*help) {
+    CLI::App* target = &app;
+    std::string name = "edgebed";
+    for (const auto& word : help_words) {
+      try {
+        target = target->get_subcommand(word);
+        name += " " + word;
+      } catch (const CLI::OptionNotFound&) {
+        std::cerr << "edgebed help: '" << word << "' is not a command of '" << name << "'; the commands are listed by '"
+                  << (name == "edgebed" ? std::string("edgebed help") : "edgebed help" + name.substr(7)) << "'\n";
+        return 2;
+      }
+    }
+    // The formatter directly: App::help() would show the help of the parsed subcommand (help itself).
+    std::cout << target->get_formatter()->make_help(target, name, CLI::AppFormatMode::Normal);
+    return 0;
+  }
 
   if (*keys) return edgebed::RunKeys(keys_dir, key_names);
   if (*deploy) {

@@ -1,0 +1,83 @@
+// One CLI convention: `edgebed help [command]`, defaults in every command's help, the scenario given
+// the same way (positional, --scenario kept as an alias) on every command that takes one.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "tests/e2e/e2e_run.h"
+
+using edgebed::e2e::Slurp;
+using edgebed::e2e::Start;
+using edgebed::e2e::Wait;
+
+namespace {
+
+// `edgebed args...`: its exit code and what it printed.
+std::pair<int, std::string> Edgebed(const std::vector<std::string>& args) {
+  const std::string log = edgebed::e2e::TempDir("cli", "out") + ".log";
+  std::filesystem::remove(log);
+  std::vector<std::string> argv = {EDGEBED_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const int rc = Wait(Start(argv, log));
+  std::string out = Slurp(log);
+  std::filesystem::remove(log);
+  return {rc, out};
+}
+
+}  // namespace
+
+TEST_CASE("edgebed help lists the commands; help COMMAND [SUBCOMMAND] is that command's help; a wrong one is named") {
+  const auto [rc, all] = Edgebed({"help"});
+  CHECK(rc == 0);
+  for (const char* cmd : {"run", "server", "node", "nodehost", "channel", "sweep", "bench", "deploy", "scenario", "help"})
+    CHECK_MESSAGE(all.find("\n  " + std::string(cmd) + " ") != std::string::npos, cmd);
+  CHECK(all.find("--set section.field=value") != std::string::npos);  // --set is documented once, at the top
+  const auto [rc2, nmse] = Edgebed({"help", "ota", "nmse"});
+  CHECK(rc2 == 0);
+  CHECK(nmse.find("Usage: edgebed ota nmse") != std::string::npos);
+  const auto [rc3, bad] = Edgebed({"help", "ota", "bogus"});
+  CHECK(rc3 == 2);
+  CHECK(bad.find("'bogus' is not a command of 'edgebed ota'") != std::string::npos);
+}
+
+TEST_CASE("every command's help shows its options' defaults") {
+  // One option with a non-empty default per command, and the default its help must show.
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"help", "ota", "nmse"}, "--d UINT:INT in [2 - 4096]=64"},
+      {{"help", "sweep"}, "--x TEXT=round"},
+      {{"help", "bench"}, "--population-rounds INT=20"},
+      {{"help", "ota", "train"}, "--seed UINT=1"},
+      {{"help", "transfer", "compare"}, "--epochs INT:INT in [1 - 1000]=3"},
+      {{"help", "split", "compare"}, "--epochs INT:INT in [1 - 1000]=4"},
+      {{"help", "gnn", "compare"}, "--layers UINT=[8,16]"},
+      {{"help", "node"}, "--connect TEXT=tcp://127.0.0.1:5555"},
+      {{"help", "nodehost"}, "--count UINT:INT in [1 - 1000000]=1"},
+      {{"help", "channel"}, "--listen TEXT=tcp://127.0.0.1:0"},
+      {{"help", "deploy"}, "--poll-s FLOAT:FLOAT in [1 - 3600]=10"},
+  };
+  for (const auto& [args, want] : cases) {
+    const auto [rc, text] = Edgebed(args);
+    CAPTURE(args.back());
+    CHECK(rc == 0);
+    CHECK_MESSAGE(text.find(want) != std::string::npos, text);
+  }
+}
+
+TEST_CASE("the scenario is positional on every command that takes one, with --scenario kept as an alias") {
+  for (const char* cmd : {"run", "server", "nodehost", "channel", "sweep", "partition", "scenario"}) {
+    const auto [rc, text] = Edgebed({"help", cmd});
+    CAPTURE(cmd);
+    CHECK(rc == 0);
+    CHECK(text.find("Positionals:\n  scenario ") != std::string::npos);
+  }
+  // The same file given both ways resolves to the same scenario.
+  const std::string quick = std::string(EDGEBED_SOURCE_DIR) + "/scenarios/quick.toml";
+  const auto [rc1, positional] = Edgebed({"scenario", quick});
+  CHECK(rc1 == 0);
+  const auto [rc2, missing] = Edgebed({"server", "/nonexistent/scenario.toml"});
+  CHECK(rc2 != 0);
+  CHECK(missing.find("/nonexistent/scenario.toml") != std::string::npos);
+  CHECK(positional.find("name = 'quick'") != std::string::npos);
+}
