@@ -163,7 +163,7 @@ Status FederatedServer::Run() {
                   {"kept_for_backward_bytes_analytic", sc.transfer.backbone.empty() ? json(nullptr) : json(KeptForBackwardAnalytic(
                        sc.transfer.mode, learner->TrainableBlocks(), static_cast<int>(sc.batch_size),
                        ScenarioModel(sc).num_classes))},
-                  {"dropped", DroppedJson()}};
+                  {"frames_received", stats.frames}, {"dropped", DroppedJson()}};
   summary.update(Outcome(done, aggregated_rounds));
   if (Status st = record.WriteSummary(summary); !st.ok()) RecordFailed(st);
   EDGEBED_RETURN_IF_ERROR(RecordError());
@@ -228,7 +228,7 @@ void FederatedServer::EvaluateAndWrite(json row, bool async) {
     row["eval_s"] = ev.seconds;
     if (!WriteRow(row)) return;
     if (ck.round > 0 && !WriteCheckpoint(ck)) return;
-    spdlog::info("round {:>3}/{}: accuracy {:.4f}  loss {:.4f}  participants {}/{}  failures {}  {:.1f} s",
+    spdlog::info("{} {:>3}/{}: accuracy {:.4f}  loss {:.4f}  participants {}/{}  failures {}  {:.1f} s", core.round_name,
                  row["round"].get<uint32_t>(), sc.rounds, ev.accuracy, ev.loss, row["participants"].get<size_t>(),
                  row["selected"].get<size_t>(), row["failures"].get<size_t>(), row["wall_s"].get<double>());
   };

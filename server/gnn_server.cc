@@ -173,7 +173,7 @@ Status GnnServer::Run() {
   Shutdown(stopped.empty() ? "run complete" : "run stopped: " + stopped);
   json summary = gnn->Summary();
   summary.update({{"run_id", run_id}, {"model", sc.model}, {"epochs_completed", done}, {"wall_s", Since(run_start)},
-                  {"stopped", stopped.empty() ? json(nullptr) : json(stopped)}, {"dropped", DroppedJson()},
+                  {"stopped", stopped.empty() ? json(nullptr) : json(stopped)}, {"frames_received", stats.frames}, {"dropped", DroppedJson()},
                   {"resumed_from_epoch", first_round > 1 ? json(first_round - 1) : json(nullptr)}});
   if (stopped.empty() && stopping()) stopped = "stopped by a signal (SIGINT/SIGTERM) after epoch " + std::to_string(done);
   summary["status"] = stopped.empty() ? "complete" : stopping() ? "stopped" : "failed";

@@ -66,7 +66,7 @@ void ServerCore::Fail(const std::string& id, const std::string& reason) {
   NodeRecord* rec = registry.Find(id);
   if (rec) ++rec->rounds_failed;
   // Simulated populations fail by the dozen every round (that is the point); keep them out of the log.
-  spdlog::log(rec && rec->simulated ? spdlog::level::debug : spdlog::level::warn, "round {}: {} failed: {}", rounds.round(),
+  spdlog::log(rec && rec->simulated ? spdlog::level::debug : spdlog::level::warn, "{} {}: {} failed: {}", core.round_name, rounds.round(),
               id, reason);
 }
 
@@ -326,7 +326,7 @@ uint32_t ServerCore::RunRounds(const std::function<void(uint32_t)>& run_round) {
   uint32_t done = first_round - 1;
   for (uint32_t r = first_round; r <= core.last_round; ++r) {
     if (stop_flag->load()) {
-      stop_reason = "stopped by a signal (SIGINT/SIGTERM) before round " + std::to_string(r);
+      stop_reason = "stopped by a signal (SIGINT/SIGTERM) before " + core.round_name + " " + std::to_string(r);
       break;
     }
     if (Status st = RecordError(); !st.ok()) {
@@ -334,7 +334,7 @@ uint32_t ServerCore::RunRounds(const std::function<void(uint32_t)>& run_round) {
       break;
     }
     if (registry.alive_count() == 0) {
-      stop_reason = "no node is alive before round " + std::to_string(r) + rounds.LastFailures();
+      stop_reason = "no node is alive before " + core.round_name + " " + std::to_string(r) + rounds.LastFailures();
       break;
     }
     run_round(r);
@@ -358,7 +358,7 @@ json ServerCore::Outcome(uint32_t done, uint64_t aggregated_rounds) const {
 
 json ServerCore::DroppedJson() const {
   const auto& s = stats;
-  return {{"frames", s.frames},         {"malformed", s.malformed},
+  return {{"malformed", s.malformed},
           {"oversize", s.oversize},     {"bad_version", s.bad_version},
           {"bad_tensor", s.bad_tensor}, {"unexpected", s.unexpected},
           {"unknown_node", s.unknown_node}, {"handshake_failed", net.stats().handshake_failed},

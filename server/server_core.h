@@ -38,6 +38,7 @@ struct ServerCoreOptions {
   RoundTrackerOptions rounds;
   uint32_t nodes = 1;             // joins awaited before the first round
   uint32_t last_round = 1;        // RunRounds runs up to this (the run's rounds or epochs)
+  std::string round_name = "round";  // what the log calls one: round, epoch (GNN) or step (FedBuff)
   double join_timeout_s = 300.0;
   wire::JoinAck join_ack;         // what every accepted node is told: model, data set, partition, seed
 };

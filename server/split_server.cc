@@ -176,7 +176,7 @@ Status SplitServer::Run() {
                   {"final_test_accuracy", widths.empty() ? json(nullptr) : widths.back()["test_accuracy"]},
                   {"wall_s", Since(run_start)},
                   {"inference", inference},
-                  {"dropped", DroppedJson()}});
+                  {"frames_received", stats.frames}, {"dropped", DroppedJson()}});
   summary.update(Outcome(done, done));
   EDGEBED_RETURN_IF_ERROR(record.WriteSummary(summary));
   EDGEBED_RETURN_IF_ERROR(RecordError());
