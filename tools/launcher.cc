@@ -1,5 +1,7 @@
 #include "tools/launcher.h"
+
 #include "tools/process.h"
+#include "tools/run_summary.h"
 
 #include "codecs/count_decoder.h"
 #include "record/files.h"
@@ -15,6 +17,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <iostream>
 #include <numeric>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -227,6 +230,9 @@ int RunFederation(const Scenario& sc, const std::string& exe, bool resume) {
   }
   fs::remove(out + "/server.pid", ec);
   PlotMetrics(out, sc.name);  // an unfinished run gets its plot too
+  if (const std::string table = RunSummaryTable(out, sc.is_gnn() ? "epoch" : sc.strategy == "fedbuff" ? "step" : "round");
+      !table.empty())
+    std::cout << table << std::endl;
   if (server_rc != 0) {
     spdlog::error("the server exited with code {}{}", server_rc,
                   fs::exists(out + "/checkpoint.bin") ? "; `edgebed run --resume " + out + "` continues from the last complete round" : "");
