@@ -199,7 +199,12 @@ TEST_CASE("FedBuff over real node processes: updates applied as they arrive, and
   // step): 12 updates reached 0.45-0.48 in four runs; the initial model is at chance, 0.1.
   CHECK(rows.back()["test_accuracy"].get<double>() > 0.3);
   CHECK(rows.back()["test_accuracy"].get<double>() > rows[0]["test_accuracy"].get<double>() + 0.2);
-  CHECK(Slurp(out + ".log").find("updates complete in order of arrival") != std::string::npos);
+  const std::string log = Slurp(out + ".log");
+  CHECK(log.find("updates complete in order of arrival") != std::string::npos);
+  // What edgebed run says first and last: the processes and the unit, then the summary table.
+  CHECK(log.find("server + 4 node processes, 6 server steps") != std::string::npos);
+  CHECK(log.find("steps completed       6 (6 with metrics)") != std::string::npos);
+  CHECK(log.find("updates applied       12") != std::string::npos);
   edgebed::e2e::Cleanup(out);
 }
 
