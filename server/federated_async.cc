@@ -73,11 +73,7 @@ void FederatedServer::OnAsyncFitRes(const std::string& from, const wire::FitRes&
 }
 
 void FederatedServer::CollectAsyncFailures() {
-  for (const auto& id : rounds.Silent(registry, Clock::now())) {
-    registry.MarkGone(id);
-    Fail(id, fmt::format("silent for more than server.liveness_timeout_s = {:g} s (process died or link lost)",
-                         sc.liveness_timeout_s));
-  }
+  FailSilentNodes();
   for (const auto& id : async_->Training()) {
     if (rounds.Expects(id)) continue;  // still owes its answer
     std::string reason = "failed";

@@ -214,14 +214,18 @@ void ServerCore::OnJoin(const std::string& from, const std::string& route, const
 // Waits for every pending node to finish, until `deadline`, failing those silent for longer than
 // the liveness timeout and, at the end, those still pending.
 // `first_failure`: return as soon as one node has failed (GNN shards need each other).
+void ServerCore::FailSilentNodes() {
+  for (const auto& id : rounds.Silent(registry, Clock::now())) {
+    registry.MarkGone(id);
+    Fail(id, fmt::format("silent for more than server.liveness_timeout_s = {:g}", rounds.options().liveness_timeout_s) +
+                 " s (process died or link lost)");
+  }
+}
+
 void ServerCore::AwaitPending(Clock::time_point deadline, bool first_failure) {
   while (!rounds.done() && Clock::now() < deadline && !stop_flag->load() && !(first_failure && !rounds.failures().empty())) {
     PollOnce(std::chrono::milliseconds(200));
-    for (const auto& id : rounds.Silent(registry, Clock::now())) {
-      registry.MarkGone(id);
-      Fail(id, fmt::format("silent for more than server.liveness_timeout_s = {:g}", rounds.options().liveness_timeout_s) +
-                   " s (process died or link lost)");
-    }
+    FailSilentNodes();
   }
   if (first_failure && !rounds.failures().empty()) return;
   if (stop_flag->load()) {  // a stop is no node's failure: the round simply ends unfinished

@@ -85,6 +85,8 @@ class ServerCore : public NodeLink::Handler {
   // the liveness timeout and, at the end, those still expected. `first_failure`: return as soon as
   // one node has failed (GNN shards need each other).
   void AwaitPending(Clock::time_point deadline, bool first_failure = false);
+  // Nodes owing an answer and not heard from (nor their connection) for the liveness timeout: gone, failed.
+  void FailSilentNodes();
   void PollOnce(std::chrono::milliseconds timeout) { net.Poll(timeout, *this); }
   bool KnownAlive(const std::string& from, const char* what);
 
