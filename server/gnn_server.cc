@@ -136,6 +136,18 @@ Status GnnServer::Run() {
       if (Send(id, env) > 0) rounds.Expect(id);
     }
     const size_t asked = rounds.expected();
+    if (asked < gnn->shards()) {  // a shard left between epochs: the others would wait for it in vain
+      std::string why;
+      for (uint32_t i = 0; i < gnn->shards(); ++i) {
+        const NodeRecord* rec = registry.ByIndex(i);
+        if (rec && rec->alive) continue;
+        why += (why.empty() ? "" : "; ") + (rec ? rec->id : "index " + std::to_string(i)) + " (" + (sc.gnn.mode == "pipe" ? "stage " : sc.gnn.mode == "graph" ? "partition " : "shard ") +
+               std::to_string(i) + ") " + (rec && !rec->gone_reason.empty() ? rec->gone_reason : std::string("is gone"));
+      }
+      rounds.Abandon();
+      stopped = "epoch " + std::to_string(e) + ": " + (why.empty() ? "a shard could not be sent its epoch" : why);
+      break;
+    }
     AwaitPending(rounds.DeadlineFrom(t0), /*first_failure=*/true);
     if (!rounds.failures().empty() || rounds.accepted() < gnn->shards() || asked < gnn->shards()) {
       std::string why;

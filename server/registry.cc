@@ -27,6 +27,7 @@ Status NodeRegistry::Join(const std::string& id, const std::string& route, uint3
   rec.alive = true;
   rec.ready = false;
   rec.last_seen = now;
+  rec.gone_reason.clear();
   return Status::Ok();
 }
 
@@ -46,6 +47,16 @@ void NodeRegistry::Touch(const std::string& id, std::chrono::steady_clock::time_
 
 void NodeRegistry::MarkGone(const std::string& id) {
   if (auto* r = Find(id)) r->alive = false;
+}
+
+const NodeRecord* NodeRegistry::ByIndex(uint32_t index) const {
+  const NodeRecord* last = nullptr;
+  for (const auto& [id, rec] : nodes_) {
+    if (rec.index != index) continue;
+    if (rec.alive) return &rec;
+    if (!last || rec.last_seen > last->last_seen) last = &rec;
+  }
+  return last;
 }
 
 std::chrono::steady_clock::time_point NodeRegistry::LastHeard(const NodeRecord& rec) const {

@@ -23,6 +23,7 @@ struct NodeRecord {
   bool alive = false;
   bool ready = false;            // has its data and model (said with a round-0 heartbeat)
   std::chrono::steady_clock::time_point last_seen;
+  std::string gone_reason;       // why it last stopped being alive (left, connection closed, silent); "" while alive
   uint32_t rounds_ok = 0, rounds_failed = 0;
 };
 
@@ -34,6 +35,8 @@ class NodeRegistry {
   // are refused to any other connection (no hijacking). Errors name the field and the holder.
   [[nodiscard]] Status Join(const std::string& id, const std::string& route, uint32_t index, const std::string& device,
                             std::chrono::steady_clock::time_point now);
+  // The record holding index `index`: its alive node, else the last that held it (null: never joined).
+  const NodeRecord* ByIndex(uint32_t index) const;
   NodeRecord* Find(const std::string& id);
   const NodeRecord* Find(const std::string& id) const;
   void Touch(const std::string& id, std::chrono::steady_clock::time_point now);

@@ -61,6 +61,12 @@ void ServerCore::SendError(const std::string& to, wire::ErrorCode code, const st
   Send(to, e);
 }
 
+void ServerCore::Gone(const std::string& id, const std::string& reason) {
+  registry.MarkGone(id);
+  if (NodeRecord* rec = registry.Find(id)) rec->gone_reason = reason;
+  Fail(id, reason);
+}
+
 void ServerCore::Fail(const std::string& id, const std::string& reason) {
   if (!rounds.Fail(id, reason)) return;
   NodeRecord* rec = registry.Find(id);
@@ -76,7 +82,7 @@ void ServerCore::OnRouteClosed(const std::string& route) {
   for (const auto& id : registry.ReleaseRoute(route)) {
     const auto* rec = registry.Find(id);
     spdlog::log(rec && rec->simulated ? spdlog::level::debug : spdlog::level::info, "{}: its connection closed", id);
-    Fail(id, "its connection closed (process ended or link lost)");
+    Gone(id, "its connection closed (process ended or link lost)");
   }
   ++closed_connections_;
 }
@@ -215,11 +221,9 @@ void ServerCore::OnJoin(const std::string& from, const std::string& route, const
 // the liveness timeout and, at the end, those still pending.
 // `first_failure`: return as soon as one node has failed (GNN shards need each other).
 void ServerCore::FailSilentNodes() {
-  for (const auto& id : rounds.Silent(registry, Clock::now())) {
-    registry.MarkGone(id);
-    Fail(id, fmt::format("silent for more than server.liveness_timeout_s = {:g}", rounds.options().liveness_timeout_s) +
+  for (const auto& id : rounds.Silent(registry, Clock::now()))
+    Gone(id, fmt::format("silent for more than server.liveness_timeout_s = {:g}", rounds.options().liveness_timeout_s) +
                  " s (process died or link lost)");
-  }
 }
 
 void ServerCore::AwaitPending(Clock::time_point deadline, bool first_failure) {
@@ -249,8 +253,7 @@ void ServerCore::OnLeave(const std::string& from, const wire::Leave& l) {
     return;
   }
   if (!KnownAlive(from, "leave")) return;
-  registry.MarkGone(from);
-  Fail(from, "left the federation: " + wire::Printable(l.reason()));
+  Gone(from, "left the federation: " + wire::Printable(l.reason()));
   const auto* rec = registry.Find(from);
   spdlog::log(rec && rec->simulated ? spdlog::level::debug : spdlog::level::info, "{} left: {}", from,
               wire::Printable(l.reason()));

@@ -81,6 +81,9 @@ class ServerCore : public NodeLink::Handler {
   // ---- the round in progress (round_tracker.h) --------------------------------------------------
   // `id` failed this round (nothing when it owed nothing): recorded, counted on its record, logged.
   void Fail(const std::string& id, const std::string& reason);
+  // `id` is gone (it left, its connection closed, it fell silent): no longer alive, the reason kept on
+  // its record (a mode that needs every node names it even when it owed nothing), and failed if pending.
+  void Gone(const std::string& id, const std::string& reason);
   // Waits for every node the round expects, until `deadline`, failing those silent for longer than
   // the liveness timeout and, at the end, those still expected. `first_failure`: return as soon as
   // one node has failed (GNN shards need each other).

@@ -82,6 +82,18 @@ TEST_CASE("the registry admits, refuses out-of-range and duplicate indices, bind
   CHECK(reg.ReleaseRoute("conn-e") == std::vector<std::string>{"node-1"});
   CHECK(reg.ReleaseRoute("conn-e").empty());
   CHECK(reg.Join("squatter", "conn-f", 2, "x", now).ok());
+  // By index: the alive holder, else the last one that held it; nobody for an index never joined.
+  CHECK(reg.ByIndex(2)->id == "squatter");
+  reg.MarkGone("squatter");
+  REQUIRE(reg.ByIndex(2) != nullptr);
+  CHECK_FALSE(reg.ByIndex(2)->alive);
+  NodeRegistry fresh(3);
+  CHECK(fresh.ByIndex(1) == nullptr);
+  REQUIRE(fresh.Join("node-1", "conn-a", 1, "x", now).ok());
+  fresh.Find("node-1")->gone_reason = "left the federation: test";
+  fresh.MarkGone("node-1");
+  REQUIRE(fresh.Join("node-1", "conn-a", 1, "x", now).ok());
+  CHECK(fresh.Find("node-1")->gone_reason.empty());  // alive again: no reason to be gone
 }
 
 TEST_CASE("liveness: a node is silent when neither it nor the process carrying it has been heard for the timeout") {
