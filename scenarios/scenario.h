@@ -112,6 +112,8 @@ struct Scenario {
   bool is_split() const { return model == "slimsplit"; }
   GnnConfig gnn;  // [gnn], [gnn.graph]: model.name = "gnn" (federation.nodes = gnn.parts, rounds = gnn.epochs)
   bool is_gnn() const { return model == "gnn"; }
+  // What one row of metrics.jsonl is: "epoch" (GNN), "step" (FedBuff) or "round".
+  const char* round_unit() const { return is_gnn() ? "epoch" : strategy == "fedbuff" ? "step" : "round"; }
 
   std::vector<CrashFault> crashes;
   std::vector<CorruptFault> corrupt;  // [[faults.corrupt]]

@@ -15,7 +15,7 @@ ServerCoreOptions CoreOptions(const Scenario& sc) {
   o.rounds = {sc.liveness_timeout_s, sc.round_deadline_s};
   o.nodes = sc.nodes;
   o.last_round = sc.is_gnn() ? sc.gnn.epochs : sc.rounds;
-  o.round_name = sc.is_gnn() ? "epoch" : sc.strategy == "fedbuff" ? "step" : "round";
+  o.round_name = sc.round_unit();
   o.join_timeout_s = sc.join_timeout_s;
   wire::JoinAck& ack = o.join_ack;
   ack.set_model(sc.model);

@@ -133,7 +133,7 @@ int RunFederation(const Scenario& sc, const std::string& exe, bool resume) {
                             : real == 0       ? fmt::format("{} simulated nodes on {} node host processes", sc.simulated, hosts)
                                               : fmt::format("{} node processes and {} simulated nodes on {} node host processes",
                                                             real, sc.simulated, hosts);
-    const char* unit = sc.is_gnn() ? "epochs" : sc.strategy == "fedbuff" ? "server steps" : "rounds";
+    const std::string unit = sc.strategy == "fedbuff" ? "server steps" : std::string(sc.round_unit()) + "s";
     spdlog::info("edgebed run '{}': server + {}, {} {}; outputs in {}", sc.name, who, sc.rounds, unit, out);
   }
   std::vector<std::string> server_args = {exe, "server", "--scenario", resolved, "--endpoint-file", endpoint_file};
@@ -230,7 +230,7 @@ int RunFederation(const Scenario& sc, const std::string& exe, bool resume) {
   }
   fs::remove(out + "/server.pid", ec);
   PlotMetrics(out, sc.name);  // an unfinished run gets its plot too
-  if (const std::string table = RunSummaryTable(out, sc.is_gnn() ? "epoch" : sc.strategy == "fedbuff" ? "step" : "round");
+  if (const std::string table = RunSummaryTable(out, sc.round_unit());
       !table.empty())
     std::cout << table << std::endl;
   if (server_rc != 0) {
