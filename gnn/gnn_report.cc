@@ -1,5 +1,7 @@
 #include "gnn/gnn_report.h"
 
+#include <array>
+
 #include <sstream>
 
 #include <algorithm>
@@ -122,10 +124,12 @@ Status GnnReport::AddEpoch(uint32_t epoch, const std::vector<ShardStats>& shards
               {"stale_share", reads ? static_cast<double>(sum.stale_reads) / reads : 0.0},
               {"stale_rel_error", sum.stale_norm_sq > 0 ? std::sqrt(sum.stale_diff_sq / sum.stale_norm_sq) : 0.0},
               {"max_staleness", sum.max_staleness}};
+  const std::array<uint64_t, kTensorKinds> analytic = AnalyticValues();
   for (int k = 0; k < kTensorKinds; ++k) {
     const std::string name = TensorKindName(static_cast<TensorKind>(k));
     row[name + "_bytes"] = all.bytes[k];
     row[name + "_values"] = all.values[k];
+    row[name + "_analytic_values"] = analytic[k];  // per epoch (eval: per evaluation), for the report
   }
   auto num = [](const json& j) { return j.is_null() ? std::string() : j.dump(); };
   std::ostringstream csv;
@@ -138,6 +142,14 @@ Status GnnReport::AddEpoch(uint32_t epoch, const std::vector<ShardStats>& shards
   rows_.push_back(std::move(row));
   EDGEBED_RETURN_IF_ERROR(jsonl_.Append(line));
   return csv_.Append(csv.str());
+}
+
+std::array<uint64_t, kTensorKinds> GnnReport::AnalyticValues() const {
+  const bool pipe = cfg_.mode == "pipe", graph = cfg_.mode == "graph", hybrid = cfg_.mode == "hybrid";
+  return {pipe ? analytic_.pipe_embedding : graph ? analytic_.graph_embedding : hybrid ? analytic_.hybrid_embedding : 0,
+          pipe ? analytic_.pipe_gradient : graph ? analytic_.graph_gradient : hybrid ? analytic_.hybrid_gradient : 0,
+          graph ? analytic_.graph_parameter : hybrid ? analytic_.hybrid_parameter : 0,
+          pipe ? analytic_.pipe_eval : graph ? analytic_.graph_eval : hybrid ? analytic_.hybrid_eval : 0};
 }
 
 json GnnReport::Summary() const {
@@ -173,12 +185,7 @@ json GnnReport::Summary() const {
   const size_t e = std::max<size_t>(1, rows_.size());
   size_t evals = 0;
   for (const auto& r : rows_) evals += r["evaluated"].get<bool>();
-  const bool pipe = cfg_.mode == "pipe", graph = cfg_.mode == "graph", hybrid = cfg_.mode == "hybrid";
-  const uint64_t analytic[kTensorKinds] = {
-      pipe ? analytic_.pipe_embedding : graph ? analytic_.graph_embedding : hybrid ? analytic_.hybrid_embedding : 0,
-      pipe ? analytic_.pipe_gradient : graph ? analytic_.graph_gradient : hybrid ? analytic_.hybrid_gradient : 0,
-      graph ? analytic_.graph_parameter : hybrid ? analytic_.hybrid_parameter : 0,
-      pipe ? analytic_.pipe_eval : graph ? analytic_.graph_eval : hybrid ? analytic_.hybrid_eval : 0};
+  const std::array<uint64_t, kTensorKinds> analytic = AnalyticValues();
   double train_bytes = 0, train_values = 0;
   for (int k = 0; k < kTensorKinds; ++k) {
     const std::string name = TensorKindName(static_cast<TensorKind>(k));

@@ -46,6 +46,8 @@ class GnnReport {
   const std::vector<nlohmann::json>& rows() const { return rows_; }
 
  private:
+  // The analytic values per epoch by tensor kind (eval: per evaluation) for the configured mode.
+  std::array<uint64_t, kTensorKinds> AnalyticValues() const;
   GnnConfig cfg_;
   std::string graph_description_;
   double feature_bayes_ = -1.0;

@@ -10,7 +10,10 @@ const std::vector<CsvColumn>& FederatedCsvColumns() {
   static const std::vector<CsvColumn> cols = {
       {"round", nullptr},          {"test_accuracy", nullptr}, {"test_loss", nullptr}, {"participants", nullptr},
       {"failures", nullptr},       {"uplink_bytes", nullptr},  {"downlink_bytes", nullptr}, {"wall_s", nullptr},
-      {"elapsed_s", nullptr},      {"virtual_clock_s", 0.0},   {"energy_j", 0.0}};
+      {"elapsed_s", nullptr},      {"virtual_clock_s", 0.0},   {"energy_j", 0.0},
+      // after the first eleven, whose positions sweeps and scripts read
+      {"train_loss", 0.0},         {"selected", 0},            {"dropouts", 0},        {"uplink_airtime_s", 0.0},
+      {"uplink_tx_energy_j", 0.0}, {"lost_packets", 0},        {"retransmissions", 0}, {"uplink_payload_bits", 0}};
   return cols;
 }
 

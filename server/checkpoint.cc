@@ -7,6 +7,10 @@
 
 #include "record/files.h"
 
+#include <unistd.h>
+
+#include <ctime>
+
 namespace edgebed {
 namespace {
 
@@ -90,11 +94,20 @@ Result<ServerCheckpoint> LoadCheckpoint(const std::string& output_dir) {
   return c;
 }
 
-Result<ServerCheckpoint> LoadCheckpointOf(const std::string& output_dir, const std::string& run_id, uint64_t seed) {
+std::string UniqueRunId(const std::string& run_name) {
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &utc);
+  return run_name + "-" + stamp + "-" + std::to_string(getpid());
+}
+
+Result<ServerCheckpoint> LoadCheckpointOf(const std::string& output_dir, const std::string& run_name, uint64_t seed) {
   auto ck = LoadCheckpoint(output_dir);
-  if (ck.ok() && (ck->run_id != run_id || ck->seed != seed))
+  if (ck.ok() && (ck->run_id.rfind(run_name + "-", 0) != 0 || ck->seed != seed))
     return Status::InvalidArgument(CheckpointPath(output_dir) + " belongs to run '" + ck->run_id + "' (seed " +
-                                   std::to_string(ck->seed) + "), not to '" + run_id + "'");
+                                   std::to_string(ck->seed) + "), not to a run of '" + run_name + "'");
   return ck;
 }
 

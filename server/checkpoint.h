@@ -29,8 +29,12 @@ std::string CheckpointPath(const std::string& output_dir);
 [[nodiscard]] Status SaveCheckpoint(const std::string& output_dir, const ServerCheckpoint& c);
 // Errors name the file and what is wrong (missing, cut short, CRC, a field).
 [[nodiscard]] Result<ServerCheckpoint> LoadCheckpoint(const std::string& output_dir);
-// LoadCheckpoint, and an error unless it belongs to run `run_id` with `seed`.
-[[nodiscard]] Result<ServerCheckpoint> LoadCheckpointOf(const std::string& output_dir, const std::string& run_id,
+// "<run_name>-<UTC start, yyyymmddThhmmssZ>-<process id>": two runs never share one, so a node's
+// carried state and a checkpoint are never taken for another run's.
+std::string UniqueRunId(const std::string& run_name);
+// LoadCheckpoint, and an error unless it belongs to a run named `run_name` (its id starts with it)
+// with `seed`.
+[[nodiscard]] Result<ServerCheckpoint> LoadCheckpointOf(const std::string& output_dir, const std::string& run_name,
                                                         uint64_t seed);
 
 }  // namespace edgebed

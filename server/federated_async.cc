@@ -160,11 +160,7 @@ void FederatedServer::RunStep(uint32_t step, Clock::time_point run_start) {
   // Counted by completion, not arrival (answers arrive across step boundaries): the applied updates'
   // frames and the failed jobs, so that a seed gives the same rows.
   row["uplink_bytes"] = step_uplink_bytes;
-  size_t offline = 0;
-  for (const auto& f : step_failures) offline += f["reason"].get<std::string>().rfind("unavailable", 0) == 0;
-  row["dropouts"] = offline;
-  row["failures"] = step_failures.size();
-  row["failed_nodes"] = std::move(step_failures);
+  PutFailures(step_failures, &row);
   row["staleness_mean"] = step_updates.empty() ? 0.0 : staleness_sum / static_cast<double>(step_updates.size());
   row["staleness_max"] = staleness_max;
   row["updates"] = std::move(step_updates);

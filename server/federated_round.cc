@@ -86,22 +86,17 @@ void FederatedServer::FillNodeFitIns(uint32_t r, uint32_t index, uint64_t seed, 
 // The metrics row of round (or step) `r` from the round's accounting; the evaluation adds the test figures.
 json FederatedServer::RoundRow(uint32_t r, size_t selected, size_t participants, bool aggregated, double aggregate_s,
                                double wall, Clock::time_point run_start) {
-  json failed = json::array();
-  for (const auto& f : rounds.failures()) failed.push_back({{"node", f.node_id}, {"reason", f.reason}});
   json row = {{"round", r},
               {"train_loss", samples_sum ? train_loss_sum / static_cast<double>(samples_sum) : 0.0},
               {"selected", selected},
               {"participants", participants},
-              {"failures", rounds.failures().size()},
               {"stragglers", stragglers},
-              {"dropouts", dropouts},
               {"over_committed", over_committed},
               {"virtual_round_s", virtual_round_s},
               {"virtual_clock_s", virtual_clock_s},
               {"energy_compute_j", energy_compute_j},
               {"energy_radio_j", energy_radio_j},
               {"energy_j", energy_compute_j + energy_radio_j},
-              {"failed_nodes", failed},
               {"aggregated", aggregated},
               {"ota", ota_info},
               {"uplink_bytes", uplink_bytes},
@@ -122,6 +117,7 @@ json FederatedServer::RoundRow(uint32_t r, size_t selected, size_t participants,
               {"wall_s", wall},
               {"overhead_s", std::max(0.0, wall - train_time_max_s)},
               {"elapsed_s", Since(run_start)}};
+  PutFailures(RoundFailures(), &row);
   const auto [rss, peak] = RssMb();
   if (aggregated)
     for (const auto& [key, value] : strategy->RoundFigures()) row[key] = value;
@@ -150,7 +146,7 @@ void FederatedServer::ResetRoundAccounting() {
   link = LinkAccounting();
   ota_info = json();
   virtual_round_s = energy_compute_j = energy_radio_j = 0.0;
-  stragglers = dropouts = over_committed = 0;
+  stragglers = over_committed = 0;
   answered_ids.clear();
 }
 

@@ -166,6 +166,7 @@ Status FederatedServer::Run() {
                   {"frames_received", stats.frames}, {"dropped", DroppedJson()}};
   summary.update(Outcome(done, aggregated_rounds));
   if (Status st = record.WriteSummary(summary); !st.ok()) RecordFailed(st);
+  RefreshReport(/*finished=*/true);
   EDGEBED_RETURN_IF_ERROR(RecordError());
   const std::string status = summary["status"].get<std::string>();
   if (status != "complete") {
@@ -228,9 +229,10 @@ void FederatedServer::EvaluateAndWrite(json row, bool async) {
     row["eval_s"] = ev.seconds;
     if (!WriteRow(row)) return;
     if (ck.round > 0 && !WriteCheckpoint(ck)) return;
-    spdlog::info("{} {:>3}/{}: accuracy {:.4f}  loss {:.4f}  participants {}/{}  failures {}  {:.1f} s", core.round_name,
+    spdlog::info("{} {:>3}/{}: accuracy {:.4f}  loss {:.4f}  participants {}/{}  failures {}  {:.1f} s{}", core.round_name,
                  row["round"].get<uint32_t>(), sc.rounds, ev.accuracy, ev.loss, row["participants"].get<size_t>(),
-                 row["selected"].get<size_t>(), row["failures"].get<size_t>(), row["wall_s"].get<double>());
+                 row["selected"].get<size_t>(), row["failures"].get<size_t>(), row["wall_s"].get<double>(),
+                 RunTimeLeft(row["round"].get<uint32_t>(), row.value("elapsed_s", 0.0)));
   };
   if (async) {
     eval_worker.Post(std::move(job));

@@ -101,7 +101,7 @@ class FederatedServer final : public ServerCore {
   LinkAccounting link;
   double virtual_round_s = 0.0, virtual_clock_s = 0.0;  // the round's and the run's virtual time
   double energy_compute_j = 0.0, energy_radio_j = 0.0;
-  size_t stragglers = 0, dropouts = 0, over_committed = 0, over_commit_target = 0;
+  size_t stragglers = 0, over_committed = 0, over_commit_target = 0;
   json ota_info;
   std::vector<std::string> answered_ids;  // this round's participants, in order of answer
   // FedBuff's step: updates applied, their staleness, the jobs sent, and the step's uplink bytes.

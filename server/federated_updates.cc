@@ -18,7 +18,6 @@ bool FederatedServer::OnModeMessage(const std::string& from, const wire::Envelop
 
 void FederatedServer::OnNodeError(const std::string& from, const wire::Error& e) {
   if (async_over_ && e.code() == wire::UNAVAILABLE) return;  // an abandoned FedBuff job's node went offline
-  if (e.code() == wire::UNAVAILABLE && rounds.Expects(from)) ++dropouts;  // e.g. a simulated device went offline
   ServerCore::OnNodeError(from, e);
 }
 

@@ -167,16 +167,17 @@ Status GnnServer::Run() {
     }
     const json row = std::move(ended).value();
     done = e;
+    RefreshReport(false);
     if (gnn->CheckpointEpoch(e) && !SaveShardStates(e)) {
       stopped = "results could not be written: " + RecordError().message();
       break;
     }
     if (e == 1 || e % 10 == 0 || e == sc.gnn.epochs)
-      spdlog::info("epoch {}/{}: train loss {:.4f}, val {}, test {}, sent {:.1f} KB, {:.3f} s", e, sc.gnn.epochs,
+      spdlog::info("epoch {}/{}: train loss {:.4f}, val {}, test {}, sent {:.1f} KB, {:.3f} s{}", e, sc.gnn.epochs,
                    row["train_loss"].get<double>(), row["val_accuracy"].dump(), row["test_accuracy"].dump(),
                    (row["embedding_bytes"].get<double>() + row["gradient_bytes"].get<double>() +
                     row["parameter_bytes"].get<double>() + row["eval_bytes"].get<double>()) / 1024.0,
-                   row["epoch_s"].get<double>());
+                   row["epoch_s"].get<double>(), RunTimeLeft(e, Since(run_start)));
   }
   if (!stopped.empty())
     spdlog::error("GNN training stops: {}. A {} cannot go on without every shard; metrics up to epoch {} are kept in {}",
@@ -191,6 +192,7 @@ Status GnnServer::Run() {
   summary["status"] = stopped.empty() ? "complete" : stopping() ? "stopped" : "failed";
   summary["stop_reason"] = stopped.empty() ? json(nullptr) : json(stopped);
   EDGEBED_RETURN_IF_ERROR(WriteSummaryFile(sc.output_dir, summary));
+  RefreshReport(/*finished=*/true);
   if (!stopped.empty()) return Status::Unavailable("GNN training stopped at " + stopped);
   spdlog::info("gnn run complete: {} epochs, test accuracy {:.4f} at best validation (epoch {}), {:.1f} s; outputs in {}",
                done, summary["test_accuracy"].get<double>(), summary["best_epoch"].get<uint32_t>(), Since(run_start),

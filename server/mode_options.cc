@@ -4,7 +4,7 @@ namespace edgebed {
 
 ServerCoreOptions CoreOptions(const Scenario& sc) {
   ServerCoreOptions o;
-  o.run_id = sc.name + "-" + std::to_string(sc.seed);
+  o.run_name = sc.name + "-" + std::to_string(sc.seed);
   o.seed = sc.seed;
   o.output_dir = sc.output_dir;
   o.resolved_scenario = sc.ToToml();

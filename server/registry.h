@@ -25,6 +25,8 @@ struct NodeRecord {
   std::chrono::steady_clock::time_point last_seen;
   std::string gone_reason;       // why it last stopped being alive (left, connection closed, silent); "" while alive
   uint32_t rounds_ok = 0, rounds_failed = 0;
+  uint32_t progress_round = 0;   // the round its progress is of
+  float progress = 0.0f;         // share of its local work done (heartbeats, split steps), 0..1
 };
 
 class NodeRegistry {

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -13,8 +14,26 @@ namespace edgebed {
 
 double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+void PutFailures(const json& failed, json* row) {
+  json failures = json::array(), offline = json::array();
+  for (const auto& f : failed) {
+    if (f.value("reason", std::string()).rfind("unavailable", 0) == 0) offline.push_back(f.value("node", std::string()));
+    else failures.push_back(f);
+  }
+  (*row)["failures"] = failures.size();
+  (*row)["failed_nodes"] = std::move(failures);
+  (*row)["dropouts"] = offline.size();
+  (*row)["offline_nodes"] = std::move(offline);
+}
+
+json ServerCore::RoundFailures() const {
+  json failed = json::array();
+  for (const auto& f : rounds.failures()) failed.push_back({{"node", f.node_id}, {"reason", f.reason}});
+  return failed;
+}
+
 ServerCore::ServerCore(ServerCoreOptions options, std::atomic<bool>* stop)
-    : core(std::move(options)), stop_flag(stop), run_id(core.run_id), registry(core.nodes), rounds(core.rounds) {}
+    : core(std::move(options)), stop_flag(stop), run_id(UniqueRunId(core.run_name)), registry(core.nodes), rounds(core.rounds) {}
 
 Result<std::string> ServerCore::Bind(const CurveOptions& curve) {
   NodeLinkOptions o = core.link;
@@ -227,9 +246,16 @@ void ServerCore::FailSilentNodes() {
 }
 
 void ServerCore::AwaitPending(Clock::time_point deadline, bool first_failure) {
+  constexpr double kProgressEvery_s = 10.0;
+  const Clock::time_point start = Clock::now();
+  Clock::time_point shown = start;
   while (!rounds.done() && Clock::now() < deadline && !stop_flag->load() && !(first_failure && !rounds.failures().empty())) {
     PollOnce(std::chrono::milliseconds(200));
     FailSilentNodes();
+    if (Since(shown) >= kProgressEvery_s) {
+      shown = Clock::now();
+      spdlog::info("{}", RoundProgressLine(Since(start)));
+    }
   }
   if (first_failure && !rounds.failures().empty()) return;
   if (stop_flag->load()) {  // a stop is no node's failure: the round simply ends unfinished
@@ -240,10 +266,12 @@ void ServerCore::AwaitPending(Clock::time_point deadline, bool first_failure) {
     Fail(id, fmt::format("missed the round deadline of server.round_deadline_s = {:g} s", rounds.options().round_deadline_s));
 }
 
-// A heartbeat for round 0 says the node has prepared its data and model after join_ack.
+// A heartbeat for round 0 says the node has prepared its data and model after join_ack; later ones
+// carry its progress in the round.
 void ServerCore::OnHeartbeat(const std::string& from, const wire::Heartbeat& hb) {
   if (!KnownAlive(from, "heartbeat")) return;
   if (hb.round() == 0) registry.Find(from)->ready = true;
+  else NoteProgress(from, hb.round(), hb.progress());
 }
 
 void ServerCore::OnLeave(const std::string& from, const wire::Leave& l) {
@@ -296,7 +324,11 @@ bool ServerCore::WriteCheckpoint(const ServerCheckpoint& ck) {
   return st.ok();
 }
 
-Result<ServerCheckpoint> ServerCore::ReadCheckpoint() const { return LoadCheckpointOf(core.output_dir, run_id, core.seed); }
+Result<ServerCheckpoint> ServerCore::ReadCheckpoint() {
+  auto ck = LoadCheckpointOf(core.output_dir, core.run_name, core.seed);
+  if (ck.ok()) run_id = ck->run_id;
+  return ck;
+}
 
 void ServerCore::RecordFailed(const Status& st) {
   std::lock_guard<std::mutex> lock(record_mu_);
@@ -314,6 +346,7 @@ Status ServerCore::RecordError() {
 bool ServerCore::WriteRow(const json& row) {
   Status st = record.WriteRow(row);
   if (!st.ok()) RecordFailed(st);
+  else RefreshReport(false);
   return st.ok();
 }
 

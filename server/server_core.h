@@ -28,9 +28,14 @@ using json = nlohmann::json;
 
 double Since(Clock::time_point t);
 
+// Puts a round's failed jobs ({node, reason} objects) into its row: `failures` and `failed_nodes`
+// for nodes that failed (crashed, silent, refused, training failed), `dropouts` and `offline_nodes`
+// for devices that answered UNAVAILABLE (offline when selected), which are not failures.
+void PutFailures(const json& failed, json* row);
+
 // What the core needs of a run; a mode fills it from its scenario (mode_options.h).
 struct ServerCoreOptions {
-  std::string run_id;             // "<name>-<seed>": nodes rejoin a run by it, checkpoints belong to it
+  std::string run_name;           // "<name>-<seed>": the run id starts with it (UniqueRunId)
   uint64_t seed = 1;
   std::string output_dir;
   std::string resolved_scenario;  // written to <output_dir>/scenario.toml
@@ -113,18 +118,32 @@ class ServerCore : public NodeLink::Handler {
   ServerCheckpoint NewCheckpoint(uint32_t round) const;
   // Writes it atomically; false (and the run stops after this round) when it cannot.
   bool WriteCheckpoint(const ServerCheckpoint& ck);
-  // output_dir's checkpoint, refused when it belongs to another run.
-  [[nodiscard]] Result<ServerCheckpoint> ReadCheckpoint() const;
+  // The checkpoint of this run's name and seed; the run takes on its run id (nodes rejoin by it).
+  [[nodiscard]] Result<ServerCheckpoint> ReadCheckpoint();
 
   // A result file could not be written: the run stops after this round; the error names the file.
   void RecordFailed(const Status& st);
   Status RecordError();
   bool WriteRow(const json& row);
+  // A node's share of its work in `round` done (a heartbeat, a split step): kept for the progress
+  // line when `round` is the round in progress and 0 <= share <= 1; anything else is ignored.
+  void NoteProgress(const std::string& id, uint32_t round, float share);
+  // "round 3/20: 6/10 answered, 4 training at 12-85% (median 40%), ~12 s left": logged every
+  // 10 s while a round waits for its answers.
+  std::string RoundProgressLine(double round_elapsed_s) const;
+  // "; ~3 min 10 s left" for the run after round `r`, from the time its rounds have taken so far.
+  std::string RunTimeLeft(uint32_t r, double elapsed_s) const;
+  // Rewrites report.html (record/report.h): after a row at most every few seconds (so an
+  // interrupted run has one), and always once the summary is written (`finished`). A report that
+  // cannot be written is a warning naming the file; the run goes on.
+  void RefreshReport(bool finished);
+  // The round tracker's failures as {node, reason} objects, for PutFailures.
+  json RoundFailures() const;
   bool stopping() const { return stop_flag->load(); }
 
   const ServerCoreOptions core;
   std::atomic<bool>* stop_flag;
-  std::string run_id;
+  std::string run_id;  // unique per run (UniqueRunId); a resumed run keeps its checkpoint's
   NodeLink net;
   NodeRegistry registry;
   ServerStats stats;
@@ -147,6 +166,9 @@ class ServerCore : public NodeLink::Handler {
   std::atomic<uint64_t> closed_connections_{0};  // routes whose close was handled (read by other threads)
   std::mutex record_mu_;
   Status record_error_;  // the first failed write of a result file
+  std::mutex report_mu_;
+  Clock::time_point report_at_{};
+  std::string report_warning_;  // the last one logged, not repeated each round
 };
 
 }  // namespace edgebed

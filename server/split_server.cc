@@ -55,6 +55,8 @@ void SplitServer::OnSplitForward(const std::string& from, const wire::SplitForwa
     spdlog::error("refused split_forward from {}: {}", from, st.message());
     return SendError(from, wire::BAD_TENSOR, st.message());
   }
+  if (f.request() == 0 && f.steps_total() > 0)
+    NoteProgress(from, f.round(), static_cast<float>(f.step()) / static_cast<float>(f.steps_total()));
   Send(from, out);
 }
 
@@ -88,11 +90,8 @@ void SplitServer::RunSplitRound(uint32_t r, Clock::time_point run_start) {
   const size_t selected = rounds.expected() + rounds.failures().size();
   AwaitPending(rounds.DeadlineFrom(t0));
   json row = split->EndRound(r, r == sc.rounds || stopping());
-  json failed = json::array();
-  for (const auto& f : rounds.failures()) failed.push_back({{"node", f.node_id}, {"reason", f.reason}});
   row["selected"] = selected;
-  row["failures"] = rounds.failures().size();
-  row["failed_nodes"] = failed;
+  PutFailures(RoundFailures(), &row);
   row["downlink_bytes"] = downlink_bytes;
   row["wall_s"] = Since(t0);
   row["elapsed_s"] = Since(run_start);
@@ -105,8 +104,9 @@ void SplitServer::RunSplitRound(uint32_t r, Clock::time_point run_start) {
   }
   std::string widths;
   for (const auto& [w, a] : row["accuracy_by_width"].items()) widths += fmt::format(" {}:{:.4f}", w, a.get<double>());
-  spdlog::info("round {:>3}/{}: accuracy by width{}  participants {}/{}  BER {:.2e}  {:.1f} s", r, sc.rounds, widths,
-               row["participants"].get<size_t>(), selected, row["bottleneck_ber"].get<double>(), row["wall_s"].get<double>());
+  spdlog::info("round {:>3}/{}: accuracy by width{}  participants {}/{}  BER {:.2e}  {:.1f} s{}", r, sc.rounds, widths,
+               row["participants"].get<size_t>(), selected, row["bottleneck_ber"].get<double>(), row["wall_s"].get<double>(),
+               RunTimeLeft(r, row["elapsed_s"].get<double>()));
 }
 
 // Inference passes on the lowest-index ready node: the scenario's controller, then (compare_fixed)
@@ -179,6 +179,7 @@ Status SplitServer::Run() {
                   {"frames_received", stats.frames}, {"dropped", DroppedJson()}});
   summary.update(Outcome(done, done));
   EDGEBED_RETURN_IF_ERROR(record.WriteSummary(summary));
+  RefreshReport(/*finished=*/true);
   EDGEBED_RETURN_IF_ERROR(RecordError());
   if (summary["status"] != "complete") return Status::Unavailable("split run " + summary["status"].get<std::string>() + ": " + summary["stop_reason"].dump());
   spdlog::info("split run complete: {} rounds, widest test accuracy {}, {:.1f} s; outputs in {}", done,

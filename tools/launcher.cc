@@ -6,6 +6,7 @@
 #include "codecs/count_decoder.h"
 #include "record/files.h"
 #include "record/plot.h"
+#include "record/report.h"
 #include "splitnets/learner.h"
 
 #include <fcntl.h>
@@ -118,6 +119,7 @@ int RunFederation(const Scenario& sc, const std::string& exe, bool resume) {
   const std::string resolved = out + "/scenario.toml";
   if (!resume) {
     fs::remove_all(out + "/node-state", ec);  // the nodes' carried state of an earlier run in this folder
+    for (const char* f : {"summary.json", "report.html"}) fs::remove(out + "/" + f, ec);  // an earlier run's
     if (Status st = WriteFileAtomic(resolved, sc.ToToml()); !st.ok()) {
       spdlog::error("output_dir = '{}': {}", out, st.message());
       return 2;
@@ -230,6 +232,9 @@ int RunFederation(const Scenario& sc, const std::string& exe, bool resume) {
   }
   fs::remove(out + "/server.pid", ec);
   PlotMetrics(out, sc.name);  // an unfinished run gets its plot too
+  if (!fs::exists(out + "/summary.json")) {  // the server ended without its summary (and its last report)
+    if (Status st = WriteReport(out, ReportState::kInterrupted); !st.ok()) spdlog::warn("{}", st.message());
+  }
   if (const std::string table = RunSummaryTable(out, sc.round_unit());
       !table.empty())
     std::cout << table << std::endl;
@@ -239,14 +244,14 @@ int RunFederation(const Scenario& sc, const std::string& exe, bool resume) {
     return server_rc;
   }
   if (sc.is_gnn()) {
-    spdlog::info("results: {0}/metrics.csv (accuracy, bytes by kind, staleness per epoch), {0}/metrics.png, "
+    spdlog::info("results: {0}/metrics.csv (accuracy, bytes by kind, staleness per epoch), {0}/report.html, "
                  "{0}/summary.json (traffic beside the analytic counts, epochs to converge)", out);
   } else if (sc.is_split()) {
-    spdlog::info("results: {0}/metrics.jsonl (accuracy_by_width), {0}/metrics.png, {0}/summary.json, "
+    spdlog::info("results: {0}/report.html, {0}/metrics.jsonl (accuracy_by_width), {0}/summary.json, "
                  "{0}/final_encoder.pt, {0}/final_decoder.pt{1}", out,
                  sc.split.inference.requests > 0 ? fmt::format(", {0}/inference.csv, {0}/inference.png", out) : "");
   } else {
-    spdlog::info("results: {0}/metrics.jsonl, {0}/metrics.png, {0}/summary.json, {0}/final_model.pt", out);
+    spdlog::info("results: {0}/report.html (open it in a browser), {0}/metrics.jsonl, {0}/summary.json, {0}/final_model.pt", out);
   }
   return 0;
 }

@@ -30,6 +30,7 @@
 #include "tools/split.h"
 #include "tools/transfer.h"
 #include "codecs/count_decoder.h"
+#include "tools/report_cmd.h"
 #include "tools/sweep.h"
 
 namespace {
@@ -164,7 +165,7 @@ int main(int argc, char** argv) {
 
   edgebed::SweepOptions sopt;
   std::string sweep_values;
-  auto* sweep = app.add_subcommand("sweep", "run a scenario once per value of a field; plot a curve per value");
+  auto* sweep = app.add_subcommand("sweep", "run a scenario once per value of a field; compare.html of the runs, a curve per value");
   sweep->add_option("scenario", sopt.scenario_path, "scenario file; none = the embedded default")
       ->check(CLI::ExistingFile);
   sweep->add_option("--field", sopt.field, "the field to sweep, e.g. channel.snr_db")->required();
@@ -173,9 +174,8 @@ int main(int argc, char** argv) {
   sweep->add_option("--out", sopt.out_dir, "output folder (default <output_dir>/sweep-<field>)");
   sweep->add_option("--x", sopt.x, "x axis of the plot: round | virtual_clock_s | elapsed_s");
 
-  std::string plot_dir;
-  auto* plot = app.add_subcommand("plot", "draw metrics.png of a run folder");
-  plot->add_option("dir", plot_dir, "run output folder (holds metrics.csv)")->required();
+  edgebed::ReportCommands reports;
+  edgebed::AddReportCommands(app, &reports);
 
   edgebed::OtaToolOptions oopt;
   std::string snr_list;
@@ -341,7 +341,7 @@ int main(int argc, char** argv) {
       if (!v.empty()) sopt.values.push_back(v);
     return edgebed::RunSweep(sopt, SelfExe(argv[0]));
   }
-  if (*plot) return edgebed::PlotMetrics(plot_dir, std::filesystem::path(plot_dir).filename().string()) ? 0 : 1;
+  if (const int rc = edgebed::RunReportCommands(reports); rc >= 0) return rc;
 
   if (!resume_dir.empty() && scenario_path.empty()) {  // a resumed run is the run its folder describes
     scenario_path = resume_dir + "/scenario.toml";

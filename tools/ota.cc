@@ -15,6 +15,7 @@
 #include "codecs/count_decoder.h"
 #include "codecs/symmetric.h"
 #include "splitnets/learner.h"
+#include "record/progress.h"
 
 namespace edgebed {
 namespace {
@@ -87,7 +88,10 @@ int RunOtaTrain(const OtaToolOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   t.on_progress = [&](uint32_t step, double loss, double nmse) {
     const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    spdlog::info("step {:>5}/{}  loss {:.4f}  validation NMSE at 5 dB {:.4f}  {:.0f} s", step, opt.steps, loss, nmse, el);
+    double left = TimeLeft(el, step, opt.steps);
+    if (opt.minutes > 0) left = std::min(left < 0 ? 1e18 : left, std::max(0.0, opt.minutes * 60.0 - el));
+    spdlog::info("step {:>5}/{}  loss {:.4f}  validation NMSE at 5 dB {:.4f}  {} elapsed, ~{} left", step, opt.steps, loss,
+                 nmse, FormatDuration(el), FormatDuration(left));
     log << step << ',' << el << ',' << loss << ',' << nmse << "\n";
     log.flush();
   };
@@ -127,12 +131,15 @@ int RunOtaNmse(const OtaToolOptions& opt) {
          "seconds\n";
   const uint32_t n = data->n, group = 250;
   std::map<std::string, std::vector<double>> curve, curve_raw, curve_agg;
+  Progress progress("ota nmse", static_cast<double>(opt.snrs.size()) * opt.blocks, "blocks");
+  double blocks_done = 0;
   for (double snr : opt.snrs) {
     Rng rng = MakeRng(opt.seed, "nmse", static_cast<uint64_t>(snr * 100 + 10000));
     struct Acc { double err_raw = 0, err = 0, ref = 0, agg_err = 0, soft_err = 0, agg_ref = 0, exact = 0, khat = 0, secs = 0; };
     std::vector<Acc> acc(decs.size());
     uint32_t groups = 0, total_blocks = 0;
-    for (uint32_t done = 0; done < opt.blocks; done += group, ++groups) {
+    for (uint32_t done = 0; done < opt.blocks; done += group, ++groups, blocks_done += group) {
+      progress.Update(blocks_done, fmt::format("{:g} dB", snr));
       // One group = one simulated round: a round of the data, K_a nodes, `group` blocks.
       const size_t r = rounds[std::uniform_int_distribution<size_t>(0, rounds.size() - 1)(rng)];
       const uint32_t ka = std::uniform_int_distribution<uint32_t>(opt.ka_min, opt.ka_max)(rng);
@@ -219,6 +226,7 @@ int RunOtaNmse(const OtaToolOptions& opt) {
                    100.0 * a.khat / groups, a.secs, a.soft_err / a.agg_ref);
     }
   }
+  progress.Finish(blocks_done);
   csv.close();
   json summary = {{"target_nmse", opt.target_nmse}, {"snr", opt.snr_per_node ? "per node" : "of the superposed signal"}, {"snrs", opt.snrs}, {"data", opt.data.empty() ? "synthetic" : opt.data}};
   for (const auto& [name, c] : curve) {

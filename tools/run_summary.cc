@@ -30,7 +30,7 @@ std::string RunSummaryTable(const std::string& out, const std::string& unit) {
     return "";
   }
   double up = 0.0, down = 0.0, virtual_s = 0.0, accuracy = -1.0;
-  size_t rows = 0, updates = 0;
+  size_t rows = 0, updates = 0, offline = 0;
   std::map<std::string, size_t> causes;
   std::ifstream metrics(out + "/metrics.jsonl");
   for (std::string line; std::getline(metrics, line);) {
@@ -46,6 +46,7 @@ std::string RunSummaryTable(const std::string& out, const std::string& unit) {
     down += r.value("downlink_bytes", 0.0);
     virtual_s = std::max(virtual_s, r.value("virtual_clock_s", 0.0));
     updates += r.value("participants", 0);
+    offline += r.value("dropouts", 0);
     if (r.contains("test_accuracy") && r["test_accuracy"].is_number()) accuracy = r["test_accuracy"].get<double>();
     if (r.contains("failed_nodes"))
       for (const auto& f : r["failed_nodes"]) ++causes[Cause(f.value("reason", std::string("?")))];
@@ -70,6 +71,7 @@ std::string RunSummaryTable(const std::string& out, const std::string& unit) {
     t += fmt::format("{:<22}{}\n", "failures", total);
     for (const auto& [c, n] : causes) t += fmt::format("  {:<20}{}\n", c, n);
   }
+  if (offline > 0) t += fmt::format("{:<22}{} (not failures)\n", "offline when selected", offline);
   t += std::string(60, '-');
   return t;
 }

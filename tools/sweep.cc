@@ -3,12 +3,15 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "record/compare.h"
 #include "record/plot.h"
+#include "record/progress.h"
 #include "record/run_record.h"
 #include "tools/launcher.h"
 
@@ -31,7 +34,25 @@ std::string Label(const std::string& v) {
   return s;
 }
 
+// The unit a field's name ends with ("channel.snr_db" -> "dB"), or "".
+std::string UnitOf(const std::string& field) {
+  static const std::pair<const char*, const char*> units[] = {
+      {"_db", "dB"}, {"_kbps", "kbit/s"}, {"_ms", "ms"}, {"_s", "s"}, {"_mb", "MB"}, {"_kb", "KiB"},
+      {"_hz", "Hz"}, {"_j", "J"}, {"_w", "W"}, {"_m", "m"}};
+  for (const auto& [suffix, unit] : units) {
+    const std::string sfx = suffix;
+    if (field.size() > sfx.size() && field.compare(field.size() - sfx.size(), sfx.size(), sfx) == 0) return unit;
+  }
+  return "";
+}
+
 }  // namespace
+
+std::string SweepLegend(const std::string& field, const std::string& value) {
+  const std::string unit = UnitOf(field);
+  const size_t dot = field.rfind('.');
+  return (dot == std::string::npos ? field : field.substr(dot + 1)) + " = " + Label(value) + (unit.empty() ? "" : " " + unit);
+}
 
 int RunSweep(const SweepOptions& opt, const std::string& exe) {
   if (opt.values.empty()) {
@@ -53,6 +74,7 @@ int RunSweep(const SweepOptions& opt, const std::string& exe) {
       return 2;
     }
     sc->output_dir = out + "/" + opt.field + "=" + Label(v);
+    sc->name = base->name + " (" + SweepLegend(opt.field, v) + ")";  // each run's plots and report say which it is
     runs.push_back(sc.value());
   }
   const std::map<std::string, int> columns = {{"round", 1}, {"elapsed_s", 9}, {"virtual_clock_s", 10}};
@@ -63,8 +85,12 @@ int RunSweep(const SweepOptions& opt, const std::string& exe) {
   const std::string xcol = std::to_string(columns.at(opt.x));
   fs::create_directories(out);
   nlohmann::json summary = nlohmann::json::array();
+  const auto t0 = std::chrono::steady_clock::now();
   for (size_t i = 0; i < runs.size(); ++i) {
-    spdlog::info("sweep {}/{}: {} = {}", i + 1, runs.size(), opt.field, Label(opt.values[i]));
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double left = TimeLeft(elapsed, static_cast<double>(i), static_cast<double>(runs.size()));
+    spdlog::info("sweep {}/{}: {}{}", i + 1, runs.size(), SweepLegend(opt.field, opt.values[i]),
+                 i == 0 ? "" : fmt::format(" ({} elapsed, ~{} left)", FormatDuration(elapsed), FormatDuration(left)));
     if (RunFederation(runs[i], exe) != 0) {
       spdlog::error("sweep: the run with {} = {} failed; see {}", opt.field, opt.values[i], runs[i].output_dir);
       return 1;
@@ -102,7 +128,7 @@ int RunSweep(const SweepOptions& opt, const std::string& exe) {
   // One plot, a curve per value.
   std::string gp = "set terminal pngcairo noenhanced size 1200,440 font 'sans,10'\nset output " +
                    GnuplotPath(out + "/sweep.png") + "\nset datafile separator ','\nset grid\n"
-                   "set key outside right top title " + GnuplotString(opt.field) + "\n"
+                   "set key outside right top\n"
                    "set multiplot layout 1,2 title " + GnuplotString(base->name + ": " + opt.field) + "\n"
                    "set xlabel " + GnuplotString(opt.x) + "; set ylabel 'test accuracy'\n";
   for (const char* col : {"2", "3"}) {
@@ -110,12 +136,24 @@ int RunSweep(const SweepOptions& opt, const std::string& exe) {
     gp += "plot ";
     for (size_t i = 0; i < runs.size(); ++i)
       gp += (i ? ", " : "") + GnuplotPath(runs[i].output_dir + "/metrics.csv") + " using " + xcol +
-            ":" + col + " skip 1 with linespoints pt 7 ps 0.5 title " + GnuplotString(Label(opt.values[i]));
+            ":" + col + " skip 1 with linespoints pt 7 ps 0.5 title " + GnuplotString(SweepLegend(opt.field, opt.values[i]));
     gp += "\n";
   }
   gp += "unset multiplot\n";
   if (Status st = RunGnuplot(gp, out + "/gnuplot.log"); !st.ok()) spdlog::warn("sweep: no plot: {}", st.message());
-  spdlog::info("sweep done: {0}/sweep.png, {0}/summary.csv", out);
+  CompareOptions cmp;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    cmp.runs.push_back(runs[i].output_dir);
+    cmp.labels.push_back(SweepLegend(opt.field, opt.values[i]));
+  }
+  cmp.x = opt.x;
+  cmp.out_dir = out;
+  cmp.title = base->name + ": sweep of " + opt.field;
+  if (auto c = WriteComparison(cmp); !c.ok()) {
+    spdlog::error("sweep: {}", c.status().message());
+    return 1;
+  }
+  spdlog::info("sweep done: {0}/compare.html (table and curves), {0}/sweep.png, {0}/summary.csv", out);
   for (const auto& s : summary)
     spdlog::info("  {} = {:<12} final accuracy {:.4f}  best {:.4f}  airtime/round {:.3f} s  lost packets/round {:.0f}",
                  opt.field, s["value"].get<std::string>(), s["final_test_accuracy"].get<double>(),

@@ -1,4 +1,5 @@
-// `edgebed sweep`: one scenario run once per value of a field, and one plot with a curve per value.
+// `edgebed sweep`: one scenario run once per value of a field; compare.html (record/compare.h) and one
+// plot with a curve per value, legends with units.
 #pragma once
 #include <string>
 #include <vector>
@@ -17,5 +18,8 @@ struct SweepOptions {
 };
 
 int RunSweep(const SweepOptions& opt, const std::string& exe);
+
+// A legend entry with the unit the field's name ends with: ("channel.snr_db", "5") -> "snr_db = 5 dB".
+std::string SweepLegend(const std::string& field, const std::string& value);
 
 }  // namespace edgebed

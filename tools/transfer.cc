@@ -13,6 +13,8 @@
 #include "codecs/rng.h"
 #include "splitnets/learner.h"
 #include "splitnets/transfer.h"
+#include "record/files.h"
+#include "record/progress.h"
 
 namespace edgebed {
 namespace {
@@ -38,18 +40,16 @@ std::vector<uint32_t> FirstShuffled(size_t n, uint32_t limit, uint64_t seed) {
   return idx;
 }
 
-TrainOptions Options(const TransferToolOptions& opt, int epoch, const std::string& what) {
+// `progress` counts epochs; it advances with every batch.
+TrainOptions Options(const TransferToolOptions& opt, int epoch, Progress* progress, double epochs_before) {
   TrainOptions t;
   t.epochs = 1;
   t.batch_size = opt.batch;
   t.learning_rate = static_cast<float>(opt.learning_rate);
   t.momentum = static_cast<float>(opt.momentum);
   t.seed = DeriveSeed(opt.seed, "epoch-" + std::to_string(epoch));
-  int last = -1;
-  t.on_progress = [what, epoch, last](float f) mutable {
-    const int tenth = static_cast<int>(f * 10);
-    if (tenth != last && tenth % 2 == 0 && tenth < 10) spdlog::info("{} epoch {}: {}%", what, epoch, tenth * 10);
-    last = tenth;
+  t.on_progress = [progress, epochs_before](float f) {
+    progress->Update(epochs_before + f);
     return true;
   };
   return t;
@@ -91,10 +91,10 @@ int RunPretrain(const TransferToolOptions& opt) {
                opt.model, opt.classes.empty() ? "0-4" : opt.classes, train.size(), test.size(), opt.epochs,
                l.ForwardFlops() / 1e6);
   const std::string log_path = opt.out + ".csv";
-  std::ofstream log(log_path);
-  log << "epoch,train_loss,test_accuracy,test_loss,train_s\n";
+  std::string log = "epoch,train_loss,test_accuracy,test_loss,train_s\n";
+  Progress progress("transfer pretrain", opt.epochs, "epochs");
   for (int e = 1; e <= opt.epochs; ++e) {
-    auto epoch = TrainAndTest(l, train, idx, Options(opt, e, "pretrain"), test);
+    auto epoch = TrainAndTest(l, train, idx, Options(opt, e, &progress, e - 1), test);
     if (!epoch.ok()) {
       spdlog::error("{}", epoch.status().message());
       return 1;
@@ -102,8 +102,13 @@ int RunPretrain(const TransferToolOptions& opt) {
     const auto& [ts, es] = epoch.value();
     spdlog::info("epoch {}/{}: train loss {:.4f}, test accuracy {:.4f} ({:.0f} s)", e, opt.epochs, ts.mean_loss,
                  es.accuracy, ts.seconds);
-    log << e << ',' << ts.mean_loss << ',' << es.accuracy << ',' << es.loss << ',' << ts.seconds << '\n';
+    log += fmt::format("{},{},{},{},{}\n", e, ts.mean_loss, es.accuracy, es.loss, ts.seconds);
+    if (Status w = WriteFileAtomic(log_path, log); !w.ok()) {
+      spdlog::error("{}", w.message());
+      return 1;
+    }
   }
+  progress.Finish(opt.epochs);
   Status st = l.SaveBackbone(opt.out);
   if (!st.ok()) {
     spdlog::error("{}", st.message());
@@ -125,10 +130,14 @@ int RunTransferCompare(const TransferToolOptions& opt) {
   const auto idx = FirstShuffled(train.size(), opt.train_limit, opt.seed);
   const std::string out_dir = opt.out.empty() ? "runs/transfer-compare" : opt.out;
   std::filesystem::create_directories(out_dir);
-  std::ofstream csv(out_dir + "/results.csv");
+  std::ostringstream csv;
   csv << "mode,blocks,epoch,test_accuracy,test_loss,train_loss,train_s,peak_train_kb,backward_kb,backward_kb_analytic,"
          "train_mflops_per_sample,update_kb,full_model_kb\n";
   json results = json::array();
+  size_t n_modes = 0;
+  for (char c : opt.modes + ",") n_modes += c == ',';
+  Progress progress("transfer compare", static_cast<double>(n_modes * opt.epochs), "epochs");
+  double epochs_done = 0;
   std::stringstream ms(opt.modes);
   for (std::string mode; std::getline(ms, mode, ',');) {
     ModelSpec spec;
@@ -154,7 +163,8 @@ int RunTransferCompare(const TransferToolOptions& opt) {
                 {"forward_mflops_per_sample", l.ForwardFlops() / 1e6}, {"update_kb", update_kb},
                 {"full_model_kb", full_kb}, {"backward_kb_analytic", analytic_kb}, {"epochs", json::array()}};
     for (int e = 1; e <= opt.epochs; ++e) {
-      auto epoch = TrainAndTest(l, train, idx, Options(opt, e, mode), test);
+      auto epoch = TrainAndTest(l, train, idx, Options(opt, e, &progress, epochs_done), test);
+      epochs_done += 1;
       if (!epoch.ok()) {
         spdlog::error("{}", epoch.status().message());
         return 1;
@@ -176,7 +186,12 @@ int RunTransferCompare(const TransferToolOptions& opt) {
   json summary = {{"backbone", opt.backbone}, {"classes", opt.classes.empty() ? "5-9" : opt.classes},
                   {"train_samples", idx.size()}, {"test_samples", test.size()}, {"batch", opt.batch},
                   {"learning_rate", opt.learning_rate}, {"momentum", opt.momentum}, {"modes", results}};
-  std::ofstream(out_dir + "/results.json") << summary.dump(2) << '\n';
+  progress.Finish(epochs_done);
+  for (Status w : {WriteFileAtomic(out_dir + "/results.csv", csv.str()), WriteFileAtomic(out_dir + "/results.json", summary.dump(2) + "\n")})
+    if (!w.ok()) {
+      spdlog::error("{}", w.message());
+      return 1;
+    }
   std::cout << "mode      blocks  test_acc  train_s/epoch  peak_train_KB  backward_KB  (analytic)  train_MFLOPs/sample  update_KB\n";
   for (const auto& r : results) {
     const auto& last = r["epochs"].back();

@@ -31,7 +31,8 @@ std::pair<int, std::string> Edgebed(const std::vector<std::string>& args) {
 TEST_CASE("edgebed help lists the commands; help COMMAND [SUBCOMMAND] is that command's help; a wrong one is named") {
   const auto [rc, all] = Edgebed({"help"});
   CHECK(rc == 0);
-  for (const char* cmd : {"run", "server", "node", "nodehost", "channel", "sweep", "bench", "deploy", "scenario", "help"})
+  for (const char* cmd : {"run", "server", "node", "nodehost", "channel", "sweep", "compare", "report,", "bench", "deploy",
+                          "scenario", "help"})
     CHECK_MESSAGE(all.find("\n  " + std::string(cmd) + " ") != std::string::npos, cmd);
   CHECK(all.find("--set section.field=value") != std::string::npos);  // --set is documented once, at the top
   const auto [rc2, nmse] = Edgebed({"help", "ota", "nmse"});
@@ -56,6 +57,7 @@ TEST_CASE("every command's help shows its options' defaults") {
       {{"help", "nodehost"}, "--count UINT:INT in [1 - 1000000]=1"},
       {{"help", "channel"}, "--listen TEXT=tcp://127.0.0.1:0"},
       {{"help", "deploy"}, "--poll-s FLOAT:FLOAT in [1 - 3600]=10"},
+      {{"help", "compare"}, "--out TEXT=runs/compare"},
   };
   for (const auto& [args, want] : cases) {
     const auto [rc, text] = Edgebed(args);

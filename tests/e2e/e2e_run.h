@@ -41,6 +41,9 @@ inline int Wait(pid_t pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+// Runs argv to its end (no shell), output appended to `log`; its exit code.
+inline int RunArgs(const std::vector<std::string>& args, const std::string& log) { return Wait(Start(args, log)); }
+
 // A fresh path under the temp folder, unique to this test process.
 inline std::string TempDir(const std::string& suite, const std::string& tag) {
   return (std::filesystem::temp_directory_path() / ("edgebed-" + suite + "-" + tag + "-" + std::to_string(getpid()))).string();
@@ -69,6 +72,40 @@ inline std::vector<nlohmann::json> Metrics(const std::string& out) {
   for (std::string line; std::getline(in, line);) rows.push_back(nlohmann::json::parse(line));
   return rows;
 }
+
+// `page` (an HTML file) opened by headless Chromium (Debian's chromium package): the DOM after the
+// page's load handler ran. Its own profile folder, so that parallel tests do not share one.
+inline std::string RenderInChromium(const std::string& page) {
+  const std::string profile = page + ".chromium-profile", dom = page + ".dom";
+  std::filesystem::remove(dom);
+  const pid_t pid = Start({"timeout", "120", "chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                           "--user-data-dir=" + profile, "--virtual-time-budget=5000", "--dump-dom",
+                           "file://" + std::filesystem::absolute(page).string()},
+                          dom);
+  Wait(pid);
+  std::filesystem::remove_all(profile);
+  return Slurp(dom);
+}
+
+// The page (report.html, compare.html) renders in Chromium with every figure laid out and drawn,
+// the ones in `keys` among them.
+inline void CheckPage(const std::string& page, const std::vector<std::string>& keys) {
+  REQUIRE_MESSAGE(std::filesystem::exists(page), page);
+  const std::string dom = RenderInChromium(page);
+  const size_t body = dom.find("<body");
+  REQUIRE_MESSAGE(body != std::string::npos, dom.substr(0, 2000));
+  const std::string tag = dom.substr(body, dom.find('>', body) - body);
+  const size_t f = tag.find("data-figures=\""), r = tag.find("data-rendered=\"");
+  REQUIRE_MESSAGE((f != std::string::npos && r != std::string::npos), tag);
+  const int figures = std::stoi(tag.substr(f + 14)), rendered = std::stoi(tag.substr(r + 15));
+  CHECK(figures >= static_cast<int>(keys.size()));
+  CHECK_MESSAGE(rendered == figures, tag);
+  for (const auto& k : keys)
+    CHECK_MESSAGE(dom.find("data-figure=\"" + k + "\" data-rendered=\"yes\"") != std::string::npos, "figure ", k, " in ", page);
+  std::filesystem::remove(page + ".dom");
+}
+
+inline void CheckReport(const std::string& out, const std::vector<std::string>& keys) { CheckPage(out + "/report.html", keys); }
 
 // Removes a run's folder and its log (left in place when a test fails before this, for a look).
 inline void Cleanup(const std::string& out) {

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <tuple>
 
 #include "splitnets/transfer.h"
 #include "tests/e2e/e2e_run.h"
@@ -23,8 +24,11 @@ std::string TempDir(const std::string& tag) { return edgebed::e2e::TempDir("e2e"
 int Run(const std::string& out, const std::string& extra, const std::string& scenario = "quick.toml") {
   return edgebed::e2e::RunScenario(std::string(EDGEBED_SOURCE_DIR) + "/scenarios/" + scenario, out, extra);
 }
+using edgebed::e2e::CheckReport;
 using edgebed::e2e::Cleanup;
 using edgebed::e2e::Metrics;
+using edgebed::e2e::RunArgs;
+using edgebed::e2e::Summary;
 using edgebed::e2e::Slurp;
 
 }  // namespace
@@ -44,6 +48,13 @@ TEST_CASE("a multi-process federation runs end to end and writes its outputs") {
   for (const char* f : {"metrics.png", "metrics.csv", "final_model.pt", "summary.json", "scenario.toml"})
     CHECK_MESSAGE(fs::exists(out + "/" + f), f);
   CHECK(fs::file_size(out + "/metrics.png") > 1000);
+  const std::string csv = Slurp(out + "/metrics.csv");
+  CHECK(csv.find(",train_loss,selected,dropouts,uplink_airtime_s,uplink_tx_energy_j,lost_packets,") != std::string::npos);
+  CheckReport(out, {"accuracy", "loss", "bytes", "time", "participation", "memory"});
+  const std::string report = Slurp(out + "/report.html");
+  CHECK(report.find("<td>complete</td>") != std::string::npos);  // the launcher's last report has the summary
+  for (const char* fetch : {"src=", "<link", "@import"})              // nothing to fetch: self-contained
+    CHECK_MESSAGE(report.find(fetch) == std::string::npos, fetch);
   Cleanup(out);
 }
 
@@ -99,7 +110,31 @@ TEST_CASE("same scenario and seed give the same metrics; another seed does not")
   }
   CHECK(ra[2]["test_loss"] != rc[2]["test_loss"]);
   CHECK(Slurp(a + "/final_model.pt") == Slurp(b + "/final_model.pt"));
-  for (const auto& d : {a, b, c}) Cleanup(d);
+  CHECK(Summary(a)["run_id"] != Summary(b)["run_id"]);  // the same experiment twice: two runs
+
+  // edgebed compare: one table line per run with its rows' figures, and overlaid curves.
+  const std::string cmp = TempDir("compare");
+  REQUIRE_MESSAGE(RunArgs({EDGEBED_BINARY, "compare", a, c, "--out", cmp, "--label", "seed 1", "--label", "seed 8",
+                           "--metric", "test_accuracy", "--metric", "uplink_bytes"}, cmp + ".log") == 0,
+                  Slurp(cmp + ".log"));
+  const std::string table = Slurp(cmp + "/compare.csv");
+  INFO(table);
+  for (const auto& [label, dir, rows] : {std::tuple{std::string("seed 1"), a, ra}, std::tuple{std::string("seed 8"), c, rc}}) {
+    const size_t at = table.find("\"" + label + "\",\"" + dir + "\"");
+    REQUIRE(at != std::string::npos);
+    const std::string line = table.substr(at, table.find('\n', at) - at);
+    char want[64];
+    std::snprintf(want, sizeof want, ",2,%.4f,", rows[2]["test_accuracy"].get<double>());  // rounds, final accuracy
+    CHECK(line.find(want) != std::string::npos);
+    const double up_mb = (rows[1]["uplink_bytes"].get<double>() + rows[2]["uplink_bytes"].get<double>()) / 1e6;
+    std::snprintf(want, sizeof want, ",%.3f,", up_mb);
+    CHECK(line.find(want) != std::string::npos);
+  }
+  CHECK(table.find(",\"quick\",\"federated learning\",\"complete\",") != std::string::npos);
+  edgebed::e2e::CheckPage(cmp + "/compare.html", {"cmp_0", "cmp_1"});
+  CHECK(RunArgs({EDGEBED_BINARY, "compare", a, "--x", "minutes", "--out", cmp}, cmp + ".log") != 0);
+  CHECK(Slurp(cmp + ".log").find("--x") != std::string::npos);
+  for (const auto& d : {a, b, c, cmp}) Cleanup(d);
 }
 
 TEST_CASE("a bad scenario fails at load naming the field, before any process starts") {
@@ -140,6 +175,7 @@ TEST_CASE("the channel as its own process: relayed and in-process nodes see the 
       CHECK(b[1]["ota"]["active"] == a[1]["ota"]["active"]);
     }
     CHECK(Slurp(relayed + "/logs/channel.log").find("joins through the channel") != std::string::npos);
+    if (tag == "digital") CheckReport(direct, {"channel_loss", "channel_airtime", "channel_nodes", "channel_snr"});
     Cleanup(direct);
     Cleanup(relayed);
   }
@@ -158,6 +194,8 @@ TEST_CASE("a sweep runs one scenario per value and draws one plot; bad values fa
   rc = std::system((base + " --values 0,20 > " + out + ".log 2>&1").c_str());
   REQUIRE_MESSAGE(WEXITSTATUS(rc) == 0, Slurp(out + ".log"));
   CHECK(fs::file_size(out + "/sweep.png") > 1000);
+  CHECK(Slurp(out + "/compare.html").find("snr_db = 20 dB") != std::string::npos);  // legends with units
+  CHECK(Slurp(out + "/compare.csv").find("\"snr_db = 0 dB\"") != std::string::npos);
   const std::string summary = Slurp(out + "/summary.csv");
   CHECK(summary.find("channel.snr_db,final_test_accuracy") == 0);
   CHECK(Metrics(out + "/channel.snr_db=0")[1]["lost_packets"].get<int>() >
@@ -184,6 +222,7 @@ TEST_CASE("a mixed federation: real node processes and simulated nodes on node h
   CHECK(rows[2]["test_accuracy"].get<double>() > 0.5);
   CHECK(Slurp(out + "/logs/host-1.log").find("hosting 10 simulated nodes") != std::string::npos);
   CHECK(Slurp(out + "/logs/server.log").find("node-3 joined (index 3, x86_64 process)") != std::string::npos);
+  CheckReport(out, {"participation", "time"});  // population: who took part, and the virtual clock
   Cleanup(out);
 }
 
@@ -274,6 +313,7 @@ TEST_CASE("digital OTA end to end: VQ indices over the superposing channel, AMP-
   for (std::string l; std::getline(csv, l);) lines.push_back(l);
   CHECK(lines.size() == 5);  // header + 2 SNRs x 2 decoders
   CHECK(fs::exists(nmse + "/nmse.png"));
+  CheckReport(out, {"ota_error", "channel_airtime"});  // the run's decoder error by round
   // A damaged decoder file is refused naming it, before any process starts.
   std::ofstream(net) << "not a decoder";
   CHECK(Run(out, "--set channel.uplink='\"digital_ota\"' --set ota.decoder='\"amp_da_net\"' --set ota.decoder_path='\"" +
@@ -320,6 +360,8 @@ TEST_CASE("federated transfer learning with MobileTL over every uplink: only the
     if (uplink == "ideal") {
       CHECK(rows[1]["uplink_bytes"].get<double>() > 4 * update);
       CHECK(rows[1]["uplink_bytes"].get<double>() < 4 * update * 1.1);
+      CheckReport(out, {"memory", "accuracy"});  // MobileTL: the memory kept for backward beside its analytic count
+      CHECK(Slurp(out + "/report.html").find("kept for backward, analytic") != std::string::npos);
     }
     Cleanup(out);
   }
@@ -404,6 +446,7 @@ TEST_CASE("split learning across processes: noisy bottlenecks, a node killed mid
   CHECK(met[0] >= 16);
   CHECK(fs::exists(out + "/final_decoder.pt"));
   CHECK(fs::exists(out + "/final_encoder.pt"));
+  CheckReport(out, {"accuracy_by_width", "split_bytes", "bytes_by_width", "split_channel"});
   Cleanup(out);
 }
 

@@ -83,6 +83,8 @@ TEST_CASE("GNNPipe with chunks and graph parallelism: traffic equals the analyti
   CHECK(g["analytic"]["halo_vertices"].get<double>() > 0.0);
   CHECK(p["epochs_completed"] == 3);
   CHECK(g["epochs_completed"] == 3);
+  edgebed::e2e::CheckReport(pipe, {"accuracy", "loss", "gnn_traffic", "gnn_staleness", "gnn_time"});
+  CHECK(Slurp(pipe + "/report.html").find("embeddings, analytic") != std::string::npos);
   Cleanup(pipe);
   Cleanup(graph);
 }

@@ -33,10 +33,10 @@ using edgebed::e2e::Metrics;
 using edgebed::e2e::Slurp;
 using edgebed::e2e::Summary;
 
+using edgebed::e2e::RunArgs;
 using edgebed::e2e::Start;
 using edgebed::e2e::Wait;
 
-int RunArgs(const std::vector<std::string>& args, const std::string& log) { return Wait(Start(args, log)); }
 
 std::vector<std::string> RunCmd(const std::string& out, std::vector<std::string> extra) {
   std::vector<std::string> a = {EDGEBED_BINARY, "run", std::string(EDGEBED_SOURCE_DIR) + "/scenarios/quick.toml",
@@ -124,6 +124,9 @@ void ResumeMatchesUninterrupted(const ResumeCase& c) {
   }));
   REQUIRE(kill(std::stoi(Slurp(out + "/server.pid")), SIGKILL) == 0);
   CHECK(Wait(launcher) != 0);  // the run did not complete
+  // The interrupted run has its report: the rows so far, drawn, and said to be interrupted.
+  CHECK(Slurp(out + "/report.html").find("interrupted (the server ended without writing summary.json)") != std::string::npos);
+  edgebed::e2e::CheckReport(out, {c.columns.front() == "test_accuracy" ? "accuracy" : "accuracy_by_width"});
 
   REQUIRE_MESSAGE(RunArgs({EDGEBED_BINARY, "run", "--resume", out}, out + ".log") == 0, Slurp(out + ".log"));
   const auto a = Metrics(ref), b = Metrics(out);

@@ -107,7 +107,7 @@ TEST_CASE("a checkpoint round-trips and every damage is named") {
   const std::string d = Dir("ckpt");
   ServerCheckpoint c;
   c.round = 7;
-  c.run_id = "quick-7";
+  c.run_id = UniqueRunId("quick-7");
   c.seed = 7;
   c.virtual_clock_s = 12.5;
   c.select_rng = "1 2 3";
@@ -118,7 +118,14 @@ TEST_CASE("a checkpoint round-trips and every damage is named") {
   auto back = LoadCheckpoint(d);
   REQUIRE(back.ok());
   CHECK(back->round == 7);
-  CHECK(back->run_id == "quick-7");
+  CHECK(back->run_id == c.run_id);
+  // A run resumes the checkpoint of its name and seed and takes on its id; another name or seed is refused.
+  CHECK(c.run_id.rfind("quick-7-", 0) == 0);
+  CHECK(c.run_id.size() > std::string("quick-7-20261130T000000Z-1").size() - 1);
+  CHECK(LoadCheckpointOf(d, "quick-7", 7).ok());
+  CHECK(LoadCheckpointOf(d, "quick-7", 8).status().message().find("seed 7") != std::string::npos);
+  CHECK(LoadCheckpointOf(d, "other-7", 7).status().message().find("not to a run of 'other-7'") != std::string::npos);
+  CHECK(!LoadCheckpointOf(d, "quick-70", 7).ok());
   CHECK(back->virtual_clock_s == 12.5);
   CHECK(back->select_rng == "1 2 3");
   CHECK(back->state == c.state);

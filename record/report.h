@@ -1,0 +1,30 @@
+// report.html: one self-contained page per run folder that a browser opens without a network: the
+// run's state, its summary, the figures of its mode (run_figures.h, inline SVG with units and
+// legends) and the resolved scenario. The server rewrites it while the run goes, so an interrupted
+// run has one too; the launcher writes the last one.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "codecs/status.h"
+
+namespace edgebed {
+
+enum class ReportState {
+  kRunning,      // rows so far; summary.json (if any) is an earlier run's and is not read
+  kFinished,     // the run wrote its summary.json
+  kInterrupted,  // the server ended without a summary (killed, crashed)
+};
+
+// The rows of <dir>/metrics.jsonl; a last line cut short by a crash is left out. Errors name the file.
+[[nodiscard]] Result<std::vector<nlohmann::json>> ReadMetricsRows(const std::string& dir);
+
+// The top-level `name` of a resolved scenario.toml ('...' or "..."), or "" when it has none.
+std::string ScenarioNameOf(const std::string& toml);
+
+// Writes <dir>/report.html atomically. A plot that gnuplot cannot draw leaves its place to a note
+// naming the log; a failed write is an error naming report.html.
+[[nodiscard]] Status WriteReport(const std::string& dir, ReportState state);
+
+}  // namespace edgebed
