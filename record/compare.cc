@@ -138,8 +138,8 @@ Result<std::vector<RunFacts>> WriteComparison(const CompareOptions& o) {
     figs.push_back(std::move(fig));
   }
   SvgOptions svg;
-  svg.work_dir = o.out_dir + "/compare-svg";
-  svg.log_path = o.out_dir + "/gnuplot-compare.log";
+  svg.work_dir = o.out_dir + "/logs/compare-svg";
+  svg.log_path = o.out_dir + "/logs/gnuplot-compare.log";
   auto svgs = RenderSvgs(figs, svg);
   HtmlPage page("edgebed compare: " + o.title);
   std::vector<std::vector<std::string>> table = {{"run", "scenario", "mode", "status", "rounds", "final accuracy",

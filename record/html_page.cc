@@ -58,7 +58,7 @@ std::string HtmlPage::Render() const {
   return "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" + HtmlEscape(title_) +
          "</title>\n<style>\n"
          "body{font-family:sans-serif;margin:1.5em;max-width:1150px;color:#222}\n"
-         "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left;"
+         "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left;max-width:900px;overflow-wrap:anywhere;"
          "font-size:90%}\nth{background:#eee}\nfigure{display:inline-block;margin:.5em}\n"
          "figure{width:540px;height:360px}\nfigure svg{width:540px;height:360px}\n"
          "pre{background:#f6f6f6;padding:.5em;font-size:85%;overflow:auto;max-height:30em}\n"

@@ -1,5 +1,6 @@
 #include "tools/launcher.h"
 
+#include "tools/live_status.h"
 #include "tools/process.h"
 #include "tools/run_summary.h"
 
@@ -19,6 +20,7 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <numeric>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -140,8 +142,15 @@ int RunFederation(const Scenario& sc, const std::string& exe, bool resume) {
   }
   std::vector<std::string> server_args = {exe, "server", "--scenario", resolved, "--endpoint-file", endpoint_file};
   if (resume) server_args.insert(server_args.end(), {"--resume", out});
-  const pid_t server = Spawn(server_args, "");
+  // On a terminal the server's output passes through the launcher, under a live progress line.
+  const bool live = ::isatty(STDOUT_FILENO) == 1;
+  int server_out = -1;
+  const pid_t server = live ? SpawnToPipe(server_args, &server_out) : Spawn(server_args, "");
   if (server < 0) return 1;
+  std::unique_ptr<LiveStatus> status;  // shown once every process is started
+  if (live)
+    status = std::make_unique<LiveStatus>(server_out, out + "/metrics.jsonl", sc.is_gnn() ? sc.gnn.epochs : sc.rounds,
+                                          sc.strategy == "fedbuff" ? "steps" : std::string(sc.round_unit()) + "s");
   (void)WriteFileAtomic(out + "/server.pid", std::to_string(server) + "\n");  // for `kill`; the run does not need it
 
   std::string endpoint;
@@ -150,6 +159,7 @@ int RunFederation(const Scenario& sc, const std::string& exe, bool resume) {
     std::getline(in, endpoint);
     if (endpoint.empty()) {
       if (TryReap(server) >= 0) {
+        if (status) status->Finish();  // its messages
         spdlog::error("the server exited before binding (see above)");
         return 1;
       }
@@ -206,7 +216,12 @@ int RunFederation(const Scenario& sc, const std::string& exe, bool resume) {
     spdlog::info("{} real node processes, {} simulated nodes on {} node hosts", real, sc.simulated, hosts);
 
   int server_rc = -1;
-  while ((server_rc = TryReap(server)) < 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  if (status) {
+    while ((server_rc = TryReap(server)) < 0) status->Pump(200);
+    status->Finish();
+  } else {
+    while ((server_rc = TryReap(server)) < 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 
   // Nodes leave on the server's shutdown; give stragglers a moment, then stop them.
   if (relay > 0) nodes.push_back(relay);  // it exits once its nodes have left

@@ -12,6 +12,9 @@ namespace edgebed {
 // (after logging why).
 pid_t Spawn(const std::vector<std::string>& args, const std::string& log);
 
+// Starts `args` with stdout/stderr into a pipe whose read end (close-on-exec) goes to *read_fd.
+pid_t SpawnToPipe(const std::vector<std::string>& args, int* read_fd);
+
 // Reaps `pid` if it has exited; returns its exit code (128 + signal if killed), or -1 while it runs.
 int TryReap(pid_t pid);
 

@@ -13,6 +13,7 @@
 
 #include "codecs/rng.h"
 #include "splitnets/learner.h"
+#include "record/progress.h"
 #include "splitnets/split_training.h"
 #include "splitnets/transfer.h"
 
@@ -58,6 +59,8 @@ int RunSplitCompare(const SplitToolOptions& opt) {
   std::ofstream csv(opt.out + "/results.csv");
   csv << "network,width,accuracy,test_loss,bytes_per_sample,encoder_mflops,decoder_mflops,encoder_ms_1,encoder_ms_32,"
          "train_s_per_epoch\n";
+  Progress progress("split compare", static_cast<double>(variants.size()) * opt.epochs, "epochs");
+  double epochs_done = 0;
   for (const auto& v : variants) {
     auto enc = SlimEncoder::Create(v.cfg, opt.seed, sgd);
     auto dec = SlimDecoder::Create(v.cfg, opt.seed, sgd);
@@ -76,14 +79,13 @@ int RunSplitCompare(const SplitToolOptions& opt) {
       t.seed = DeriveSeed(opt.seed, "epoch", static_cast<uint64_t>(e));
       t.sandwich_random = opt.sandwich_random;
       t.quantise = v.quantise;
-      int last = -1;
-      t.on_progress = [&, e, last](float f) mutable {
-        const int fifth = static_cast<int>(f * 5);
-        if (fifth != last && fifth < 5) spdlog::info("{}: epoch {} {}%", v.name, e, fifth * 20);
-        last = fifth;
+      const double before = epochs_done;
+      t.on_progress = [&progress, before](float f) {
+        progress.Update(before + f);
         return true;
       };
       const auto st = TrainSplitLocal(*enc.value(), *dec.value(), train.value(), idx, t);
+      epochs_done += 1;
       seconds += st.seconds;
       const auto ev = EvaluateSplit(*enc.value(), *dec.value(), test.value(), v.cfg.widths.back(), v.quantise);
       spdlog::info("{}: epoch {} train loss {:.4f}, widest test accuracy {:.2f}% ({:.1f} s)", v.name, e, st.mean_loss,
@@ -114,6 +116,7 @@ int RunSplitCompare(const SplitToolOptions& opt) {
                                                   {"threads", opt.threads}, {"seed", opt.seed},
                                                   {"results", results}}.dump(2)
                                            << '\n';
+  progress.Finish(epochs_done);
   std::printf("\n%-36s %6s %9s %8s %9s %10s %10s\n", "network", "width", "accuracy", "bytes", "enc MFLOP",
               "enc ms (1)", "enc ms (32)");
   for (const auto& r : results)

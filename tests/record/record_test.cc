@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "record/files.h"
+#include "tests/record/record_test_files.h"
 #include "record/plot.h"
 #include "record/run_record.h"
 #include "server/checkpoint.h"
@@ -16,17 +17,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string Dir(const std::string& tag) {
-  const auto d = fs::temp_directory_path() / ("edgebed-record-" + tag + "-" + std::to_string(getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d.string();
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+std::string Dir(const std::string& tag) { return record_test::Dir("record", tag); }
+using record_test::Slurp;
 
 }  // namespace
 

@@ -11,6 +11,7 @@
 #include "record/compare.h"
 #include "record/figure.h"
 #include "record/files.h"
+#include "tests/record/record_test_files.h"
 #include "record/progress.h"
 #include "record/report.h"
 #include "record/run_figures.h"
@@ -21,17 +22,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string Dir(const std::string& tag) {
-  const auto d = fs::temp_directory_path() / ("edgebed-report-" + tag + "-" + std::to_string(getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d.string();
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+std::string Dir(const std::string& tag) { return record_test::Dir("report", tag); }
+using record_test::Slurp;
 
 std::vector<std::string> Keys(const std::vector<Figure>& figs) {
   std::vector<std::string> k;
