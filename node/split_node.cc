@@ -305,7 +305,13 @@ class SplitNode {
     std::vector<uint8_t> labels;
     for (size_t i = 0; i < n; ++i) idx[i] = static_cast<uint32_t>(i % test_.size());
     SlimEncoder::Images(test_, idx.data(), n, &x, &labels);
-    const auto node_ms = ProfileEncoder(x, n);
+    // The encoder's time per width: its FLOPs at split.inference.node_gflops (virtual), or measured.
+    const double gflops = ins.node_gflops();
+    std::vector<double> node_ms;
+    if (gflops > 0)
+      for (double w : cfg.widths) node_ms.push_back(static_cast<double>(EncoderFlops(cfg, w)) * n / (gflops * 1e6));
+    else
+      node_ms = ProfileEncoder(x, n);
     std::vector<WidthOption> options;
     for (size_t i = 0; i < cfg.widths.size(); ++i)
       options.push_back({cfg.widths[i], BottleneckBytesPerSample(cfg, cfg.widths[i]) * n, node_ms[i], node_ms[i]});
@@ -329,7 +335,7 @@ class SplitNode {
       f->set_request(q);
       f->set_samples(static_cast<uint32_t>(n));
       AddBottleneck(f, w, act);
-      f->set_node_ms(MsSince(a));
+      f->set_node_ms(gflops > 0 ? node_ms[choice] : MsSince(a));
       f->set_time_s((q - 1) * ins.interval_ms() / 1000.0);
       f->set_labels(labels.data(), labels.size());
       wire::SendEnvelope(sock_, out);

@@ -15,22 +15,15 @@ using json = nlohmann::json;
 
 namespace {
 
-bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // The axis label (with its unit) of a row field, and the factor its values are shown with.
 std::pair<std::string, double> AxisOf(const std::string& field) {
   if (field == "round") return {"round (epoch for GNN runs)", 1.0};
   if (field == "elapsed_s") return {"wall time since the start (s)", 1.0};
   if (field == "virtual_clock_s") return {"virtual time (s)", 1.0};
   if (field.find("accuracy") != std::string::npos) return {field + " (fraction correct)", 1.0};
-  if (EndsWith(field, "_bytes")) return {field + " (MB)", 1e-6};
-  if (EndsWith(field, "_s")) return {field + " (s)", 1.0};
-  if (EndsWith(field, "_j")) return {field + " (J)", 1.0};
-  if (EndsWith(field, "_mb")) return {field + " (MB)", 1.0};
-  if (EndsWith(field, "_kb_max") || EndsWith(field, "_kb")) return {field + " (KiB)", 1.0};
-  return {field, 1.0};
+  const std::string unit = FieldUnit(field);
+  if (unit == "bytes") return {field + " (MB)", 1e-6};
+  return {unit.empty() ? field : field + " (" + unit + ")", 1.0};
 }
 
 std::string FolderName(const std::string& folder) {

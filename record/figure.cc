@@ -35,6 +35,17 @@ bool Figure::HasData() const {
   return false;
 }
 
+std::string FieldUnit(const std::string& field) {
+  static const std::pair<const char*, const char*> units[] = {
+      {"_db", "dB"}, {"_kbps", "kbit/s"}, {"_ms", "ms"}, {"_s", "s"}, {"_mb", "MB"}, {"_kb", "KiB"},
+      {"_kb_max", "KiB"}, {"_hz", "Hz"}, {"_j", "J"}, {"_w", "W"}, {"_bytes", "bytes"}, {"_gflops", "GFLOP/s"}};
+  for (const auto& [suffix, unit] : units) {
+    const std::string sfx = suffix;
+    if (field.size() > sfx.size() && field.compare(field.size() - sfx.size(), sfx.size(), sfx) == 0) return unit;
+  }
+  return "";
+}
+
 std::string PlainLabel(const std::string& text) {
   std::string out;
   for (char c : text) out += c == '<' ? '(' : c == '>' ? ')' : c == '&' ? '+' : c;

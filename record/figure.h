@@ -40,6 +40,9 @@ struct SvgOptions {
 // `prefix`, so that the figures of one page do not share ids.
 std::string InlineSvg(const std::string& svg, const std::string& prefix);
 
+// The unit a field's name ends with ("channel.snr_db" -> "dB", "elapsed_s" -> "s"), or "".
+std::string FieldUnit(const std::string& field);
+
 // Text with the characters that would end an SVG or HTML text node ('<', '>', '&') replaced: labels
 // come from scenario names and run folders, which a user wrote.
 std::string PlainLabel(const std::string& text);

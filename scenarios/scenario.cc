@@ -198,6 +198,8 @@ Status Fields(V& r, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Real("split.inference.margin", &inf.margin, 0.0, 0.9));
   EDGEBED_RETURN_IF_ERROR(r.Real("split.inference.initial_kbps", &inf.initial_kbps, 0.0, 1e7, true));
   EDGEBED_RETURN_IF_ERROR(r.Bool("split.inference.compare_fixed", &inf.compare_fixed));
+  EDGEBED_RETURN_IF_ERROR(r.Real("split.inference.node_gflops", &inf.node_gflops, 0.0, 1e6));
+  EDGEBED_RETURN_IF_ERROR(r.Real("split.inference.server_gflops", &inf.server_gflops, 0.0, 1e6));
   return Status::Ok();
 }
 

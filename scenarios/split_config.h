@@ -21,6 +21,10 @@ struct SplitInferenceConfig {
   double margin = 0.1;               // adaptive: plan for (1 - margin) x deadline
   double initial_kbps = 1000.0;      // adaptive: the rate estimate before the first transfer
   bool compare_fixed = true;         // also run the trace at fixed_width, for comparison
+  // Virtual compute time: > 0 puts the encoder's (node) or decoder's (server) time for a request at
+  // its FLOPs over this rate, so that deadlines do not depend on the machine's load; 0 = measured.
+  double node_gflops = 0.0;
+  double server_gflops = 0.0;
 };
 
 // [split]: split learning (model.name = "slimsplit"): nodes run the slimmable encoder, the server

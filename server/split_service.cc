@@ -169,7 +169,9 @@ Status SplitService::OnForward(uint32_t index, const wire::SplitForward& f, wire
     const auto t0 = Clock::now();
     std::vector<uint8_t> pred;
     EDGEBED_RETURN_IF_ERROR(m.dec->Predict({width, act.data()}, n, &pred));
-    const double server_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    const double gflops = m.opt.split.inference.server_gflops;  // virtual compute time, or measured
+    const double server_ms = gflops > 0 ? static_cast<double>(DecoderFlops(m.cfg, width)) * n / (gflops * 1e6)
+                                        : std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     out->set_predictions(pred.data(), pred.size());
     out->set_air_ms(st.airtime_s * 1000.0);
     out->set_server_ms(server_ms);
@@ -303,6 +305,7 @@ void SplitService::MakeInference(uint32_t pass, const std::string& controller, w
   out->set_fixed_width(inf.fixed_width);
   out->set_margin(inf.margin);
   out->set_initial_kbps(inf.initial_kbps);
+  out->set_node_gflops(inf.node_gflops);
 }
 
 Result<json> SplitService::EndInference(const std::string& dir) {

@@ -22,6 +22,7 @@
 #include "channel/fading.h"
 #include "codecs/curve.h"
 #include "codecs/zmq_wire.h"
+#include "record/progress.h"
 #include "scenarios/scenario.h"
 #include "server/aggregate.h"
 #include "server/dp_fedavg.h"
@@ -323,11 +324,23 @@ nlohmann::json BenchPopulation(int rounds, const std::string& exe) {
 
 int RunBench(const BenchOptions& opt, const std::string& exe) {
   nlohmann::json out;
-  if (opt.which == "transfer" || opt.which == "all") out["transfer"] = BenchTransfer(opt.reps);
-  if (opt.which == "aggregate" || opt.which == "all") out["aggregate"] = BenchAggregate(opt.reps);
-  if (opt.which == "channel" || opt.which == "all") out["channel"] = BenchChannel(opt.reps);
-  if (opt.which == "overhead" || opt.which == "all") out["overhead"] = BenchOverhead(opt.overhead_rounds, exe);
-  if (opt.which == "population" || opt.which == "all") out["population"] = BenchPopulation(opt.population_rounds, exe);
+  const std::vector<std::pair<std::string, std::function<nlohmann::json()>>> parts = {
+      {"transfer", [&] { return BenchTransfer(opt.reps); }},
+      {"aggregate", [&] { return BenchAggregate(opt.reps); }},
+      {"channel", [&] { return BenchChannel(opt.reps); }},
+      {"overhead", [&] { return BenchOverhead(opt.overhead_rounds, exe); }},
+      {"population", [&] { return BenchPopulation(opt.population_rounds, exe); }}};
+  const auto t0 = std::chrono::steady_clock::now();
+  const double total = opt.which == "all" ? static_cast<double>(parts.size()) : 1.0;
+  double done = 0;
+  for (const auto& [name, run] : parts) {
+    if (opt.which != name && opt.which != "all") continue;
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    spdlog::info("bench {} ({} of {}{})", name, done + 1, total,
+                 done > 0 ? ", ~" + FormatDuration(TimeLeft(elapsed, done, total)) + " left" : "");
+    out[name] = run();
+    done += 1;
+  }
   std::cout << out.dump(2) << std::endl;
   return 0;
 }

@@ -184,7 +184,9 @@ int main(int argc, char** argv) {
   auto* ota_train = ota->add_subcommand("train", "train AMP-DA-Net on count vectors collected by a run (ota.collect)");
   auto* ota_nmse = ota->add_subcommand("nmse", "NMSE of counts and aggregate vs SNR: AMP-DA and AMP-DA-Net on the same counts");
   for (auto* c : {ota_train, ota_nmse}) {
-    c->add_option("--data", oopt.data, "count data file (EBCOUNT1); none = synthetic Zipf(1.1) counts");
+    c->add_option("--data", oopt.data, "count data file (EBCOUNT1); none = synthetic counts (--zipf, --n, --seed)");
+    c->add_option("--zipf", oopt.zipf, "synthetic counts: the codewords' Zipf popularity exponent (0 = uniform)")
+        ->check(CLI::Range(0.0, 10.0));
     c->add_option("--d", oopt.d, "real channel uses per block")->check(CLI::Range(2, 4096));
     c->add_option("--n", oopt.n, "codebook size (synthetic data)")->check(CLI::Range(2, 65536));
     c->add_option("--seed", oopt.seed, "seed");

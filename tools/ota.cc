@@ -24,8 +24,9 @@ using json = nlohmann::json;
 Result<CountData> LoadOrSynthesise(const OtaToolOptions& opt) {
   if (!opt.data.empty()) return LoadCountData(opt.data);
   Rng rng = MakeRng(opt.seed, "synthetic-counts");
-  spdlog::info("no --data: synthetic count vectors, Zipf(1.1) popularity over {} codewords, 40 nodes", opt.n);
-  return SyntheticCountData(opt.n, 40, 30, 2000, 1.1, rng);
+  spdlog::info("no --data: synthetic count vectors, Zipf({:g}) popularity over {} codewords, 40 nodes (seed {})", opt.zipf,
+               opt.n, opt.seed);
+  return SyntheticCountData(opt.n, 40, 30, 2000, opt.zipf, rng);
 }
 
 // AMP-DA on the d-length random code, and AMP-DA-Net from `net` when one is named.
@@ -228,7 +229,7 @@ int RunOtaNmse(const OtaToolOptions& opt) {
   }
   progress.Finish(blocks_done);
   csv.close();
-  json summary = {{"target_nmse", opt.target_nmse}, {"snr", opt.snr_per_node ? "per node" : "of the superposed signal"}, {"snrs", opt.snrs}, {"data", opt.data.empty() ? "synthetic" : opt.data}};
+  json summary = {{"target_nmse", opt.target_nmse}, {"snr", opt.snr_per_node ? "per node" : "of the superposed signal"}, {"snrs", opt.snrs}, {"data", opt.data.empty() ? fmt::format("synthetic, Zipf({:g}), n = {}", opt.zipf, opt.n) : opt.data}};
   for (const auto& [name, c] : curve) {
     const auto& raw = curve_raw[name];
     summary[name] = {{"nmse_counts_raw", raw}, {"nmse_counts", c}, {"nmse_aggregate", curve_agg[name]},

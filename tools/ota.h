@@ -11,7 +11,8 @@
 namespace edgebed {
 
 struct OtaToolOptions {
-  std::string data;            // count data file; empty = synthetic Zipf(1.1) counts
+  std::string data;            // count data file; empty = synthetic Zipf(`zipf`) counts
+  double zipf = 1.1;           // synthetic data: the codewords' popularity exponent (0 = uniform)
   std::string net;             // AMP-DA-Net decoder file
   std::string out;             // decoder file (train) or output folder (nmse)
   uint32_t n = 128, d = 64, layers = 10, filters = 32;

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "record/compare.h"
+#include "record/figure.h"
 #include "record/plot.h"
 #include "record/progress.h"
 #include "record/run_record.h"
@@ -34,22 +35,10 @@ std::string Label(const std::string& v) {
   return s;
 }
 
-// The unit a field's name ends with ("channel.snr_db" -> "dB"), or "".
-std::string UnitOf(const std::string& field) {
-  static const std::pair<const char*, const char*> units[] = {
-      {"_db", "dB"}, {"_kbps", "kbit/s"}, {"_ms", "ms"}, {"_s", "s"}, {"_mb", "MB"}, {"_kb", "KiB"},
-      {"_hz", "Hz"}, {"_j", "J"}, {"_w", "W"}, {"_m", "m"}};
-  for (const auto& [suffix, unit] : units) {
-    const std::string sfx = suffix;
-    if (field.size() > sfx.size() && field.compare(field.size() - sfx.size(), sfx.size(), sfx) == 0) return unit;
-  }
-  return "";
-}
-
 }  // namespace
 
 std::string SweepLegend(const std::string& field, const std::string& value) {
-  const std::string unit = UnitOf(field);
+  const std::string unit = FieldUnit(field);
   const size_t dot = field.rfind('.');
   return (dot == std::string::npos ? field : field.substr(dot + 1)) + " = " + Label(value) + (unit.empty() ? "" : " " + unit);
 }

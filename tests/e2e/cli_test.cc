@@ -83,3 +83,17 @@ TEST_CASE("the scenario is positional on every command that takes one, with --sc
   CHECK(missing.find("/nonexistent/scenario.toml") != std::string::npos);
   CHECK(positional.find("name = 'quick'") != std::string::npos);
 }
+
+TEST_CASE("ota nmse makes the paper's synthetic setting itself: the popularity exponent is an option, seeded") {
+  const std::string out = edgebed::e2e::TempDir("cli", "zipf");
+  std::filesystem::remove_all(out);
+  const auto [rc, text] = Edgebed({"ota", "nmse", "--zipf", "0.8", "--n", "128", "--d", "64", "--ka-min", "7", "--ka-max", "13",
+                                   "--blocks", "250", "--snrs", "20", "--seed", "3", "--out", out});
+  REQUIRE_MESSAGE(rc == 0, text);
+  CHECK(text.find("Zipf(0.8) popularity over 128 codewords, 40 nodes (seed 3)") != std::string::npos);
+  CHECK(edgebed::e2e::Slurp(out + "/nmse.json").find("synthetic, Zipf(0.8), n = 128") != std::string::npos);
+  const auto [rc2, bad] = Edgebed({"ota", "nmse", "--zipf", "-1", "--out", out});
+  CHECK(rc2 != 0);
+  CHECK(bad.find("--zipf") != std::string::npos);
+  std::filesystem::remove_all(out);
+}

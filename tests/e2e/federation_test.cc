@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -395,7 +396,8 @@ TEST_CASE("split learning across processes: noisy bottlenecks, a node killed mid
       "--set server.liveness_timeout_s=4.0 --set 'faults.crash=[{node = 2, round = 1}]' "
       "--set channel.uplink='\"digital\"' --set channel.snr_db=5.0 --set channel.fading='\"none\"' "
       "--set channel.fec='\"none\"' --set split.inference.requests=60 "
-      "--set split.inference.deadline_ms=60.0 "
+      "--set split.inference.deadline_ms=60.0 --set split.inference.node_gflops=1.0 "
+      "--set split.inference.server_gflops=10.0 "
       "--set 'split.bandwidth=[{t_s = 0.0, kbps = 1000.0}, {t_s = 2.0, kbps = 40.0}, {t_s = 4.0, kbps = 1000.0}]'";
   REQUIRE_MESSAGE(Run(out, extra, "split_inference.toml") == 0, Slurp(out + ".log"));
   const auto rows = Metrics(out);
@@ -422,8 +424,9 @@ TEST_CASE("split learning across processes: noisy bottlenecks, a node killed mid
   CHECK(inf["fixed_missed"].get<int>() >= 20);
   CHECK(inf["passes"][0]["mean_width"].get<double>() < 1.0);
   // During the drop (40 kbit/s) the full bottleneck (392 B) needs 78 ms of air: the fixed width
-  // misses the 60 ms deadline every time; the controller narrows (98 B: 20 ms) and meets it, all but
-  // the request that finds out about the drop and what a loaded test machine costs.
+  // misses the 60 ms deadline every time; the controller narrows (196 B: 39 ms of air, 2.9 MFLOPs at
+  // 1 GFLOP/s: 3 ms) and meets it, all but the requests that find out about the drop. Compute time is
+  // virtual (FLOPs at node_gflops and server_gflops), so the load of the test machine does not count.
   std::ifstream csv(out + "/inference.csv");
   int lines = 0, drop[2] = {0, 0}, met[2] = {0, 0};
   std::string l;
@@ -434,6 +437,10 @@ TEST_CASE("split learning across processes: noisy bottlenecks, a node killed mid
     std::stringstream ss(l);
     for (std::string x; std::getline(ss, x, ',');) f.push_back(x);
     REQUIRE(f.size() == 15);
+    // node_ms is the encoder's FLOPs at 1 GFLOP/s: the summary's MFLOPs at that width, in ms
+    for (const auto& w : summary["widths"])
+      if (std::abs(w["width"].get<double>() - std::stod(f[5])) < 1e-9)
+        CHECK(std::stod(f[7]) == doctest::Approx(w["encoder_mflops"].get<double>()).epsilon(1e-5));
     if (std::stod(f[4]) != 40.0) continue;
     const int p = std::stoi(f[0]) - 1;
     ++drop[p];

@@ -344,7 +344,10 @@ TEST_CASE("a server SIGKILLed and restarted with --resume on its port: node proc
   CHECK(Slurp(out + "/final_model.pt") == Slurp(ref + "/final_model.pt"));
   const std::string node_log = Slurp(out + ".nodes.log");
   CHECK(node_log.find("reconnected to " + ep + "; joining again") != std::string::npos);
-  CHECK(node_log.find("joined run quick-7 again") != std::string::npos);
+  // The resumed server kept the run's id (its checkpoint's), so the nodes took it for the same run.
+  const std::string run_id = Summary(out)["run_id"].get<std::string>();
+  CHECK(run_id.rfind("quick-7-", 0) == 0);
+  CHECK(node_log.find("joined run " + run_id + " again") != std::string::npos);
   CHECK(Summary(out)["status"] == "complete");
   for (const auto& d : {ref, out}) {
     fs::remove_all(d);

@@ -73,6 +73,15 @@ TEST_CASE("the time left is the rate so far over what remains; durations read as
   CHECK(line.find("left; loss 0.5") != std::string::npos);
 }
 
+TEST_CASE("a field's unit is read from its name") {
+  CHECK(FieldUnit("channel.snr_db") == "dB");
+  CHECK(FieldUnit("split.inference.deadline_ms") == "ms");
+  CHECK(FieldUnit("uplink_airtime_s") == "s");
+  CHECK(FieldUnit("kept_for_backward_kb_max") == "KiB");
+  CHECK(FieldUnit("uplink_bytes") == "bytes");
+  CHECK(FieldUnit("federation.selection").empty());
+}
+
 TEST_CASE("each mode's rows give its figures, and only the figures its rows have data for") {
   SUBCASE("federated over an ideal uplink: no channel, no OTA figures") {
     const auto k = Keys(RunFigures(FederatedRows(3, 0.2, 0, false), json()));
