@@ -1,5 +1,6 @@
 #include "record/report.h"
 
+#include <cstdlib>
 #include <ctime>
 #include <sstream>
 
@@ -52,6 +53,31 @@ std::string ScenarioNameOf(const std::string& toml) {
   return "";
 }
 
+Result<std::vector<json>> ReadCsvRows(const std::string& path) {
+  EDGEBED_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  std::istringstream in(text);
+  std::vector<std::string> header;
+  std::vector<json> rows;
+  for (std::string line; std::getline(in, line);) {
+    std::vector<std::string> cells;
+    std::istringstream cs(line);
+    for (std::string c; std::getline(cs, c, ',');) cells.push_back(c);
+    if (header.empty()) {
+      header = cells;
+      continue;
+    }
+    if (cells.size() != header.size()) continue;  // a line cut short
+    json row = json::object();
+    for (size_t i = 0; i < cells.size(); ++i) {
+      char* end = nullptr;
+      const double v = std::strtod(cells[i].c_str(), &end);
+      row[header[i]] = (!cells[i].empty() && end && *end == '\0') ? json(v) : json(cells[i]);
+    }
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
 Result<std::vector<json>> ReadMetricsRows(const std::string& dir) {
   std::vector<json> rows;
   auto text = ReadFile(dir + "/metrics.jsonl");
@@ -101,7 +127,9 @@ Status WriteReport(const std::string& dir, ReportState state) {
   if (!rows.ok()) page.Paragraph("no metrics yet: " + rows.status().message());
 
   page.Heading("Figures");
-  const std::vector<Figure> figs = RunFigures(r, summary);
+  std::vector<Figure> figs = RunFigures(r, summary);
+  if (auto requests = ReadCsvRows(dir + "/inference.csv"); requests.ok() && mode == RunMode::kSplit)
+    for (auto& f : InferenceFigures(requests.value(), summary)) figs.push_back(std::move(f));
   SvgOptions svg;
   svg.work_dir = dir + "/logs/report-svg";
   svg.log_path = dir + "/logs/gnuplot-report.log";

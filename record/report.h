@@ -23,6 +23,10 @@ enum class ReportState {
 // The top-level `name` of a resolved scenario.toml ('...' or "..."), or "" when it has none.
 std::string ScenarioNameOf(const std::string& toml);
 
+// A CSV file's lines after its header as objects keyed by the header (numbers as numbers); lines
+// with another number of cells (cut short) are left out. Errors name the file.
+[[nodiscard]] Result<std::vector<nlohmann::json>> ReadCsvRows(const std::string& path);
+
 // Writes <dir>/report.html atomically. A plot that gnuplot cannot draw leaves its place to a note
 // naming the log; a failed write is an error naming report.html.
 [[nodiscard]] Status WriteReport(const std::string& dir, ReportState state);

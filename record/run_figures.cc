@@ -165,6 +165,34 @@ void Gnn(const std::vector<json>& rows, std::vector<Figure>* figs) {
 
 }  // namespace
 
+std::vector<Figure> InferenceFigures(const std::vector<json>& requests, const json& summary) {
+  std::map<int, std::vector<json>> passes;
+  for (const auto& r : requests) passes[r.value("pass", 0)].push_back(r);
+  Figure latency{"inference_latency", "split inference: latency per request", "time on the bandwidth trace (s)",
+                 "latency (ms)", {}};
+  Figure width{"inference_width", "split inference: encoder width chosen per request", "time on the bandwidth trace (s)",
+               "width", {}};
+  Figure rate{"inference_rate", "split inference: the link's rate", "time on the bandwidth trace (s)", "rate (kbit/s)", {}};
+  for (const auto& [pass, rows] : passes) {
+    const std::string label = "pass " + std::to_string(pass) + " (" + rows.front().value("controller", std::string("?")) + ")";
+    const std::vector<double> t = RowValues(rows, "t_s");
+    latency.series.push_back({label, t, RowValues(rows, "latency_ms")});
+    width.series.push_back({label, t, RowValues(rows, "width")});
+    if (rate.series.empty()) rate.series.push_back({"trace", t, RowValues(rows, "kbps")});
+  }
+  const json deadline = summary.is_object() ? summary.value("/inference/deadline_ms"_json_pointer, json()) : json();
+  if (deadline.is_number() && !latency.series.empty())
+    latency.series.push_back({"deadline", latency.series[0].x,
+                              std::vector<double>(latency.series[0].x.size(), deadline.get<double>())});
+  std::vector<Figure> figs;
+  for (Figure* f : {&latency, &width, &rate}) {
+    f->integer_x = false;
+    f->y_from_zero = true;
+    if (f->HasData()) figs.push_back(std::move(*f));
+  }
+  return figs;
+}
+
 std::vector<double> RowValues(const std::vector<json>& rows, const std::string& field) {
   std::vector<double> v;
   v.reserve(rows.size());

@@ -21,6 +21,10 @@ const char* RunModeName(RunMode mode);
 // `summary` may be null (a run still going, or interrupted).
 std::vector<Figure> RunFigures(const std::vector<nlohmann::json>& rows, const nlohmann::json& summary);
 
+// Split inference (inference.csv, one object per request with its columns): latency against the
+// deadline, the width chosen and the link's rate, over the trace's time, one curve per pass.
+std::vector<Figure> InferenceFigures(const std::vector<nlohmann::json>& requests, const nlohmann::json& summary);
+
 // Values of `field` (a JSON pointer such as "/ota/count_nmse" or a plain field name) per row; NaN
 // where a row lacks it or it is not a number.
 std::vector<double> RowValues(const std::vector<nlohmann::json>& rows, const std::string& field);

@@ -453,7 +453,8 @@ TEST_CASE("split learning across processes: noisy bottlenecks, a node killed mid
   CHECK(met[0] >= 16);
   CHECK(fs::exists(out + "/final_decoder.pt"));
   CHECK(fs::exists(out + "/final_encoder.pt"));
-  CheckReport(out, {"accuracy_by_width", "split_bytes", "bytes_by_width", "split_channel"});
+  CheckReport(out, {"accuracy_by_width", "split_bytes", "bytes_by_width", "split_channel", "inference_latency",
+                    "inference_width", "inference_rate"});
   Cleanup(out);
 }
 

@@ -130,6 +130,28 @@ TEST_CASE("each mode's rows give its figures, and only the figures its rows have
   }
 }
 
+TEST_CASE("split inference: inference.csv read back by its header, a curve per pass, the deadline from the summary") {
+  const std::string d = Dir("infer");
+  REQUIRE(WriteFileAtomic(d + "/inference.csv", "pass,controller,request,t_s,kbps,width,latency_ms\n"
+                                                "1,adaptive,1,0,1000,1,20.5\n1,adaptive,2,0.1,40,0.5,45\n"
+                                                "2,fixed,1,0,1000,1,20.5\n2,fixed,2,0.1,40,1,90.25\n2,fix").ok());
+  auto rows = ReadCsvRows(d + "/inference.csv");
+  REQUIRE(rows.ok());
+  REQUIRE(rows->size() == 4);  // the cut line is left out
+  CHECK((*rows)[3]["latency_ms"] == 90.25);
+  CHECK((*rows)[3]["controller"] == "fixed");
+  const auto figs = InferenceFigures(rows.value(), json{{"inference", {{"deadline_ms", 60.0}}}});
+  REQUIRE(figs.size() == 3);
+  CHECK(figs[0].key == "inference_latency");
+  REQUIRE(figs[0].series.size() == 3);  // two passes and the deadline
+  CHECK(figs[0].series[1].label == "pass 2 (fixed)");
+  CHECK(figs[0].series[1].y == std::vector<double>{20.5, 90.25});
+  CHECK(figs[0].series[2].y == std::vector<double>{60.0, 60.0});
+  CHECK(figs[1].series[0].y == std::vector<double>{1.0, 0.5});  // the widths the adaptive pass chose
+  CHECK(!ReadCsvRows(d + "/none.csv").ok());
+  fs::remove_all(d);
+}
+
 TEST_CASE("report.html: escaped text, a figure per plot, and a running run never shows an earlier run's summary") {
   const std::string d = Dir("page");
   WriteRows(d, FederatedRows(2, 0.2, 4, false), "{\"round\": 3, \"test_acc");  // a line cut by a crash
