@@ -450,7 +450,10 @@ TEST_CASE("split learning across processes: noisy bottlenecks, a node killed mid
   CHECK(drop[0] == 20);
   CHECK(drop[1] == 20);
   CHECK(met[1] == 0);
-  CHECK(met[0] >= 16);
+  // The rate estimate is the previous transfer's: the first request in the drop goes out wide and
+  // misses; every later one fits at width 0.5 (39 + 3 + 0.2 ms < 0.9 x 60), and 0.75 (59 + 6.5 ms)
+  // does not.
+  CHECK(met[0] == 19);
   CHECK(fs::exists(out + "/final_decoder.pt"));
   CHECK(fs::exists(out + "/final_encoder.pt"));
   CheckReport(out, {"accuracy_by_width", "split_bytes", "bytes_by_width", "split_channel", "inference_latency",
