@@ -126,17 +126,11 @@ class Node {
 
   void OnFit(const wire::FitIns& ins) {
     if (!learner_) return ReplyError(wire::UNEXPECTED, "fit_ins before join_ack", ins.round());
-    const auto started = Clock::now();
-    auto last_beat = started, last_line = started;
+    auto last_beat = Clock::now();
     const bool crash = ins.crash_mid_round();
+    Progress shown(fmt::format("{}: round {} training", id_, ins.round()), 1.0, "", 10.0, /*live=*/false);
     auto progress = [&](float done) {
-      const auto now = Clock::now();
-      if (std::chrono::duration<double>(now - last_line).count() >= 10.0) {  // the node's log: a line every 10 s
-        last_line = now;
-        const double el = std::chrono::duration<double>(now - started).count();
-        spdlog::info("{}: round {}: {:.0f}% of its training done, {} elapsed, ~{} left", id_, ins.round(), 100.0 * done,
-                     FormatDuration(el), FormatDuration(TimeLeft(el, done, 1.0)));
-      }
+      shown.Update(done);
       if (crash && done >= 0.5f) {
         spdlog::warn("{}: fault injection: killing this process mid-round {}", id_, ins.round());
         spdlog::default_logger()->flush();

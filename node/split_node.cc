@@ -184,8 +184,7 @@ class SplitNode {
     const uint32_t total = static_cast<uint32_t>((order.size() + bs - 1) / bs) * std::max<uint32_t>(1, r.local_epochs());
     double loss_sum = 0.0;
     uint32_t losses = 0;
-    const auto started = std::chrono::steady_clock::now();
-    auto last_line = started;
+    Progress shown(fmt::format("{}: round {}", id_, r.round()), total, "steps", 10.0, /*live=*/false);
     for (uint32_t e = 0; e < std::max<uint32_t>(1, r.local_epochs()); ++e) {
       std::shuffle(order.begin(), order.end(), rng);
       for (size_t b = 0; b < order.size(); b += bs) {
@@ -204,12 +203,7 @@ class SplitNode {
         f->set_round(r.round());
         f->set_step(++step);
         f->set_steps_total(total);
-        if (std::chrono::duration<double>(std::chrono::steady_clock::now() - last_line).count() >= 10.0) {
-          last_line = std::chrono::steady_clock::now();
-          const double el = std::chrono::duration<double>(last_line - started).count();
-          spdlog::info("{}: round {}: step {}/{}, {} elapsed, ~{} left", id_, r.round(), step, total, FormatDuration(el),
-                       FormatDuration(TimeLeft(el, step, total)));
-        }
+        shown.Update(step);
         f->set_samples(static_cast<uint32_t>(n));
         for (size_t k = 0; k < widths.size(); ++k) AddBottleneck(f, widths[k], acts[k]);
         f->set_labels(labels.data(), labels.size());

@@ -22,9 +22,9 @@ double TimeLeft(double elapsed_s, double done, double total) {
   return elapsed_s * std::max(0.0, total - done) / done;
 }
 
-Progress::Progress(std::string what, double total, std::string unit, double log_every_s)
+Progress::Progress(std::string what, double total, std::string unit, double log_every_s, bool live)
     : what_(std::move(what)), unit_(std::move(unit)), total_(total), log_every_s_(log_every_s),
-      live_(::isatty(STDERR_FILENO) == 1), start_(Clock::now()), last_shown_(start_) {}
+      live_(live && ::isatty(STDERR_FILENO) == 1), start_(Clock::now()), last_shown_(start_) {}
 
 Progress::~Progress() {
   if (drawn_ && !finished_) std::fputs("\n", stderr);  // leave the terminal on a fresh line
@@ -33,8 +33,10 @@ Progress::~Progress() {
 std::string Progress::Line(double done, const std::string& note) const {
   const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
   const double left = TimeLeft(elapsed, done, total_);
-  std::string line = fmt::format("{}: {:g}/{:g} {} ({:.0f}%), {} elapsed", what_, done, total_, unit_,
-                                 total_ > 0 ? 100.0 * done / total_ : 0.0, FormatDuration(elapsed));
+  const double pct = total_ > 0 ? 100.0 * done / total_ : 0.0;
+  std::string line = unit_.empty() ? fmt::format("{}: {:.0f}% done, {} elapsed", what_, pct, FormatDuration(elapsed))
+                                   : fmt::format("{}: {:g}/{:g} {} ({:.0f}%), {} elapsed", what_, done, total_, unit_, pct,
+                                                 FormatDuration(elapsed));
   if (left >= 0 && done < total_) line += ", ~" + FormatDuration(left) + " left";
   if (!note.empty()) line += "; " + note;
   return line;

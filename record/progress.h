@@ -15,8 +15,10 @@ double TimeLeft(double elapsed_s, double done, double total);
 
 class Progress {
  public:
-  // `what` names the work ("transfer pretrain"), `unit` what is counted ("batches").
-  Progress(std::string what, double total, std::string unit, double log_every_s = 10.0);
+  // `what` names the work ("transfer pretrain"), `unit` what is counted ("batches"); an empty unit
+  // shows the share done alone ("45% done").
+  // `live` = false: log lines even on a terminal (a process whose log is its output).
+  Progress(std::string what, double total, std::string unit, double log_every_s = 10.0, bool live = true);
   ~Progress();
   Progress(const Progress&) = delete;
   Progress& operator=(const Progress&) = delete;

@@ -27,8 +27,11 @@ void AddReportCommands(CLI::App& app, ReportCommands* c) {
 int RunReportCommands(ReportCommands& c) {
   if (*c.report) {
     const std::string& dir = c.report_dir;
-    const bool finished = std::filesystem::exists(dir + "/summary.json");
-    Status st = WriteReport(dir, finished ? ReportState::kFinished : ReportState::kInterrupted);
+    // A summary: finished; else the launcher's server.pid: still running; else interrupted.
+    const ReportState state = std::filesystem::exists(dir + "/summary.json") ? ReportState::kFinished
+                              : std::filesystem::exists(dir + "/server.pid") ? ReportState::kRunning
+                                                                              : ReportState::kInterrupted;
+    Status st = WriteReport(dir, state);
     if (!st.ok()) {
       spdlog::error("{}", st.message());
       return 1;

@@ -71,6 +71,8 @@ TEST_CASE("the time left is the rate so far over what remains; durations read as
   const std::string line = p.Line(1, "loss 0.5");
   CHECK(line.find("pretrain: 1/4 epochs (25%)") == 0);
   CHECK(line.find("left; loss 0.5") != std::string::npos);
+  Progress share("node-1: round 3 training", 1.0, "");
+  CHECK(share.Line(0.45, "").find("node-1: round 3 training: 45% done, ") == 0);
 }
 
 TEST_CASE("a field's unit is read from its name") {
