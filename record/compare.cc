@@ -45,18 +45,15 @@ std::string Fixed(double v, int digits) {
   return buf;
 }
 
-}  // namespace
-
-Result<RunFacts> ReadRunFacts(const std::string& folder, const std::string& label) {
-  auto rows = ReadMetricsRows(folder);
-  if (!rows.ok()) return Status::NotFound("run folder " + folder + ": " + rows.status().message());
+// The table line of a run from its rows (read once by the caller), summary and scenario.
+RunFacts FactsOf(const std::string& folder, const std::string& label, const std::vector<json>& rows) {
   RunFacts f;
   f.folder = folder;
   f.label = label.empty() ? FolderName(folder) : label;
-  const RunMode mode = DetectRunMode(rows.value());
+  const RunMode mode = DetectRunMode(rows);
   f.mode = RunModeName(mode);
   const char* axis = mode == RunMode::kGnn ? "epoch" : "round";
-  for (const auto& r : rows.value()) {
+  for (const auto& r : rows) {
     const double round = r.value(axis, json(0)).is_number() ? r[axis].get<double>() : 0.0;
     f.rounds = std::max(f.rounds, round);
     if (r.contains("test_accuracy") && r["test_accuracy"].is_number()) {
@@ -79,6 +76,20 @@ Result<RunFacts> ReadRunFacts(const std::string& folder, const std::string& labe
   f.name = toml.ok() ? ScenarioNameOf(toml.value()) : "";
   if (f.name.empty()) f.name = "?";
   return f;
+}
+
+// A run folder's rows; an error names the folder.
+Result<std::vector<json>> RunRows(const std::string& folder) {
+  auto rows = ReadMetricsRows(folder);
+  if (!rows.ok()) return Status::NotFound("run folder " + folder + ": " + rows.status().message());
+  return rows;
+}
+
+}  // namespace
+
+Result<RunFacts> ReadRunFacts(const std::string& folder, const std::string& label) {
+  EDGEBED_ASSIGN_OR_RETURN(std::vector<json> rows, RunRows(folder));
+  return FactsOf(folder, label, rows);
 }
 
 std::string CompareCsv(const std::vector<RunFacts>& runs) {
@@ -105,9 +116,8 @@ Result<std::vector<RunFacts>> WriteComparison(const CompareOptions& o) {
   std::vector<RunFacts> facts;
   std::vector<std::vector<json>> rows;
   for (size_t i = 0; i < o.runs.size(); ++i) {
-    EDGEBED_ASSIGN_OR_RETURN(RunFacts f, ReadRunFacts(o.runs[i], o.labels.empty() ? "" : o.labels[i]));
-    facts.push_back(std::move(f));
-    EDGEBED_ASSIGN_OR_RETURN(std::vector<json> r, ReadMetricsRows(o.runs[i]));
+    EDGEBED_ASSIGN_OR_RETURN(std::vector<json> r, RunRows(o.runs[i]));
+    facts.push_back(FactsOf(o.runs[i], o.labels.empty() ? "" : o.labels[i], r));
     rows.push_back(std::move(r));
   }
   std::error_code ec;

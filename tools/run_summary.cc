@@ -6,6 +6,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "record/report.h"
+
 namespace edgebed {
 namespace {
 
@@ -32,14 +34,8 @@ std::string RunSummaryTable(const std::string& out, const std::string& unit) {
   double up = 0.0, down = 0.0, virtual_s = 0.0, accuracy = -1.0;
   size_t rows = 0, updates = 0, offline = 0;
   std::map<std::string, size_t> causes;
-  std::ifstream metrics(out + "/metrics.jsonl");
-  for (std::string line; std::getline(metrics, line);) {
-    nlohmann::json r;
-    try {
-      r = nlohmann::json::parse(line);
-    } catch (const std::exception&) {
-      continue;  // a row cut short by a crash
-    }
+  auto metrics = ReadMetricsRows(out);  // a row cut short by a crash is left out
+  for (const auto& r : metrics.ok() ? metrics.value() : std::vector<nlohmann::json>{}) {
     if (r.value("round", r.value("epoch", 0)) == 0) continue;
     ++rows;
     up += r.value("uplink_bytes", 0.0);

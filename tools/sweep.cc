@@ -6,13 +6,13 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "record/compare.h"
 #include "record/figure.h"
 #include "record/plot.h"
 #include "record/progress.h"
+#include "record/report.h"
 #include "record/run_record.h"
 #include "tools/launcher.h"
 
@@ -84,11 +84,14 @@ int RunSweep(const SweepOptions& opt, const std::string& exe) {
       spdlog::error("sweep: the run with {} = {} failed; see {}", opt.field, opt.values[i], runs[i].output_dir);
       return 1;
     }
-    std::ifstream in(runs[i].output_dir + "/metrics.jsonl");
+    auto rows = ReadMetricsRows(runs[i].output_dir);
+    if (!rows.ok()) {
+      spdlog::error("sweep: {}", rows.status().message());
+      return 1;
+    }
     double final_acc = 0, best = 0, airtime = 0, energy = 0, lost = 0;
     int rounds = 0;
-    for (std::string line; std::getline(in, line);) {
-      auto row = nlohmann::json::parse(line);
+    for (const auto& row : rows.value()) {
       final_acc = row["test_accuracy"];
       best = std::max(best, final_acc);
       if (row["round"].get<int>() == 0) continue;
