@@ -330,16 +330,13 @@ int RunBench(const BenchOptions& opt, const std::string& exe) {
       {"channel", [&] { return BenchChannel(opt.reps); }},
       {"overhead", [&] { return BenchOverhead(opt.overhead_rounds, exe); }},
       {"population", [&] { return BenchPopulation(opt.population_rounds, exe); }}};
-  const auto t0 = std::chrono::steady_clock::now();
-  const double total = opt.which == "all" ? static_cast<double>(parts.size()) : 1.0;
+  Progress progress("bench", opt.which == "all" ? static_cast<double>(parts.size()) : 1.0, "parts done", 0.0,
+                    /*live=*/false);  // a line per part
   double done = 0;
   for (const auto& [name, run] : parts) {
     if (opt.which != name && opt.which != "all") continue;
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    spdlog::info("bench {} ({} of {}{})", name, done + 1, total,
-                 done > 0 ? ", ~" + FormatDuration(TimeLeft(elapsed, done, total)) + " left" : "");
+    progress.Update(done++, "next: " + name);
     out[name] = run();
-    done += 1;
   }
   std::cout << out.dump(2) << std::endl;
   return 0;

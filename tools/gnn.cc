@@ -133,8 +133,8 @@ int RunGnnCompare(const Scenario& base, const GnnCompareOptions& opt, const std:
   csv << "layers,mode,parts,chunks,test_accuracy,best_val_accuracy,epochs_to_converge,epochs,activation_values_per_epoch,"
          "analytic_activation_values,parameter_values_per_epoch,train_bytes_per_epoch,median_epoch_s,median_train_s,"
          "median_wait_share,stale_share,stale_rel_error\n";
-  const auto t_start = Clock::now();
-  const double runs_total = static_cast<double>(opt.layers.size() * opt.modes.size());
+  Progress progress("gnn compare", static_cast<double>(opt.layers.size() * opt.modes.size()), "runs done", 0.0,
+                    /*live=*/false);  // a line per run
   double runs_done = 0;
   for (uint32_t layers : opt.layers) {
     for (const auto& mode : opt.modes) {
@@ -144,10 +144,7 @@ int RunGnnCompare(const Scenario& base, const GnnCompareOptions& opt, const std:
       sc.nodes = sc.gnn.shards();
       sc.name = base.name + "-L" + std::to_string(layers) + "-" + mode;
       sc.output_dir = opt.out + "/L" + std::to_string(layers) + "-" + mode;
-      const double elapsed = Since(t_start);
-      spdlog::info("=== {} layers, {} (run {} of {}{}) ===", layers, mode, runs_done + 1, runs_total,
-                   runs_done == 0 ? "" : ", ~" + FormatDuration(TimeLeft(elapsed, runs_done, runs_total)) + " left");
-      ++runs_done;
+      progress.Update(runs_done++, fmt::format("next: {} layers, {}", layers, mode));
       const int rc = mode == "full" ? RunGnnReference(sc) : RunFederation(sc, exe);
       std::ifstream in(sc.output_dir + "/summary.json");
       if (rc != 0 || !in) {

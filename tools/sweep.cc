@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <chrono>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -74,12 +73,9 @@ int RunSweep(const SweepOptions& opt, const std::string& exe) {
   const std::string xcol = std::to_string(columns.at(opt.x));
   fs::create_directories(out);
   nlohmann::json summary = nlohmann::json::array();
-  const auto t0 = std::chrono::steady_clock::now();
+  Progress progress("sweep", static_cast<double>(runs.size()), "runs done", 0.0, /*live=*/false);  // a line per run
   for (size_t i = 0; i < runs.size(); ++i) {
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double left = TimeLeft(elapsed, static_cast<double>(i), static_cast<double>(runs.size()));
-    spdlog::info("sweep {}/{}: {}{}", i + 1, runs.size(), SweepLegend(opt.field, opt.values[i]),
-                 i == 0 ? "" : fmt::format(" ({} elapsed, ~{} left)", FormatDuration(elapsed), FormatDuration(left)));
+    progress.Update(static_cast<double>(i), "next: " + SweepLegend(opt.field, opt.values[i]));
     if (RunFederation(runs[i], exe) != 0) {
       spdlog::error("sweep: the run with {} = {} failed; see {}", opt.field, opt.values[i], runs[i].output_dir);
       return 1;
