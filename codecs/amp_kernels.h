@@ -34,6 +34,12 @@ double PosteriorFlops(int64_t S, int64_t n, int64_t M1);
 double GemmFlops(int64_t m, int64_t k, int64_t n);
 // K_hat = the mode of the rounded per-block sums; per block the K_hat largest entries, a
 // least-squares refit of y on their codewords, greedy rounding to K_hat.
-void PostProcess(const Tensor& X, const Tensor& Y, const Tensor& C, uint32_t k_max, CountEstimate* out);
+// Then SwapSearch when p.map_refine.
+void PostProcess(const Tensor& X, const Tensor& Y, const Tensor& C, const CountProblem& p, CountEstimate* out);
+// Per block, greedy moves of one count from one codeword to another while a move lowers the
+// negative log posterior ||y - counts C||^2 / (2 var) - log prior (Poisson counts of mean K_hat x
+// popularity; the sum, K_hat, stays): the MAP integer fit near the rounding. var = the larger of
+// noise_var and the rounding's residual power per entry (a block's own noise and estimate error).
+void SwapSearch(const Tensor& Y, const Tensor& C, const CountProblem& p, CountEstimate* out);
 
 }  // namespace edgebed::amp

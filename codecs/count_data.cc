@@ -130,4 +130,20 @@ CountData SyntheticCountData(uint32_t n, uint32_t nodes, uint32_t rounds, uint32
   return data;
 }
 
+Result<CountData> MixCountData(CountData base, std::vector<CountData> extra) {
+  std::vector<size_t> train, held;
+  SplitRounds(base, &train, &held);
+  std::vector<CountRound> rounds;
+  for (size_t i : train) rounds.push_back(std::move(base.rounds[i]));
+  for (size_t k = 0; k < extra.size(); ++k) {
+    if (extra[k].n != base.n)
+      return Status::InvalidArgument("count data to mix: set " + std::to_string(k + 1) + " has codebook size " +
+                                     std::to_string(extra[k].n) + ", the base " + std::to_string(base.n));
+    for (auto& r : extra[k].rounds) rounds.push_back(std::move(r));
+  }
+  for (size_t i : held) rounds.push_back(std::move(base.rounds[i]));
+  base.rounds = std::move(rounds);
+  return base;
+}
+
 }  // namespace edgebed

@@ -51,4 +51,8 @@ CountBatch SampleCounts(const CountData& data, const std::vector<size_t>& rounds
 // AMP-DA-Net paper's synthetic figures were measured with).
 CountData SyntheticCountData(uint32_t n, uint32_t nodes, uint32_t rounds, uint32_t blocks, double zipf, Rng& rng);
 
+// `base` with the rounds of `extra` (same n) placed before base's held-out rounds, so SplitRounds of the
+// mixture still holds out every round it held out of `base` (and some of the extra ones).
+Result<CountData> MixCountData(CountData base, std::vector<CountData> extra);
+
 }  // namespace edgebed

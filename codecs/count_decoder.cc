@@ -119,7 +119,8 @@ double GemmFlops(int64_t m, int64_t k, int64_t n) { return 2.0 * static_cast<dou
 
 // Post-processing shared by both decoders: K_hat = the mode of the rounded per-block sums; per block
 // the K_hat largest entries, a least-squares refit of y on their codewords, greedy rounding to K_hat.
-void PostProcess(const Tensor& X, const Tensor& Y, const Tensor& C, uint32_t k_max, CountEstimate* out) {
+void PostProcess(const Tensor& X, const Tensor& Y, const Tensor& C, const CountProblem& p, CountEstimate* out) {
+  const uint32_t k_max = p.k_max;
   const int64_t S = X.size(0), n = X.size(1), d = C.size(1);
   Tensor sums = X.clamp_min(0.0).sum(1).round().clamp(1.0, static_cast<double>(std::max<uint32_t>(1, k_max)));
   std::map<int64_t, int64_t> votes;
@@ -158,6 +159,70 @@ void PostProcess(const Tensor& X, const Tensor& Y, const Tensor& C, uint32_t k_m
     }
     for (int64_t j = 0; j < K; ++j) out->counts[static_cast<size_t>(s * n + ta[s][j])] += c[j];
   }
+  if (p.map_refine) SwapSearch(Y, C, p, out);
+}
+
+void SwapSearch(const Tensor& Y, const Tensor& C, const CountProblem& p, CountEstimate* out) {
+  const int64_t S = Y.size(0), n = C.size(0), d = C.size(1);
+  const Tensor Cc = C.contiguous(), Yc = Y.contiguous();
+  const Tensor Gt = Cc.mm(Cc.t()).contiguous();  // n x n: codewords' inner products
+  const float* cb = Cc.data_ptr<float>();
+  const float* G = Gt.data_ptr<float>();
+  const float* y = Yc.data_ptr<float>();
+  out->flops += GemmFlops(n, d, n);
+  // log lambda_i = log(K_hat pi_i) of the Poisson count prior (uniform without a popularity).
+  std::vector<double> log_lambda(n);
+  for (int64_t i = 0; i < n; ++i)
+    log_lambda[i] = std::log(std::max(1e-12, (p.popularity ? p.popularity[i] : 1.0 / n) * std::max<uint32_t>(1, out->k_hat)));
+  std::mutex flops_mu;
+  at::parallel_for(0, S, 64, [&](int64_t lo, int64_t hi) {
+    std::vector<double> r(d), g(n);
+    double flops = 0.0;
+    for (int64_t s = lo; s < hi; ++s) {
+      int32_t* c = out->counts.data() + s * n;
+      // r = y - c C, g = C r.
+      for (int64_t j = 0; j < d; ++j) r[j] = y[s * d + j];
+      for (int64_t i = 0; i < n; ++i)
+        if (c[i])
+          for (int64_t j = 0; j < d; ++j) r[j] -= c[i] * cb[i * d + j];
+      for (int64_t i = 0; i < n; ++i) {
+        double v = 0.0;
+        for (int64_t j = 0; j < d; ++j) v += cb[i * d + j] * r[j];
+        g[i] = v;
+      }
+      flops += 2.0 * static_cast<double>(n) * d * 2;
+      // The block's noise variance: the given one, or the rounding's residual power if larger (the
+      // estimate's own error, and blocks whose power, hence noise at a given SNR, is above the mean).
+      double res = 0.0;
+      for (int64_t j = 0; j < d; ++j) res += r[j] * r[j];
+      const double inv_2var = 0.5 / std::max({1e-12, p.noise_var, res / d});
+      // Moving one count from i to k changes ||r||^2 by 2 (g_i - g_k) + G_ii + G_kk - 2 G_ik and the
+      // log prior by log(c_i / lambda_i) + log(lambda_k / (c_k + 1)); the objective is the negative log
+      // posterior ||r||^2 / (2 noise_var) - log prior.
+      for (uint32_t it = 0; it < 2 * std::max<uint32_t>(1, out->k_hat); ++it) {  // at most 2 K_hat moves
+        double best = -1e-9;
+        int64_t bi = -1, bk = -1;
+        for (int64_t i = 0; i < n; ++i) {
+          if (c[i] <= 0) continue;
+          const double out_i = std::log(static_cast<double>(c[i])) - log_lambda[i];
+          for (int64_t k = 0; k < n; ++k) {
+            if (k == i) continue;
+            const double delta = inv_2var * (2.0 * (g[i] - g[k]) + G[i * n + i] + G[k * n + k] - 2.0 * G[i * n + k]) -
+                                 (out_i + log_lambda[k] - std::log(static_cast<double>(c[k] + 1)));
+            if (delta < best) best = delta, bi = i, bk = k;
+          }
+          flops += 6.0 * static_cast<double>(n);
+        }
+        if (bi < 0) break;
+        --c[bi];
+        ++c[bk];
+        for (int64_t m = 0; m < n; ++m) g[m] += G[m * n + bi] - G[m * n + bk];  // g = C r, r += C_i - C_k
+        flops += 2.0 * static_cast<double>(n);
+      }
+    }
+    std::lock_guard<std::mutex> lock(flops_mu);
+    out->flops += flops;
+  });
 }
 
 }  // namespace amp
@@ -200,7 +265,7 @@ class AmpDa final : public CountDecoder {
     Tensor X = torch::cat(parts, 0);
     out->iterations = iters_max;
     out->raw = ToVec(X);
-    PostProcess(X, Y, C, p.k_max, out);
+    PostProcess(X, Y, C, p, out);
     return Status::Ok();
   }
 

@@ -31,11 +31,16 @@ struct CountProblem {
   double noise_var = 0.0;          // per real entry, the receiver's estimate (AMP refines it)
   uint32_t k_max = 0;              // upper bound on the number of active nodes (those selected)
   const double* popularity = nullptr;  // n codeword shares (sorted, most popular first); null = uniform
+  // Post-processing ends with a MAP swap search (amp_kernels.h: SwapSearch) under a Poisson count
+  // prior of mean K_hat x popularity. It lowers the counts' NMSE on independent (Zipf) choices at
+  // every SNR but raises it at 5 dB on a real federation's counts, where nodes choose alike and
+  // counts are far from Poisson (BENCHMARKS.md), so federations leave it off.
+  bool map_refine = false;
 };
 
 struct CountEstimate {
   std::vector<float> raw;       // blocks x n: the decoder's soft estimate before post-processing
-  std::vector<int32_t> counts;  // blocks x n: after top-K, refit and rounding; each row sums to k_hat
+  std::vector<int32_t> counts;  // blocks x n: after top-K, refit, rounding and a MAP swap search; each row sums to k_hat
   uint32_t k_hat = 0;
   int iterations = 0;           // AMP iterations / unrolled layers run
   double flops = 0.0;           // floating-point operations the decode took (counted, see .cc)
@@ -88,6 +93,12 @@ struct AmpDaNetTrainOptions {
   double snr_min_db = 0.0, snr_max_db = 20.0;  // SNR drawn uniformly per batch
   uint32_t ka_min = 7, ka_max = 13;            // active nodes drawn uniformly per batch
   uint64_t seed = 1;
+  std::string init_from;         // a decoder file to start from (same n, d, layers, filters); empty: fresh
+  // The loss of a batch is log(its squared error) instead of the error itself, so every SNR of the
+  // range pulls equally (the raw error is dominated by the lowest SNRs' large errors).
+  bool log_loss = false;
+  bool cosine_decay = false;     // learning rate from `learning_rate` to 1% of it (cosine) over `steps` or
+                                 // `max_minutes`, whichever runs out first
   // Called every `report_every` steps with (step, loss, validation NMSE of the counts).
   std::function<void(uint32_t, double, double)> on_progress;
   uint32_t report_every = 100;

@@ -125,7 +125,7 @@ class AmpDaNet final : public CountDecoder {
     Tensor X = torch::cat(parts, 0);
     out->iterations = static_cast<int>(net_->opt.layers);
     out->raw = ToVec(X);
-    PostProcess(X, Y, C, p.k_max, out);
+    PostProcess(X, Y, C, p, out);
     return Status::Ok();
   }
 
@@ -152,8 +152,23 @@ Result<std::unique_ptr<CountDecoder>> TrainAmpDaNet(const CountData& data, const
                                    std::to_string(opt.net.n));
   if (data.rounds.size() < 2) return Status::InvalidArgument("count data: need at least 2 rounds (train and validation)");
   if (opt.ka_min == 0 || opt.ka_min > opt.ka_max) return Status::InvalidArgument("ka_min must be in [1, ka_max]");
+  if (!(opt.snr_min_db <= opt.snr_max_db))
+    return Status::InvalidArgument("snr_min_db (" + std::to_string(opt.snr_min_db) + ") must be <= snr_max_db (" +
+                                   std::to_string(opt.snr_max_db) + ")");
   torch::manual_seed(opt.seed);
   Net net(opt.net);
+  if (!opt.init_from.empty()) {
+    auto init = LoadAmpDaNet(opt.init_from);
+    if (!init.ok()) return init.status();
+    const auto& o = static_cast<AmpDaNet&>(*init.value()).net()->opt;
+    if (o.n != opt.net.n || o.d != opt.net.d || o.layers != opt.net.layers || o.filters != opt.net.filters)
+      return Status::InvalidArgument(opt.init_from + " has n " + std::to_string(o.n) + ", d " + std::to_string(o.d) +
+                                     ", " + std::to_string(o.layers) + " layers, " + std::to_string(o.filters) +
+                                     " filters; training asks for n " + std::to_string(opt.net.n) + ", d " +
+                                     std::to_string(opt.net.d) + ", " + std::to_string(opt.net.layers) + " layers, " +
+                                     std::to_string(opt.net.filters) + " filters");
+    net = static_cast<AmpDaNet&>(*init.value()).net();
+  }
   std::vector<size_t> train_r, val_r;
   SplitRounds(data, &train_r, &val_r);
   Rng rng = MakeRng(opt.seed, "amp-da-net-train");
@@ -184,6 +199,12 @@ Result<std::unique_ptr<CountDecoder>> TrainAmpDaNet(const CountData& data, const
   std::uniform_real_distribution<double> snr(opt.snr_min_db, opt.snr_max_db);
   double loss_avg = 0.0;
   for (uint32_t step = 1; step <= opt.steps; ++step) {
+    if (opt.cosine_decay) {  // over the steps or the minutes, whichever runs out first
+      const double done = std::min(1.0, std::max(static_cast<double>(step - 1) / std::max<uint32_t>(1, opt.steps),
+                                                 std::chrono::duration<double>(Clock::now() - t0).count() / 60.0 / opt.max_minutes));
+      const double f = 0.01 + 0.99 * 0.5 * (1.0 + std::cos(M_PI * done));
+      for (auto& g : adam.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(opt.learning_rate * f);
+    }
     const double snr_db = snr(rng);
     const CountBatch b = SampleCounts(data, train_r, opt.batch, opt.ka_min, opt.ka_max, rng);
     auto [X, P, N] = make(b, rng);
@@ -193,7 +214,8 @@ Result<std::unique_ptr<CountDecoder>> TrainAmpDaNet(const CountData& data, const
     std::vector<float> kav(b.ka.begin(), b.ka.end());
     const Tensor Ka = Borrow(kav.data(), {static_cast<int64_t>(kav.size())});
     const Tensor WtW = net->W.t().mm(net->W);
-    const Tensor loss = (Xh - X).square().sum(1).mean() + 1e-2 * (Xh.sum(1) - Ka).square().mean() +
+    const Tensor err = (Xh - X).square().sum(1).mean();
+    const Tensor loss = (opt.log_loss ? (err + 1e-6).log() : err) + 1e-2 * (Xh.sum(1) - Ka).square().mean() +
                         1e-2 * (Kh - Ka).square().mean() + 1e-3 * (WtW - torch::eye(d)).square().sum();
     adam.zero_grad();
     loss.backward();

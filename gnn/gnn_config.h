@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "gnn/virtual_link.h"
+
 namespace edgebed {
 
 struct GraphConfig {
@@ -41,6 +43,11 @@ struct GnnConfig {
   double peer_timeout_s = 60.0;  // a shard waiting this long for a peer's tensor gives up
   uint32_t checkpoint_every = 10;  // server: the shards' state into checkpoint.bin every N epochs (0 = never)
   uint32_t threads = 1;        // libtorch threads per process (the reference too, so epoch times compare)
+  // The links between shards on the virtual clock (gnn/virtual_link.h): every epoch reports its
+  // time there (virtual_epoch_s) beside the wall clock; 0 Mbit/s = bytes take no time.
+  double link_mbps = 0.0;      // each shard's uplink [Mbit/s]
+  double link_delay_ms = 0.0;  // one-way latency per tensor [ms]
+  VirtualLinkOptions link() const { return {link_mbps, link_delay_ms}; }
   uint64_t seed = 1;
   // Processes of the layout: full 1, pipe and graph `parts`, hybrid parts x partitions.
   uint32_t shards() const { return mode == "full" ? 1 : mode == "hybrid" ? parts * partitions : parts; }

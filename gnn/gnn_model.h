@@ -43,6 +43,7 @@ struct PeerTensor {
   uint32_t from = 0;  // sender's shard index
   uint32_t rows = 0, dim = 0;
   std::vector<float> values;  // rows x dim
+  double arrival_s = 0.0;     // when it reaches the receiver on the virtual clock (set by the transport)
 };
 
 // How a shard reaches the others. Receive blocks until the tensor (from, kind, epoch, step) has
@@ -66,6 +67,7 @@ struct ShardStats {
   double stale_diff_sq = 0.0, stale_norm_sq = 0.0;  // pipe: |historical - fresh|^2 and |fresh|^2 over rows read stale
   double train_s = 0.0, eval_s = 0.0;
   double wait_s = 0.0;                  // waiting for peers (set by the transport's owner)
+  double virtual_train_s = 0.0;         // the training epoch on the virtual clock (set by the transport's owner)
 };
 
 class GnnShard {

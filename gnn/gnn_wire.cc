@@ -34,6 +34,8 @@ void ToWire(const GnnConfig& c, uint32_t shard, wire::GnnSpec* s) {
   s->set_seed(c.seed);
   s->set_shard(shard);
   s->set_threads(c.threads);
+  s->set_link_mbps(c.link_mbps);
+  s->set_link_delay_ms(c.link_delay_ms);
 }
 
 GnnConfig FromWire(const wire::GnnSpec& s) {
@@ -65,6 +67,8 @@ GnnConfig FromWire(const wire::GnnSpec& s) {
   c.peer_timeout_s = s.peer_timeout_s();
   c.seed = s.seed();
   c.threads = s.threads();
+  c.link_mbps = s.link_mbps();
+  c.link_delay_ms = s.link_delay_ms();
   return c;
 }
 
@@ -76,6 +80,7 @@ void ToWire(const PeerTensor& t, wire::GnnTensor* out) {
   out->set_rows(t.rows);
   out->set_dim(t.dim);
   out->set_values(reinterpret_cast<const char*>(t.values.data()), t.values.size() * sizeof(float));
+  out->set_arrival_s(t.arrival_s);
 }
 
 Status FromWire(const wire::GnnTensor& in, uint32_t parts, PeerTensor* out) {
@@ -88,12 +93,15 @@ Status FromWire(const wire::GnnTensor& in, uint32_t parts, PeerTensor* out) {
     return Status::InvalidArgument("gnn_tensor.values holds " + std::to_string(in.values().size()) + " bytes; rows x dim = " +
                                    std::to_string(in.rows()) + " x " + std::to_string(in.dim()) + " needs " +
                                    std::to_string(n * sizeof(float)));
+  if (!std::isfinite(in.arrival_s()) || in.arrival_s() < 0.0)
+    return Status::InvalidArgument("gnn_tensor.arrival_s = " + std::to_string(in.arrival_s()) + ": allowed a finite time >= 0 s");
   out->kind = static_cast<TensorKind>(in.kind());
   out->epoch = in.epoch();
   out->step = in.step();
   out->from = in.from();
   out->rows = in.rows();
   out->dim = in.dim();
+  out->arrival_s = in.arrival_s();
   out->values.resize(n);
   if (n) std::memcpy(out->values.data(), in.values().data(), n * sizeof(float));
   return Status::Ok();
@@ -115,6 +123,7 @@ void ToWire(const ShardStats& s, const ShardTraffic& t, wire::GnnEpochDone* d) {
   d->set_stale_diff_sq(s.stale_diff_sq);
   d->set_stale_norm_sq(s.stale_norm_sq);
   d->set_wait_s(s.wait_s);
+  d->set_virtual_train_s(s.virtual_train_s);
 }
 
 Status FromWire(const wire::GnnEpochDone& d, ShardStats* s, ShardTraffic* t) {
@@ -123,6 +132,9 @@ Status FromWire(const wire::GnnEpochDone& d, ShardStats* s, ShardTraffic* t) {
     return Status::InvalidArgument("gnn_epoch_done needs 3 correct/total counts (train, val, test) and 4 sent_bytes/sent_values (by kind)");
   if (!std::isfinite(d.train_loss()) || !std::isfinite(d.test_loss()))
     return Status::InvalidArgument("gnn_epoch_done.train_loss / test_loss is not finite");
+  if (!std::isfinite(d.virtual_train_s()) || d.virtual_train_s() < 0.0)
+    return Status::InvalidArgument("gnn_epoch_done.virtual_train_s = " + std::to_string(d.virtual_train_s()) +
+                                   ": allowed a finite time >= 0 s");
   *s = ShardStats{};
   s->train_loss = d.train_loss();
   s->train_correct = d.train_correct();
@@ -138,6 +150,7 @@ Status FromWire(const wire::GnnEpochDone& d, ShardStats* s, ShardTraffic* t) {
   s->train_s = d.train_s();
   s->eval_s = d.eval_s();
   s->wait_s = d.wait_s();
+  s->virtual_train_s = d.virtual_train_s();
   for (int k = 0; k < kTensorKinds; ++k) t->bytes[k] = d.sent_bytes(k), t->values[k] = d.sent_values(k);
   return Status::Ok();
 }

@@ -12,6 +12,7 @@
 #include "gnn/gnn_model.h"
 #include "gnn/gnn_report.h"
 #include "gnn/gnn_wire.h"
+#include "gnn/virtual_link.h"
 
 namespace edgebed {
 namespace {
@@ -19,13 +20,14 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // Peer tensors over ZeroMQ: one PUSH per peer, one PULL for all that come in. While it waits it
-// keeps the server informed (heartbeats) and listens to it (a shutdown ends the wait).
+// keeps the server informed (heartbeats) and listens to it (a shutdown ends the wait). Every tensor
+// also travels on the virtual clock (gnn/virtual_link.h): it carries its arrival time there.
 class ZmqPeers : public PeerTransport {
  public:
   ZmqPeers(zmq::context_t& ctx, zmq::socket_t& server, std::string id, uint32_t self, uint32_t parts,
-           const NodeOptions& opt, double timeout_s, int64_t max_frame_bytes)
+           const NodeOptions& opt, double timeout_s, int64_t max_frame_bytes, VirtualLinkOptions link)
       : ctx_(ctx), server_(server), id_(std::move(id)), self_(self), parts_(parts), opt_(opt), timeout_s_(timeout_s),
-        pull_(ctx, zmq::socket_type::pull) {
+        clock_(link), pull_(ctx, zmq::socket_type::pull) {
     // No legitimate tensor is larger than N x d or the parameter count: ZeroMQ drops the connection
     // of a peer sending more, and the wait for its tensor ends in a timeout naming it.
     pull_.set(zmq::sockopt::maxmsgsize, max_frame_bytes);
@@ -86,6 +88,8 @@ class ZmqPeers : public PeerTransport {
     wire::Envelope env;
     env.set_sender(id_);
     ToWire(t, env.mutable_gnn_tensor());
+    env.mutable_gnn_tensor()->set_arrival_s(1.0);  // its 9 bytes counted in the frame's size
+    env.mutable_gnn_tensor()->set_arrival_s(clock_.Send(env.ByteSizeLong()));
     const size_t n = wire::SendEnvelope(push_[to], env);
     if (n == 0) return Status::Unavailable("could not send " + std::string(TensorKindName(t.kind)) + " to shard " + std::to_string(to));
     const int k = static_cast<int>(t.kind);
@@ -102,6 +106,7 @@ class ZmqPeers : public PeerTransport {
       if (auto it = held_.find(key); it != held_.end()) {
         *out = std::move(it->second);
         held_.erase(it);
+        clock_.Receive(out->arrival_s);
         wait_s_ += std::chrono::duration<double>(Clock::now() - t0).count();
         return Status::Ok();
       }
@@ -162,6 +167,7 @@ class ZmqPeers : public PeerTransport {
     return w;
   }
   bool shutdown() const { return shutdown_; }
+  VirtualClock& clock() { return clock_; }
 
  private:
   using Key = std::tuple<uint32_t, int, uint32_t, uint32_t>;
@@ -190,6 +196,7 @@ class ZmqPeers : public PeerTransport {
   uint32_t self_, parts_;
   const NodeOptions& opt_;
   double timeout_s_;
+  VirtualClock clock_;
   std::unique_ptr<ZapHandler> zap_;  // CURVE: which peer keys the pull socket admits
   zmq::socket_t pull_;
   std::vector<zmq::socket_t> push_;
@@ -234,7 +241,11 @@ int RunGnnNode(ServerInbox& inbox, const std::string& id, const wire::JoinAck& a
   zmq::context_t ctx(1);
   const int64_t largest = std::max<int64_t>(static_cast<int64_t>(graph->num_vertices()) * cfg.hidden,
                                             static_cast<int64_t>(GnnParameterCount(cfg, graph->feature_dim, graph->num_classes)));
-  ZmqPeers peers(ctx, sock, id, shard_index, cfg.shards(), opt, cfg.peer_timeout_s, 4 * largest + (1 << 20));
+  if (Status st = CheckVirtualLink(cfg.link()); !st.ok()) {
+    SendError(sock, id, wire::REJECTED, "join_ack.gnn: " + st.message(), 0);
+    return 1;
+  }
+  ZmqPeers peers(ctx, sock, id, shard_index, cfg.shards(), opt, cfg.peer_timeout_s, 4 * largest + (1 << 20), cfg.link());
   auto endpoint = peers.Bind(opt.peer_bind);
   if (!endpoint.ok()) {
     SendError(sock, id, wire::REJECTED, endpoint.status().message(), 0);
@@ -293,7 +304,9 @@ int RunGnnNode(ServerInbox& inbox, const std::string& id, const wire::JoinAck& a
         }
       };
       ShardStats st;
+      peers.clock().StartEpoch();
       Status s = shard.value()->TrainEpoch(e.epoch(), &peers, progress, &st);
+      st.virtual_train_s = peers.clock().Now();
       if (s.ok() && e.evaluate()) s = shard.value()->Evaluate(e.epoch(), &peers, &st);
       if (!s.ok()) {
         if (peers.shutdown()) {

@@ -74,7 +74,7 @@ Result<std::vector<std::string>> RenderSvgs(const std::vector<Figure>& figures, 
       const std::string block = "$f" + std::to_string(f) + "s" + std::to_string(s);
       gp += block + " << EOD\n";
       for (size_t i = 0; i < ser.x.size() && i < ser.y.size(); ++i)
-        gp += Number(ser.x[i]) + " " + (Plottable(ser.y[i], fig.log_y) ? Number(ser.y[i]) : "NaN") + "\n";
+        if (!fig.log_x || ser.x[i] > 0.0) gp += Number(ser.x[i]) + " " + (Plottable(ser.y[i], fig.log_y) ? Number(ser.y[i]) : "NaN") + "\n";
       gp += "EOD\n";
       plot += std::string(plot.empty() ? "plot " : ", ") + block + " using 1:2 with " +
               (ser.points_only ? "points pt 7 ps 0.6" : "linespoints pt 7 ps 0.5") + " title " +
@@ -86,7 +86,8 @@ Result<std::vector<std::string>> RenderSvgs(const std::vector<Figure>& figures, 
     gp += "set xlabel " + GnuplotString(PlainLabel(fig.x_label)) + "\n";
     gp += "set ylabel " + GnuplotString(PlainLabel(fig.y_label)) + "\n";
     gp += fig.log_y ? "set logscale y\nset format y '%.0e'\n" : "unset logscale y\nset format y '% h'\n";
-    gp += fig.integer_x ? "set xtics " + std::to_string(std::max(1, static_cast<int>(std::ceil((x_max - x_min) / 10.0)))) + "\n"
+    gp += fig.log_x ? "set logscale x\n" : "unset logscale x\n";
+    gp += fig.integer_x && !fig.log_x ? "set xtics " + std::to_string(std::max(1, static_cast<int>(std::ceil((x_max - x_min) / 10.0)))) + "\n"
                         : "set xtics autofreq\n";
     gp += fig.y_from_zero && !fig.log_y ? "set yrange [0:*]\n" : "set yrange [*:*]\n";
     gp += plot + "\n";

@@ -21,6 +21,7 @@ struct Figure {
   std::string x_label, y_label;  // with units: "round", "virtual time (s)"
   std::vector<Series> series;
   bool log_y = false;         // values <= 0 are left out on a log axis
+  bool log_x = false;         // rates spanning decades; points at x <= 0 are left out
   bool integer_x = true;      // rounds, epochs, node indices: tics on whole numbers
   bool y_from_zero = false;   // counts, bytes, times: the y axis starts at 0
   bool HasData() const;

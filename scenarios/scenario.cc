@@ -170,6 +170,8 @@ Status Fields(V& r, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Real("gnn.peer_timeout_s", &gn.peer_timeout_s, 0.0, 86400.0, true));
   EDGEBED_RETURN_IF_ERROR(r.Int("gnn.checkpoint_every", &gn.checkpoint_every, 0, 100000));
   EDGEBED_RETURN_IF_ERROR(r.Int("gnn.threads", &gn.threads, 1, 256));
+  EDGEBED_RETURN_IF_ERROR(r.Real("gnn.link_mbps", &gn.link_mbps, 0.0, 1e6));
+  EDGEBED_RETURN_IF_ERROR(r.Real("gnn.link_delay_ms", &gn.link_delay_ms, 0.0, 1e5));
   EDGEBED_RETURN_IF_ERROR(r.Str("gnn.graph.kind", &gg.kind, {"csbm", "knn", "edgelist"}));
   EDGEBED_RETURN_IF_ERROR(r.Int("gnn.graph.vertices", &gg.vertices, 2, 10000000));
   EDGEBED_RETURN_IF_ERROR(r.Int("gnn.graph.classes", &gg.classes, 2, 1000));

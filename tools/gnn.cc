@@ -15,6 +15,7 @@
 #include "gnn/gnn_model.h"
 #include "gnn/gnn_report.h"
 #include "gnn/graph.h"
+#include "gnn/virtual_link.h"
 #include "tools/launcher.h"
 
 namespace edgebed {
@@ -62,7 +63,9 @@ int RunGnnReference(const Scenario& sc) {
   for (uint32_t e = 1; e <= cfg.epochs; ++e) {
     const auto t0 = Clock::now();
     ShardStats st;
+    VirtualClock clock(cfg.link());  // one device: its compute alone
     Status s = shard.value()->TrainEpoch(e, nullptr, {}, &st);
+    st.virtual_train_s = clock.Now();
     if (s.ok() && (e % cfg.eval_every == 0 || e == cfg.epochs)) s = shard.value()->Evaluate(e, nullptr, &st);
     if (!s.ok()) {
       spdlog::error("epoch {}: {}", e, s.message());
@@ -122,85 +125,6 @@ int RunGnnGraphInfo(const Scenario& sc, const std::string& write_prefix) {
     }
     spdlog::info("wrote {0}.edges, {0}.labels, {0}.features", write_prefix);
   }
-  return 0;
-}
-
-int RunGnnCompare(const Scenario& base, const GnnCompareOptions& opt, const std::string& exe) {
-  std::error_code ec;
-  fs::create_directories(opt.out, ec);
-  json results = json::array();
-  std::ofstream csv(opt.out + "/compare.csv");
-  csv << "layers,mode,parts,chunks,test_accuracy,best_val_accuracy,epochs_to_converge,epochs,activation_values_per_epoch,"
-         "analytic_activation_values,parameter_values_per_epoch,train_bytes_per_epoch,median_epoch_s,median_train_s,"
-         "median_wait_share,stale_share,stale_rel_error\n";
-  Progress progress("gnn compare", static_cast<double>(opt.layers.size() * opt.modes.size()), "runs done", 0.0,
-                    /*live=*/false);  // a line per run
-  double runs_done = 0;
-  for (uint32_t layers : opt.layers) {
-    for (const auto& mode : opt.modes) {
-      Scenario sc = base;
-      sc.gnn.layers = layers;
-      sc.gnn.mode = mode;
-      sc.nodes = sc.gnn.shards();
-      sc.name = base.name + "-L" + std::to_string(layers) + "-" + mode;
-      sc.output_dir = opt.out + "/L" + std::to_string(layers) + "-" + mode;
-      progress.Update(runs_done++, fmt::format("next: {} layers, {}", layers, mode));
-      const int rc = mode == "full" ? RunGnnReference(sc) : RunFederation(sc, exe);
-      std::ifstream in(sc.output_dir + "/summary.json");
-      if (rc != 0 || !in) {
-        spdlog::error("{} layers, {}: the run failed (exit {}); see {}", layers, mode, rc, sc.output_dir);
-        return rc ? rc : 1;
-      }
-      json s = json::parse(in);
-      const auto& t = s["traffic"];
-      const double analytic = t["embedding"]["analytic_values_per_epoch"].get<double>() +
-                              t["gradient"]["analytic_values_per_epoch"].get<double>();
-      csv << layers << ',' << mode << ',' << s["parts"] << ',' << s["chunks"] << ',' << s["test_accuracy"] << ','
-          << s["best_val_accuracy"] << ',' << s["epochs_to_converge"] << ',' << s["epochs_completed"] << ','
-          << s["activation_values_per_epoch"] << ',' << analytic << ',' << t["parameter"]["values_per_epoch"] << ','
-          << s["train_bytes_per_epoch"] << ',' << s["median_epoch_s"] << ',' << s["median_train_s"] << ','
-          << s["median_wait_share"] << ',' << s["stale_share"] << ',' << s["stale_rel_error"] << '\n';
-      csv.flush();
-      s["layers"] = layers;
-      results.push_back(s);
-    }
-  }
-  std::ofstream(opt.out + "/compare.json") << results.dump(2) << "\n";
-  // The table, and per depth the graph-parallel / pipeline traffic ratio.
-  std::ostringstream md;
-  md << "| L | mode | test acc. | epochs to converge | activation values / epoch (measured) | analytic | parameter values / epoch | median epoch s | waiting share |\n"
-     << "|---|---|---|---|---|---|---|---|---|\n";
-  for (const auto& s : results) {
-    const auto& t = s["traffic"];
-    md << "| " << s["layers"] << " | " << s["mode"].get<std::string>() << " | "
-       << fmt::format("{:.2f}%", 100 * s["test_accuracy"].get<double>()) << " | " << s["epochs_to_converge"] << " | "
-       << fmt::format("{:.0f}", s["activation_values_per_epoch"].get<double>()) << " | "
-       << fmt::format("{:.0f}", t["embedding"]["analytic_values_per_epoch"].get<double>() +
-                                   t["gradient"]["analytic_values_per_epoch"].get<double>())
-       << " | " << fmt::format("{:.0f}", t["parameter"]["values_per_epoch"].get<double>()) << " | "
-       << fmt::format("{:.3f}", s["median_epoch_s"].get<double>()) << " | "
-       << fmt::format("{:.0f}%", 100 * s.value("median_wait_share", 0.0)) << " |\n";
-  }
-  for (uint32_t layers : opt.layers) {
-    const json* pipe = nullptr;
-    const json* graph = nullptr;
-    for (const auto& s : results) {
-      if (s["layers"] != layers) continue;
-      if (s["mode"] == "pipe") pipe = &s;
-      if (s["mode"] == "graph") graph = &s;
-    }
-    if (pipe && graph) {
-      const double a = (*graph)["activation_values_per_epoch"].get<double>() / (*pipe)["activation_values_per_epoch"].get<double>();
-      const double b = (*graph)["train_bytes_per_epoch"].get<double>() / (*pipe)["train_bytes_per_epoch"].get<double>();
-      const double t = (*graph)["median_epoch_s"].get<double>() / (*pipe)["median_epoch_s"].get<double>();
-      md << "\nL = " << layers << ": graph parallelism / GNNPipe activation values " << fmt::format("{:.2f}x", a)
-         << ", all training bytes (with the gradient all-reduce) " << fmt::format("{:.2f}x", b)
-         << ", median epoch time " << fmt::format("{:.2f}x", t) << "\n";
-    }
-  }
-  std::ofstream(opt.out + "/compare.md") << md.str();
-  std::cout << md.str();
-  spdlog::info("compare: {0}/compare.csv, {0}/compare.json, {0}/compare.md", opt.out);
   return 0;
 }
 

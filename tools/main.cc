@@ -200,10 +200,18 @@ int main(int argc, char** argv) {
   ota_train->add_option("--lr", oopt.learning_rate, "Adam learning rate")->check(CLI::Range(1e-7, 1.0));
   ota_train->add_option("--layers", oopt.layers, "unrolled AMP layers")->check(CLI::Range(1, 100));
   ota_train->add_option("--filters", oopt.filters, "CNN denoiser filters")->check(CLI::Range(1, 1024));
+  ota_train->add_option("--mix-zipf", oopt.mix_zipf, "add 30 synthetic rounds per Zipf exponent to the data (e.g. 0.5 1.1 1.5)")
+      ->check(CLI::Range(0.0, 10.0));
+  ota_train->add_option("--snr-min", oopt.snr_min_db, "lowest training SNR [dB]")->check(CLI::Range(-20.0, 60.0));
+  ota_train->add_option("--snr-max", oopt.snr_max_db, "highest training SNR [dB]")->check(CLI::Range(-20.0, 60.0));
+  ota_train->add_option("--init", oopt.init, "decoder file to start from (same n, d, layers, filters)")->check(CLI::ExistingFile);
+  ota_train->add_flag("--log-loss", oopt.log_loss, "loss = log of the squared error, so every SNR pulls equally");
+  ota_train->add_flag("--cosine", oopt.cosine, "learning rate decays to 1% (cosine) over --steps or --minutes, whichever ends first");
   ota_nmse->add_option("--net", oopt.net, "AMP-DA-Net decoder file (none: AMP-DA only)")->check(CLI::ExistingFile);
   ota_nmse->add_option("--out", oopt.out, "output folder (default runs/ota-nmse)");
   ota_nmse->add_option("--snrs", snr_list, "comma-separated SNRs [dB] (default 0,3,5,10,15,20)");
   ota_nmse->add_option("--blocks", oopt.blocks, "blocks per SNR")->check(CLI::Range(250, 10000000));
+  ota_nmse->add_flag("--map-refine", oopt.map_refine, "post-processing ends with a MAP swap search under a Poisson count prior");
   ota_nmse->add_flag("--snr-per-node", oopt.snr_per_node, "SNR of one node's codeword (default: of the received sum, as the paper)");
   ota_nmse->add_option("--target", oopt.target_nmse, "NMSE target whose SNR is reported")->check(CLI::Range(1e-9, 1.0));
   bench->add_option("--net", oopt.net, "'decode': AMP-DA-Net decoder file")->check(CLI::ExistingFile);
@@ -258,6 +266,9 @@ int main(int argc, char** argv) {
   gnn_cmp->add_option("--set", sets, "override a field: section.field=value (repeatable)");
   gnn_cmp->add_option("--layers", gopt.layers, "depths to compare (default 8 16)");
   gnn_cmp->add_option("--modes", gopt.modes, "layouts (default full pipe graph; also hybrid)")->check(CLI::IsMember({"full", "pipe", "graph", "hybrid"}));
+  gnn_cmp->add_option("--parts", gopt.parts, "shard counts P to compare (default: the scenario's gnn.parts)")->check(CLI::Range(1, 64));
+  gnn_cmp->add_option("--link-mbps", gopt.link_mbps, "virtual link rates per device [Mbit/s] (0 = bytes take no time; default: the scenario's gnn.link_mbps)")
+      ->check(CLI::Range(0.0, 1e6));
   gnn_cmp->add_option("--out", gopt.out, "output folder (default runs/gnn-compare)");
 
   auto* show = app.add_subcommand("scenario", "print the resolved scenario (default or a file) and check it");

@@ -23,7 +23,14 @@ struct OtaToolOptions {
   uint32_t blocks = 2000;      // nmse: blocks decoded per SNR
   uint32_t ka_min = 7, ka_max = 13;
   double target_nmse = 1e-2;
+  // train: synthetic Zipf rounds (30 per exponent, seeded) mixed into the data, the SNR range,
+  // a decoder to start from, and the loss and schedule (AmpDaNetTrainOptions).
+  std::vector<double> mix_zipf;
+  double snr_min_db = 0.0, snr_max_db = 20.0;
+  std::string init;
+  bool log_loss = false, cosine = false;
   bool snr_per_node = false;   // nmse: SNR of one node's codeword, not of the superposed signal
+  bool map_refine = false;     // nmse: post-processing ends with the MAP swap search (CountProblem)
 };
 
 int RunOtaTrain(const OtaToolOptions& opt);

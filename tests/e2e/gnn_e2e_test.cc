@@ -89,6 +89,30 @@ TEST_CASE("GNNPipe with chunks and graph parallelism: traffic equals the analyti
   Cleanup(graph);
 }
 
+TEST_CASE("on a 1 Mbit/s virtual link an epoch takes what the bytes on the uplinks and the compute allow") {
+  // The slowest shard's virtual epoch is at least its uplink's bytes (>= the mean share) at 1 Mbit/s,
+  // and at most every shard's compute (<= its wall time) plus every byte on the air one after another.
+  const std::string graph = TempDir("graph-link");
+  REQUIRE_MESSAGE(RunGnn(graph, "--set gnn.mode='\"graph\"' --set gnn.link_mbps=1.0") == 0, Slurp(graph + ".log"));
+  std::ifstream rows(graph + "/metrics.jsonl");
+  int n = 0;
+  for (std::string line; std::getline(rows, line); ++n) {
+    const json r = json::parse(line);
+    const double bytes = r["embedding_bytes"].get<double>() + r["gradient_bytes"].get<double>() +
+                         r["parameter_bytes"].get<double>();
+    const double on_air_s = bytes * 8.0 / 1e6, v = r["virtual_epoch_s"].get<double>();
+    INFO("epoch ", r["epoch"], ": ", bytes, " bytes sent, virtual ", v, " s, train ", r["train_s"], " s per shard at most");
+    CHECK(v >= on_air_s / 2.0);
+    CHECK(v <= on_air_s + 2.0 * r["train_s"].get<double>());
+    CHECK(v > 0.2);  // ~150 KB: the bytes dominate the compute (a few ms) by far
+  }
+  CHECK(n == 3);
+  const json s = Summary(graph);
+  CHECK(s["link_mbps"] == 1.0);
+  CHECK(s["median_virtual_epoch_s"].get<double>() > 0.2);
+  Cleanup(graph);
+}
+
 TEST_CASE("hybrid over 4 processes (2 stages x 2 partitions): accuracy of the reference, traffic as counted") {
   const std::string full = TempDir("hfull"), hybrid = TempDir("hybrid");
   REQUIRE_MESSAGE(RunGnn(full, "--set gnn.mode='\"full\"'") == 0, Slurp(full + ".log"));
