@@ -38,6 +38,7 @@ PartitionSpec PartitionSpecOf(const wire::JoinAck& ack) {
   pspec.num_nodes = ack.num_nodes();
   pspec.seed = ack.seed();
   if (ack.min_samples() > 0) pspec.min_samples = ack.min_samples();
+  pspec.samples_per_node = ack.samples_per_node();
   return pspec;
 }
 
@@ -93,13 +94,21 @@ Status LoadRows(const wire::JoinAck& ack, const NodeData& where, uint32_t first,
   if (count == 0 || first >= parts.size() || count > parts.size() - first)
     return Status::InvalidArgument("node indices " + std::to_string(first) + ".." + std::to_string(first + count - 1) +
                                    " are outside the partition of " + std::to_string(parts.size()) + " nodes");
-  // Only the hosted nodes' rows are read: their positions, then each node's share renumbered into them.
+  // Only the hosted nodes' rows are read, each once (nodes share rows under partition = sample):
+  // their positions, then each node's share renumbered into them.
   std::vector<uint32_t> rows;
+  std::vector<int64_t> local(plan.train_rows.size(), -1);  // a training row's position in `rows`
   setup->parts.resize(parts.size());
   for (uint32_t k = first; k < first + count; ++k) {
     for (uint32_t p : parts[k]) {
-      setup->parts[k].push_back(static_cast<uint32_t>(rows.size()));
-      rows.push_back(p);
+      if (p >= local.size())
+        return Status::InvalidArgument("partition row " + std::to_string(p) + " is outside the " +
+                                       std::to_string(local.size()) + " training rows");
+      if (local[p] < 0) {
+        local[p] = static_cast<int64_t>(rows.size());
+        rows.push_back(p);
+      }
+      setup->parts[k].push_back(static_cast<uint32_t>(local[p]));
     }
   }
   EDGEBED_ASSIGN_OR_RETURN(setup->data, LoadTrainRows(plan, rows));

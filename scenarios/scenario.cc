@@ -60,10 +60,11 @@ Status Fields(V& r, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Real("data.held_out", &d.held_out, 0.0, 0.9));
   EDGEBED_RETURN_IF_ERROR(r.RealArray("data.mean", &d.mean, -1e9, 1e9));
   EDGEBED_RETURN_IF_ERROR(r.RealArray("data.std", &d.std, 1e-12, 1e9));
-  EDGEBED_RETURN_IF_ERROR(r.Str("data.partition", &s->partition, {"iid", "dirichlet", "shards", "natural"}));
+  EDGEBED_RETURN_IF_ERROR(r.Str("data.partition", &s->partition, {"iid", "dirichlet", "shards", "natural", "sample"}));
   EDGEBED_RETURN_IF_ERROR(r.Real("data.alpha", &s->dirichlet_alpha, 0.0, 1e6, true));
   EDGEBED_RETURN_IF_ERROR(r.Int("data.shards_per_node", &s->shards_per_node, 1, 1000));
   EDGEBED_RETURN_IF_ERROR(r.Int("data.min_samples", &s->min_samples, 1, 1000000));
+  EDGEBED_RETURN_IF_ERROR(r.Int("data.samples_per_node", &s->samples_per_node, 0, 1000000));
   EDGEBED_RETURN_IF_ERROR(r.Int("data.train_limit", &d.train_limit, 0, UINT32_MAX));
   EDGEBED_RETURN_IF_ERROR(r.Int("data.test_limit", &d.test_limit, 0, UINT32_MAX));
   EDGEBED_RETURN_IF_ERROR(r.Classes("data.classes", &d.classes, d.format == "fashion-mnist" || d.format == "cifar10" ? 9 : 65535));
@@ -362,6 +363,7 @@ PartitionSpec ScenarioPartition(const Scenario& sc) {
   spec.num_nodes = sc.nodes;
   spec.seed = sc.seed;
   spec.min_samples = sc.min_samples;
+  spec.samples_per_node = sc.samples_per_node;
   return spec;
 }
 

@@ -49,6 +49,7 @@ struct Scenario {
   double dirichlet_alpha = 0.5;     // (0, 1e6]
   uint32_t shards_per_node = 2;
   uint32_t min_samples = 10;        // dirichlet: every node at least this many; natural: clients with fewer are left out
+  uint32_t samples_per_node = 0;    // sample: rows each node draws with replacement (0 = training rows / nodes)
 
   uint32_t nodes = 10;
   uint32_t rounds = 20;

@@ -46,7 +46,7 @@ void GnnServer::OnGnnReady(const std::string& from, const wire::GnnReady& r) {
     spdlog::error("refused gnn_ready from {}: {}", from, st.message());
     return SendError(from, wire::BAD_TENSOR, st.message());
   }
-  rec->ready = true;
+  registry.MarkReady(from);
   rounds.Release(from);
 }
 

@@ -27,6 +27,7 @@ ServerCoreOptions CoreOptions(const Scenario& sc) {
   ack.set_seed(sc.seed);
   ack.set_train_limit(sc.data.train_limit);
   ack.set_min_samples(sc.min_samples);
+  ack.set_samples_per_node(sc.samples_per_node);
   for (int c : sc.data.classes) ack.add_classes(static_cast<uint32_t>(c));
   return o;
 }

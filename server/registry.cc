@@ -16,16 +16,16 @@ Status NodeRegistry::Join(const std::string& id, const std::string& route, uint3
   if (index >= num_nodes_)
     return Status::InvalidArgument("join.node_index = " + std::to_string(index) + " is out of range [0, " +
                                    std::to_string(num_nodes_ - 1) + "]");
-  for (const auto& [other_id, rec] : nodes_)
-    if (rec.alive && rec.index == index && other_id != id)
-      return Status::InvalidArgument("join.node_index = " + std::to_string(index) + " is already held by " + other_id);
+  if (!holder_[index].empty() && holder_[index] != id)
+    return Status::InvalidArgument("join.node_index = " + std::to_string(index) + " is already held by " + holder_[index]);
   NodeRecord& rec = nodes_[id];
+  SetAlive(rec, false);  // a node joining again over its own connection starts over
   rec.id = id;
   rec.route = route;
   rec.index = index;
   rec.device = device;
-  rec.alive = true;
   rec.ready = false;
+  SetAlive(rec, true);
   rec.last_seen = now;
   rec.gone_reason.clear();
   return Status::Ok();
@@ -45,11 +45,33 @@ void NodeRegistry::Touch(const std::string& id, std::chrono::steady_clock::time_
   if (auto* r = Find(id)) r->last_seen = now;
 }
 
+void NodeRegistry::SetAlive(NodeRecord& rec, bool alive) {
+  if (rec.alive == alive) return;
+  rec.alive = alive;
+  if (alive) {
+    ++alive_;
+    ready_ += rec.ready;
+    holder_[rec.index] = rec.id;
+  } else {
+    --alive_;
+    ready_ -= rec.ready;
+    if (holder_[rec.index] == rec.id) holder_[rec.index].clear();
+  }
+}
+
 void NodeRegistry::MarkGone(const std::string& id) {
-  if (auto* r = Find(id)) r->alive = false;
+  if (auto* r = Find(id)) SetAlive(*r, false);
+}
+
+void NodeRegistry::MarkReady(const std::string& id) {
+  auto* r = Find(id);
+  if (!r || r->ready) return;
+  r->ready = true;
+  ready_ += r->alive;
 }
 
 const NodeRecord* NodeRegistry::ByIndex(uint32_t index) const {
+  if (index < holder_.size() && !holder_[index].empty()) return Find(holder_[index]);
   const NodeRecord* last = nullptr;
   for (const auto& [id, rec] : nodes_) {
     if (rec.index != index) continue;
@@ -69,7 +91,7 @@ std::vector<std::string> NodeRegistry::ReleaseRoute(const std::string& route) {
   std::vector<std::string> gone;
   for (auto& [id, rec] : nodes_)
     if (rec.alive && rec.route == route) {
-      rec.alive = false;
+      SetAlive(rec, false);
       gone.push_back(id);
     }
   return gone;
@@ -82,18 +104,10 @@ std::vector<std::string> NodeRegistry::AliveIds() const {
   return ids;
 }
 
-size_t NodeRegistry::alive_count() const {
-  size_t n = 0;
-  for (const auto& kv : nodes_) n += kv.second.alive;
-  return n;
-}
+size_t NodeRegistry::alive_count() const { return alive_; }
 
 }  // namespace edgebed
 
 namespace edgebed {
-size_t NodeRegistry::ready_count() const {
-  size_t n = 0;
-  for (const auto& kv : nodes_) n += kv.second.alive && kv.second.ready;
-  return n;
-}
+size_t NodeRegistry::ready_count() const { return ready_; }
 }  // namespace edgebed

@@ -20,7 +20,7 @@ struct NodeRecord {
   uint64_t num_samples = 0;      // from join, then from its updates
   uint32_t index = 0;
   std::string device;
-  bool alive = false;
+  bool alive = false;            // alive and ready change only through the registry (it counts them)
   bool ready = false;            // has its data and model (said with a round-0 heartbeat)
   std::chrono::steady_clock::time_point last_seen;
   std::string gone_reason;       // why it last stopped being alive (left, connection closed, silent); "" while alive
@@ -29,9 +29,11 @@ struct NodeRecord {
   float progress = 0.0f;         // share of its local work done (heartbeats, split steps), 0..1
 };
 
+// Joins, counts and index lookups take O(log N) (a map by id, a table by index and running counts),
+// so 100,000 simulated nodes join in linear time.
 class NodeRegistry {
  public:
-  explicit NodeRegistry(uint32_t num_nodes) : num_nodes_(num_nodes) {}
+  explicit NodeRegistry(uint32_t num_nodes) : num_nodes_(num_nodes), holder_(num_nodes) {}
   // Admits node `id` at `index`, bound to the connection `route` (its own, or its node host's).
   // A node that left, failed or lost its connection may join again; an alive node's id and index
   // are refused to any other connection (no hijacking). Errors name the field and the holder.
@@ -48,6 +50,7 @@ class NodeRegistry {
   // a host busy training one of its nodes still has the others' fit_ins queued.
   std::chrono::steady_clock::time_point LastHeard(const NodeRecord& rec) const;
   void MarkGone(const std::string& id);
+  void MarkReady(const std::string& id);  // has prepared its data and model
   // The connection `route` closed: every alive node it carried is gone; returns their ids.
   std::vector<std::string> ReleaseRoute(const std::string& route);
   std::vector<std::string> AliveIds() const;  // sorted
@@ -55,8 +58,11 @@ class NodeRegistry {
   size_t ready_count() const;  // alive and ready
 
  private:
+  void SetAlive(NodeRecord& rec, bool alive);  // keeps holder_ and the counts
   uint32_t num_nodes_;
   std::map<std::string, NodeRecord> nodes_;
+  std::vector<std::string> holder_;  // by index: the alive node holding it ("" = none)
+  size_t alive_ = 0, ready_ = 0;     // alive nodes; alive and ready nodes
   std::map<std::string, std::chrono::steady_clock::time_point> route_seen_;  // open connections only
 };
 

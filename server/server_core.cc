@@ -270,7 +270,7 @@ void ServerCore::AwaitPending(Clock::time_point deadline, bool first_failure) {
 // carry its progress in the round.
 void ServerCore::OnHeartbeat(const std::string& from, const wire::Heartbeat& hb) {
   if (!KnownAlive(from, "heartbeat")) return;
-  if (hb.round() == 0) registry.Find(from)->ready = true;
+  if (hb.round() == 0) registry.MarkReady(from);
   else NoteProgress(from, hb.round(), hb.progress());
 }
 

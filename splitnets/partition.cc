@@ -99,15 +99,34 @@ Result<Parts> Natural(const std::vector<int64_t>& clients, const PartitionSpec& 
   return eligible;
 }
 
+// With replacement: each node its own seeded draws.
+Result<Parts> Sample(size_t n, const PartitionSpec& spec) {
+  const uint64_t m = spec.samples_per_node ? spec.samples_per_node : std::max<uint64_t>(1, n / spec.num_nodes);
+  if (m * spec.num_nodes > (uint64_t{1} << 31))
+    return Status::InvalidArgument("data.partition = sample: " + std::to_string(spec.num_nodes) + " nodes x " +
+                                   std::to_string(m) + " data.samples_per_node = " + std::to_string(m * spec.num_nodes) +
+                                   " draws; allowed up to 2^31 (lower data.samples_per_node)");
+  Parts parts(spec.num_nodes);
+  for (uint32_t k = 0; k < spec.num_nodes; ++k) {
+    Rng rng = MakeRng(spec.seed, "partition-sample", k);
+    std::uniform_int_distribution<uint32_t> pick(0, static_cast<uint32_t>(n - 1));
+    parts[k].resize(m);
+    for (auto& i : parts[k]) i = pick(rng);
+  }
+  return parts;
+}
+
 }  // namespace
 
 Result<std::vector<std::vector<uint32_t>>> PartitionAll(const std::vector<int32_t>& labels, int num_classes,
                                                         const PartitionSpec& spec,
                                                         const std::vector<int64_t>& client_ids) {
   if (spec.num_nodes == 0) return Status::InvalidArgument("federation.nodes must be >= 1");
-  if (labels.size() < spec.num_nodes)
+  if (labels.empty()) return Status::InvalidArgument("the training set is empty");
+  if (labels.size() < spec.num_nodes && spec.kind != "sample")
     return Status::InvalidArgument("federation.nodes = " + std::to_string(spec.num_nodes) +
-                                   " exceeds the " + std::to_string(labels.size()) + " training samples");
+                                   " exceeds the " + std::to_string(labels.size()) +
+                                   " training samples; data.partition = sample lets nodes share samples");
   Rng rng = MakeRng(spec.seed, "partition", spec.num_nodes);
   Result<Parts> parts = Parts{};
   if (spec.kind == "iid") {
@@ -124,12 +143,14 @@ Result<std::vector<std::vector<uint32_t>>> PartitionAll(const std::vector<int32_
   } else if (spec.kind == "shards") {
     if (spec.shards_per_node == 0) return Status::InvalidArgument("data.shards_per_node must be >= 1");
     parts = Shards(labels, spec, rng);
+  } else if (spec.kind == "sample") {
+    parts = Sample(labels.size(), spec);
   } else if (spec.kind == "natural") {
     if (client_ids.size() != labels.size())
       return Status::InvalidArgument("data.partition = natural needs one client id per training sample (npz array client_id)");
     parts = Natural(client_ids, spec, rng);
   } else {
-    return Status::InvalidArgument("data.partition = '" + spec.kind + "' is unknown; allowed: iid, dirichlet, shards, natural");
+    return Status::InvalidArgument("data.partition = '" + spec.kind + "' is unknown; allowed: iid, dirichlet, shards, natural, sample");
   }
   if (!parts.ok()) return parts.status();
   for (auto& p : parts.value()) std::sort(p.begin(), p.end());

@@ -147,3 +147,77 @@ TEST_CASE("a node reads only its own partition's rows, and a node host only its 
   ack.mutable_data()->set_train_rows(60000);  // the server saw other files
   CHECK(PrepareFromJoinAck(ack, NodeData{}, 0, 1).status().message().find("every node needs the server's data files") != std::string::npos);
 }
+
+TEST_CASE("sample: 100,000 nodes draw with replacement from 6,000 samples, uniformly, each from its own seed") {
+  const auto y = Labels(6000, 7);
+  PartitionSpec s{"sample", 0.5, 2, 100000, 3};
+  s.samples_per_node = 60;
+  auto parts = PartitionAll(y, 10, s);
+  REQUIRE(parts.ok());
+  REQUIRE(parts->size() == 100000u);
+  std::vector<int> draws(y.size(), 0);
+  size_t nodes_with_a_repeat = 0;
+  for (const auto& p : parts.value()) {
+    REQUIRE(p.size() == 60u);
+    CHECK(std::is_sorted(p.begin(), p.end()));
+    nodes_with_a_repeat += std::adjacent_find(p.begin(), p.end()) != p.end();
+    for (uint32_t i : p) ++draws[i];  // the vector's bounds: every index < 6000
+  }
+  // Each sample is drawn Binomial(6e6, 1/6000) ~ 1000 +- 31.6 times; 6 sigma either way over 6,000 samples.
+  CHECK(*std::min_element(draws.begin(), draws.end()) > 1000 - 190);
+  CHECK(*std::max_element(draws.begin(), draws.end()) < 1000 + 190);
+  // A node repeats a sample with probability 1 - prod(1 - i/6000), i < 60: 0.2562; binomial spread over 1e5
+  // nodes 0.0014 (0.54%): within 4 sigma.
+  CHECK(static_cast<double>(nodes_with_a_repeat) / 1e5 == doctest::Approx(0.2562).epsilon(0.022));
+  // Node 5 draws the same rows whatever the number of nodes; the seed changes them.
+  PartitionSpec few = s;
+  few.num_nodes = 10;
+  CHECK(PartitionAll(y, 10, few).value()[5] == parts.value()[5]);
+  few.seed = 4;
+  CHECK(PartitionAll(y, 10, few).value()[5] != parts.value()[5]);
+  // The default size: samples / nodes.
+  few.samples_per_node = 0;
+  CHECK(PartitionAll(y, 10, few).value()[0].size() == 600u);
+}
+
+TEST_CASE("more nodes than samples: refused naming sample as the way out; too many draws refused by name") {
+  const auto y = Labels(100, 5);
+  CHECK(PartitionAll(y, 10, {"dirichlet", 0.5, 2, 101, 1}).status().message().find("data.partition = sample") != std::string::npos);
+  PartitionSpec huge{"sample", 0.5, 2, 1000000, 1};
+  huge.samples_per_node = 5000;
+  CHECK(PartitionAll(y, 10, huge).status().message().find("data.samples_per_node") != std::string::npos);
+  CHECK(PartitionAll({}, 10, {"sample", 0.5, 2, 4, 1}).status().message().find("empty") != std::string::npos);
+}
+
+TEST_CASE("a node host under partition = sample reads each row its nodes share once") {
+  wire::JoinAck ack;
+  ack.set_accepted(true);
+  ack.set_model("logreg");
+  ack.set_partition("sample");
+  ack.set_samples_per_node(50);
+  ack.set_num_nodes(1000);
+  ack.set_seed(3);
+  ack.set_train_limit(600);
+  ack.mutable_data()->set_format("fashion-mnist");
+  ack.mutable_data()->set_train_rows(600);
+  auto full = LoadFashionMnist(DefaultFashionMnistDir(), true, 600);
+  REQUIRE(full.ok());
+  PartitionSpec s{"sample", 0.5, 2, 1000, 3};
+  s.samples_per_node = 50;
+  const auto parts = PartitionAll(full->labels, 10, s).value();
+  auto setup = PrepareFromJoinAck(ack, NodeData{}, 0, 1000);  // one host for all 1,000 nodes: 50,000 draws
+  REQUIRE_MESSAGE(setup.ok(), setup.status().message());
+  std::set<uint32_t> distinct;
+  for (uint32_t k = 0; k < 1000; ++k) {
+    REQUIRE(setup->parts[k].size() == 50u);
+    for (size_t i = 0; i < 50; ++i) {
+      const uint32_t local = setup->parts[k][i], row = parts[k][i];
+      distinct.insert(row);
+      CHECK(setup->data.labels[local] == full->labels[row]);
+      CHECK(std::equal(setup->data.images.begin() + local * 784, setup->data.images.begin() + (local + 1) * 784,
+                       full->images.begin() + row * 784));
+    }
+  }
+  CHECK(setup->data.size() == distinct.size());  // each row once, not 50,000 copies
+  CHECK(distinct.size() <= 600u);
+}

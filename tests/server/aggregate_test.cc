@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "codecs/rng.h"
 #include "server/aggregate.h"
 #include "server/registry.h"
 #include "server/round_tracker.h"
@@ -170,4 +171,38 @@ TEST_CASE("channel-aware selection takes the best gains; over-commitment selects
   CHECK(s.target == 3);
   CHECK(MakeStrategy({"fedavg", 1.0, {"fastest", 1.0, 0.0, 0.0}}).status().message().find("federation.selection") !=
         std::string::npos);
+}
+
+TEST_CASE("the registry's running counts and index table agree with a scan of its records after any joins, leaves and closes") {
+  // Random joins (over 3 connections, sometimes onto a held index), readiness, departures and closed
+  // connections; after each, the counts the registry keeps equal the ones recounted from its records.
+  NodeRegistry reg(20);
+  Rng rng = MakeRng(5, "registry-test");
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 40; ++i) ids.push_back("n" + std::to_string(i));
+  for (int step = 0; step < 3000; ++step) {
+    const std::string& id = ids[rng() % ids.size()];
+    const std::string route = "r" + std::to_string(rng() % 3);
+    switch (rng() % 4) {
+      case 0: (void)reg.Join(id, route, static_cast<uint32_t>(rng() % 20), "dev", now); break;
+      case 1: reg.MarkReady(id); break;
+      case 2: reg.MarkGone(id); break;
+      case 3: if (rng() % 10 == 0) reg.ReleaseRoute(route); break;
+    }
+    size_t alive = 0, ready = 0;
+    std::vector<int> holders(20, 0);
+    for (const auto& i : ids) {
+      const NodeRecord* r = reg.Find(i);
+      if (!r || !r->alive) continue;
+      ++alive;
+      ready += r->ready;
+      ++holders[r->index];
+      REQUIRE(reg.ByIndex(r->index) == r);
+    }
+    REQUIRE(reg.alive_count() == alive);
+    REQUIRE(reg.ready_count() == ready);
+    REQUIRE(reg.AliveIds().size() == alive);
+    for (int h : holders) REQUIRE(h <= 1);  // one alive node per index
+  }
 }
