@@ -18,6 +18,19 @@ std::vector<int32_t> Labels(size_t n, uint64_t seed) {
   for (auto& v : y) v = static_cast<uint8_t>(rng() % 10);
   return y;
 }
+// The join_ack of a logreg federation on the first `rows` Fashion-MNIST training images.
+wire::JoinAck FashionAck(const std::string& partition, uint32_t nodes, uint32_t rows) {
+  wire::JoinAck ack;
+  ack.set_accepted(true);
+  ack.set_model("logreg");
+  ack.set_partition(partition);
+  ack.set_num_nodes(nodes);
+  ack.set_seed(3);
+  ack.set_train_limit(rows);
+  ack.mutable_data()->set_format("fashion-mnist");
+  ack.mutable_data()->set_train_rows(rows);
+  return ack;
+}
 // Every index appears in exactly one node.
 void CheckCover(const std::vector<std::vector<uint32_t>>& parts, size_t n) {
   std::vector<int> seen(n, 0);
@@ -107,16 +120,8 @@ TEST_CASE("the labels-only reader gives the labels the full reader gives, so par
 }
 
 TEST_CASE("a node reads only its own partition's rows, and a node host only its nodes' rows") {
-  wire::JoinAck ack;
-  ack.set_accepted(true);
-  ack.set_model("logreg");
-  ack.set_partition("dirichlet");
+  wire::JoinAck ack = FashionAck("dirichlet", 10, 6000);
   ack.set_dirichlet_alpha(0.5);
-  ack.set_num_nodes(10);
-  ack.set_seed(3);
-  ack.set_train_limit(6000);
-  ack.mutable_data()->set_format("fashion-mnist");
-  ack.mutable_data()->set_train_rows(6000);
   auto full = LoadFashionMnist(DefaultFashionMnistDir(), true, 6000);
   REQUIRE(full.ok());
   PartitionSpec s;
@@ -190,16 +195,8 @@ TEST_CASE("more nodes than samples: refused naming sample as the way out; too ma
 }
 
 TEST_CASE("a node host under partition = sample reads each row its nodes share once") {
-  wire::JoinAck ack;
-  ack.set_accepted(true);
-  ack.set_model("logreg");
-  ack.set_partition("sample");
+  wire::JoinAck ack = FashionAck("sample", 1000, 600);
   ack.set_samples_per_node(50);
-  ack.set_num_nodes(1000);
-  ack.set_seed(3);
-  ack.set_train_limit(600);
-  ack.mutable_data()->set_format("fashion-mnist");
-  ack.mutable_data()->set_train_rows(600);
   auto full = LoadFashionMnist(DefaultFashionMnistDir(), true, 600);
   REQUIRE(full.ok());
   PartitionSpec s{"sample", 0.5, 2, 1000, 3};
