@@ -1,7 +1,7 @@
 // The TOML side of scenario files (private to scenarios/): a Reader that reads typed fields by dotted
 // path, checks their ranges and remembers which keys were read (so unknown keys are errors); a
 // Writer that writes the same fields back (the resolved scenario); command-line overrides; arrays
-// of tables. scenario.cc declares the fields once, in Fields(), for both.
+// of tables. scenario_fields.h declares the fields once, in Fields(), for both.
 #pragma once
 #include <toml++/toml.h>
 

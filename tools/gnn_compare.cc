@@ -25,14 +25,18 @@ std::string Rate(double mbps) { return mbps > 0 ? fmt::format("{:g} Mbit/s", mbp
 
 double Num(const json& s, const char* key) { return s.contains(key) && s[key].is_number() ? s[key].get<double>() : NAN; }
 
+// Embedding and gradient values per epoch by the analytic count.
+double AnalyticActivations(const json& s) {
+  const auto& t = s["traffic"];
+  return t["embedding"]["analytic_values_per_epoch"].get<double>() + t["gradient"]["analytic_values_per_epoch"].get<double>();
+}
+
 std::string CsvLine(const json& s) {
   const auto& t = s["traffic"];
-  const double analytic = t["embedding"]["analytic_values_per_epoch"].get<double>() +
-                          t["gradient"]["analytic_values_per_epoch"].get<double>();
   return fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}", Num(s, "link_mbps"), Num(s, "link_delay_ms"),
                      s["layers"].dump(), s["mode"].get<std::string>(), s["parts"].dump(), s["chunks"].dump(),
                      Num(s, "test_accuracy"), Num(s, "best_val_accuracy"), s["epochs_to_converge"].dump(),
-                     s["epochs_completed"].dump(), Num(s, "activation_values_per_epoch"), analytic,
+                     s["epochs_completed"].dump(), Num(s, "activation_values_per_epoch"), AnalyticActivations(s),
                      t["parameter"]["values_per_epoch"].get<double>(), Num(s, "train_bytes_per_epoch"),
                      Num(s, "median_epoch_s"), Num(s, "median_train_s"), Num(s, "median_virtual_epoch_s"),
                      Num(s, "median_wait_share"), Num(s, "stale_share"), Num(s, "stale_rel_error"));
@@ -114,8 +118,7 @@ int RunGnnCompare(const Scenario& base, const GnnCompareOptions& opt, const std:
     md << "| " << (s["mode"] == "full" ? std::string("-") : Rate(Num(s, "link_mbps"))) << " | " << s["layers"] << " | "
        << s["mode"].get<std::string>() << " | " << s["shards"] << " | " << fmt::format("{:.2f}%", 100 * Num(s, "test_accuracy"))
        << " | " << s["epochs_to_converge"] << " | " << fmt::format("{:.0f}", Num(s, "activation_values_per_epoch")) << " | "
-       << fmt::format("{:.0f}", t["embedding"]["analytic_values_per_epoch"].get<double>() +
-                                   t["gradient"]["analytic_values_per_epoch"].get<double>())
+       << fmt::format("{:.0f}", AnalyticActivations(s))
        << " | " << fmt::format("{:.0f}", t["parameter"]["values_per_epoch"].get<double>()) << " | "
        << fmt::format("{:.3f}", Num(s, "median_epoch_s")) << " | " << fmt::format("{:.3f}", Num(s, "median_virtual_epoch_s"))
        << " | " << fmt::format("{:.0f}%", 100 * s.value("median_wait_share", 0.0)) << " |\n";
