@@ -4,6 +4,7 @@
 
 #include "gnn/gnn_shard_base.h"
 #include "splitnets/dataset.h"
+#include "splitnets/learner.h"
 
 namespace edgebed {
 namespace {
@@ -62,6 +63,10 @@ const char* TensorKindName(TensorKind k) {
 
 void SetGnnThreads(int n) {
   if (n > 0) torch::set_num_threads(n);
+  // One BLAS thread in every GNN process, whatever n: the BLAS thread count changes a GEMM's digits,
+  // and the full-graph reference must match the shards' to the bit (libtorch's own threads do not
+  // change them).
+  SetBlasThreads(1);
 }
 
 Result<std::vector<uint32_t>> LayoutPartition(const Graph& g, const GnnConfig& cfg) {

@@ -105,7 +105,8 @@ Result<Graph> MakeKnnGraph(const GraphConfig& c, const std::string& data_dir, Rn
 // Parameter count of the network a config describes (all shards together).
 uint64_t GnnParameterCount(const GnnConfig& cfg, uint32_t feature_dim, uint32_t classes);
 
-// libtorch intra-op threads of this process.
+// libtorch intra-op threads of this process (n > 0; 0 keeps libtorch's default), and one OpenBLAS
+// thread (splitnets/learner.h, SetBlasThreads), so every GNN process computes the same digits.
 void SetGnnThreads(int n);
 
 }  // namespace edgebed

@@ -144,6 +144,8 @@ Status LocalFit(Learner& learner, const Dataset& data, const std::vector<uint32_
   if (!std::isfinite(ins.corrupt_factor())) return Status::InvalidArgument("fit_ins.corrupt_factor must be finite");
   if (!(ins.corrupt_noise_std() >= 0.0f && std::isfinite(ins.corrupt_noise_std())))
     return Status::InvalidArgument("fit_ins.corrupt_noise_std must be finite and >= 0");
+  if (ins.params_as_before())
+    return Status::InvalidArgument("fit_ins.params_as_before is for node hosts; this node needs the model in fit_ins.params");
   ParamSet global;
   EDGEBED_RETURN_IF_ERROR(wire::FromTensors(ins.params(), "fit_ins.params", &learner.specs(), &global));
   EDGEBED_RETURN_IF_ERROR(learner.SetParams(global));

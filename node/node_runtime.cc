@@ -4,6 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <malloc.h>
+
 #include <chrono>
 #include <csignal>
 #include <memory>
@@ -107,6 +109,8 @@ class Node {
     data_ = std::move(setup->data);
     indices_ = std::move(setup->parts[opt_.index]);
     learner_ = std::move(setup->learner);
+    decltype(setup->parts)().swap(setup->parts);  // every node's rows: not needed past this point
+    malloc_trim(0);  // the heap gives back what planning and loading the data freed
     spdlog::info("{}: joined run {} with {} samples ({} partition), model {}", id_, wire::Printable(ack.run_id()),
                  indices_.size(), wire::Printable(ack.partition()), wire::Printable(ack.model()));
     return true;
@@ -156,6 +160,7 @@ class Node {
     if (Stopping()) return;  // Run() leaves
     if (!st.ok()) return ReplyError(FailureCode(st), st.message(), ins.round());
     wire::SendEnvelope(sock_, out);
+    malloc_trim(0);  // what this round freed goes back before the next round's model arrives
     spdlog::info("{}: round {} trained {} samples in {:.2f} s, loss {:.4f}", id_, ins.round(),
                  out.fit_res().num_samples(), out.fit_res().train_time_s(), out.fit_res().train_loss());
   }

@@ -160,6 +160,17 @@ SlimConfig ScenarioSlimConfig(const Scenario& sc) {
   return c;
 }
 
+TrainOptions ScenarioTrainOptions(const Scenario& sc) {
+  TrainOptions t;
+  t.epochs = static_cast<int>(sc.local_epochs);
+  t.batch_size = static_cast<int>(sc.batch_size);
+  t.learning_rate = static_cast<float>(sc.learning_rate);
+  t.momentum = static_cast<float>(sc.momentum);
+  t.optimizer = sc.optimizer;
+  t.weight_decay = static_cast<float>(sc.weight_decay);
+  return t;
+}
+
 ModelSpec ScenarioModel(const Scenario& sc, const DataPlan* plan) {
   ModelSpec m;
   m.name = sc.model;

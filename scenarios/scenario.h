@@ -130,6 +130,10 @@ SlimConfig ScenarioSlimConfig(const Scenario& sc);
 // `plan` gives the classes; null: data.classes, else 10.
 ModelSpec ScenarioModel(const Scenario& sc, const DataPlan* plan = nullptr);
 
+// [training] as a node trains: epochs, batch, learning rate, momentum, optimizer, weight decay
+// (the per-round seed and the strategy's terms are the caller's).
+TrainOptions ScenarioTrainOptions(const Scenario& sc);
+
 // [data] with the scenario's seed (the held-out draw).
 DataSpec ScenarioDataSpec(const Scenario& sc);
 

@@ -35,13 +35,7 @@ ServerCoreOptions CoreOptions(const Scenario& sc) {
 OtaReceiverOptions OtaOptions(const Scenario& sc, const DataPlan& plan) {
   OtaReceiverOptions o;
   o.ota = sc.ota;
-  TrainOptions& t = o.proxy_training;
-  t.epochs = static_cast<int>(sc.local_epochs);
-  t.batch_size = static_cast<int>(sc.batch_size);
-  t.learning_rate = static_cast<float>(sc.learning_rate);
-  t.momentum = static_cast<float>(sc.momentum);
-  t.optimizer = sc.optimizer;
-  t.weight_decay = static_cast<float>(sc.weight_decay);
+  o.proxy_training = ScenarioTrainOptions(sc);
   o.data = ScenarioDataSpec(sc);
   o.model = ScenarioModel(sc, &plan);
   o.seed = sc.seed;

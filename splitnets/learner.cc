@@ -1,5 +1,7 @@
 #include "splitnets/learner.h"
 
+#include <dlfcn.h>
+
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -129,8 +131,15 @@ std::string TorchMessage(const std::exception& e) {
   return lines.front() + " ... " + lines.back();  // a TorchScript traceback: what failed, and why
 }
 
+void SetBlasThreads(int n) {
+  using Set = void (*)(int);
+  if (auto set = reinterpret_cast<Set>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(std::max(1, n));
+}
+
 void SetTorchThreads(int n) {
-  torch::set_num_threads(std::max(1, n));
+  n = std::max(1, n);
+  torch::set_num_threads(n);
+  SetBlasThreads(n);
 }
 
 std::vector<std::string> Learner::Models() { return {"cnn", "mlp", "logreg", "irbnet", "irbnet_hs", "torchscript"}; }
@@ -348,7 +357,7 @@ Result<EvalStats> Learner::Evaluate(const Dataset& data, const std::vector<uint3
   }
   impl_->set_mode(false);
   torch::NoGradGuard no_grad;
-  constexpr size_t kBatch = 1000;
+  constexpr size_t kBatch = 100;
   double loss_sum = 0.0;
   int64_t correct = 0;
   torch::Tensor x, y;

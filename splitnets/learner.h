@@ -79,8 +79,13 @@ struct EvalStats {
   double seconds = 0.0;
 };
 
-// Sets libtorch's intra-op threads for this process (nodes use 1: many share a machine).
+// Sets libtorch's intra-op threads for this process (nodes use 1: many share a machine), and
+// OpenBLAS's to the same number (SetBlasThreads).
 void SetTorchThreads(int n);
+// OpenBLAS's threads for this process. libtorch sets OpenMP's, not these: Debian's OpenBLAS (the
+// pthreads build) starts a thread per core that spins between BLAS calls, so a one-thread node kept
+// a second core busy. The count changes the digits of a GEMM (not only its speed).
+void SetBlasThreads(int n);
 
 class Learner {
  public:

@@ -54,6 +54,9 @@ int main(int argc, char** argv) {
   // (and taking a page fault per 4 KiB) for every frame.
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
+  // One heap per thread kept every thread's high-water mark apart (the server's evaluation thread
+  // held its own 64 MiB): one heap for the few threads a process runs.
+  mallopt(M_ARENA_MAX, 1);
   spdlog::set_pattern("%H:%M:%S.%e %^%l%$ %v");
   CLI::App app{"edgebed: federated and split learning over a simulated wireless uplink\n"
                "A scenario is a TOML file (scenarios/default.toml documents every field); --set section.field=value "
@@ -101,9 +104,11 @@ int main(int argc, char** argv) {
   edgebed::AddKeyFlags(node, &node_keys, false, true);
 
   edgebed::BenchOptions bopt;
-  auto* bench = app.add_subcommand("bench", "measure: transfer, aggregate, channel, overhead, population, decode (OTA decoders), mobiletl (backward memory per IRB), slimmable (switching width), train (C++ vs TorchScript vs PyTorch), or all");
-  bench->add_option("which", bopt.which, "transfer | aggregate | channel | overhead | population | decode | mobiletl | slimmable | train | all")
-      ->check(CLI::IsMember({"transfer", "aggregate", "channel", "overhead", "population", "decode", "mobiletl", "slimmable", "train", "all"}));
+  auto* bench = app.add_subcommand("bench", "measure: transfer, aggregate, channel, overhead, population, memory (every process of a default run), decode (OTA decoders), mobiletl (backward memory per IRB), slimmable (switching width), train (C++ vs TorchScript vs PyTorch), or all");
+  bench->add_option("which", bopt.which, "transfer | aggregate | channel | overhead | population | memory | decode | mobiletl | slimmable | train | all "
+                    "(floor: what `memory` compares with, a process that only initialises libtorch, ZeroMQ and protobuf; "
+                    "limit: one of `overhead`'s plain libtorch processes)")
+      ->check(CLI::IsMember({"transfer", "aggregate", "channel", "overhead", "limit", "population", "memory", "floor", "decode", "mobiletl", "slimmable", "train", "all"}));
   std::string train_module = "tests/data/torchscript/cnn.pt", train_script = "tools/bench_train.py";
   bench->add_option("--module", train_module, "'train': the TorchScript cnn (the built-in cnn's layout)")->capture_default_str();
   bench->add_option("--python-script", train_script, "'train': the PyTorch reference script")->capture_default_str();
@@ -112,6 +117,12 @@ int main(int argc, char** argv) {
   bench->add_option("--population-rounds", bopt.population_rounds, "rounds for 'population'");
   bench->add_option("--reps", bopt.reps, "repetitions per measurement")->check(CLI::Range(1, 10000));
   bench->add_option("--overhead-rounds", bopt.overhead_rounds, "rounds of the default scenario for 'overhead'");
+  bench->add_option("--limit-part", bopt.limit_part, "'limit': which half of the nodes this process trains")
+      ->check(CLI::Range(0, 1));
+  bench->add_option("--memory-rounds", bopt.memory_rounds, "rounds of the default scenario per uplink for 'memory'")
+      ->check(CLI::Range(1, 100000));
+  bench->add_option("--memory-uplinks", bopt.memory_uplinks, "uplink kinds for 'memory'")
+      ->check(CLI::IsMember({"ideal", "digital", "analog_ota", "digital_ota"}));
 
   std::string relay_server, relay_listen = "tcp://127.0.0.1:0";
   auto* chan = app.add_subcommand("channel", "be the uplink channel between real nodes and the server");
@@ -320,6 +331,8 @@ int main(int argc, char** argv) {
   if (*node) return load_keys(node_keys, false, &nopt.curve) ? edgebed::RunNode(nopt) : 2;
   if (*tr_pre) return edgebed::RunPretrain(topt);
   if (*tr_cmp) return edgebed::RunTransferCompare(topt);
+  if (*bench && bopt.which == "floor") return edgebed::RunMemoryFloor();
+  if (*bench && bopt.which == "limit") return edgebed::RunOverheadLimitPart(bopt.limit_part, bopt.overhead_rounds);
   if (*bench && bopt.which == "mobiletl") return edgebed::RunMobileTlBench(mobiletl_batch);
   if (*bench && bopt.which == "slimmable") return edgebed::RunSlimmableBench();
   if (*bench && bopt.which == "train") return edgebed::RunTrainBench(std::min(bopt.reps, 5), train_module, train_script);

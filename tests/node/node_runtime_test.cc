@@ -12,26 +12,13 @@
 #include "codecs/zmq_wire.h"
 #include "node/node_runtime.h"
 #include "splitnets/learner.h"
+#include "tests/node/scripted_server.h"
 
 using namespace edgebed;
 using namespace std::chrono_literals;
 
-namespace {
-struct Frame {
-  std::string from;
-  wire::Envelope env;
-};
-bool Recv(zmq::socket_t& s, Frame* f, std::chrono::milliseconds timeout = 30000ms) {
-  zmq::pollitem_t it[] = {{s.handle(), 0, ZMQ_POLLIN, 0}};
-  zmq::poll(it, 1, timeout);
-  if (!(it[0].revents & ZMQ_POLLIN)) return false;
-  zmq::message_t id, m;
-  (void)s.recv(id);
-  (void)s.recv(m);
-  f->from = id.to_string();
-  return wire::Decode(m.data(), m.size(), 64 << 20, &f->env).ok();
-}
-}  // namespace
+using test::Frame;
+using test::Recv;
 
 TEST_CASE("a node joins, evaluates, refuses a bad model, trains, and leaves on shutdown") {
   zmq::context_t ctx(1);
