@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <optional>
 #include <set>
 
 #include "server/federated_server.h"
@@ -167,16 +168,21 @@ void FederatedServer::RunRound(uint32_t r, Clock::time_point run_start) {
     Status st = ota_->BeginRound(r, global, ins);
     if (!st.ok()) spdlog::error("round {}: fitting the VQ codebook failed: {}", r, st.message());
   }
-  // A node host gets the model once a round: its other nodes' fit_ins point back to that copy.
-  wire::Envelope light_env = ins_env;
-  light_env.mutable_fit_ins()->clear_params();
-  light_env.mutable_fit_ins()->clear_control();
-  light_env.mutable_fit_ins()->set_params_as_before(true);
+  // A node host gets the model once a round: its other nodes' fit_ins point back to that copy
+  // (made on the first such node: a federation of real nodes never needs it).
+  std::optional<wire::Envelope> light_env;
   std::set<std::string> has_model;  // host connections that got this round's model
   for (const auto& id : selected) {
     const auto* rec = registry.Find(id);
     const bool hosted = !rec->route.empty() && rec->route != id;
-    wire::Envelope& env = hosted && has_model.count(rec->route) ? light_env : ins_env;
+    const bool light = hosted && has_model.count(rec->route) > 0;
+    if (light && !light_env) {
+      light_env = ins_env;
+      light_env->mutable_fit_ins()->clear_params();
+      light_env->mutable_fit_ins()->clear_control();
+      light_env->mutable_fit_ins()->set_params_as_before(true);
+    }
+    wire::Envelope& env = light ? *light_env : ins_env;
     FillNodeFitIns(r, rec->index, DeriveSeed(sc.seed, "local-train", rec->index, r), env.mutable_fit_ins());
     if (Send(id, env) == 0) {  // its connection is gone: a failure now, not selected again
       rounds.Unreachable(id, "could not send fit_ins: the node's connection is gone");

@@ -27,6 +27,7 @@
 #include "server/aggregate.h"
 #include "server/dp_fedavg.h"
 #include "server/robust_aggregate.h"
+#include "splitnets/split_training.h"  // Median
 #include "tools/launcher.h"
 
 namespace edgebed {
@@ -34,11 +35,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double Secs(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 // A 10 MB update (2,621,440 float32) in the layout of a model with a few tensors.
 ParamSet MakeUpdate(size_t floats) {

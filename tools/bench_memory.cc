@@ -17,6 +17,7 @@
 #include "codecs/wire.h"
 #include "scenarios/scenario.h"
 #include "splitnets/learner.h"
+#include "splitnets/split_training.h"  // Median
 #include "tools/bench.h"
 #include "tools/launcher.h"
 #include "tools/process.h"
@@ -32,11 +33,6 @@ struct RoleFigures {
 };
 
 double Max(const std::vector<double>& v) { return v.empty() ? 0.0 : *std::max_element(v.begin(), v.end()); }
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0.0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 std::map<std::string, RoleFigures> ByRole(const std::map<pid_t, ProcessMemory>& seen) {
   std::map<std::string, RoleFigures> roles;

@@ -12,16 +12,12 @@
 
 #include "record/files.h"
 #include "splitnets/learner.h"
+#include "splitnets/split_training.h"  // Median
 #include "tools/bench.h"
 #include "tools/process.h"
 
 namespace edgebed {
 namespace {
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 // Samples per second of one epoch over `idx`, for each of `reps` epochs.
 Result<double> EpochRate(Learner& l, const Dataset& d, const std::vector<uint32_t>& idx, int rep) {
