@@ -153,6 +153,24 @@ class SplitNode {
     return enc_->SetParams(p);
   }
 
+  // The k-th gradient of a backward (float32 or 8-bit), checked against the batch's shape at `width`.
+  Status Gradient(const wire::SplitBackward& back, int k, double width, size_t n, std::vector<float>* g) const {
+    const int64_t c = BottleneckChannels(enc_->config(), width);
+    const std::string field = std::string("split_backward.") + (back.grad8_size() > 0 ? "grad8[" : "grad[") + std::to_string(k) + "]";
+    if (back.grad8_size() > 0) {
+      const auto& q = back.grad8(k);
+      return DequantiseSigned8(q.codes(), q.scales().data(), static_cast<size_t>(q.scales_size()), n,
+                               static_cast<size_t>(c) * kBottleneckSide * kBottleneckSide, field, g);
+    }
+    const std::vector<TensorSpec> expect = {{BottleneckGradName(width), {static_cast<int64_t>(n), c, 7, 7}}};
+    ParamSet p;
+    EDGEBED_RETURN_IF_ERROR(wire::FromTensors(
+        google::protobuf::RepeatedPtrField<wire::Tensor>(back.grad().begin() + k, back.grad().begin() + k + 1), field,
+        &expect, &p));
+    *g = std::move(p.flat);
+    return Status::Ok();
+  }
+
   void AddBottleneck(wire::SplitForward* f, double width, const std::vector<float>& act) {
     auto* b = f->add_bottleneck();
     b->set_width(width);
@@ -211,20 +229,18 @@ class SplitNode {
         wire::SplitBackward back;
         bool skip = false;
         if (!AwaitBackward(r.round(), step, 0, &back, &skip)) return Abandon("round", r.round());
-        if (skip || back.grad_size() != static_cast<int>(widths.size())) {
+        const int answered = back.grad8_size() > 0 ? back.grad8_size() : back.grad_size();
+        if (!skip && answered != static_cast<int>(widths.size()))
+          spdlog::error("{}: split_backward of step {} has {} gradients for {} widths; the batch takes no step", id_, step,
+                        answered, widths.size());
+        if (skip || answered != static_cast<int>(widths.size())) {
           enc_->Discard();  // the server refused the batch: no gradients, no step
           continue;
         }
         bool ok = true;  // a gradient of the wrong layout: the batch is dropped, not half applied
         for (size_t k = 0; k < widths.size() && ok; ++k) {
-          const std::vector<TensorSpec> expect = {
-              {BottleneckGradName(widths[k]), {static_cast<int64_t>(n), BottleneckChannels(enc_->config(), widths[k]), 7, 7}}};
-          ParamSet g;
-          Status st = wire::FromTensors(
-              google::protobuf::RepeatedPtrField<wire::Tensor>(back.grad().begin() + static_cast<int>(k),
-                                                               back.grad().begin() + static_cast<int>(k) + 1),
-              "split_backward.grad[" + std::to_string(k) + "]", &expect, &g);
-          if (st.ok()) st = enc_->Backward(widths[k], g.flat);
+          Status st = Gradient(back, static_cast<int>(k), widths[k], n, &grad_);
+          if (st.ok()) st = enc_->Backward(widths[k], grad_);
           if (!st.ok()) {
             spdlog::error("{}: {}", id_, st.message());
             ok = false;
@@ -359,6 +375,7 @@ class SplitNode {
   std::vector<uint32_t> indices_;
   std::unique_ptr<SlimEncoder> enc_;
   std::vector<uint8_t> codes_;
+  std::vector<float> grad_;  // the gradient being applied
   bool stopped_ = false;
   bool abandoned_ = false;  // a rejoin in the middle of a round or pass: it is given up
 };

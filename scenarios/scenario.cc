@@ -119,6 +119,8 @@ Status Read(Reader& r, const toml::table& root, Scenario* s) {
   }));
   if (auto trace = BandwidthTrace::Create(sp.bandwidth); !trace.ok()) return trace.status();
   EDGEBED_RETURN_IF_ERROR(ScenarioSlimConfig(*s).Validate());
+  if (sp.gradient_bits != 8 && sp.gradient_bits != 32)
+    return Status::InvalidArgument("split.gradient_bits = " + std::to_string(sp.gradient_bits) + "; allowed 8 or 32");
   if (s->is_split()) {
     if (WidthIndex(ScenarioSlimConfig(*s), sp.train_width) < 0 && sp.train_width > 0.0)
       return Status::InvalidArgument("split.train_width = " + std::to_string(sp.train_width) + " is not one of split.widths");

@@ -171,6 +171,10 @@ Status Fields(V& r, Scenario* s) {
   EDGEBED_RETURN_IF_ERROR(r.Real("split.train_width", &sp.train_width, 0.0, 1.0));
   EDGEBED_RETURN_IF_ERROR(r.Bool("split.distill", &sp.distill));
   EDGEBED_RETURN_IF_ERROR(r.Str("split.heads", &sp.heads, {"average", "separate"}));
+  EDGEBED_RETURN_IF_ERROR(r.Int("split.gradient_bits", &sp.gradient_bits, 8, 32));
+  EDGEBED_RETURN_IF_ERROR(r.Int("split.batch_nodes", &sp.batch_nodes, 0, 100000));
+  EDGEBED_RETURN_IF_ERROR(r.Real("split.batch_wait_ms", &sp.batch_wait_ms, 0.0, 60000.0));
+  EDGEBED_RETURN_IF_ERROR(r.Int("split.decoder_threads", &sp.decoder_threads, 1, 256));
   EDGEBED_RETURN_IF_ERROR(r.Int("split.inference.requests", &inf.requests, 0, 10000000));
   EDGEBED_RETURN_IF_ERROR(r.Real("split.inference.interval_ms", &inf.interval_ms, 0.0, 1e7, true));
   EDGEBED_RETURN_IF_ERROR(r.Int("split.inference.samples_per_request", &inf.samples_per_request, 1, 10000));

@@ -36,6 +36,15 @@ struct SplitConfig {
   double train_width = 0.0;          // > 0: train this width alone (no sandwich)
   bool distill = true;               // in-place distillation of the narrower widths
   std::string heads = "average";     // average (SplitFed: encoders averaged each round) | separate
+  uint32_t gradient_bits = 8;        // the gradients on the downlink: 8 (a scale per sample) | 32 (float)
+  // The server's decoder step takes the queued batches of up to batch_nodes nodes at once (0 = all
+  // nodes; 1 = one node's batch per step). It waits up to batch_wait_ms after the first batch came
+  // for every node still training to send one.
+  uint32_t batch_nodes = 0;
+  double batch_wait_ms = 50.0;
+  // libtorch threads of the decoder's training steps (its evaluation uses server.threads): while the
+  // nodes train they keep every core busy, and a second decoder thread mostly spun.
+  uint32_t decoder_threads = 1;
   std::vector<RatePoint> bandwidth;  // [[split.bandwidth]]: the link's rate over time; empty = the PHY's
   SplitInferenceConfig inference;
 };

@@ -249,8 +249,10 @@ void ServerCore::AwaitPending(Clock::time_point deadline, bool first_failure) {
   constexpr double kProgressEvery_s = 10.0;
   const Clock::time_point start = Clock::now();
   Clock::time_point shown = start;
+  std::chrono::milliseconds wait(200);
   while (!rounds.done() && Clock::now() < deadline && !stop_flag->load() && !(first_failure && !rounds.failures().empty())) {
-    PollOnce(std::chrono::milliseconds(200));
+    PollOnce(wait);
+    wait = AfterPoll();
     FailSilentNodes();
     if (Since(shown) >= kProgressEvery_s) {
       shown = Clock::now();

@@ -93,6 +93,9 @@ class ServerCore : public NodeLink::Handler {
   // the liveness timeout and, at the end, those still expected. `first_failure`: return as soon as
   // one node has failed (GNN shards need each other).
   void AwaitPending(Clock::time_point deadline, bool first_failure = false);
+  // Called after every poll of AwaitPending; returns how long the next poll may wait for a message
+  // (split learning answers its queued batches here).
+  virtual std::chrono::milliseconds AfterPoll() { return std::chrono::milliseconds(200); }
   // Nodes owing an answer and not heard from (nor their connection) for the liveness timeout: gone, failed.
   void FailSilentNodes();
   void PollOnce(std::chrono::milliseconds timeout) { net.Poll(timeout, *this); }

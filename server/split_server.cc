@@ -4,6 +4,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cmath>
+#include <set>
+
 #include "server/checkpoint.h"
 
 namespace edgebed {
@@ -43,21 +46,74 @@ bool SplitServer::SplitExpected(const std::string& from, const std::string& what
 
 void SplitServer::OnSplitForward(const std::string& from, const wire::SplitForward& f) {
   if (!SplitExpected(from, "split_forward")) return;
-  wire::Envelope out;
+  const bool training = f.request() == 0 && infer_pass == 0;
   Status st = (f.request() > 0) == (infer_pass > 0) && f.round() == (infer_pass > 0 ? infer_pass : rounds.round())
-                  ? split->OnForward(registry.Find(from)->index, f, out.mutable_split_backward())
+                  ? split->CheckForward(f)
                   : Status::InvalidArgument("split_forward.round = " + std::to_string(f.round()) + " (request " +
                                             std::to_string(f.request()) + ") is not the " +
                                             (infer_pass > 0 ? "inference pass " + std::to_string(infer_pass)
                                                             : "round " + std::to_string(rounds.round())) + " in progress");
+  if (st.ok() && training)  // a node waits for each step's gradients before its next forward
+    for (const auto& q : queue)
+      if (q.from == from)
+        st = Status::InvalidArgument("split_forward step " + std::to_string(f.step()) + " came while step " +
+                                     std::to_string(q.f.step()) + " of the same node waits for the decoder");
+  wire::Envelope out;
+  if (st.ok() && !training) st = split->OnForward(registry.Find(from)->index, f, out.mutable_split_backward());
   if (!st.ok()) {
     ++stats.bad_tensor;
     spdlog::error("refused split_forward from {}: {}", from, st.message());
     return SendError(from, wire::BAD_TENSOR, st.message());
   }
-  if (f.request() == 0 && f.steps_total() > 0)
-    NoteProgress(from, f.round(), static_cast<float>(f.step()) / static_cast<float>(f.steps_total()));
-  Send(from, out);
+  if (!training) {
+    Send(from, out);
+    return;
+  }
+  if (f.steps_total() > 0) NoteProgress(from, f.round(), static_cast<float>(f.step()) / static_cast<float>(f.steps_total()));
+  queue.push_back({from, f, Clock::now()});
+  if (sc.split.batch_nodes == 1) AnswerQueued(1);  // one node's batch per decoder step, at once
+}
+
+std::chrono::milliseconds SplitServer::AfterPoll() {
+  constexpr std::chrono::milliseconds kIdle(200);
+  const size_t cap = sc.split.batch_nodes > 0 ? sc.split.batch_nodes : SIZE_MAX;
+  while (!queue.empty()) {
+    std::set<std::string> waiting;  // nodes with a batch queued
+    for (const auto& q : queue) waiting.insert(q.from);
+    size_t training = 0;  // nodes that owe this round's answer: each can still send a batch
+    for (const auto& id : rounds.Pending()) training += registry.Find(id) && registry.Find(id)->alive;
+    const double waited_ms = 1000.0 * Since(queue.front().at);
+    if (queue.size() < cap && waiting.size() < training && waited_ms < sc.split.batch_wait_ms)
+      return std::chrono::milliseconds(std::max<int64_t>(1, static_cast<int64_t>(std::ceil(sc.split.batch_wait_ms - waited_ms))));
+    AnswerQueued(std::min(cap, queue.size()));
+  }
+  return kIdle;
+}
+
+void SplitServer::AnswerQueued(size_t count) {
+  std::vector<Queued> take(std::make_move_iterator(queue.begin()), std::make_move_iterator(queue.begin() + static_cast<std::ptrdiff_t>(count)));
+  queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(count));
+  std::vector<SplitService::Forward> forwards;
+  std::vector<const Queued*> from;
+  for (const auto& q : take) {
+    // A node that left, failed or fell silent while its batch waited gets no step.
+    if (!rounds.Expects(q.from) || !registry.Find(q.from) || !registry.Find(q.from)->alive) continue;
+    forwards.push_back({registry.Find(q.from)->index, &q.f});
+    from.push_back(&q);
+  }
+  if (forwards.empty()) return;
+  auto replies = split->TrainForwards(forwards);
+  for (size_t i = 0; i < replies.size(); ++i) {
+    if (!replies[i].ok()) {
+      ++stats.bad_tensor;
+      spdlog::error("refused split_forward from {}: {}", from[i]->from, replies[i].status().message());
+      SendError(from[i]->from, wire::BAD_TENSOR, replies[i].status().message());
+      continue;
+    }
+    wire::Envelope out;
+    *out.mutable_split_backward() = std::move(replies[i]).value();
+    Send(from[i]->from, out);
+  }
 }
 
 void SplitServer::OnSplitDone(const std::string& from, const wire::SplitDone& d) {
@@ -89,6 +145,7 @@ void SplitServer::RunSplitRound(uint32_t r, Clock::time_point run_start) {
   }
   const size_t selected = rounds.expected() + rounds.failures().size();
   AwaitPending(rounds.DeadlineFrom(t0));
+  queue.clear();  // batches of nodes that failed the round: never answered
   json row = split->EndRound(r, r == sc.rounds || stopping());
   row["selected"] = selected;
   PutFailures(RoundFailures(), &row);

@@ -24,6 +24,11 @@ class SplitServer final : public ServerCore {
   void FillJoinAck(uint32_t index, wire::JoinAck* ack) override;
   bool SplitExpected(const std::string& from, const std::string& what);
   void OnSplitForward(const std::string& from, const wire::SplitForward& f);
+  // Training batches wait here for one decoder step over several nodes (split.batch_nodes,
+  // split.batch_wait_ms); AfterPoll answers them when every node still training has sent one, the
+  // cap is reached, or the first has waited long enough.
+  std::chrono::milliseconds AfterPoll() override;
+  void AnswerQueued(size_t count);
   void OnSplitDone(const std::string& from, const wire::SplitDone& d);
   void RunSplitRound(uint32_t r, Clock::time_point run_start);
   // Inference passes on the lowest-index ready node: the scenario's controller, then (compare_fixed)
@@ -31,6 +36,12 @@ class SplitServer final : public ServerCore {
   json RunSplitInference();
 
   std::unique_ptr<SplitService> split;
+  struct Queued {
+    std::string from;
+    wire::SplitForward f;
+    Clock::time_point at;
+  };
+  std::vector<Queued> queue;
   uint32_t infer_pass = 0;  // split inference pass in progress (0 = none)
   const Scenario sc;  // this mode maps it to its pieces' options (mode_options.h)
 };

@@ -1,98 +1,67 @@
+// Split learning's server side (split_service.h): rounds, the decoder's training steps, SplitFed
+// averaging, evaluation per width. Inference: split_inference.cc; the checkpoint: split_state.cc.
 #include "server/split_service.h"
 
 #include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <cmath>
-#include <fstream>
-#include <map>
 
 #include "codecs/activation_codec.h"
-#include "codecs/rng.h"
-#include "codecs/state_bytes.h"
 #include "codecs/wire.h"
-#include "server/inference_report.h"
-#include "server/split_forward_check.h"
 #include "server/aggregate.h"
-#include "splitnets/learner.h"
-#include "splitnets/split_training.h"
+#include "server/split_forward_check.h"
+#include "server/split_service_impl.h"
 
 namespace edgebed {
-namespace {
 
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-}  // namespace
+Status SplitService::Impl::Receive(uint32_t index, const wire::SplitForward& f, int k, uint64_t transfer,
+                                   std::vector<float>* act, ByteLinkStats* st) {
+  const std::string& s = f.bottleneck(k).codes();
+  std::vector<uint8_t> codes(s.begin(), s.end());
+  EDGEBED_RETURN_IF_ERROR(link->Carry(index, f.request() ? 1000000u + f.round() : f.round(),
+                                      DeriveSeed(transfer, "bottleneck", static_cast<uint64_t>(k)), f.time_s(),
+                                      &codes, st));
+  DequantiseUnit8(codes.data(), codes.size(), act);
+  return Status::Ok();
+}
 
-struct SplitService::Impl {
-  SplitServiceOptions opt;
-  SlimConfig cfg;
-  Dataset test;
-  std::unique_ptr<SlimDecoder> dec;
-  std::unique_ptr<SlimEncoder> eval_enc;  // the averaged encoder (or each node's, in turn)
-  std::unique_ptr<ByteLink> link;
-  BandwidthTrace trace;
-  ParamSet head;                          // heads = average: what every node starts the round from
-  std::map<uint32_t, std::pair<ParamSet, uint64_t>> heads;  // node index -> (encoder, samples) of this round
-  std::map<uint32_t, ParamSet> last_heads;                  // heads = separate: each node's latest
-  bool resend_heads = false;  // resumed: the next round sends every node its encoder (heads = separate)
-  // The round in progress.
-  ByteLinkStats link_stats;
-  uint64_t up_bytes = 0, down_bytes = 0, head_bytes = 0, steps = 0, samples = 0;
-  double loss_sum = 0.0, decoder_s = 0.0;
-  std::vector<double> bytes_by_width;
-  json last_eval;
-  // Inference.
-  std::vector<InferRow> rows;
-  std::map<uint32_t, std::string> pass_controller;
-
-  // The bytes of bottleneck k after the channel, dequantised.
-  Status Receive(uint32_t index, const wire::SplitForward& f, int k, uint64_t transfer, std::vector<float>* act,
-                 ByteLinkStats* st) {
-    const std::string& s = f.bottleneck(k).codes();
-    std::vector<uint8_t> codes(s.begin(), s.end());
-    EDGEBED_RETURN_IF_ERROR(link->Carry(index, f.request() ? 1000000u + f.round() : f.round(),
-                                        DeriveSeed(transfer, "bottleneck", static_cast<uint64_t>(k)), f.time_s(),
-                                        &codes, st));
-    DequantiseUnit8(codes.data(), codes.size(), act);
-    return Status::Ok();
+json SplitService::Impl::Evaluate(bool over_channel) {
+  json acc = json::object(), loss = json::object(), chan = json::object();
+  std::vector<std::pair<ParamSet*, double>> encoders;
+  if (opt.split.heads == "average") {
+    encoders.push_back({&head, 1.0});
+  } else {
+    for (auto& [i, p] : last_heads) encoders.push_back({&p, 1.0 / static_cast<double>(last_heads.size())});
   }
-
-  json Evaluate(bool over_channel) {
-    json acc = json::object(), loss = json::object(), chan = json::object();
-    std::vector<std::pair<ParamSet*, double>> encoders;
-    if (opt.split.heads == "average") {
-      encoders.push_back({&head, 1.0});
-    } else {
-      for (auto& [i, p] : last_heads) encoders.push_back({&p, 1.0 / static_cast<double>(last_heads.size())});
-    }
-    for (double w : cfg.widths) {
-      double a = 0, l = 0, c = 0;
-      for (auto& [p, weight] : encoders) {
-        (void)eval_enc->SetParams(*p);
-        const auto ev = EvaluateSplit(*eval_enc, *dec, test, w, true);
-        a += weight * ev.accuracy;
-        l += weight * ev.loss;
-        if (over_channel) {
-          uint64_t batch = 0;
-          ByteLinkStats unused;
-          const auto evc = EvaluateSplit(*eval_enc, *dec, test, w, true, [&](std::vector<uint8_t>* codes) {
-            (void)link->Carry(0, 2000000u, DeriveSeed(batch++, "eval", static_cast<uint64_t>(std::lround(w * 1000))), 0.0,
-                              codes, &unused);
-          });
-          c += weight * evc.accuracy;
-        }
+  for (double w : cfg.widths) {
+    double a = 0, l = 0, c = 0;
+    for (auto& [p, weight] : encoders) {
+      (void)eval_enc->SetParams(*p);
+      const auto ev = EvaluateSplit(*eval_enc, *dec, test, w, true);
+      a += weight * ev.accuracy;
+      l += weight * ev.loss;
+      if (over_channel) {
+        uint64_t batch = 0;
+        ByteLinkStats unused;
+        const auto evc = EvaluateSplit(*eval_enc, *dec, test, w, true, [&](std::vector<uint8_t>* codes) {
+          (void)link->Carry(0, 2000000u, DeriveSeed(batch++, "eval", static_cast<uint64_t>(std::lround(w * 1000))), 0.0,
+                            codes, &unused);
+        });
+        c += weight * evc.accuracy;
       }
-      acc[WidthLabel(w)] = a;
-      loss[WidthLabel(w)] = l;
-      if (over_channel) chan[WidthLabel(w)] = c;
     }
-    json out = {{"accuracy_by_width", acc}, {"loss_by_width", loss}};
-    if (over_channel) out["channel_accuracy_by_width"] = chan;
-    return out;
+    acc[WidthLabel(w)] = a;
+    loss[WidthLabel(w)] = l;
+    if (over_channel) chan[WidthLabel(w)] = c;
   }
-};
+  json out = {{"accuracy_by_width", acc}, {"loss_by_width", loss}};
+  if (over_channel) out["channel_accuracy_by_width"] = chan;
+  return out;
+}
 
 Result<std::unique_ptr<SplitService>> SplitService::Create(const SplitServiceOptions& opt, Dataset test) {
   std::unique_ptr<SplitService> s(new SplitService());
@@ -152,78 +121,91 @@ void SplitService::MakeRound(uint32_t r, uint32_t index, wire::SplitRound* out) 
   }
 }
 
-Status SplitService::OnForward(uint32_t index, const wire::SplitForward& f, wire::SplitBackward* out) {
+Status SplitService::CheckForward(const wire::SplitForward& f) const { return CheckSplitForward(impl_->cfg, f); }
+
+std::vector<Result<wire::SplitBackward>> SplitService::TrainForwards(const std::vector<Forward>& forwards) {
   Impl& m = *impl_;
-  EDGEBED_RETURN_IF_ERROR(CheckSplitForward(m.cfg, f));
-  const size_t n = f.samples();
-  const auto* labels = reinterpret_cast<const uint8_t*>(f.labels().data());
-  const uint64_t transfer = f.request() ? f.request() : f.step();
-  out->set_round(f.round());
-  out->set_step(f.step());
-  out->set_request(f.request());
-  if (f.request() > 0) {  // inference
-    ByteLinkStats st;
-    std::vector<float> act;
-    EDGEBED_RETURN_IF_ERROR(m.Receive(index, f, 0, transfer, &act, &st));
-    const double width = f.bottleneck(0).width();
-    const auto t0 = Clock::now();
-    std::vector<uint8_t> pred;
-    EDGEBED_RETURN_IF_ERROR(m.dec->Predict({width, act.data()}, n, &pred));
-    const double gflops = m.opt.split.inference.server_gflops;  // virtual compute time, or measured
-    const double server_ms = gflops > 0 ? static_cast<double>(DecoderFlops(m.cfg, width)) * n / (gflops * 1e6)
-                                        : std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    out->set_predictions(pred.data(), pred.size());
-    out->set_air_ms(st.airtime_s * 1000.0);
-    out->set_server_ms(server_ms);
-    InferRow row;
-    row.pass = f.round();
-    row.controller = m.pass_controller[f.round()];
-    row.request = f.request();
-    row.samples = f.samples();
-    for (size_t i = 0; i < n; ++i) row.correct += pred[i] == labels[i];
-    row.t_s = f.time_s();
-    row.width = width;
-    row.bytes = st.bytes;
-    row.bit_errors = st.bit_errors;
-    row.kbps = m.trace.empty() ? (st.airtime_s > 0 ? st.bytes * 8.0 / st.airtime_s / 1000.0 : 0.0) : m.trace.KbpsAt(f.time_s());
-    row.node_ms = f.node_ms();
-    row.air_ms = st.airtime_s * 1000.0;
-    row.server_ms = server_ms;
-    row.latency_ms = row.node_ms + row.air_ms + row.server_ms;
-    row.met = row.latency_ms <= m.opt.split.inference.deadline_ms;
-    m.rows.push_back(row);
-    m.link_stats.Add(st);
-    return Status::Ok();
+  std::vector<Result<wire::SplitBackward>> out(forwards.size(), Status::Failed("not trained"));
+  // Every width's bottleneck through the channel.
+  std::vector<std::vector<std::vector<float>>> acts(forwards.size());
+  std::vector<SlimDecoder::Batch> batches;
+  std::vector<size_t> of_batch;  // forward index of each batch
+  std::vector<ByteLinkStats> link(forwards.size());
+  for (size_t j = 0; j < forwards.size(); ++j) {
+    const wire::SplitForward& f = *forwards[j].f;
+    acts[j].resize(static_cast<size_t>(f.bottleneck_size()));
+    SlimDecoder::Batch b;
+    b.n = f.samples();
+    b.labels = reinterpret_cast<const uint8_t*>(f.labels().data());
+    Status st = CheckSplitForward(m.cfg, f);
+    if (st.ok() && f.request() != 0) st = Status::InvalidArgument("split_forward.request = " + std::to_string(f.request()) + " in a training step");
+    for (int k = 0; k < f.bottleneck_size() && st.ok(); ++k) {
+      st = m.Receive(forwards[j].index, f, k, f.step(), &acts[j][static_cast<size_t>(k)], &link[j]);
+      b.in.push_back({f.bottleneck(k).width(), acts[j][static_cast<size_t>(k)].data()});
+    }
+    if (!st.ok()) {
+      out[j] = st;
+      continue;
+    }
+    batches.push_back(std::move(b));
+    of_batch.push_back(j);
   }
-  // Training: every width's bottleneck through the channel, one decoder step, gradients back.
-  std::vector<std::vector<float>> acts(static_cast<size_t>(f.bottleneck_size()));
-  std::vector<SlimDecoder::Input> in;
-  ByteLinkStats st;
-  for (int k = 0; k < f.bottleneck_size(); ++k) {
-    EDGEBED_RETURN_IF_ERROR(m.Receive(index, f, k, transfer, &acts[static_cast<size_t>(k)], &st));
-    in.push_back({f.bottleneck(k).width(), acts[static_cast<size_t>(k)].data()});
-    m.bytes_by_width[static_cast<size_t>(WidthIndex(m.cfg, f.bottleneck(k).width()))] += f.bottleneck(k).codes().size();
-  }
+  if (batches.empty()) return out;
+  m.Threads(static_cast<int>(m.opt.split.decoder_threads));
   const auto t0 = Clock::now();
-  auto step = m.dec->TrainStep(in, n, labels, m.opt.split.distill);
-  if (!step.ok()) return step.status();
+  auto steps = m.dec->TrainBatches(batches, m.opt.split.distill);
   m.decoder_s += std::chrono::duration<double>(Clock::now() - t0).count();
-  ParamSet grads;
-  for (int k = 0; k < f.bottleneck_size(); ++k) {
-    const double w = f.bottleneck(k).width();
-    grads.specs.push_back({BottleneckGradName(w), {static_cast<int64_t>(n), BottleneckChannels(m.cfg, w), 7, 7}});
-    const auto& g = step->grad[static_cast<size_t>(k)];
-    grads.flat.insert(grads.flat.end(), g.begin(), g.end());
+  ++m.decoder_steps;
+  if (!steps.ok()) {
+    for (size_t j : of_batch) out[j] = steps.status();
+    return out;
   }
-  wire::ToTensors(grads, out->mutable_grad());
-  out->set_loss(static_cast<float>(step->loss[0]));
-  m.link_stats.Add(st);
-  m.up_bytes += st.bytes;
-  m.down_bytes += grads.bytes();
-  m.loss_sum += step->loss[0];
-  ++m.steps;
-  m.samples += n;
-  return Status::Ok();
+  for (size_t i = 0; i < of_batch.size(); ++i) {
+    const size_t j = of_batch[i];
+    const wire::SplitForward& f = *forwards[j].f;
+    const DecoderStep& step = steps.value()[i];
+    const size_t n = f.samples();
+    wire::SplitBackward back;
+    back.set_round(f.round());
+    back.set_step(f.step());
+    uint64_t grad_bytes = 0;
+    ParamSet float_grads;  // gradient_bits = 32: every width's, in one ToTensors
+    for (int k = 0; k < f.bottleneck_size(); ++k) {
+      const double w = f.bottleneck(k).width();
+      const int64_t c = BottleneckChannels(m.cfg, w);
+      const auto& g = step.grad[static_cast<size_t>(k)];
+      m.bytes_by_width[static_cast<size_t>(WidthIndex(m.cfg, w))] += f.bottleneck(k).codes().size();
+      if (m.opt.split.gradient_bits == 8) {
+        auto* q = back.add_grad8();
+        std::vector<float> scales;
+        const size_t per = static_cast<size_t>(c) * 49;
+        QuantiseSigned8(g.data(), n, per, q->mutable_codes(), &scales);
+        q->mutable_scales()->Add(scales.begin(), scales.end());
+        for (size_t i = 0; i < g.size(); ++i) {  // what the 8 bits lose, against the float32 gradient
+          const double e = g[i] - static_cast<double>(static_cast<int8_t>(q->codes()[i])) * scales[i / per];
+          m.quant_err += e * e;
+          m.grad_power += static_cast<double>(g[i]) * g[i];
+        }
+        grad_bytes += q->codes().size() + 4 * scales.size();
+      } else {
+        float_grads.specs.push_back({BottleneckGradName(w), {static_cast<int64_t>(n), c, 7, 7}});
+        float_grads.flat.insert(float_grads.flat.end(), g.begin(), g.end());
+      }
+    }
+    if (!float_grads.specs.empty()) {
+      wire::ToTensors(float_grads, back.mutable_grad());
+      grad_bytes += float_grads.bytes();
+    }
+    back.set_loss(static_cast<float>(step.loss[0]));
+    m.link_stats.Add(link[j]);
+    m.up_bytes += link[j].bytes;
+    m.down_bytes += grad_bytes;
+    m.loss_sum += step.loss[0];
+    ++m.steps;
+    m.samples += n;
+    out[j] = std::move(back);
+  }
+  return out;
 }
 
 Status SplitService::OnDone(uint32_t index, uint32_t r, const wire::SplitDone& d) {
@@ -252,6 +234,7 @@ json SplitService::EndRound(uint32_t r, bool final) {
   m.resend_heads = false;
   if (m.opt.split.heads == "separate" && m.last_heads.empty()) m.last_heads[0] = m.head;  // nobody finished yet
   const auto t0 = Clock::now();
+  m.Threads(m.opt.server_threads);
   json ev = m.Evaluate(final && m.opt.channel.uplink != "ideal");
   const double eval_s = std::chrono::duration<double>(Clock::now() - t0).count();
   const double widest = ev["accuracy_by_width"][WidthLabel(m.cfg.widths.back())].get<double>();
@@ -278,40 +261,16 @@ json SplitService::EndRound(uint32_t r, bool final) {
               {"failed_packets", m.link_stats.failed_packets},
               {"uplink_airtime_s", m.link_stats.airtime_s},
               {"decoder_s", m.decoder_s},
+              {"decoder_steps", m.decoder_steps},
+              {"gradient_quant_nmse", m.grad_power > 0 ? m.quant_err / m.grad_power : 0.0},
               {"eval_s", eval_s}};
   if (ev.contains("channel_accuracy_by_width")) row["channel_accuracy_by_width"] = ev["channel_accuracy_by_width"];
   m.last_eval = row;
   m.link_stats = ByteLinkStats();
-  m.up_bytes = m.down_bytes = m.head_bytes = m.steps = m.samples = 0;
-  m.loss_sum = m.decoder_s = 0.0;
+  m.up_bytes = m.down_bytes = m.head_bytes = m.steps = m.samples = m.decoder_steps = 0;
+  m.loss_sum = m.decoder_s = m.quant_err = m.grad_power = 0.0;
   m.bytes_by_width.assign(m.cfg.widths.size(), 0.0);
   return row;
-}
-
-void SplitService::MakeInference(uint32_t pass, const std::string& controller, wire::SplitInferIns* out) {
-  Impl& m = *impl_;
-  const auto& inf = m.opt.split.inference;
-  m.pass_controller[pass] = controller;
-  // One sample per request: a second OpenMP thread only adds the wait for a descheduled thread on a
-  // busy machine (tens of ms), never speed.
-  SetTorchThreads(1);
-  out->set_pass(pass);
-  if (m.opt.split.heads == "average") wire::ToTensors(m.head, out->mutable_head());
-  out->set_requests(inf.requests);
-  out->set_interval_ms(inf.interval_ms);
-  out->set_samples_per_request(inf.samples_per_request);
-  out->set_deadline_ms(inf.deadline_ms);
-  out->set_controller(controller);
-  out->set_fixed_width(inf.fixed_width);
-  out->set_margin(inf.margin);
-  out->set_initial_kbps(inf.initial_kbps);
-  out->set_node_gflops(inf.node_gflops);
-}
-
-Result<json> SplitService::EndInference(const std::string& dir) {
-  Impl& m = *impl_;
-  SetTorchThreads(m.opt.server_threads);
-  return WriteInferenceReport(dir, m.rows, m.opt.split.inference.deadline_ms, m.opt.split.inference.fixed_width);
 }
 
 json SplitService::Summary() const {
@@ -329,62 +288,6 @@ json SplitService::Summary() const {
                                                     : json(nullptr)}});
   return {{"widths", widths}, {"heads", m.opt.split.heads}, {"bottleneck_link", m.link->Describe()},
           {"encoder_parameters", m.eval_enc->NumParameterValues()}};
-}
-
-Status SplitService::SaveModels(const std::string& dir) const {
-  const Impl& m = *impl_;
-  if (m.opt.split.heads == "average") {
-    (void)m.eval_enc->SetParams(m.head);
-    EDGEBED_RETURN_IF_ERROR(m.eval_enc->Save(dir + "/final_encoder.pt"));
-  }
-  return m.dec->Save(dir + "/final_decoder.pt");
-}
-
-Result<std::string> SplitService::SaveState() const {
-  const Impl& m = *impl_;
-  auto dec = m.dec->SaveTrainingState();
-  if (!dec.ok()) return dec.status();
-  StateWriter w;
-  w.Bytes(dec.value());
-  w.Floats(m.head.flat);
-  w.U64(m.last_heads.size());
-  for (const auto& [i, p] : m.last_heads) {
-    w.U64(i);
-    w.Floats(p.flat);
-  }
-  w.Bytes(m.last_eval.is_null() ? std::string() : m.last_eval.dump());
-  return w.Take();
-}
-
-Status SplitService::LoadState(const std::string& state) {
-  Impl& m = *impl_;
-  StateReader r(state, "the split-learning state");
-  ParamSet head = m.head;
-  std::string dec, eval;
-  EDGEBED_RETURN_IF_ERROR(r.Bytes(&dec));
-  EDGEBED_RETURN_IF_ERROR(r.Floats(&head.flat, head.flat.size()));
-  uint64_t n = 0;
-  EDGEBED_RETURN_IF_ERROR(r.U64(&n));
-  if (n > m.opt.nodes)
-    return Status::Corruption("the split-learning state holds " + std::to_string(n) + " encoders for " +
-                              std::to_string(m.opt.nodes) + " nodes");
-  std::map<uint32_t, ParamSet> last;
-  for (uint64_t k = 0; k < n; ++k) {
-    uint64_t i = 0;
-    EDGEBED_RETURN_IF_ERROR(r.U64(&i));
-    ParamSet p = m.head;
-    EDGEBED_RETURN_IF_ERROR(r.Floats(&p.flat, p.flat.size()));
-    if (i >= m.opt.nodes) return Status::Corruption("the split-learning state holds an encoder of node " + std::to_string(i));
-    last[static_cast<uint32_t>(i)] = std::move(p);
-  }
-  EDGEBED_RETURN_IF_ERROR(r.Bytes(&eval));
-  if (!r.done()) return Status::Corruption("the split-learning state has bytes past its end");
-  EDGEBED_RETURN_IF_ERROR(m.dec->LoadTrainingState(dec));
-  m.head = std::move(head);
-  m.last_heads = std::move(last);
-  m.last_eval = eval.empty() ? json(nullptr) : json::parse(eval, nullptr, false);
-  m.resend_heads = true;
-  return Status::Ok();
 }
 
 }  // namespace edgebed

@@ -49,6 +49,17 @@ class SplitService {
   // A training batch (request = 0) or an inference request from node `index`. On success `out` is
   // the reply; an error names the field at fault and the allowed values, and changes nothing.
   Status OnForward(uint32_t index, const wire::SplitForward& f, wire::SplitBackward* out);
+  // What a forward must be before the decoder sees it (split_forward_check.h): an error names the
+  // field and the allowed values.
+  [[nodiscard]] Status CheckForward(const wire::SplitForward& f) const;
+  // Training batches of several nodes, each checked (CheckForward) and then carried across
+  // the channel; one decoder step takes them all (SlimDecoder::TrainBatches). One result per
+  // forward, in order: the reply, or why it was refused (then nothing of it reached the decoder).
+  struct Forward {
+    uint32_t index = 0;
+    const wire::SplitForward* f = nullptr;
+  };
+  std::vector<Result<wire::SplitBackward>> TrainForwards(const std::vector<Forward>& forwards);
   // Node `index` finished round r with this encoder (checked against the layout).
   Status OnDone(uint32_t index, uint32_t r, const wire::SplitDone& d);
   // After round r: averages the encoders (heads = average) and evaluates every width on the test

@@ -14,10 +14,7 @@
 namespace edgebed {
 namespace F = torch::nn::functional;
 
-namespace {
-
-constexpr int kDecoderChannels = 64;  // 7x7, then 4x4 after the strided convolution
-constexpr int kDecoderHidden = 128;
+namespace slim {
 
 std::string WidthList(const SlimConfig& cfg) {
   std::string s;
@@ -118,7 +115,9 @@ torch::Tensor Labels(const uint8_t* labels, size_t n) {
   return y;
 }
 
-}  // namespace
+}  // namespace slim
+
+using namespace slim;
 
 std::string WidthLabel(double width) { return std::to_string(width).substr(0, 5); }
 
@@ -295,127 +294,6 @@ std::vector<const void*> SlimEncoder::ParameterData() const {
   return out;
 }
 
-// ---------------------------------------------------------------------------------------- decoder
-
-struct SlimDecoder::Impl : torch::nn::Module {
-  SlimConfig cfg;
-  torch::Tensor w1, w2;
-  std::vector<torch::nn::BatchNorm2d> bn1, bn2;
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
-  std::unique_ptr<torch::optim::SGD> opt;
-  std::vector<torch::Tensor> state;
-  std::vector<TensorSpec> specs;
-
-  torch::Tensor Forward(const torch::Tensor& a, int widx) {
-    auto o = F::Conv2dFuncOptions().padding(1);
-    auto h = torch::relu(bn1[static_cast<size_t>(widx)]->forward(F::conv2d(a, w1.narrow(1, 0, a.size(1)), o)));
-    h = torch::relu(bn2[static_cast<size_t>(widx)]->forward(F::conv2d(h, w2, o.stride(2))));
-    return fc2->forward(torch::relu(fc1->forward(h.flatten(1))));
-  }
-
-  // The input tensor of `in` for n samples, checked against the width's bottleneck.
-  Result<torch::Tensor> Input(const SlimDecoder::Input& in, size_t n, int* widx) const {
-    *widx = WidthIndex(cfg, in.width);
-    if (*widx < 0) return UnknownWidth(cfg, in.width);
-    if (in.act == nullptr) return Status::InvalidArgument("no bottleneck values");
-    const int64_t c = BottleneckChannels(cfg, in.width);
-    return FromFloats(in.act, {static_cast<int64_t>(n), c, kBottleneckSide, kBottleneckSide});
-  }
-};
-
-Result<std::unique_ptr<SlimDecoder>> SlimDecoder::Create(const SlimConfig& cfg, uint64_t seed, SgdConfig sgd) {
-  EDGEBED_RETURN_IF_ERROR(cfg.Validate());
-  torch::manual_seed(DeriveSeed(seed, "slim-decoder-init"));
-  std::unique_ptr<SlimDecoder> d(new SlimDecoder());
-  d->impl_ = std::make_unique<Impl>();
-  Impl& m = *d->impl_;
-  m.cfg = cfg;
-  m.w1 = m.register_parameter("conv1_weight", ConvWeight(kDecoderChannels, cfg.bottleneck_channels, 3));
-  m.w2 = m.register_parameter("conv2_weight", ConvWeight(kDecoderChannels, kDecoderChannels, 3));
-  const std::vector<int> ch(cfg.widths.size(), kDecoderChannels);
-  m.bn1 = SwitchableBn(&m, "bn1", ch);
-  m.bn2 = SwitchableBn(&m, "bn2", ch);
-  m.fc1 = m.register_module("fc1", torch::nn::Linear(kDecoderChannels * 16, kDecoderHidden));
-  m.fc2 = m.register_module("fc2", torch::nn::Linear(kDecoderHidden, cfg.num_classes));
-  CollectState(m, &m.state, &m.specs);
-  m.opt = MakeSgd(m.parameters(), sgd);
-  return d;
-}
-
-SlimDecoder::~SlimDecoder() = default;
-const SlimConfig& SlimDecoder::config() const { return impl_->cfg; }
-
-Result<DecoderStep> SlimDecoder::TrainStep(const std::vector<Input>& in, size_t n, const uint8_t* labels,
-                                           bool distill) {
-  Impl& m = *impl_;
-  if (in.empty() || n == 0) return Status::InvalidArgument("train step: no widths or no samples");
-  for (size_t i = 0; i < n; ++i)
-    if (labels[i] >= m.cfg.num_classes)
-      return Status::InvalidArgument("label " + std::to_string(labels[i]) + " of sample " + std::to_string(i) +
-                                     " is outside 0.." + std::to_string(m.cfg.num_classes - 1));
-  const auto y = Labels(labels, n);
-  std::vector<torch::Tensor> inputs;
-  std::vector<int> widx(in.size());
-  for (size_t k = 0; k < in.size(); ++k) {
-    auto t = m.Input(in[k], n, &widx[k]);
-    if (!t.ok()) return t.status();
-    inputs.push_back(t.value().requires_grad_(true));
-  }
-  m.train(true);
-  DecoderStep out;
-  torch::Tensor total, soft;
-  for (size_t k = 0; k < in.size(); ++k) {
-    auto logits = m.Forward(inputs[k], widx[k]);
-    auto ce = F::cross_entropy(logits, y);
-    torch::Tensor loss = ce;
-    if (k == 0) {
-      soft = torch::softmax(logits.detach(), 1);
-    } else if (distill) {
-      loss = -(soft * torch::log_softmax(logits, 1)).sum(1).mean();
-    }
-    total = k == 0 ? loss : total + loss;
-    out.loss.push_back(ce.item<double>());
-    out.correct.push_back(static_cast<size_t>(logits.argmax(1).eq(y).sum().item<int64_t>()));
-  }
-  m.opt->zero_grad();
-  total.backward();
-  m.opt->step();
-  for (auto& t : inputs) {
-    auto g = t.grad().contiguous();
-    out.grad.emplace_back(g.data_ptr<float>(), g.data_ptr<float>() + g.numel());
-  }
-  return out;
-}
-
-Status SlimDecoder::Predict(const Input& in, size_t n, std::vector<uint8_t>* classes, const uint8_t* labels,
-                            double* loss_sum) {
-  Impl& m = *impl_;
-  int widx = -1;
-  auto t = m.Input(in, n, &widx);
-  if (!t.ok()) return t.status();
-  torch::NoGradGuard no_grad;
-  m.train(false);
-  auto logits = m.Forward(t.value(), widx);
-  auto pred = logits.argmax(1);
-  classes->resize(n);
-  const int64_t* p = pred.data_ptr<int64_t>();
-  for (size_t i = 0; i < n; ++i) (*classes)[i] = static_cast<uint8_t>(p[i]);
-  if (labels != nullptr && loss_sum != nullptr) {
-    const auto y = Labels(labels, n);
-    *loss_sum += F::cross_entropy(logits, y, F::CrossEntropyFuncOptions().reduction(torch::kSum)).item<double>();
-  }
-  return Status::Ok();
-}
-
-void SlimDecoder::SetLearningRate(float lr) { SetLr(*impl_->opt, lr); }
-
-const std::vector<TensorSpec>& SlimDecoder::specs() const { return impl_->specs; }
-ParamSet SlimDecoder::GetParams() const { return StateToParams(impl_->state, impl_->specs); }
-Status SlimDecoder::SetParams(const ParamSet& p) { return ParamsToState(p, impl_->specs, &impl_->state); }
-Status SlimDecoder::Save(const std::string& path) const { return SaveModule(*impl_, path); }
-
-Result<std::string> SlimDecoder::SaveTrainingState() const { return SaveTraining(*impl_, impl_->opt.get(), "decoder"); }
-Status SlimDecoder::LoadTrainingState(const std::string& b) { return LoadTraining(*impl_, impl_->opt.get(), b, "decoder"); }
 Result<std::string> SlimEncoder::SaveTrainingState() const { return SaveTraining(*impl_, impl_->opt.get(), "encoder"); }
 Status SlimEncoder::LoadTrainingState(const std::string& b) { return LoadTraining(*impl_, impl_->opt.get(), b, "encoder"); }
 

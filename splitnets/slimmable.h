@@ -119,6 +119,22 @@ class SlimDecoder {
   // distillation), else from the labels. Gradients of all widths are summed before one SGD step.
   // Errors name the width that is not in config().widths.
   Result<DecoderStep> TrainStep(const std::vector<Input>& in, size_t n, const uint8_t* labels, bool distill);
+  // One node's training batch: its inputs at the step's widths (widest first), n samples, labels.
+  struct Batch {
+    std::vector<Input> in;
+    size_t n = 0;
+    const uint8_t* labels = nullptr;
+  };
+  // One step over K nodes' batches at once (what TrainStep is for one): the inputs at each width
+  // are stacked and cross the decoder together (batch norm over all of them). Each batch's input
+  // gradients are those of its own TrainStep loss at these weights (but for batch norm's
+  // statistics, now over all batches); the parameters take one SGD step on the sum of the batches'
+  // gradients over sqrt(K) (the square-root scaling rule). On scenarios/split.toml the sum (K
+  // batches standing for K sequential steps) diverged in round 1 at momentum 0.9, the mean ended
+  // 2-4 points below one batch per step after 5 rounds, sqrt(K) within half a point of it
+  // (BENCHMARKS.md). Results in batch order. Errors name the batch and what is wrong; nothing
+  // changes on one.
+  Result<std::vector<DecoderStep>> TrainBatches(const std::vector<Batch>& batches, bool distill);
   // Class scores -> predicted classes (and the cross-entropy summed over the batch when labels given).
   void SetLearningRate(float lr);
   Status Predict(const Input& in, size_t n, std::vector<uint8_t>* classes, const uint8_t* labels = nullptr,

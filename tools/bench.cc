@@ -300,7 +300,8 @@ int RunBench(const BenchOptions& opt, const std::string& exe) {
       {"channel", [&] { return BenchChannel(opt.reps); }},
       {"overhead", [&] { return BenchOverhead(opt.overhead_rounds, exe); }},
       {"population", [&] { return BenchPopulation(opt.population_rounds, exe); }},
-      {"memory", [&] { return BenchMemory(opt.memory_rounds, opt.memory_uplinks, exe); }}};
+      {"memory", [&] { return BenchMemory(opt.memory_rounds, opt.memory_uplinks, exe); }},
+      {"split", [&] { return BenchSplit(opt.split_scenario, opt.split_rounds, exe); }}};
   Progress progress("bench", opt.which == "all" ? static_cast<double>(parts.size()) : 1.0, "parts done", 0.0,
                     /*live=*/false);  // a line per part
   double done = 0;

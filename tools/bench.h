@@ -14,6 +14,8 @@ struct BenchOptions {
   int population_rounds = 20;
   int limit_part = 0;  // `bench limit`: which half of the nodes
   int memory_rounds = 3;
+  int split_rounds = 5;
+  std::string split_scenario = "scenarios/split.toml";
   std::vector<std::string> memory_uplinks = {"ideal", "digital", "analog_ota", "digital_ota"};
 };
 
@@ -28,6 +30,10 @@ int RunMemoryFloor();
 // in plain libtorch processes, one per core (`bench limit --limit-part k`: RunOverheadLimitPart).
 nlohmann::json BenchOverhead(int rounds, const std::string& exe);
 int RunOverheadLimitPart(int part, int rounds);
+
+// `bench split` (tools/bench_split.cc): split learning's rounds before and after batching the
+// decoder and quantising the gradients, and with float32 gradients, side by side.
+nlohmann::json BenchSplit(const std::string& scenario, int rounds, const std::string& exe);
 
 // `bench train`: the cnn built in C++ against the same network from TorchScript `module` (its
 // layout, e.g. tests/data/torchscript/cnn.pt), and against Debian's PyTorch running `python_script`.

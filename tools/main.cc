@@ -104,11 +104,11 @@ int main(int argc, char** argv) {
   edgebed::AddKeyFlags(node, &node_keys, false, true);
 
   edgebed::BenchOptions bopt;
-  auto* bench = app.add_subcommand("bench", "measure: transfer, aggregate, channel, overhead, population, memory (every process of a default run), decode (OTA decoders), mobiletl (backward memory per IRB), slimmable (switching width), train (C++ vs TorchScript vs PyTorch), or all");
-  bench->add_option("which", bopt.which, "transfer | aggregate | channel | overhead | population | memory | decode | mobiletl | slimmable | train | all "
+  auto* bench = app.add_subcommand("bench", "measure: transfer, aggregate, channel, overhead, population, memory (every process of a default run), decode (OTA decoders), mobiletl (backward memory per IRB), slimmable (switching width), train (C++ vs TorchScript vs PyTorch), split (split learning's round, before and after batching the decoder), or all");
+  bench->add_option("which", bopt.which, "transfer | aggregate | channel | overhead | population | memory | decode | mobiletl | slimmable | train | split | all "
                     "(floor: what `memory` compares with, a process that only initialises libtorch, ZeroMQ and protobuf; "
                     "limit: one of `overhead`'s plain libtorch processes)")
-      ->check(CLI::IsMember({"transfer", "aggregate", "channel", "overhead", "limit", "population", "memory", "floor", "decode", "mobiletl", "slimmable", "train", "all"}));
+      ->check(CLI::IsMember({"transfer", "aggregate", "channel", "overhead", "limit", "population", "memory", "floor", "decode", "mobiletl", "slimmable", "train", "split", "all"}));
   std::string train_module = "tests/data/torchscript/cnn.pt", train_script = "tools/bench_train.py";
   bench->add_option("--module", train_module, "'train': the TorchScript cnn (the built-in cnn's layout)")->capture_default_str();
   bench->add_option("--python-script", train_script, "'train': the PyTorch reference script")->capture_default_str();
@@ -121,6 +121,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1));
   bench->add_option("--memory-rounds", bopt.memory_rounds, "rounds of the default scenario per uplink for 'memory'")
       ->check(CLI::Range(1, 100000));
+  bench->add_option("--split-rounds", bopt.split_rounds, "rounds per variant for 'split'")->check(CLI::Range(1, 1000));
+  bench->add_option("--split-scenario", bopt.split_scenario, "the scenario 'split' runs")->capture_default_str();
   bench->add_option("--memory-uplinks", bopt.memory_uplinks, "uplink kinds for 'memory'")
       ->check(CLI::IsMember({"ideal", "digital", "analog_ota", "digital_ota"}));
 

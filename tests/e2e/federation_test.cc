@@ -414,6 +414,14 @@ TEST_CASE("split learning across processes: noisy bottlenecks, a node killed mid
   CHECK(rows[1]["bottleneck_ber"].get<double>() < 0.045);
   CHECK(rows[1].contains("channel_accuracy_by_width"));  // the last round is also evaluated over the link
   CHECK(rows[1]["uplink_bottleneck_bytes_by_width"]["1.000"].get<double>() > 0);
+  // The two nodes' batches share decoder steps, and the gradients come back at 8 bits: a byte per
+  // bottleneck value plus a 4-byte scale per sample and width (three widths per step).
+  CHECK(rows[1]["decoder_steps"].get<uint64_t>() < rows[1]["steps"].get<uint64_t>());
+  double bottleneck_bytes = 0;
+  for (const auto& [w, b] : rows[1]["uplink_bottleneck_bytes_by_width"].items()) bottleneck_bytes += b.get<double>();
+  CHECK(rows[1]["downlink_gradient_bytes"].get<double>() == bottleneck_bytes + 4.0 * 3 * rows[1]["samples"].get<double>());
+  CHECK(rows[1]["gradient_quant_nmse"].get<double>() > 0.0);
+  CHECK(rows[1]["gradient_quant_nmse"].get<double>() < 1e-3);  // about (scale / 2)^2 / 3 per value
 
   const json summary = json::parse(Slurp(out + "/summary.json"));
   const auto& inf = summary["inference"];

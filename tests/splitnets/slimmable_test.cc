@@ -231,6 +231,91 @@ TEST_CASE("the decoder's training state survives a checkpoint: a restored decode
   CHECK(cut.message().find("training state") != std::string::npos);
 }
 
+TEST_CASE("one decoder step over K nodes' batches: each gets its own step's gradients, the parameters their sum over sqrt(K)") {
+  const SlimConfig cfg;
+  torch::manual_seed(9);
+  auto floats = [](const torch::Tensor& t) { return std::vector<float>(t.data_ptr<float>(), t.data_ptr<float>() + t.numel()); };
+  const auto a1 = floats(torch::rand({4, BottleneckChannels(cfg, 1.0), 7, 7}));
+  const auto a25 = floats(torch::rand({4, BottleneckChannels(cfg, 0.25), 7, 7}));
+  const auto a5 = floats(torch::rand({4, BottleneckChannels(cfg, 0.5), 7, 7}));
+  const std::vector<uint8_t> labels = {1, 2, 3, 4}, other = {5, 6, 7, 8};
+  const std::vector<SlimDecoder::Input> in = {{1.0, a1.data()}, {0.25, a25.data()}};
+  auto one = SlimDecoder::Create(cfg, 1, {0.05f, 0.9f});
+  auto two = SlimDecoder::Create(cfg, 1, {0.05f, 0.9f});
+  REQUIRE(one.ok());
+  REQUIRE(two.ok());
+  const ParamSet p0 = one.value()->GetParams();
+  REQUIRE(two.value()->GetParams().flat == p0.flat);  // the same seed: the same decoder
+  auto s1 = one.value()->TrainStep(in, 4, labels.data(), true);
+  // The same batch from two nodes: batch norm's statistics over both are those of one batch, so
+  // each gets exactly the single step's gradients, and the parameters move sqrt(2) times as far as
+  // with one (the first step: SGD's momentum buffer is the gradient).
+  auto s2 = two.value()->TrainBatches({{in, 4, labels.data()}, {in, 4, labels.data()}}, true);
+  REQUIRE(s1.ok());
+  REQUIRE(s2.ok());
+  REQUIRE(s2->size() == 2);
+  for (const DecoderStep& s : s2.value()) {
+    REQUIRE(s.grad.size() == 2);
+    CHECK(s.loss[0] == doctest::Approx(s1->loss[0]).epsilon(1e-6));
+    CHECK(s.loss[1] == doctest::Approx(s1->loss[1]).epsilon(1e-6));
+    for (size_t k = 0; k < 2; ++k) {
+      REQUIRE(s.grad[k].size() == s1->grad[k].size());
+      float top = 0.0f, diff = 0.0f;
+      for (size_t i = 0; i < s.grad[k].size(); ++i) {
+        top = std::max(top, std::fabs(s1->grad[k][i]));
+        diff = std::max(diff, std::fabs(s.grad[k][i] - s1->grad[k][i]));
+      }
+      CHECK(top > 0.0f);
+      CHECK(diff <= 1e-5f * top);
+    }
+  }
+  // The parameters take the sum of the batches' gradients over sqrt(K). Batches {1.0, 0.25} and
+  // {1.0 alone} of the same samples (batch norm's statistics are those of one batch at every width):
+  // one step on both moves each parameter by (what a step on each alone moves it, summed) / sqrt(2).
+  auto widest = SlimDecoder::Create(cfg, 1, {0.05f, 0.9f});
+  auto both = SlimDecoder::Create(cfg, 1, {0.05f, 0.9f});
+  REQUIRE(widest.ok());
+  REQUIRE(both.ok());
+  const std::vector<SlimDecoder::Input> in1 = {{1.0, a1.data()}};
+  REQUIRE(widest.value()->TrainStep(in1, 4, labels.data(), true).ok());
+  REQUIRE(both.value()->TrainBatches({{in, 4, labels.data()}, {in1, 4, labels.data()}}, true).ok());
+  const ParamSet pa = one.value()->GetParams(), pb = widest.value()->GetParams(), p2 = two.value()->GetParams(),
+                 pm = both.value()->GetParams();
+  size_t at = 0, checked = 0, off_same = 0, off_sum = 0, moved = 0;
+  for (const auto& spec : p0.specs) {
+    const auto n = static_cast<size_t>(spec.numel());
+    if (spec.name.find("running") == std::string::npos && spec.name.find("num_batches") == std::string::npos) {
+      for (size_t i = at; i < at + n; ++i) {
+        const float da = pa.flat[i] - p0.flat[i], db = pb.flat[i] - p0.flat[i];
+        // float32 rounds p + step to half a unit in the last place of p: up to two units here
+        const float ulp = std::fabs(p0.flat[i]) * 1.2e-7f + 1e-12f;
+        const float tol = 1e-5f * std::max(std::fabs(da), std::fabs(db)) + 2.0f * ulp;
+        off_same += std::fabs((p2.flat[i] - p0.flat[i]) - std::sqrt(2.0f) * da) > tol;
+        off_sum += std::fabs((pm.flat[i] - p0.flat[i]) - (da + db) / std::sqrt(2.0f)) > tol;
+        moved += std::fabs(da - db) > 100.0f * tol;  // where the 0.25 input's distillation loss counts
+        ++checked;
+      }
+    }
+    at += n;
+  }
+  CHECK(checked > 100000);
+  CHECK(off_same == 0);
+  CHECK(off_sum == 0);
+  CHECK(moved > 1000);  // the two single steps differ: the result is neither of them scaled
+
+  // Batches at different widths: each width's stack takes what the batches have at it; every batch
+  // gets its gradients in its own order and shapes. A bad batch names itself and changes nothing.
+  auto three = two.value()->TrainBatches({{in, 4, labels.data()}, {{{1.0, a1.data()}, {0.5, a5.data()}}, 4, other.data()}}, true);
+  REQUIRE(three.ok());
+  CHECK(three.value()[1].grad[1].size() == a5.size());
+  CHECK(three.value()[1].grad[0].size() == a1.size());
+  const ParamSet before = two.value()->GetParams();
+  const std::vector<uint8_t> bad = {1, 2, 3, 11};
+  auto refused = two.value()->TrainBatches({{in, 4, labels.data()}, {in, 4, bad.data()}}, true);
+  CHECK(refused.status().message().find("batch 1: label 11 of sample 3") == 0);
+  CHECK(two.value()->GetParams().flat == before.flat);
+}
+
 TEST_CASE("an encoder and decoder restored from their training states train on exactly as the originals") {
   // Another seed's networks given the states: parameters, statistics, momentum, and the zero
   // gradients SGD keeps moving by momentum (a width's batch norms untouched in a step still move).
