@@ -230,10 +230,11 @@ class SplitNode {
         bool skip = false;
         if (!AwaitBackward(r.round(), step, 0, &back, &skip)) return Abandon("round", r.round());
         const int answered = back.grad8_size() > 0 ? back.grad8_size() : back.grad_size();
-        if (!skip && answered != static_cast<int>(widths.size()))
+        const bool whole = answered == static_cast<int>(widths.size());
+        if (!skip && !whole)
           spdlog::error("{}: split_backward of step {} has {} gradients for {} widths; the batch takes no step", id_, step,
                         answered, widths.size());
-        if (skip || answered != static_cast<int>(widths.size())) {
+        if (skip || !whole) {
           enc_->Discard();  // the server refused the batch: no gradients, no step
           continue;
         }

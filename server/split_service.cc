@@ -181,11 +181,13 @@ std::vector<Result<wire::SplitBackward>> SplitService::TrainForwards(const std::
         const size_t per = static_cast<size_t>(c) * 49;
         QuantiseSigned8(g.data(), n, per, q->mutable_codes(), &scales);
         q->mutable_scales()->Add(scales.begin(), scales.end());
-        for (size_t i = 0; i < g.size(); ++i) {  // what the 8 bits lose, against the float32 gradient
-          const double e = g[i] - static_cast<double>(static_cast<int8_t>(q->codes()[i])) * scales[i / per];
-          m.quant_err += e * e;
-          m.grad_power += static_cast<double>(g[i]) * g[i];
-        }
+        // What the 8 bits lose, against the float32 gradient: what the node will decode.
+        if (DequantiseSigned8(q->codes(), scales.data(), scales.size(), n, per, "grad8", &m.decoded).ok())
+          for (size_t i = 0; i < g.size(); ++i) {
+            const double e = static_cast<double>(g[i]) - m.decoded[i];
+            m.quant_err += e * e;
+            m.grad_power += static_cast<double>(g[i]) * g[i];
+          }
         grad_bytes += q->codes().size() + 4 * scales.size();
       } else {
         float_grads.specs.push_back({BottleneckGradName(w), {static_cast<int64_t>(n), c, 7, 7}});

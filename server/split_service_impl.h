@@ -39,7 +39,8 @@ struct SplitService::Impl {
   uint64_t up_bytes = 0, down_bytes = 0, head_bytes = 0, steps = 0, samples = 0;
   uint64_t decoder_steps = 0;  // decoder steps (one per TrainForwards call): steps / decoder_steps = nodes per step
   double loss_sum = 0.0, decoder_s = 0.0;
-  double quant_err = 0.0, grad_power = 0.0;  // gradient_bits = 8: sum of squared errors, of squared values
+  double quant_err = 0.0, grad_power = 0.0;
+  std::vector<float> decoded;  // an 8-bit gradient as the node decodes it  // gradient_bits = 8: sum of squared errors, of squared values
   std::vector<double> bytes_by_width;
   json last_eval;
   // Inference.
