@@ -95,14 +95,19 @@ class Relay {
   }
 
  private:
-  void ToServer(const std::string& id, zmq::message_t&& payload) {
+  // A node's message as it came: the Envelope frame and the frames its tensors ride in.
+  void ToServer(const std::string& id, zmq::message_t&& payload, std::vector<zmq::message_t>&& rest) {
     auto it = peers_.find(id);
     if (it == peers_.end()) return;
-    (void)it->second.up->send(std::move(payload), zmq::send_flags::dontwait);
+    if (!it->second.up->send(std::move(payload), rest.empty() ? zmq::send_flags::dontwait
+                                                              : zmq::send_flags::dontwait | zmq::send_flags::sndmore))
+      return;
+    for (size_t i = 0; i < rest.size(); ++i)
+      (void)it->second.up->send(std::move(rest[i]), i + 1 < rest.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
   }
-  void ToServer(const std::string& id, wire::Envelope& env) {
+  void ToServer(const std::string& id, wire::Envelope& env, const wire::Attachments* att = nullptr) {
     auto it = peers_.find(id);
-    if (it != peers_.end()) wire::SendEnvelope(*it->second.up, env, "", true);
+    if (it != peers_.end()) wire::SendEnvelope(*it->second.up, env, "", true, att);
   }
 
   void FromNode() {
@@ -110,13 +115,12 @@ class Relay {
     if (!front_.recv(id_frame, zmq::recv_flags::dontwait)) return;
     if (!id_frame.more()) return;
     (void)front_.recv(payload);
-    while (payload.more()) {  // not our protocol: drain, and let the server judge one frame of it
-      zmq::message_t extra;
-      (void)front_.recv(extra);
-    }
+    std::vector<zmq::message_t> rest;  // the frames its tensors ride in
+    wire::RecvRest(front_, payload, &rest);
     const std::string id = id_frame.to_string();
     wire::Envelope env;
-    const bool parsed = wire::Decode(payload.data(), payload.size(), opt_.max_frame_bytes, &env).ok();
+    const bool parsed = wire::Decode(payload.data(), payload.size(), opt_.max_frame_bytes, &env).ok() &&
+                        wire::CheckAttached(payload.size(), wire::Views(rest), opt_.max_frame_bytes).ok();
     if (parsed && env.has_join() && !peers_.count(id) && zap_) {  // a key joins only as the names it is bound to
       const char* user = zmq_msg_gets(payload.handle(), "User-Id");
       const AllowEntry* entry = user ? zap_->allow().ByLabel(user) : nullptr;
@@ -148,31 +152,35 @@ class Relay {
     }
     it->second.last_seen = Clock::now();
     if (parsed && env.has_leave()) it->second.left = true;
-    if (parsed && env.has_fit_res() && env.fit_res().link_size() == 0) return CarryFit(id, env);
-    ToServer(id, std::move(payload));  // everything else, and anything the server must judge, as is
+    if (parsed && env.has_fit_res() && env.fit_res().link_size() == 0 && CarryFit(id, env, wire::Views(rest))) return;
+    ToServer(id, std::move(payload), std::move(rest));  // everything else, and anything the server must judge, as is
   }
 
-  void CarryFit(const std::string& id, wire::Envelope& env) {
+  // False when the update goes on as it came (the server judges it and tells the node why).
+  bool CarryFit(const std::string& id, wire::Envelope& env, const wire::FrameViews& frames) {
     const uint32_t index = peers_[id].index;
     if (index >= opt_.num_nodes) {
       spdlog::warn("channel: {} has index {} outside [0, {}); relayed without a channel", id, index, opt_.num_nodes);
-      return ToServer(id, env);
+      return false;
     }
-    ParamSet update;
-    Status st = wire::FromTensors(env.fit_res().update(), "fit_res.update", nullptr, &update);
-    if (!st.ok()) return ToServer(id, env);  // the server rejects it and tells the node why
+    ParamSet update, control_delta;
+    Status st = wire::FromTensors(env.fit_res().update(), "fit_res.update", nullptr, &update, frames);
+    if (st.ok()) st = wire::FromTensors(env.fit_res().control_delta(), "fit_res.control_delta", nullptr, &control_delta, frames);
+    if (!st.ok()) return false;
     auto* res = env.mutable_fit_res();
+    if (res->control_delta_size() > 0) wire::ToTensors(control_delta, res->mutable_control_delta());  // inline now
     if (uplink_->superposes()) {
       Held h{id, std::move(update), *res};
       h.meta.clear_update();
       held_.push_back(std::move(h));
-      return MaybeSuperpose(false);
+      MaybeSuperpose(false);
+      return true;
     }
     LinkAccounting acc;
     st = uplink_->Carry(index, res->round(), &update.flat, 0, &acc);
     if (!st.ok()) {
       spdlog::error("channel: {}: {}", id, st.message());
-      return;
+      return true;
     }
     for (size_t i = 0; i < update.flat.size();) {  // NaN = erased: send 0 and the range
       if (!std::isnan(update.flat[i])) {
@@ -184,9 +192,12 @@ class Relay {
       res->add_erased(lo);
       res->add_erased(i);
     }
-    wire::ToTensors(update, res->mutable_update());
+    wire::Attachments att;
+    wire::AttachTensors(update.specs, std::make_shared<const std::vector<float>>(std::move(update.flat)),
+                        res->mutable_update(), &att);
     ToLinkReport(index, acc.per_node[index], res->add_link());
-    ToServer(id, env);
+    ToServer(id, env, &att);
+    return true;
   }
 
   // A server that restarted (or resumed) has forgotten the node: when the link is back, the node is
@@ -217,6 +228,8 @@ class Relay {
     auto& p = peers_[id];
     zmq::message_t payload;
     if (!p.up->recv(payload, zmq::recv_flags::dontwait)) return;
+    std::vector<zmq::message_t> rest;
+    wire::RecvRest(*p.up, payload, &rest);
     if (uplink_->superposes()) {  // learn who trains in which round
       wire::Envelope env;
       if (wire::Decode(payload.data(), payload.size(), 4 * opt_.max_frame_bytes, &env).ok() && env.has_fit_ins()) {
@@ -232,7 +245,9 @@ class Relay {
     }
     try {
       front_.send(zmq::buffer(id), zmq::send_flags::sndmore);
-      front_.send(std::move(payload), zmq::send_flags::none);
+      front_.send(std::move(payload), rest.empty() ? zmq::send_flags::none : zmq::send_flags::sndmore);
+      for (size_t i = 0; i < rest.size(); ++i)
+        front_.send(std::move(rest[i]), i + 1 < rest.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
     } catch (const zmq::error_t& e) {
       spdlog::warn("channel: cannot reach {}: {}", id, e.what());
     }

@@ -132,7 +132,7 @@ Result<NodeSetup> PrepareFromJoinAck(const wire::JoinAck& ack, const NodeData& w
 
 Status LocalFit(Learner& learner, const Dataset& data, const std::vector<uint32_t>& indices,
                 const wire::FitIns& ins, const std::function<bool(float)>& on_progress, wire::FitRes* res,
-                ErrorFeedbackQuantiser* vq, std::vector<float>* control) {
+                wire::Attachments* att, ErrorFeedbackQuantiser* vq, std::vector<float>* control) {
   VqCodebook q;
   if (ins.has_vq()) {
     q.size = ins.vq().size();
@@ -199,6 +199,9 @@ Status LocalFit(Learner& learner, const Dataset& data, const std::vector<uint32_
     std::vector<uint32_t> idx(NumBlocks(update.flat.size(), q.block_length));
     vq->Quantise(q, update.flat.data(), update.flat.size(), ins.vq().error_feedback(), idx.data());
     res->mutable_vq_indices()->Assign(idx.begin(), idx.end());
+  } else if (att) {
+    wire::AttachTensors(update.specs, std::make_shared<const std::vector<float>>(std::move(update.flat)),
+                        res->mutable_update(), att);
   } else {
     wire::ToTensors(update, res->mutable_update());
   }

@@ -9,6 +9,7 @@
 #include "codecs/edgebed.pb.h"
 #include "codecs/status.h"
 #include "codecs/vq.h"
+#include "codecs/wire.h"
 #include "splitnets/learner.h"
 
 namespace edgebed {
@@ -38,10 +39,11 @@ Result<NodeSetup> PrepareFromJoinAck(const wire::JoinAck& ack, const NodeData& w
 // With fit_ins.control set (SCAFFOLD, option II of Karimireddy et al. 2020), every gradient gets
 // c - c_i added, and afterwards c_i+ = c_i - c + (x - y) / (K lr) for the trained values (K the steps
 // taken); fit_res.control_delta carries c_i+ - c_i and `control` (the node's c_i, kept across rounds;
-// empty = zeros) becomes c_i+.
+// empty = zeros) becomes c_i+. With `att` the update's data leave as a frame of their own (sent
+// with the Envelope by SendEnvelope, no copy); without, inline in fit_res.update.
 Status LocalFit(Learner& learner, const Dataset& data, const std::vector<uint32_t>& indices,
                 const wire::FitIns& ins, const std::function<bool(float)>& on_progress, wire::FitRes* res,
-                ErrorFeedbackQuantiser* vq, std::vector<float>* control);
+                wire::Attachments* att, ErrorFeedbackQuantiser* vq, std::vector<float>* control);
 
 // What a node answers when LocalFit or LocalEvaluate fails: TRAINING_FAILED when the training or
 // evaluation itself failed, else BAD_TENSOR (fit_ins or evaluate_ins was at fault).

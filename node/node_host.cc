@@ -89,7 +89,11 @@ class Host {
       zmq::message_t msg;
       while (sock_.recv(msg, zmq::recv_flags::dontwait)) {
         wire::Envelope in;
-        Status st = wire::Decode(msg.data(), msg.size(), wire::kDefaultMaxFrameBytes * 4, &in);
+        std::vector<zmq::message_t> rest;
+        wire::RecvRest(sock_, msg, &rest);
+        Status st = rest.empty() ? wire::Decode(msg.data(), msg.size(), wire::kDefaultMaxFrameBytes * 4, &in)
+                                 : Status::InvalidArgument(std::to_string(rest.size()) +
+                                                           " frames after the Envelope: the server sends tensors inline");
         if (!st.ok()) {
           spdlog::error("host: dropped a frame from the server: {}", st.ToString());
           continue;
@@ -171,10 +175,10 @@ class Host {
     Send(n.id, env);
   }
 
-  void Send(const std::string& node, wire::Envelope& env) {
+  void Send(const std::string& node, wire::Envelope& env, const wire::Attachments* att = nullptr) {
     env.set_sender(node);
     env.set_node(node);
-    wire::SendEnvelope(sock_, env);
+    wire::SendEnvelope(sock_, env, "", /*dont_wait=*/false, att);
   }
 
   bool Prepare(const wire::JoinAck& ack) {
@@ -204,6 +208,7 @@ class Host {
       double virtual_s;
       std::string id;
       wire::Envelope env;
+      wire::Attachments att;  // the update's data
     };
     std::vector<size_t> order;  // the online nodes, in the order they train
     for (size_t i = 0; i < fits.size(); ++i) {
@@ -254,9 +259,10 @@ class Host {
       *ins.mutable_params() = fit.model->params();
       *ins.mutable_control() = fit.model->control();
       wire::Envelope out;
+      wire::Attachments att;
       auto* res = out.mutable_fit_res();
       auto carry = n.carry->Begin(run_id_, ins.round());
-      Status st = carry.ok() ? LocalFit(*learner_, data_, parts_[n.index], ins, beat, res, &carry.value()->vq,
+      Status st = carry.ok() ? LocalFit(*learner_, data_, parts_[n.index], ins, beat, res, &att, &carry.value()->vq,
                                         &carry.value()->control)
                              : carry.status();
       if (st.ok()) st = n.carry->Commit();
@@ -275,14 +281,14 @@ class Host {
       }
       res->set_virtual_time_s(c.total_s());
       res->set_compute_energy_j(c.compute_energy_j);
-      held.push_back({c.total_s(), id, std::move(out)});
+      held.push_back({c.total_s(), id, std::move(out), std::move(att)});
       if (streamed && held.size() >= kAnswersPerSend) {
-        for (auto& a : held) Send(a.id, a.env);
+        for (auto& a : held) Send(a.id, a.env, &a.att);
         held.clear();
       }
     }
     std::stable_sort(held.begin(), held.end(), [](const Answer& a, const Answer& b) { return a.virtual_s < b.virtual_s; });
-    for (auto& a : held) Send(a.id, a.env);
+    for (auto& a : held) Send(a.id, a.env, &a.att);
   }
 
   NodeHostOptions opt_;

@@ -153,13 +153,14 @@ class Node {
     wire::Envelope out;
     out.set_sender(id_);
     auto carry = carry_.Begin(run_id_, ins.round());
-    Status st = carry.ok() ? LocalFit(*learner_, data_, indices_, ins, progress, out.mutable_fit_res(), &carry.value()->vq,
+    wire::Attachments att;  // the update's data, sent beside the Envelope
+    Status st = carry.ok() ? LocalFit(*learner_, data_, indices_, ins, progress, out.mutable_fit_res(), &att, &carry.value()->vq,
                                       &carry.value()->control)
                            : carry.status();
     if (st.ok() && !Stopping()) st = carry_.Commit();
     if (Stopping()) return;  // Run() leaves
     if (!st.ok()) return ReplyError(FailureCode(st), st.message(), ins.round());
-    wire::SendEnvelope(sock_, out);
+    wire::SendEnvelope(sock_, out, "", /*dont_wait=*/false, &att);
     malloc_trim(0);  // what this round freed goes back before the next round's model arrives
     spdlog::info("{}: round {} trained {} samples in {:.2f} s, loss {:.4f}", id_, ins.round(),
                  out.fit_res().num_samples(), out.fit_res().train_time_s(), out.fit_res().train_loss());

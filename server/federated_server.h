@@ -28,12 +28,12 @@ class FederatedServer final : public ServerCore {
 
  private:
   FederatedServer(const Scenario& scenario, std::atomic<bool>* stop) : ServerCore(CoreOptions(scenario), stop), sc(scenario) {}
-  bool OnModeMessage(const std::string& from, const wire::Envelope& env) override;
+  bool OnModeMessage(const std::string& from, const wire::Envelope& env, const wire::FrameViews& attached) override;
   void FillJoinAck(uint32_t index, wire::JoinAck* ack) override;
   void OnNodeError(const std::string& from, const wire::Error& e) override;
 
   // ---- receiving updates (federated_updates.cc) --------------------------------------------------
-  void OnFitRes(const std::string& from, const wire::FitRes& res);
+  void OnFitRes(const std::string& from, const wire::FitRes& res, const wire::FrameViews& attached);
   // A refused update: counted, logged, answered BAD_TENSOR naming the field, the node's round failed.
   void RejectUpdate(const std::string& from, const std::string& m);
   bool OnTime(const std::string& from, const wire::FitRes& res, FitResult* r);

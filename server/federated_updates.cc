@@ -8,9 +8,9 @@
 
 namespace edgebed {
 
-bool FederatedServer::OnModeMessage(const std::string& from, const wire::Envelope& env) {
+bool FederatedServer::OnModeMessage(const std::string& from, const wire::Envelope& env, const wire::FrameViews& attached) {
   switch (env.body_case()) {
-    case wire::Envelope::kFitRes: OnFitRes(from, env.fit_res()); return true;
+    case wire::Envelope::kFitRes: OnFitRes(from, env.fit_res(), attached); return true;
     case wire::Envelope::kEvaluateRes: OnEvaluateRes(from, env.evaluate_res()); return true;
     default: return false;
   }
@@ -21,7 +21,7 @@ void FederatedServer::OnNodeError(const std::string& from, const wire::Error& e)
   ServerCore::OnNodeError(from, e);
 }
 
-void FederatedServer::OnFitRes(const std::string& from, const wire::FitRes& res) {
+void FederatedServer::OnFitRes(const std::string& from, const wire::FitRes& res, const wire::FrameViews& attached) {
   if (!KnownAlive(from, "fit_res")) return;
   if (async_over_) return;  // FedBuff's abandoned jobs
   if (!rounds.Expects(from, res.round())) {
@@ -42,13 +42,13 @@ void FederatedServer::OnFitRes(const std::string& from, const wire::FitRes& res)
   // Digital OTA answers carry VQ indices (the channel superposes them when the round closes);
   // every other uplink takes the update itself.
   const bool vq_answer = uplink->carries_codewords() || res.vq_indices_size() > 0;
-  Status st = vq_answer ? (ota_ ? ota_->CheckIndices(res) : Status::InvalidArgument("fit_res.vq_indices is for channel.uplink = digital_ota; this run's uplink takes fit_res.update")) : wire::FromTensors(res.update(), "fit_res.update", &global.specs, &r.update);
+  Status st = vq_answer ? (ota_ ? ota_->CheckIndices(res) : Status::InvalidArgument("fit_res.vq_indices is for channel.uplink = digital_ota; this run's uplink takes fit_res.update")) : wire::FromTensors(res.update(), "fit_res.update", &global.specs, &r.update, attached);
   if (!st.ok()) return RejectUpdate(from, st.message());
   if (strategy->FitControl() || res.control_delta_size() > 0) {  // SCAFFOLD: c_i+ - c_i beside the update
     if (!strategy->FitControl()) return RejectUpdate(from, "fit_res.control_delta is for federation.strategy = scaffold");
     if (res.control_delta_size() == 0) return RejectUpdate(from, "fit_res.control_delta is missing (federation.strategy = scaffold)");
     ParamSet cd;
-    st = wire::FromTensors(res.control_delta(), "fit_res.control_delta", &global.specs, &cd);
+    st = wire::FromTensors(res.control_delta(), "fit_res.control_delta", &global.specs, &cd, attached);
     if (!st.ok()) return RejectUpdate(from, st.message());
     r.control_delta = std::move(cd.flat);
   }

@@ -17,7 +17,7 @@ Result<std::unique_ptr<ServerCore>> GnnServer::Create(const Scenario& sc, std::a
   return std::unique_ptr<ServerCore>(std::move(s));
 }
 
-bool GnnServer::OnModeMessage(const std::string& from, const wire::Envelope& env) {
+bool GnnServer::OnModeMessage(const std::string& from, const wire::Envelope& env, const wire::FrameViews&) {
   switch (env.body_case()) {
     case wire::Envelope::kGnnReady: OnGnnReady(from, env.gnn_ready()); return true;
     case wire::Envelope::kGnnEpochDone: OnGnnEpochDone(from, env.gnn_epoch_done()); return true;

@@ -20,7 +20,7 @@ class GnnServer final : public ServerCore {
 
  private:
   GnnServer(const Scenario& scenario, std::atomic<bool>* stop) : ServerCore(CoreOptions(scenario), stop), sc(scenario) {}
-  bool OnModeMessage(const std::string& from, const wire::Envelope& env) override;
+  bool OnModeMessage(const std::string& from, const wire::Envelope& env, const wire::FrameViews&) override;
   void FillJoinAck(uint32_t index, wire::JoinAck* ack) override;
   void OnNodeError(const std::string& from, const wire::Error& e) override;
   void OnGnnReady(const std::string& from, const wire::GnnReady& r);

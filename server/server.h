@@ -19,7 +19,7 @@ namespace edgebed {
 // What the server dropped, by cause; tests and summary.json read it.
 struct ServerStats {
   uint64_t frames = 0;            // frames received
-  uint64_t malformed = 0;         // not an Envelope, empty, or more than one frame
+  uint64_t malformed = 0;         // not an Envelope, empty, or more than 8 attached frames
   uint64_t oversize = 0;          // over server.max_frame_mb
   uint64_t bad_version = 0;
   uint64_t bad_tensor = 0;        // wrong name/shape/dtype/size or non-finite values

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "codecs/zmq_wire.h"
 #include "record/files.h"
 
 #include "splitnets/device_profile.h"
@@ -109,16 +110,19 @@ void ServerCore::OnRouteClosed(const std::string& route) {
 void ServerCore::OnMessage(const std::string& route, std::vector<zmq::message_t>& parts) {
   ++stats.frames;
   const std::string& from = route;
-  if (parts.size() != 2) {
+  if (parts.size() < 2) {
     ++stats.malformed;
-    spdlog::error("dropped a message from '{}': {} frames, a message is exactly one Envelope frame", wire::Printable(from),
-                  parts.size() - 1);
-    SendError(from, wire::MALFORMED, "a message must be exactly one frame holding one Envelope");
+    spdlog::error("dropped a message from '{}' with no Envelope frame", wire::Printable(from));
+    SendError(from, wire::MALFORMED, "a message must start with a frame holding one Envelope");
     return;
   }
   const zmq::message_t& payload = parts[1];
+  const wire::FrameViews attached = wire::Views(parts, 2);  // the frames its tensors ride in
+  size_t message_bytes = 0;
+  for (size_t i = 1; i < parts.size(); ++i) message_bytes += parts[i].size();
   wire::Envelope env;
   Status st = wire::Decode(payload.data(), payload.size(), core.link.max_frame_bytes, &env);
+  if (st.ok()) st = wire::CheckAttached(payload.size(), attached, core.link.max_frame_bytes);
   // A node host carries many nodes on one connection; each message names its node.
   const std::string node = st.ok() && !env.node().empty() ? env.node() : from;
   if (auto* rec = registry.Find(node); rec && rec->route == route) {
@@ -126,10 +130,10 @@ void ServerCore::OnMessage(const std::string& route, std::vector<zmq::message_t>
     registry.TouchRoute(route, Clock::now());  // only a connection carrying a joined node counts
   }
   if (rounds.round() > 0 && rounds.Expects(node))
-    (st.ok() && env.has_fit_res() ? uplink_bytes : control_bytes) += payload.size();
+    (st.ok() && env.has_fit_res() ? uplink_bytes : control_bytes) += message_bytes;
   if (!st.ok()) {
     wire::ErrorCode code = wire::MALFORMED;
-    if (payload.size() > core.link.max_frame_bytes) {
+    if (message_bytes > core.link.max_frame_bytes) {
       ++stats.oversize;
       code = wire::OVERSIZE;
     } else if (st.code() == Status::Code::kInvalidArgument) {
@@ -138,7 +142,7 @@ void ServerCore::OnMessage(const std::string& route, std::vector<zmq::message_t>
     } else {
       ++stats.malformed;
     }
-    spdlog::error("dropped a frame of {} bytes from '{}': {}", payload.size(), wire::Printable(from), st.ToString());
+    spdlog::error("dropped a message of {} bytes from '{}': {}", message_bytes, wire::Printable(from), st.ToString());
     SendError(from, code, st.message());
     return;
   }
@@ -164,7 +168,7 @@ void ServerCore::OnMessage(const std::string& route, std::vector<zmq::message_t>
     case wire::Envelope::kSplitInferDone:
     case wire::Envelope::kGnnReady:
     case wire::Envelope::kGnnEpochDone:
-      if (OnModeMessage(from_node, env)) return;
+      if (OnModeMessage(from_node, env, attached)) return;
       ++stats.unexpected;
       spdlog::error("dropped {} from '{}': this is a {}", wire::BodyName(env), wire::Printable(from_node), mode_name());
       return SendError(from_node, wire::UNEXPECTED, wire::BodyName(env) + " in a " + mode_name());

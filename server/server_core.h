@@ -71,8 +71,9 @@ class ServerCore : public NodeLink::Handler {
 
  protected:
   // A message of this mode (fit_res, split_forward, gnn_ready, ...) from joined-or-not node `from`;
-  // false when the mode takes no such message (the core then answers UNEXPECTED).
-  virtual bool OnModeMessage(const std::string& from, const wire::Envelope& env) = 0;
+  // false when the mode takes no such message (the core then answers UNEXPECTED). `attached`: the
+  // frames after the Envelope frame that its tensors may name (checked against the size limit).
+  virtual bool OnModeMessage(const std::string& from, const wire::Envelope& env, const wire::FrameViews& attached) = 0;
   // The mode's fields of a join_ack (the node's shard, the split network, ...).
   virtual void FillJoinAck(uint32_t index, wire::JoinAck* ack) {}
   // A node reports an error (e.g. UNAVAILABLE for this round, REJECTED for its GNN shard).

@@ -21,7 +21,7 @@ Result<std::unique_ptr<ServerCore>> SplitServer::Create(const Scenario& sc, std:
   return std::unique_ptr<ServerCore>(std::move(s));
 }
 
-bool SplitServer::OnModeMessage(const std::string& from, const wire::Envelope& env) {
+bool SplitServer::OnModeMessage(const std::string& from, const wire::Envelope& env, const wire::FrameViews&) {
   switch (env.body_case()) {
     case wire::Envelope::kSplitForward: OnSplitForward(from, env.split_forward()); return true;
     case wire::Envelope::kSplitDone: OnSplitDone(from, env.split_done()); return true;

@@ -20,7 +20,7 @@ class SplitServer final : public ServerCore {
 
  private:
   SplitServer(const Scenario& scenario, std::atomic<bool>* stop) : ServerCore(CoreOptions(scenario), stop), sc(scenario) {}
-  bool OnModeMessage(const std::string& from, const wire::Envelope& env) override;
+  bool OnModeMessage(const std::string& from, const wire::Envelope& env, const wire::FrameViews&) override;
   void FillJoinAck(uint32_t index, wire::JoinAck* ack) override;
   bool SplitExpected(const std::string& from, const std::string& what);
   void OnSplitForward(const std::string& from, const wire::SplitForward& f);

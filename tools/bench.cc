@@ -48,7 +48,9 @@ ParamSet MakeUpdate(size_t floats) {
 
 // Seconds to move `burst` messages of the update from a DEALER to a ROUTER over TCP loopback.
 // protocol = false: raw ZeroMQ frames of the same size, sent without a copy (the update outlives the
-// burst); true: FitRes encode, send, decode, check.
+// burst); true: edgebed's path, as a node sends its update: a FitRes Envelope with the update's data
+// attached as a frame of its own (no copy), then on the server decode, copy into the ParamSet and
+// check (FromTensors).
 // curve: the link is CURVE (encrypted and authenticated, the server's ZAP handler admitting the key).
 double TransferBurst(const ParamSet& update, int burst, bool protocol, bool curve = false) {
   // Two contexts, as node and server are two processes: each end has its own I/O thread (where
@@ -77,17 +79,20 @@ double TransferBurst(const ParamSet& update, int burst, bool protocol, bool curv
   (void)router.recv(m);
   (void)router.recv(m);
 
+  // What a node's training leaves: the update in a vector of its own (LocalFit moves it into the frame).
+  const auto trained = std::make_shared<const std::vector<float>>(update.flat);
   const auto t0 = Clock::now();
   std::thread sender([&] {
     for (int i = 0; i < burst; ++i) {
       if (protocol) {
         wire::Envelope env;
+        wire::Attachments att;
         env.set_sender("bench-node");
         auto* res = env.mutable_fit_res();
         res->set_round(1);
         res->set_num_samples(100);
-        wire::ToTensors(update, res->mutable_update());
-        wire::SendEnvelope(dealer, env);
+        wire::AttachTensors(update.specs, trained, res->mutable_update(), &att);
+        wire::SendEnvelope(dealer, env, "", /*dont_wait=*/false, &att);
       } else {  // zero-copy, as SendEnvelope hands its encoded bytes over: ZeroMQ reads the update in place
         zmq::message_t msg(const_cast<float*>(update.flat.data()), update.bytes(), nullptr, nullptr);
         dealer.send(std::move(msg), zmq::send_flags::none);
@@ -97,13 +102,17 @@ double TransferBurst(const ParamSet& update, int burst, bool protocol, bool curv
   size_t checksum = 0;
   for (int i = 0; i < burst; ++i) {
     zmq::message_t id, payload;
+    std::vector<zmq::message_t> rest;
     (void)router.recv(id);
     (void)router.recv(payload);
+    wire::RecvRest(router, payload, &rest);
     if (protocol) {
       wire::Envelope env;
       ParamSet got;
+      const wire::FrameViews attached = wire::Views(rest);
       Status st = wire::Decode(payload.data(), payload.size(), wire::kDefaultMaxFrameBytes, &env);
-      if (st.ok()) st = wire::FromTensors(env.fit_res().update(), "fit_res.update", &update.specs, &got);
+      if (st.ok()) st = wire::CheckAttached(payload.size(), attached, wire::kDefaultMaxFrameBytes);
+      if (st.ok()) st = wire::FromTensors(env.fit_res().update(), "fit_res.update", &update.specs, &got, attached);
       if (!st.ok()) spdlog::error("bench transfer: {}", st.ToString());
       checksum += got.flat.size();
     } else {

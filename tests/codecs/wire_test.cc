@@ -1,10 +1,12 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "codecs/rng.h"
 #include "codecs/wire.h"
+#include "codecs/zmq_wire.h"
 
 using namespace edgebed;
 
@@ -133,6 +135,80 @@ TEST_CASE("tensors are checked on arrival: shape, name, size, dtype, finiteness"
     t->Mutable(1)->set_shape(0, -3);
     CHECK(wire::FromTensors(*t, "fit_res.update", nullptr, &out).message().find("dimension -3") != std::string::npos);
   }
+}
+
+TEST_CASE("tensors in attached frames: sent in place over a socket, received bit for bit") {
+  const ParamSet p = Small();
+  auto flat = std::make_shared<const std::vector<float>>(p.flat);
+  zmq::context_t ctx(1);
+  zmq::socket_t a(ctx, zmq::socket_type::pair), b(ctx, zmq::socket_type::pair);
+  a.bind("inproc://attached");
+  b.connect("inproc://attached");
+  wire::Envelope env;
+  wire::Attachments att;
+  wire::AttachTensors(p.specs, flat, env.mutable_fit_res()->mutable_update(), &att);
+  CHECK(env.fit_res().update(0).data().empty());
+  CHECK(env.fit_res().update(1).frame() == 1);
+  CHECK(env.fit_res().update(1).frame_offset() == 6 * sizeof(float));
+  const std::string envelope = Encoded(env);
+  const size_t sent = wire::SendEnvelope(a, env, "", false, &att);
+  CHECK(sent == envelope.size() + p.bytes());  // the Envelope and the 36 data bytes, nothing else
+
+  zmq::message_t first;
+  std::vector<zmq::message_t> rest;
+  REQUIRE(b.recv(first));
+  wire::RecvRest(b, first, &rest);
+  REQUIRE(rest.size() == 1);
+  CHECK(rest[0].size() == p.bytes());
+  wire::Envelope got;
+  REQUIRE(wire::Decode(first.data(), first.size(), 1 << 20, &got).ok());
+  const wire::FrameViews frames = wire::Views(rest);
+  CHECK(wire::CheckAttached(first.size(), frames, 1 << 20).ok());
+  ParamSet back;
+  REQUIRE(wire::FromTensors(got.fit_res().update(), "fit_res.update", &p.specs, &back, frames).ok());
+  CHECK(back.flat == p.flat);
+  // ZeroMQ holds the update, not a copy (inproc hands the very buffer over), and lets go of it with
+  // the received message.
+  CHECK(static_cast<const void*>(rest[0].data()) == static_cast<const void*>(flat->data()));
+  rest.clear();
+  att.frames.clear();
+  CHECK(flat.use_count() == 1);
+}
+
+TEST_CASE("attached frames are checked: the frame named, the range inside it, the count, the size") {
+  const ParamSet p = Small();
+  wire::Envelope env;
+  wire::Attachments att;
+  auto* t = env.mutable_fit_res()->mutable_update();
+  wire::AttachTensors(p.specs, std::make_shared<const std::vector<float>>(p.flat), t, &att);
+  const std::string data(reinterpret_cast<const char*>(p.flat.data()), p.bytes());
+  ParamSet out;
+  const auto from = [&](const wire::FrameViews& frames) {
+    return wire::FromTensors(*t, "fit_res.update", &p.specs, &out, frames).message();
+  };
+  CHECK(wire::FromTensors(*t, "fit_res.update", &p.specs, &out, {data}).ok());
+  CHECK(from({}).find("fit_res.update[0] 'w' names frame 1, the message has 0 attached frames") != std::string::npos);
+  // The frame is one float short: the last tensor's range runs past its end.
+  CHECK(from({std::string_view(data).substr(0, data.size() - 4)})
+            .find("'b' of shape [3] needs bytes [24, 36) of frame 1, which holds 32") != std::string::npos);
+  t->Mutable(1)->set_frame_offset(~uint64_t{0});  // an offset that would wrap
+  CHECK(from({data}).find("needs bytes") != std::string::npos);
+  t->Mutable(1)->set_frame_offset(24);
+  t->Mutable(1)->set_data("abcdabcdabcd");
+  CHECK(from({data}).find("'b' names frame 1 and carries inline data too") != std::string::npos);
+  t->Mutable(1)->clear_data();
+  std::string nan = data;
+  const float bad = std::nanf("");
+  std::memcpy(nan.data() + 7 * sizeof(float), &bad, sizeof(bad));
+  const std::string st = from({nan});
+  CHECK(st.find("tensor 'b' holds a non-finite value (nan) at element 1") != std::string::npos);
+
+  const std::vector<std::string> nine(9, "x");
+  CHECK(wire::CheckAttached(10, wire::FrameViews(nine.begin(), nine.end()), 1 << 20).message().find(
+            "carries 9 frames after its Envelope, at most 8") != std::string::npos);
+  CHECK(wire::CheckAttached(10, {data}, 45).message().find("message of 46 bytes exceeds the limit of 45 bytes") !=
+        std::string::npos);
+  CHECK(wire::CheckAttached(10, {data}, 46).ok());
 }
 
 TEST_CASE("CheckLayout compares names and shapes") {

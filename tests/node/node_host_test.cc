@@ -83,7 +83,7 @@ TEST_CASE("a node host trains from the round's one model copy as from a full fit
   auto update = [&](const Frame& f) {
     REQUIRE(f.env.has_fit_res());
     ParamSet u;
-    REQUIRE(wire::FromTensors(f.env.fit_res().update(), "fit_res.update", &model.specs, &u).ok());
+    REQUIRE(wire::FromTensors(f.env.fit_res().update(), "fit_res.update", &model.specs, &u, f.frames()).ok());
     return u.flat;
   };
 

@@ -90,8 +90,10 @@ TEST_CASE("a node joins, evaluates, refuses a bad model, trains, and leaves on s
   REQUIRE(f.env.has_fit_res());
   CHECK(f.env.fit_res().round() == 2);
   CHECK(f.env.fit_res().num_samples() == 500);
+  CHECK(f.attached.size() == 1);  // the update's data ride in a frame of their own
+  CHECK(f.env.fit_res().update(0).frame() == 1);
   ParamSet update;
-  REQUIRE(wire::FromTensors(f.env.fit_res().update(), "fit_res.update", &learner->specs(), &update).ok());
+  REQUIRE(wire::FromTensors(f.env.fit_res().update(), "fit_res.update", &learner->specs(), &update, f.frames()).ok());
   double norm = 0;
   for (float x : update.flat) norm += x * x;
   CHECK(norm > 0.0);  // it trained

@@ -71,7 +71,7 @@ TEST_CASE("LocalFit with a control variate: c_i+ = c_i - c + (x - y) / (K lr), s
   for (size_t i = 0; i < c.size(); ++i) c[i] = 0.002f * std::sin(static_cast<float>(i));
   std::vector<float> ci;  // the node's c_i: starts at 0
   wire::FitRes res;
-  REQUIRE(LocalFit(*learner, Data(), First(320), Ins(x, &c), nullptr, &res, nullptr, &ci).ok());
+  REQUIRE(LocalFit(*learner, Data(), First(320), Ins(x, &c), nullptr, &res, nullptr, nullptr, &ci).ok());
   ParamSet update, delta;
   REQUIRE(wire::FromTensors(res.update(), "update", &x.specs, &update).ok());
   REQUIRE(wire::FromTensors(res.control_delta(), "control_delta", &x.specs, &delta).ok());
@@ -85,7 +85,7 @@ TEST_CASE("LocalFit with a control variate: c_i+ = c_i - c + (x - y) / (K lr), s
   const std::vector<float> before = ci;
   REQUIRE(learner->SetParams(x).ok());
   wire::FitRes res2;
-  REQUIRE(LocalFit(*learner, Data(), First(320), Ins(x, &c), nullptr, &res2, nullptr, &ci).ok());
+  REQUIRE(LocalFit(*learner, Data(), First(320), Ins(x, &c), nullptr, &res2, nullptr, nullptr, &ci).ok());
   ParamSet update2, delta2;
   REQUIRE(wire::FromTensors(res2.update(), "update", &x.specs, &update2).ok());
   REQUIRE(wire::FromTensors(res2.control_delta(), "control_delta", &x.specs, &delta2).ok());
@@ -98,12 +98,12 @@ TEST_CASE("LocalFit with a control variate: c_i+ = c_i - c + (x - y) / (K lr), s
   wire::FitRes res3, res4;
   std::vector<float> zero_ci;
   const std::vector<float> zero_c(x.flat.size(), 0.0f);
-  REQUIRE(LocalFit(*plain, Data(), First(320), Ins(x, nullptr), nullptr, &res3, nullptr, nullptr).ok());
+  REQUIRE(LocalFit(*plain, Data(), First(320), Ins(x, nullptr), nullptr, &res3, nullptr, nullptr, nullptr).ok());
   REQUIRE(plain->SetParams(x).ok());
-  REQUIRE(LocalFit(*plain, Data(), First(320), Ins(x, &zero_c), nullptr, &res4, nullptr, &zero_ci).ok());
+  REQUIRE(LocalFit(*plain, Data(), First(320), Ins(x, &zero_c), nullptr, &res4, nullptr, nullptr, &zero_ci).ok());
   CHECK(res3.update(0).data() == res4.update(0).data());
   // A node that keeps no control variate refuses fit_ins.control.
   wire::FitRes res5;
-  CHECK(LocalFit(*plain, Data(), First(32), Ins(x, &c), nullptr, &res5, nullptr, nullptr).message().find("fit_ins.control") !=
+  CHECK(LocalFit(*plain, Data(), First(32), Ins(x, &c), nullptr, &res5, nullptr, nullptr, nullptr).message().find("fit_ins.control") !=
         std::string::npos);
 }

@@ -234,7 +234,11 @@ TEST_CASE("garbage and broken nodes are logged and dropped; the run finishes unh
     if (round == 1) update.specs[0].shape = {5, 784};  // wrong shape (and size)
     if (round == 2) update.flat[17] = std::nanf("");    // NaN
     if (round == 1) update.flat.resize(5 * 784 + 10);
-    wire::ToTensors(update, fr->mutable_update());
+    wire::Attachments att;  // rounds 2 and 3: the update's data in a frame of their own, as nodes send it
+    if (round == 2 || round == 3)
+      wire::AttachTensors(update.specs, std::make_shared<const std::vector<float>>(update.flat), fr->mutable_update(), &att);
+    else
+      wire::ToTensors(update, fr->mutable_update());
     if (round >= 3) {  // as if a channel process carried it: a report and erased ranges
       wire::LinkReport* l = fr->add_link();
       l->set_node_index(2);
@@ -243,7 +247,7 @@ TEST_CASE("garbage and broken nodes are logged and dropped; the run finishes unh
       fr->add_erased(10);
       fr->add_erased(round == 3 ? 20 : 99999);  // round 4: a range beyond the update
     }
-    wire::SendEnvelope(rogue, res);
+    wire::SendEnvelope(rogue, res, "", false, &att);
     if (round == 1 || round == 2 || round == 4) {
       REQUIRE(Recv(rogue, &reply));
       CHECK(reply.error().code() == wire::BAD_TENSOR);
