@@ -54,21 +54,21 @@ void FederatedServer::TopUp(uint32_t step) {
   }
 }
 
-void FederatedServer::OnAsyncFitRes(const std::string& from, const wire::FitRes& res, FitResult r) {
+void FederatedServer::OnAsyncFitRes(const std::string& from, const wire::FitRes& res, uint64_t res_bytes, FitResult r) {
   if (res.aggregate_of_size() > 0 || res.link_size() > 0)
     return RejectUpdate(from, "fit_res.aggregate_of and fit_res.link come from a channel process; this run has none");
   if (!std::isfinite(res.virtual_time_s()) || res.virtual_time_s() < 0)
     return RejectUpdate(from, "fit_res.virtual_time_s must be finite and >= 0");
   r.virtual_s = res.virtual_time_s();
   LinkAccounting l;
-  Status st = uplink->Carry(r.node_index, res.round(), &r.update.flat, res.ByteSizeLong(), &l);
+  Status st = uplink->Carry(r.node_index, res.round(), &r.update.flat, res_bytes, &l);
   if (!st.ok()) return Fail(from, "update lost: " + st.message());
   NodeRecord* rec = registry.Find(from);
   if (rec) rec->num_samples = r.num_samples;
-  const auto [upload_s, radio_j] = UploadCost(rec, r.node_index, res.ByteSizeLong(), l);
+  const auto [upload_s, radio_j] = UploadCost(rec, r.node_index, res_bytes, l);
   r.virtual_s += upload_s;
   rounds.Accept(from);
-  st = async_->Complete(from, std::move(r), std::move(l), res.ByteSizeLong(), radio_j, res.compute_energy_j());
+  st = async_->Complete(from, std::move(r), std::move(l), res_bytes, radio_j, res.compute_energy_j());
   if (!st.ok()) spdlog::error("step {}: {}", rounds.round(), st.message());
 }
 

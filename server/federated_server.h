@@ -36,7 +36,7 @@ class FederatedServer final : public ServerCore {
   void OnFitRes(const std::string& from, const wire::FitRes& res, const wire::FrameViews& attached);
   // A refused update: counted, logged, answered BAD_TENSOR naming the field, the node's round failed.
   void RejectUpdate(const std::string& from, const std::string& m);
-  bool OnTime(const std::string& from, const wire::FitRes& res, FitResult* r);
+  bool OnTime(const std::string& from, uint64_t res_bytes, FitResult* r);
   // The upload's virtual seconds and radio energy: the channel's airtime in `l` where it models one,
   // else the frame's bits over the node's uplink rate.
   std::pair<double, double> UploadCost(const NodeRecord* rec, uint32_t index, uint64_t frame_bytes,
@@ -69,7 +69,7 @@ class FederatedServer final : public ServerCore {
   void TopUp(uint32_t step);
   bool Dispatch(const std::string& id, uint32_t step);
   // A fit_res of a job in flight: carried by the uplink, then handed to the schedule.
-  void OnAsyncFitRes(const std::string& from, const wire::FitRes& res, FitResult r);
+  void OnAsyncFitRes(const std::string& from, const wire::FitRes& res, uint64_t res_bytes, FitResult r);
   // Jobs whose node failed since the last look (the core failed it: gone, silent, left, error).
   void CollectAsyncFailures();
   // A completed job in completion order: its update weighed by staleness and folded into the strategy.

@@ -61,7 +61,10 @@ void FederatedServer::OnFitRes(const std::string& from, const wire::FitRes& res,
                  r.num_samples, assigned_samples[r.node_index], assigned_samples[r.node_index]);
     r.num_samples = assigned_samples[r.node_index];
   }
-  if (async_) return OnAsyncFitRes(from, res, std::move(r));
+  // What the node's radio sends: the encoded fit_res and the frames its update rides in.
+  uint64_t res_bytes = res.ByteSizeLong();
+  for (const auto& f : attached) res_bytes += f.size();
+  if (async_) return OnAsyncFitRes(from, res, res_bytes, std::move(r));
   if (!vq_answer && res.aggregate_of_size() > 0) return OnRelayedAggregate(from, res, std::move(r));
   if (over_commit_target > 0 && rounds.accepted() >= over_commit_target) {
     ++over_committed;
@@ -72,7 +75,7 @@ void FederatedServer::OnFitRes(const std::string& from, const wire::FitRes& res,
   r.virtual_s = res.virtual_time_s();
   energy_compute_j += res.compute_energy_j();
   if (vq_answer) {
-    if (!OnTime(from, res, &r)) return;
+    if (!OnTime(from, res_bytes, &r)) return;
     ota_->HoldIndices(r.node_index, std::vector<uint32_t>(res.vq_indices().begin(), res.vq_indices().end()));
   } else if (res.link_size() > 0) {
     // Carried by a channel process already: restore its erasures, take its report.
@@ -81,17 +84,17 @@ void FederatedServer::OnFitRes(const std::string& from, const wire::FitRes& res,
     for (const auto& l : res.link()) AddReport(l);
     link.channel_uses += res.link(0).channel_uses();
     link.airtime_s += res.link(0).airtime_s();
-    if (!OnTime(from, res, &r)) return;
+    if (!OnTime(from, res_bytes, &r)) return;
     st = strategy->Accumulate(r);
     if (!st.ok()) return Fail(from, "update lost: " + st.message());
   } else if (uplink->superposes()) {
-    if (!OnTime(from, res, &r)) return;  // the shared airtime is added when the round closes
+    if (!OnTime(from, res_bytes, &r)) return;  // the shared airtime is added when the round closes
     Answered(from, r);
     return ota_->HoldUpdate(std::move(r));  // transmitted all at once when the round closes
   } else {
-    st = uplink->Carry(r.node_index, rounds.round(), &r.update.flat, res.ByteSizeLong(), &link);
+    st = uplink->Carry(r.node_index, rounds.round(), &r.update.flat, res_bytes, &link);
     if (!st.ok()) return Fail(from, "update lost: " + st.message());
-    if (!OnTime(from, res, &r)) return;
+    if (!OnTime(from, res_bytes, &r)) return;
     st = strategy->Accumulate(r);
     if (!st.ok()) return Fail(from, "update lost: " + st.message());
   }
@@ -109,10 +112,10 @@ void FederatedServer::RejectUpdate(const std::string& from, const std::string& m
 // Virtual time: the node's own seconds (download + training) plus its upload, which is the
 // channel's airtime where the channel models it, else bits over the profile's uplink rate. An
 // update completing after server.virtual_deadline_s is a straggler's and is not aggregated.
-bool FederatedServer::OnTime(const std::string& from, const wire::FitRes& res, FitResult* r) {
+bool FederatedServer::OnTime(const std::string& from, uint64_t res_bytes, FitResult* r) {
   NodeRecord* rec = registry.Find(from);
-  if (rec) rec->num_samples = res.num_samples();  // what selection predicts with from now on
-  const auto [upload_s, radio_j] = UploadCost(rec, r->node_index, res.ByteSizeLong(), link);
+  if (rec) rec->num_samples = r->num_samples;  // what selection predicts with from now on
+  const auto [upload_s, radio_j] = UploadCost(rec, r->node_index, res_bytes, link);
   energy_radio_j += radio_j;
   r->virtual_s += upload_s;
   if (sc.virtual_deadline_s > 0 && r->virtual_s > sc.virtual_deadline_s) {

@@ -137,6 +137,8 @@ Status GnnServer::Run() {
     }
     const size_t asked = rounds.expected();
     if (asked < gnn->shards()) {  // a shard left between epochs: the others would wait for it in vain
+      // Its leave (with why) came before its connection closed and may still wait unread: read it first.
+      PollOnce(std::chrono::milliseconds(0));
       std::string why;
       for (uint32_t i = 0; i < gnn->shards(); ++i) {
         const NodeRecord* rec = registry.ByIndex(i);

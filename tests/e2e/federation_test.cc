@@ -45,6 +45,8 @@ TEST_CASE("a multi-process federation runs end to end and writes its outputs") {
   CHECK(rows[3]["participants"] == 4);
   CHECK(rows[3]["failures"] == 0);
   CHECK(rows[3]["uplink_bytes"].get<double>() > 4 * 400000);  // four ~424 kB CNN updates
+  // The link counts the update's bits too, not only the Envelope's (the update rides in its own frame).
+  CHECK(rows[3]["uplink_payload_bits"].get<double>() > 8.0 * 4 * 400000);
   CHECK(rows[3]["test_accuracy"].get<double>() > rows[0]["test_accuracy"].get<double>() + 0.3);
   for (const char* f : {"metrics.png", "metrics.csv", "final_model.pt", "summary.json", "scenario.toml"})
     CHECK_MESSAGE(fs::exists(out + "/" + f), f);
