@@ -1,7 +1,10 @@
 #include "record/report.h"
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
+#include <fstream>
 #include <sstream>
 
 #include "record/files.h"
@@ -78,22 +81,25 @@ Result<std::vector<json>> ReadCsvRows(const std::string& path) {
   return rows;
 }
 
-Result<std::vector<json>> ReadMetricsRows(const std::string& dir) {
+Result<std::vector<json>> ReadMetricsRows(const std::string& dir, const std::function<void(json*)>& each) {
   std::vector<json> rows;
-  auto text = ReadFile(dir + "/metrics.jsonl");
-  if (!text.ok()) return text.status();
-  std::istringstream in(text.value());
+  const std::string path = dir + "/metrics.jsonl";
+  std::ifstream in(path);  // line by line: a population run's file is tens of MB
+  if (!in) return Status::NotFound("cannot read " + path + ": " + std::strerror(errno));
   for (std::string line; std::getline(in, line);) {
     if (line.empty()) continue;
     json row = json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (row.is_discarded() || !row.is_object()) break;  // cut short by a crash: nothing after it is whole
+    if (each) each(&row);
     rows.push_back(std::move(row));
   }
+  if (in.bad()) return Status::IoError("reading " + path + " failed");
   return rows;
 }
 
 Status WriteReport(const std::string& dir, ReportState state) {
-  auto rows = ReadMetricsRows(dir);
+  LinkTotals link;
+  auto rows = ReadMetricsRows(dir, [&](json* row) { FoldAndTrim(row, &link); });
   std::vector<json> none;
   const std::vector<json>& r = rows.ok() ? rows.value() : none;
   json summary;
@@ -127,7 +133,7 @@ Status WriteReport(const std::string& dir, ReportState state) {
   if (!rows.ok()) page.Paragraph("no metrics yet: " + rows.status().message());
 
   page.Heading("Figures");
-  std::vector<Figure> figs = RunFigures(r, summary);
+  std::vector<Figure> figs = RunFigures(r, summary, &link);
   if (auto requests = ReadCsvRows(dir + "/inference.csv"); requests.ok() && mode == RunMode::kSplit)
     for (auto& f : InferenceFigures(requests.value(), summary)) figs.push_back(std::move(f));
   SvgOptions svg;

@@ -3,6 +3,7 @@
 // legends) and the resolved scenario. The server rewrites it while the run goes, so an interrupted
 // run has one too; the launcher writes the last one.
 #pragma once
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -18,7 +19,9 @@ enum class ReportState {
 };
 
 // The rows of <dir>/metrics.jsonl; a last line cut short by a crash is left out. Errors name the file.
-[[nodiscard]] Result<std::vector<nlohmann::json>> ReadMetricsRows(const std::string& dir);
+// `each`, when set, sees every row as it is read and may fold or trim it before it is kept.
+[[nodiscard]] Result<std::vector<nlohmann::json>> ReadMetricsRows(
+    const std::string& dir, const std::function<void(nlohmann::json*)>& each = nullptr);
 
 // The top-level `name` of a resolved scenario.toml ('...' or "..."), or "" when it has none.
 std::string ScenarioNameOf(const std::string& toml);

@@ -52,7 +52,7 @@ std::vector<Series> ByKey(const std::vector<json>& rows, const std::vector<doubl
   return out;
 }
 
-void Federated(const std::vector<json>& all, const json& summary, std::vector<Figure>* figs) {
+void Federated(const std::vector<json>& all, const json& summary, const LinkTotals* link, std::vector<Figure>* figs) {
   const std::vector<json> rows = Trained(all, "round");
   std::vector<double> x = RowValues(all, "round"), xt = RowValues(rows, "round");
   figs->push_back({"accuracy", "test accuracy by round", "round", "test accuracy (fraction correct)",
@@ -85,19 +85,15 @@ void Federated(const std::vector<json>& all, const json& summary, std::vector<Fi
   Figure air{"channel_airtime", "uplink airtime and transmit energy by round", "round", "s (airtime) / J (energy)",
              {Curve(rows, xt, "uplink_airtime_s", "airtime, all nodes (s)"),
               Curve(rows, xt, "uplink_tx_energy_j", "transmit energy, all nodes (J)")}};
-  std::map<double, std::array<double, 5>> per_node;  // node -> packets, lost, airtime, snr sum, rounds
-  std::vector<double> lost_share;
-  for (const auto& r : rows) {
-    double packets = 0, lost = 0;
-    for (const auto& n : r.value("link_per_node", json::array())) {
-      auto& a = per_node[Num(n.value("node", json()))];
-      a[0] += Num(n.value("packets", json(0))), a[1] += Num(n.value("lost_packets", json(0)));
-      a[2] += Num(n.value("airtime_s", json(0))), a[3] += Num(n.value("snr_db", json(0))), a[4] += 1;
-      packets += Num(n.value("packets", json(0))), lost += Num(n.value("lost_packets", json(0)));
-    }
-    lost_share.push_back(packets > 0 ? 100.0 * lost / packets : kNaN);
+  LinkTotals folded;
+  if (!link) {  // rows that still carry their lists
+    for (const auto& r : rows) folded.Fold(r);
+    link = &folded;
   }
-  loss.series.push_back({"all nodes", xt, lost_share});
+  const auto& per_node = link->per_node;
+  Series share{"all nodes", {}, {}};
+  for (const auto& [round, lost] : link->lost_share) share.x.push_back(round), share.y.push_back(lost);
+  loss.series.push_back(std::move(share));
   double airtime = 0;
   for (const auto& [n, a] : per_node) airtime += a[2];
   if (airtime > 0) {
@@ -225,12 +221,29 @@ const char* RunModeName(RunMode mode) {
   }
 }
 
-std::vector<Figure> RunFigures(const std::vector<json>& rows, const json& summary) {
+void LinkTotals::Fold(const json& row) {
+  if (row.value("round", 0u) == 0) return;  // the initial model's evaluation: nothing sent
+  double packets = 0, lost = 0;
+  for (const auto& n : row.value("link_per_node", json::array())) {
+    auto& a = per_node[Num(n.value("node", json()))];
+    a[0] += Num(n.value("packets", json(0))), a[1] += Num(n.value("lost_packets", json(0)));
+    a[2] += Num(n.value("airtime_s", json(0))), a[3] += Num(n.value("snr_db", json(0))), a[4] += 1;
+    packets += Num(n.value("packets", json(0))), lost += Num(n.value("lost_packets", json(0)));
+  }
+  lost_share.emplace_back(Num(row["round"]), packets > 0 ? 100.0 * lost / packets : kNaN);
+}
+
+void FoldAndTrim(json* row, LinkTotals* totals) {
+  if (row->contains("round")) totals->Fold(*row);  // federated rows (GNN rows count epochs)
+  for (const char* list : {"link_per_node", "failed_nodes", "offline_nodes"}) row->erase(list);
+}
+
+std::vector<Figure> RunFigures(const std::vector<json>& rows, const json& summary, const LinkTotals* link) {
   std::vector<Figure> figs;
   switch (DetectRunMode(rows)) {
     case RunMode::kSplit: Split(rows, &figs); break;
     case RunMode::kGnn: Gnn(rows, &figs); break;
-    default: Federated(rows, summary, &figs);
+    default: Federated(rows, summary, link, &figs);
   }
   static const std::set<std::string> from_zero = {
       "bytes", "time", "participation", "memory", "staleness", "channel_loss", "channel_airtime", "channel_nodes",

@@ -4,7 +4,7 @@
 
 namespace edgebed {
 
-Status NodeRegistry::Join(const std::string& id, const std::string& route, uint32_t index, const std::string& device,
+Status NodeRegistry::Join(const std::string& id, const std::string& route, uint32_t index,
                           std::chrono::steady_clock::time_point now) {
   if (id.empty() || id.size() > 128) return Status::InvalidArgument("join.node_id must be 1..128 characters");
   for (char c : id)
@@ -16,19 +16,42 @@ Status NodeRegistry::Join(const std::string& id, const std::string& route, uint3
   if (index >= num_nodes_)
     return Status::InvalidArgument("join.node_index = " + std::to_string(index) + " is out of range [0, " +
                                    std::to_string(num_nodes_ - 1) + "]");
-  if (!holder_[index].empty() && holder_[index] != id)
-    return Status::InvalidArgument("join.node_index = " + std::to_string(index) + " is already held by " + holder_[index]);
+  if (holder_[index] && holder_[index]->id != id)
+    return Status::InvalidArgument("join.node_index = " + std::to_string(index) + " is already held by " + holder_[index]->id);
   NodeRecord& rec = nodes_[id];
   SetAlive(rec, false);  // a node joining again over its own connection starts over
   rec.id = id;
   rec.route = route;
   rec.index = index;
-  rec.device = device;
   rec.ready = false;
   SetAlive(rec, true);
   rec.last_seen = now;
   rec.gone_reason.clear();
   return Status::Ok();
+}
+
+const std::shared_ptr<const DeviceProfile>& MeasuredProfile() {
+  static const std::shared_ptr<const DeviceProfile> measured = std::make_shared<const DeviceProfile>();
+  return measured;
+}
+
+namespace {
+bool SameProfile(const DeviceProfile& a, const DeviceProfile& b) {
+  return a.name == b.name && a.train_gflops == b.train_gflops && a.memory_mb == b.memory_mb &&
+         a.uplink_bps == b.uplink_bps && a.downlink_bps == b.downlink_bps && a.tx_power_w == b.tx_power_w &&
+         a.compute_power_w == b.compute_power_w && a.ms_per_sample == b.ms_per_sample;
+}
+}  // namespace
+
+void NodeRegistry::SetProfile(NodeRecord& rec, const DeviceProfile& profile) {
+  for (const auto& p : recent_profiles_)
+    if (SameProfile(*p, profile)) {
+      rec.profile = p;
+      return;
+    }
+  if (recent_profiles_.size() >= 16) recent_profiles_.erase(recent_profiles_.begin());
+  recent_profiles_.push_back(std::make_shared<const DeviceProfile>(profile));
+  rec.profile = recent_profiles_.back();
 }
 
 NodeRecord* NodeRegistry::Find(const std::string& id) {
@@ -51,11 +74,11 @@ void NodeRegistry::SetAlive(NodeRecord& rec, bool alive) {
   if (alive) {
     ++alive_;
     ready_ += rec.ready;
-    holder_[rec.index] = rec.id;
+    holder_[rec.index] = &rec;
   } else {
     --alive_;
     ready_ -= rec.ready;
-    if (holder_[rec.index] == rec.id) holder_[rec.index].clear();
+    if (holder_[rec.index] == &rec) holder_[rec.index] = nullptr;
   }
 }
 
@@ -71,7 +94,7 @@ void NodeRegistry::MarkReady(const std::string& id) {
 }
 
 const NodeRecord* NodeRegistry::ByIndex(uint32_t index) const {
-  if (index < holder_.size() && !holder_[index].empty()) return Find(holder_[index]);
+  if (index < holder_.size() && holder_[index]) return holder_[index];
   const NodeRecord* last = nullptr;
   for (const auto& [id, rec] : nodes_) {
     if (rec.index != index) continue;
@@ -99,6 +122,7 @@ std::vector<std::string> NodeRegistry::ReleaseRoute(const std::string& route) {
 
 std::vector<std::string> NodeRegistry::AliveIds() const {
   std::vector<std::string> ids;
+  ids.reserve(alive_);
   for (const auto& [id, rec] : nodes_)
     if (rec.alive) ids.push_back(id);
   return ids;

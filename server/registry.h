@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,14 +13,18 @@
 
 namespace edgebed {
 
+// The profile of a device that reports none (all zero: its measured wall time is its cost).
+const std::shared_ptr<const DeviceProfile>& MeasuredProfile();
+
 struct NodeRecord {
   std::string id;
   std::string route;             // routing id of the connection that carries this node (a host's)
   bool simulated = false;
-  DeviceProfile profile;          // from join; "measured" (all zero) for a real device
+  // From join; "measured" (all zero) for a real device. Shared among records with equal profiles
+  // (NodeRegistry::SetProfile): 100,000 simulated devices have a handful.
+  std::shared_ptr<const DeviceProfile> profile = MeasuredProfile();
   uint64_t num_samples = 0;      // from join, then from its updates
   uint32_t index = 0;
-  std::string device;
   bool alive = false;            // alive and ready change only through the registry (it counts them)
   bool ready = false;            // has its data and model (said with a round-0 heartbeat)
   std::chrono::steady_clock::time_point last_seen;
@@ -37,7 +42,7 @@ class NodeRegistry {
   // Admits node `id` at `index`, bound to the connection `route` (its own, or its node host's).
   // A node that left, failed or lost its connection may join again; an alive node's id and index
   // are refused to any other connection (no hijacking). Errors name the field and the holder.
-  [[nodiscard]] Status Join(const std::string& id, const std::string& route, uint32_t index, const std::string& device,
+  [[nodiscard]] Status Join(const std::string& id, const std::string& route, uint32_t index,
                             std::chrono::steady_clock::time_point now);
   // The record holding index `index`: its alive node, else the last that held it (null: never joined).
   const NodeRecord* ByIndex(uint32_t index) const;
@@ -51,6 +56,9 @@ class NodeRegistry {
   std::chrono::steady_clock::time_point LastHeard(const NodeRecord& rec) const;
   void MarkGone(const std::string& id);
   void MarkReady(const std::string& id);  // has prepared its data and model
+  // Sets `rec`'s profile, shared with an earlier record's when equal (the last 16 distinct ones are
+  // kept for that; a peer sending a new profile with every join makes the registry grow no faster).
+  void SetProfile(NodeRecord& rec, const DeviceProfile& profile);
   // The connection `route` closed: every alive node it carried is gone; returns their ids.
   std::vector<std::string> ReleaseRoute(const std::string& route);
   std::vector<std::string> AliveIds() const;  // sorted
@@ -60,10 +68,11 @@ class NodeRegistry {
  private:
   void SetAlive(NodeRecord& rec, bool alive);  // keeps holder_ and the counts
   uint32_t num_nodes_;
-  std::map<std::string, NodeRecord> nodes_;
-  std::vector<std::string> holder_;  // by index: the alive node holding it ("" = none)
+  std::map<std::string, NodeRecord> nodes_;  // records are never erased: pointers to them stay valid
+  std::vector<NodeRecord*> holder_;  // by index: the alive node holding it (null = none)
   size_t alive_ = 0, ready_ = 0;     // alive nodes; alive and ready nodes
   std::map<std::string, std::chrono::steady_clock::time_point> route_seen_;  // open connections only
+  std::vector<std::shared_ptr<const DeviceProfile>> recent_profiles_;         // SetProfile's last distinct ones
 };
 
 }  // namespace edgebed

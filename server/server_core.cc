@@ -217,7 +217,7 @@ void ServerCore::OnJoin(const std::string& from, const std::string& route, const
                   ? KeyPermits(route, j.node_id())
                   : Status::InvalidArgument("join.node_id '" + wire::Printable(j.node_id()) + "' differs from the identity '" +
                                             wire::Printable(from) + "'");
-  if (st.ok()) st = registry.Join(from, route, j.node_index(), j.device(), Clock::now());
+  if (st.ok()) st = registry.Join(from, route, j.node_index(), Clock::now());
   if (!st.ok()) {
     ++stats.rejected_joins;
     spdlog::error("refused join from '{}': {}", wire::Printable(from), wire::Printable(st.message(), 400));
@@ -228,7 +228,7 @@ void ServerCore::OnJoin(const std::string& from, const std::string& route, const
   }
   NodeRecord* rec = registry.Find(from);
   rec->simulated = j.profile().simulated();
-  rec->profile = FromWire(j.profile());
+  registry.SetProfile(*rec, FromWire(j.profile()));
   rec->num_samples = j.num_samples();
   *ack = core.join_ack;
   ack->set_accepted(true);

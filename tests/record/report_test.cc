@@ -1,6 +1,8 @@
 // record/: the figures a run folder's rows give for each mode, report.html (escaped, self-contained,
 // honest about a run still going), edgebed compare's table, and the progress estimate.
 #include <doctest/doctest.h>
+
+#include <cmath>
 #include <unistd.h>
 
 #include <algorithm>
@@ -99,6 +101,24 @@ TEST_CASE("each mode's rows give its figures, and only the figures its rows have
     const Figure& snr = *std::find_if(figs.begin(), figs.end(), [](const Figure& f) { return f.key == "channel_snr"; });
     CHECK(snr.series[0].x == std::vector<double>{0, 1, 2});
     CHECK(snr.series[0].y == std::vector<double>{5.0, 6.0, 7.0});
+    // The report folds each row as it reads it and drops the lists: the same figures.
+    auto trimmed = FederatedRows(3, 0.2, 4, false);
+    LinkTotals link;
+    for (auto& r : trimmed) FoldAndTrim(&r, &link);
+    for (const auto& r : trimmed) CHECK_FALSE(r.contains("link_per_node"));
+    const auto again = RunFigures(trimmed, json(), &link);
+    REQUIRE(again.size() == figs.size());
+    for (size_t i = 0; i < figs.size(); ++i) {
+      CAPTURE(figs[i].key);
+      CHECK(again[i].key == figs[i].key);
+      REQUIRE(again[i].series.size() == figs[i].series.size());
+      for (size_t j = 0; j < figs[i].series.size(); ++j) {
+        CHECK(again[i].series[j].x == figs[i].series[j].x);
+        const auto &ya = again[i].series[j].y, &yb = figs[i].series[j].y;  // gaps (NaN) where a row lacks the field
+        REQUIRE(ya.size() == yb.size());
+        for (size_t v = 0; v < ya.size(); ++v) CHECK(((std::isnan(ya[v]) && std::isnan(yb[v])) || ya[v] == yb[v]));
+      }
+    }
   }
   SUBCASE("digital OTA: the decoder's error on a log axis") {
     const auto figs = RunFigures(FederatedRows(2, 0.2, 0, true), json());

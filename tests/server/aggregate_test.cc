@@ -65,24 +65,24 @@ TEST_CASE("selection takes the configured fraction, seeded") {
 TEST_CASE("the registry admits, refuses out-of-range and duplicate indices, binds ids to connections, tracks liveness") {
   NodeRegistry reg(3);
   const auto now = std::chrono::steady_clock::now();
-  REQUIRE(reg.Join("node-0", "conn-a", 0, "x", now).ok());
-  REQUIRE(reg.Join("node-1", "conn-b", 1, "x", now).ok());
-  CHECK(reg.Join("node-9", "conn-c", 9, "x", now).message().find("join.node_index = 9 is out of range [0, 2]") != std::string::npos);
-  CHECK(reg.Join("imposter", "conn-c", 1, "x", now).message().find("already held by node-1") != std::string::npos);
-  CHECK(reg.Join("", "conn-c", 2, "x", now).message().find("join.node_id") != std::string::npos);
-  CHECK(reg.Join("bad\nid", "conn-c", 2, "x", now).message().find("printable ASCII") != std::string::npos);
+  REQUIRE(reg.Join("node-0", "conn-a", 0, now).ok());
+  REQUIRE(reg.Join("node-1", "conn-b", 1, now).ok());
+  CHECK(reg.Join("node-9", "conn-c", 9, now).message().find("join.node_index = 9 is out of range [0, 2]") != std::string::npos);
+  CHECK(reg.Join("imposter", "conn-c", 1, now).message().find("already held by node-1") != std::string::npos);
+  CHECK(reg.Join("", "conn-c", 2, now).message().find("join.node_id") != std::string::npos);
+  CHECK(reg.Join("bad\nid", "conn-c", 2, now).message().find("printable ASCII") != std::string::npos);
   // Hijack: an alive node's id from another connection is refused; from its own it joins again.
-  CHECK(reg.Join("node-0", "conn-evil", 0, "x", now).message().find("held by another connection") != std::string::npos);
+  CHECK(reg.Join("node-0", "conn-evil", 0, now).message().find("held by another connection") != std::string::npos);
   CHECK(reg.Find("node-0")->route == "conn-a");
-  CHECK(reg.Join("node-0", "conn-a", 0, "x", now).ok());
+  CHECK(reg.Join("node-0", "conn-a", 0, now).ok());
   reg.MarkGone("node-1");
   CHECK(reg.AliveIds() == std::vector<std::string>{"node-0"});
-  CHECK(reg.Join("node-1b", "conn-d", 1, "x", now).ok());  // its index is free again
+  CHECK(reg.Join("node-1b", "conn-d", 1, now).ok());  // its index is free again
   // A failed node rejoins from a new connection; a closed connection frees what it carried.
-  CHECK(reg.Join("node-1", "conn-e", 2, "x", now).ok());
+  CHECK(reg.Join("node-1", "conn-e", 2, now).ok());
   CHECK(reg.ReleaseRoute("conn-e") == std::vector<std::string>{"node-1"});
   CHECK(reg.ReleaseRoute("conn-e").empty());
-  CHECK(reg.Join("squatter", "conn-f", 2, "x", now).ok());
+  CHECK(reg.Join("squatter", "conn-f", 2, now).ok());
   // By index: the alive holder, else the last one that held it; nobody for an index never joined.
   CHECK(reg.ByIndex(2)->id == "squatter");
   reg.MarkGone("squatter");
@@ -90,19 +90,19 @@ TEST_CASE("the registry admits, refuses out-of-range and duplicate indices, bind
   CHECK_FALSE(reg.ByIndex(2)->alive);
   NodeRegistry fresh(3);
   CHECK(fresh.ByIndex(1) == nullptr);
-  REQUIRE(fresh.Join("node-1", "conn-a", 1, "x", now).ok());
+  REQUIRE(fresh.Join("node-1", "conn-a", 1, now).ok());
   fresh.Find("node-1")->gone_reason = "left the federation: test";
   fresh.MarkGone("node-1");
-  REQUIRE(fresh.Join("node-1", "conn-a", 1, "x", now).ok());
+  REQUIRE(fresh.Join("node-1", "conn-a", 1, now).ok());
   CHECK(fresh.Find("node-1")->gone_reason.empty());  // alive again: no reason to be gone
 }
 
 TEST_CASE("liveness: a node is silent when neither it nor the process carrying it has been heard for the timeout") {
   NodeRegistry reg(3);
   const auto t0 = std::chrono::steady_clock::now();
-  REQUIRE(reg.Join("node-0", "host", 0, "simulated", t0).ok());  // two nodes on one node host
-  REQUIRE(reg.Join("node-1", "host", 1, "simulated", t0).ok());
-  REQUIRE(reg.Join("node-2", "own", 2, "process", t0).ok());
+  REQUIRE(reg.Join("node-0", "host", 0, t0).ok());  // two nodes on one node host
+  REQUIRE(reg.Join("node-1", "host", 1, t0).ok());
+  REQUIRE(reg.Join("node-2", "own", 2, t0).ok());
   RoundTracker rounds({/*liveness_timeout_s=*/10.0, /*round_deadline_s=*/600.0});
   rounds.Begin(1);
   for (const char* id : {"node-0", "node-1", "node-2"}) rounds.Expect(id);
@@ -185,7 +185,7 @@ TEST_CASE("the registry's running counts and index table agree with a scan of it
     const std::string& id = ids[rng() % ids.size()];
     const std::string route = "r" + std::to_string(rng() % 3);
     switch (rng() % 4) {
-      case 0: (void)reg.Join(id, route, static_cast<uint32_t>(rng() % 20), "dev", now); break;
+      case 0: (void)reg.Join(id, route, static_cast<uint32_t>(rng() % 20), now); break;
       case 1: reg.MarkReady(id); break;
       case 2: reg.MarkGone(id); break;
       case 3: if (rng() % 10 == 0) reg.ReleaseRoute(route); break;
