@@ -53,12 +53,20 @@ TEST_CASE("a node joins, evaluates, refuses a bad model, trains, and leaves on s
   CHECK(f.env.heartbeat().round() == 0);  // ready: data and model prepared
 
   auto learner = Learner::Create("logreg", 5).value();
+  // The server sends every tensor inline: a message with attached frames is dropped, not answered.
+  wire::Envelope attached;
+  wire::Attachments att;
+  attached.mutable_evaluate_ins()->set_round(7);
+  wire::AttachTensors(learner->GetParams().specs, std::make_shared<const std::vector<float>>(learner->GetParams().flat),
+                      attached.mutable_evaluate_ins()->mutable_params(), &att);
+  wire::SendEnvelope(router, attached, f.from, false, &att);
   wire::Envelope ev;
   ev.mutable_evaluate_ins()->set_round(0);
   wire::ToTensors(learner->GetParams(), ev.mutable_evaluate_ins()->mutable_params());
   wire::SendEnvelope(router, ev, f.from);
   REQUIRE(Recv(router, &f));
   REQUIRE(f.env.has_evaluate_res());
+  CHECK(f.env.evaluate_res().round() == 0);  // the answer to the inline evaluate_ins, the first it took
   CHECK(f.env.evaluate_res().num_samples() == 500);  // half of 1,000 with two IID nodes
   CHECK(f.env.evaluate_res().accuracy() >= 0.0f);
   CHECK(f.env.evaluate_res().accuracy() <= 1.0f);
