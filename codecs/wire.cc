@@ -144,7 +144,8 @@ Status FromTensors(const google::protobuf::RepeatedPtrField<Tensor>& in, const s
   if (expected && static_cast<size_t>(in.size()) != expected->size())
     return Status::InvalidArgument(field + " has " + std::to_string(in.size()) +
                                    " tensors, the model has " + std::to_string(expected->size()));
-  size_t total = 0;
+  size_t total = 0, in_frames = 0, attached = 0;
+  for (const auto& f : frames) attached += f.size();
   std::vector<std::string_view> data(static_cast<size_t>(in.size()));
   for (int i = 0; i < in.size(); ++i) {
     const Tensor& t = in.Get(i);
@@ -179,6 +180,7 @@ Status FromTensors(const google::protobuf::RepeatedPtrField<Tensor>& in, const s
                                        std::to_string(t.frame_offset() + want) + ") of frame " +
                                        std::to_string(t.frame()) + ", which holds " + std::to_string(f.size()));
       d = f.substr(t.frame_offset(), want);
+      in_frames += want;
     }
     if (d.size() != want)
       return Status::InvalidArgument(where + " of shape " + spec.ShapeString() + " carries " +
@@ -194,6 +196,11 @@ Status FromTensors(const google::protobuf::RepeatedPtrField<Tensor>& in, const s
     total += static_cast<size_t>(numel);
     out->specs.push_back(std::move(spec));
   }
+  // Tensors may not name the same bytes twice over: what they take from frames is bounded by what
+  // the frames hold, so a small message cannot make the receiver allocate a large update.
+  if (in_frames > attached)
+    return Status::InvalidArgument(field + " takes " + std::to_string(in_frames) + " bytes from attached frames that hold " +
+                                   std::to_string(attached));
   out->flat.clear();
   out->flat.reserve(total);
   for (const std::string_view d : data)

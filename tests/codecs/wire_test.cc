@@ -197,6 +197,11 @@ TEST_CASE("attached frames are checked: the frame named, the range inside it, th
   t->Mutable(1)->set_data("abcdabcdabcd");
   CHECK(from({data}).find("'b' names frame 1 and carries inline data too") != std::string::npos);
   t->Mutable(1)->clear_data();
+  // 'b' reads bytes 'w' took already: the tensors may name no more bytes than the frames hold (a
+  // small message cannot make the receiver allocate a large update).
+  t->Mutable(1)->set_frame_offset(0);
+  CHECK(from({data.substr(0, 24)}) == "fit_res.update takes 36 bytes from attached frames that hold 24");
+  t->Mutable(1)->set_frame_offset(24);
   std::string nan = data;
   const float bad = std::nanf("");
   std::memcpy(nan.data() + 7 * sizeof(float), &bad, sizeof(bad));
