@@ -95,15 +95,16 @@ class Relay {
   }
 
  private:
-  // A node's message as it came: the Envelope frame and the frames its tensors ride in.
+  // A message as it came, its Envelope frame and the frames its tensors ride in, on to `sock`.
+  static void Forward(zmq::socket_t& sock, zmq::message_t&& payload, std::vector<zmq::message_t>&& rest,
+                      zmq::send_flags flags) {
+    if (!sock.send(std::move(payload), rest.empty() ? flags : flags | zmq::send_flags::sndmore)) return;
+    for (size_t i = 0; i < rest.size(); ++i)  // queued with the first part: these do not block
+      (void)sock.send(std::move(rest[i]), i + 1 < rest.size() ? flags | zmq::send_flags::sndmore : flags);
+  }
   void ToServer(const std::string& id, zmq::message_t&& payload, std::vector<zmq::message_t>&& rest) {
     auto it = peers_.find(id);
-    if (it == peers_.end()) return;
-    if (!it->second.up->send(std::move(payload), rest.empty() ? zmq::send_flags::dontwait
-                                                              : zmq::send_flags::dontwait | zmq::send_flags::sndmore))
-      return;
-    for (size_t i = 0; i < rest.size(); ++i)
-      (void)it->second.up->send(std::move(rest[i]), i + 1 < rest.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    if (it != peers_.end()) Forward(*it->second.up, std::move(payload), std::move(rest), zmq::send_flags::dontwait);
   }
   void ToServer(const std::string& id, wire::Envelope& env, const wire::Attachments* att = nullptr) {
     auto it = peers_.find(id);
@@ -245,9 +246,7 @@ class Relay {
     }
     try {
       front_.send(zmq::buffer(id), zmq::send_flags::sndmore);
-      front_.send(std::move(payload), rest.empty() ? zmq::send_flags::none : zmq::send_flags::sndmore);
-      for (size_t i = 0; i < rest.size(); ++i)
-        front_.send(std::move(rest[i]), i + 1 < rest.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+      Forward(front_, std::move(payload), std::move(rest), zmq::send_flags::none);
     } catch (const zmq::error_t& e) {
       spdlog::warn("channel: cannot reach {}: {}", id, e.what());
     }

@@ -50,18 +50,20 @@ Status CheckLayout(const std::vector<TensorSpec>& expected, const ParamSet& got)
   return Status::Ok();
 }
 
-Status CheckFinite(const ParamSet& p) {
-  // Fast path: a float is non-finite exactly when its exponent bits are all ones. The OR-reduction
-  // vectorises; only when it finds something does the slow loop look for where.
-  const float* data = p.flat.data();
-  const size_t n_all = p.flat.size();
+bool AllFinite(const float* data, size_t n) {
+  // A float is non-finite exactly when its exponent bits are all ones; the OR-reduction vectorises.
   uint32_t bad = 0;
-  for (size_t i = 0; i < n_all; ++i) {
+  for (size_t i = 0; i < n; ++i) {
     uint32_t bits;
     std::memcpy(&bits, data + i, sizeof(bits));
     bad |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
   }
-  if (!bad) return Status::Ok();
+  return bad == 0;
+}
+
+Status CheckFinite(const ParamSet& p) {
+  // Fast path first; only when it finds something does the slow loop look for where.
+  if (AllFinite(p.flat.data(), p.flat.size())) return Status::Ok();
   size_t offset = 0;
   for (const auto& s : p.specs) {
     const size_t n = static_cast<size_t>(s.numel());

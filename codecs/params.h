@@ -32,5 +32,7 @@ struct ParamSet {
 // The message names the first tensor at fault and what was expected.
 Status CheckLayout(const std::vector<TensorSpec>& expected, const ParamSet& got);
 Status CheckFinite(const ParamSet& p);
+// True when none of the n values is NaN or infinite (one vectorised pass over the exponent bits).
+bool AllFinite(const float* data, size_t n);
 
 }  // namespace edgebed

@@ -58,6 +58,17 @@ inline void RecvRest(zmq::socket_t& sock, const zmq::message_t& last, std::vecto
   }
 }
 
+// Receives what is left of a message from the server after its Envelope frame `first` and decodes it.
+// The server sends every tensor inline: a message with attached frames is refused (they are read and
+// dropped, so the next message starts clean).
+inline Status DecodeFromServer(zmq::socket_t& sock, const zmq::message_t& first, size_t max_bytes, Envelope* env) {
+  std::vector<zmq::message_t> rest;
+  RecvRest(sock, first, &rest);
+  if (!rest.empty())
+    return Status::InvalidArgument(std::to_string(rest.size()) + " frames after the Envelope: the server sends tensors inline");
+  return Decode(first.data(), first.size(), max_bytes, env);
+}
+
 // Views of parts[from..], for FromTensors and CheckAttached.
 inline FrameViews Views(const std::vector<zmq::message_t>& parts, size_t from = 0) {
   FrameViews v;

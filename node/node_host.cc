@@ -89,11 +89,7 @@ class Host {
       zmq::message_t msg;
       while (sock_.recv(msg, zmq::recv_flags::dontwait)) {
         wire::Envelope in;
-        std::vector<zmq::message_t> rest;
-        wire::RecvRest(sock_, msg, &rest);
-        Status st = rest.empty() ? wire::Decode(msg.data(), msg.size(), wire::kDefaultMaxFrameBytes * 4, &in)
-                                 : Status::InvalidArgument(std::to_string(rest.size()) +
-                                                           " frames after the Envelope: the server sends tensors inline");
+        Status st = wire::DecodeFromServer(sock_, msg, wire::kDefaultMaxFrameBytes * 4, &in);
         if (!st.ok()) {
           spdlog::error("host: dropped a frame from the server: {}", st.ToString());
           continue;

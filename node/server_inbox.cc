@@ -53,11 +53,7 @@ ServerInbox::Got ServerInbox::Next(wire::Envelope* in) {
     last_heard_ = Clock::now();
     zmq::message_t msg;
     if (!session_.socket().recv(msg, zmq::recv_flags::dontwait)) continue;
-    std::vector<zmq::message_t> rest;
-    wire::RecvRest(session_.socket(), msg, &rest);
-    Status st = rest.empty() ? wire::Decode(msg.data(), msg.size(), opt_.max_frame_bytes, in)
-                              : Status::InvalidArgument(std::to_string(rest.size()) +
-                                                        " frames after the Envelope: the server sends tensors inline");
+    Status st = wire::DecodeFromServer(session_.socket(), msg, opt_.max_frame_bytes, in);
     if (!st.ok()) {
       spdlog::error("{}: dropped a frame from the server: {}", opt_.node_id, st.ToString());
       continue;
