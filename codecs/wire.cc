@@ -52,12 +52,6 @@ std::string BodyName(const Envelope& env) {
   return field ? field->name() : "none";
 }
 
-size_t Attachments::bytes() const {
-  size_t n = 0;
-  for (const auto& f : frames) n += f->size() * sizeof(float);
-  return n;
-}
-
 Status CheckAttached(size_t envelope_bytes, const FrameViews& frames, size_t max_bytes) {
   if (frames.size() > kMaxAttachedFrames)
     return Status::Corruption("message carries " + std::to_string(frames.size()) +

@@ -25,7 +25,6 @@ constexpr size_t kMaxAttachedFrames = 8;
 // ZeroMQ has sent them, never copied into Protobuf or serialised.
 struct Attachments {
   std::vector<std::shared_ptr<const std::vector<float>>> frames;
-  size_t bytes() const;
 };
 
 // The frames a received message carried after its Envelope frame; views, valid while the receiver
