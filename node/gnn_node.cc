@@ -5,7 +5,9 @@
 #include <chrono>
 #include <algorithm>
 #include <csignal>
+#include <cstring>
 #include <map>
+#include <thread>
 #include <tuple>
 
 #include "codecs/zmq_wire.h"
@@ -79,6 +81,83 @@ class ZmqPeers : public PeerTransport {
       } catch (const zmq::error_t& e) {
         return Status::IoError("gnn_start.peers[" + std::to_string(q) + "] = '" + peers.Get(static_cast<int>(q)) + "': " + e.what());
       }
+    }
+    return curve ? AwaitHandshakes(start) : Status::Ok();
+  }
+
+  // CURVE: every peer link's handshake done before the first tensor is queued on it. A shard may
+  // connect before its peer has taken gnn_start and admitted its key; the peer's ZAP handler then
+  // refuses it, and libzmq does not always try again (libzmq issue 3519). Nothing is queued yet, so
+  // a refused or stalled link is connected again until the handshake succeeds or gnn.peer_timeout_s.
+  Status AwaitHandshakes(const wire::GnnStart& start) {
+    constexpr int kEvents = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                            ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
+    struct Link {
+      uint32_t q;
+      zmq::socket_t monitor;
+      Clock::time_point since;  // of the last connect
+      int attempts = 1;
+      bool failed = false;       // refused since the last connect
+    };
+    std::vector<Link> pending;
+    for (uint32_t q = 0; q < parts_; ++q) {
+      if (q == self_) continue;
+      const std::string mon = "inproc://gnn-peer-" + std::to_string(self_) + "-" + std::to_string(q);
+      if (zmq_socket_monitor(push_[q].handle(), mon.c_str(), kEvents) != 0)
+        return Status::IoError("cannot monitor the link to shard " + std::to_string(q) + ": " + zmq_strerror(zmq_errno()));
+      pending.push_back({q, zmq::socket_t(ctx_, zmq::socket_type::pair), Clock::now()});
+      pending.back().monitor.connect(mon);
+    }
+    // The monitors watch only until the links are up.
+    struct Unmonitor {
+      ZmqPeers* self;
+      ~Unmonitor() {
+        for (auto& p : self->push_)
+          if (p.handle() != nullptr) zmq_socket_monitor(p.handle(), nullptr, 0);
+      }
+    } unmonitor{this};
+    const auto t0 = Clock::now();
+    while (!pending.empty()) {
+      if (std::chrono::duration<double>(Clock::now() - t0).count() > timeout_s_)
+        return Status::Timeout("the CURVE handshake with shard " + std::to_string(pending[0].q) + " did not succeed within " +
+                               std::to_string(static_cast<int>(timeout_s_)) + " s (gnn.peer_timeout_s) after " +
+                               std::to_string(pending[0].attempts) + " attempts");
+      for (size_t i = 0; i < pending.size();) {
+        Link& l = pending[i];
+        bool up = false, failed = false;
+        zmq::message_t ev, addr;
+        while (l.monitor.recv(ev, zmq::recv_flags::dontwait)) {
+          if (ev.more()) (void)l.monitor.recv(addr);
+          if (ev.size() < 6) continue;
+          uint16_t event;
+          std::memcpy(&event, ev.data(), sizeof(event));
+          up |= event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
+          failed |= event != ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
+        }
+        if (up) {
+          pending.erase(pending.begin() + static_cast<std::ptrdiff_t>(i));
+          continue;
+        }
+        l.failed |= failed;
+        const double since = std::chrono::duration<double>(Clock::now() - l.since).count();
+        if ((l.failed && since > 0.1) || since > 1.0) {  // a refused link again after 100 ms, a silent one after 1 s
+          const std::string& ep = start.peers(static_cast<int>(l.q));
+          if (l.attempts % 10 == 1)
+            spdlog::info("{}: the link to shard {} {}; connecting again (attempt {})", id_, l.q,
+                         l.failed ? "was refused (its key not admitted yet?)" : "has no handshake after 1 s", l.attempts + 1);
+          l.failed = false;
+          try {
+            push_[l.q].disconnect(ep);
+            push_[l.q].connect(ep);
+          } catch (const zmq::error_t& e) {
+            return Status::IoError("gnn_start.peers[" + std::to_string(l.q) + "] = '" + ep + "': " + e.what());
+          }
+          l.since = Clock::now();
+          ++l.attempts;
+        }
+        ++i;
+      }
+      if (!pending.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     return Status::Ok();
   }
