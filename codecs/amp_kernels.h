@@ -1,6 +1,6 @@
 // The pieces AMP-DA and AMP-DA-Net share (private to codecs/, libtorch): tensors over borrowed
 // memory, the initial count per block, the count posterior (the reference and the fused kernel),
-// FLOP counts and the post-processing (K_hat, top-K, least-squares refit, greedy rounding).
+// FLOP counts and the post-processing (K_hat, top-K, least-squares refit, greedy rounding, MAP search).
 #pragma once
 #include <torch/torch.h>
 
@@ -32,14 +32,13 @@ Post FusedPosterior(const Tensor& R, const Tensor& scale, int64_t m1, const Tens
 
 double PosteriorFlops(int64_t S, int64_t n, int64_t M1);
 double GemmFlops(int64_t m, int64_t k, int64_t n);
-// K_hat = the mode of the rounded per-block sums; per block the K_hat largest entries, a
-// least-squares refit of y on their codewords, greedy rounding to K_hat.
-// Then SwapSearch when p.map_refine.
+// Post-processing (count_postprocess.cc). K_hat = the mode of the rounded per-block sums; per block
+// the K_hat largest entries, a least-squares refit of y on their codewords, greedy rounding to K_hat.
+// With p.map_refine, then a MAP swap search: greedy moves of one count from one codeword to another
+// while a move lowers the negative log posterior ||y - counts C||^2 / (2 var) - log prior (Poisson
+// counts of mean K_hat x popularity, i.e. Multinomial given the sum K_hat, which stays), with var the
+// larger of noise_var and the rounding's residual power per entry (a block's own noise and estimate
+// error); and out->mean, the posterior mean by Gibbs sampling from the search's end point.
 void PostProcess(const Tensor& X, const Tensor& Y, const Tensor& C, const CountProblem& p, CountEstimate* out);
-// Per block, greedy moves of one count from one codeword to another while a move lowers the
-// negative log posterior ||y - counts C||^2 / (2 var) - log prior (Poisson counts of mean K_hat x
-// popularity; the sum, K_hat, stays): the MAP integer fit near the rounding. var = the larger of
-// noise_var and the rounding's residual power per entry (a block's own noise and estimate error).
-void SwapSearch(const Tensor& Y, const Tensor& C, const CountProblem& p, CountEstimate* out);
 
 }  // namespace edgebed::amp

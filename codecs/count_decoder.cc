@@ -30,7 +30,6 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
-#include <map>
 #include <mutex>
 #include <numeric>
 
@@ -116,114 +115,6 @@ Post FusedPosterior(const Tensor& R, const Tensor& scale, int64_t m1, const Tens
 
 double PosteriorFlops(int64_t S, int64_t n, int64_t M1) { return 12.0 * static_cast<double>(S * n * M1); }
 double GemmFlops(int64_t m, int64_t k, int64_t n) { return 2.0 * static_cast<double>(m) * k * n; }
-
-// Post-processing shared by both decoders: K_hat = the mode of the rounded per-block sums; per block
-// the K_hat largest entries, a least-squares refit of y on their codewords, greedy rounding to K_hat.
-void PostProcess(const Tensor& X, const Tensor& Y, const Tensor& C, const CountProblem& p, CountEstimate* out) {
-  const uint32_t k_max = p.k_max;
-  const int64_t S = X.size(0), n = X.size(1), d = C.size(1);
-  Tensor sums = X.clamp_min(0.0).sum(1).round().clamp(1.0, static_cast<double>(std::max<uint32_t>(1, k_max)));
-  std::map<int64_t, int64_t> votes;
-  auto sa = sums.accessor<float, 1>();
-  for (int64_t s = 0; s < S; ++s) ++votes[static_cast<int64_t>(sa[s])];
-  int64_t K = 1, best = -1;
-  for (const auto& [k, v] : votes)
-    if (v > best) best = v, K = k;
-  out->k_hat = static_cast<uint32_t>(K);
-  K = std::min<int64_t>(K, std::min<int64_t>(n, d));
-  Tensor top = std::get<1>(X.topk(K, 1));                                  // S x K
-  Tensor A = C.index_select(0, top.flatten()).view({S, K, d});       // S x K x d
-  Tensor G = A.bmm(A.transpose(1, 2)) + 1e-5 * torch::eye(K).unsqueeze(0);
-  Tensor sol = torch::linalg::solve(G, A.bmm(Y.unsqueeze(2)), true).squeeze(2);  // S x K
-  out->flops += GemmFlops(S * K, d, K) + GemmFlops(S * K, d, 1) + static_cast<double>(S) * K * K * K;
-  out->counts.assign(static_cast<size_t>(S * n), 0);
-  auto ta = top.accessor<int64_t, 2>();
-  Tensor solc = sol.contiguous();
-  auto va = solc.accessor<float, 2>();
-  std::vector<int32_t> c(K);
-  for (int64_t s = 0; s < S; ++s) {
-    int64_t total = 0;
-    for (int64_t j = 0; j < K; ++j) {
-      c[j] = static_cast<int32_t>(std::lround(std::max(0.0f, va[s][j])));
-      total += c[j];
-    }
-    while (total != K) {  // greedy: move the entry whose rounding is furthest from its value
-      int64_t pick = -1;
-      float gap = 0.0f;
-      for (int64_t j = 0; j < K; ++j) {
-        const float g = va[s][j] - static_cast<float>(c[j]);
-        if (total < K ? (pick < 0 || g > gap) : (c[j] > 0 && (pick < 0 || g < gap))) pick = j, gap = g;
-      }
-      c[pick] += total < K ? 1 : -1;
-      total += total < K ? 1 : -1;
-    }
-    for (int64_t j = 0; j < K; ++j) out->counts[static_cast<size_t>(s * n + ta[s][j])] += c[j];
-  }
-  if (p.map_refine) SwapSearch(Y, C, p, out);
-}
-
-void SwapSearch(const Tensor& Y, const Tensor& C, const CountProblem& p, CountEstimate* out) {
-  const int64_t S = Y.size(0), n = C.size(0), d = C.size(1);
-  const Tensor Cc = C.contiguous(), Yc = Y.contiguous();
-  const Tensor Gt = Cc.mm(Cc.t()).contiguous();  // n x n: codewords' inner products
-  const float* cb = Cc.data_ptr<float>();
-  const float* G = Gt.data_ptr<float>();
-  const float* y = Yc.data_ptr<float>();
-  out->flops += GemmFlops(n, d, n);
-  // log lambda_i = log(K_hat pi_i) of the Poisson count prior (uniform without a popularity).
-  std::vector<double> log_lambda(n);
-  for (int64_t i = 0; i < n; ++i)
-    log_lambda[i] = std::log(std::max(1e-12, (p.popularity ? p.popularity[i] : 1.0 / n) * std::max<uint32_t>(1, out->k_hat)));
-  std::mutex flops_mu;
-  at::parallel_for(0, S, 64, [&](int64_t lo, int64_t hi) {
-    std::vector<double> r(d), g(n);
-    double flops = 0.0;
-    for (int64_t s = lo; s < hi; ++s) {
-      int32_t* c = out->counts.data() + s * n;
-      // r = y - c C, g = C r.
-      for (int64_t j = 0; j < d; ++j) r[j] = y[s * d + j];
-      for (int64_t i = 0; i < n; ++i)
-        if (c[i])
-          for (int64_t j = 0; j < d; ++j) r[j] -= c[i] * cb[i * d + j];
-      for (int64_t i = 0; i < n; ++i) {
-        double v = 0.0;
-        for (int64_t j = 0; j < d; ++j) v += cb[i * d + j] * r[j];
-        g[i] = v;
-      }
-      flops += 2.0 * static_cast<double>(n) * d * 2;
-      // The block's noise variance: the given one, or the rounding's residual power if larger (the
-      // estimate's own error, and blocks whose power, hence noise at a given SNR, is above the mean).
-      double res = 0.0;
-      for (int64_t j = 0; j < d; ++j) res += r[j] * r[j];
-      const double inv_2var = 0.5 / std::max({1e-12, p.noise_var, res / d});
-      // Moving one count from i to k changes ||r||^2 by 2 (g_i - g_k) + G_ii + G_kk - 2 G_ik and the
-      // log prior by log(c_i / lambda_i) + log(lambda_k / (c_k + 1)); the objective is the negative log
-      // posterior ||r||^2 / (2 noise_var) - log prior.
-      for (uint32_t it = 0; it < 2 * std::max<uint32_t>(1, out->k_hat); ++it) {  // at most 2 K_hat moves
-        double best = -1e-9;
-        int64_t bi = -1, bk = -1;
-        for (int64_t i = 0; i < n; ++i) {
-          if (c[i] <= 0) continue;
-          const double out_i = std::log(static_cast<double>(c[i])) - log_lambda[i];
-          for (int64_t k = 0; k < n; ++k) {
-            if (k == i) continue;
-            const double delta = inv_2var * (2.0 * (g[i] - g[k]) + G[i * n + i] + G[k * n + k] - 2.0 * G[i * n + k]) -
-                                 (out_i + log_lambda[k] - std::log(static_cast<double>(c[k] + 1)));
-            if (delta < best) best = delta, bi = i, bk = k;
-          }
-          flops += 6.0 * static_cast<double>(n);
-        }
-        if (bi < 0) break;
-        --c[bi];
-        ++c[bk];
-        for (int64_t m = 0; m < n; ++m) g[m] += G[m * n + bi] - G[m * n + bk];  // g = C r, r += C_i - C_k
-        flops += 2.0 * static_cast<double>(n);
-      }
-    }
-    std::lock_guard<std::mutex> lock(flops_mu);
-    out->flops += flops;
-  });
-}
 
 }  // namespace amp
 
@@ -335,6 +226,26 @@ std::vector<float> RandomUnitCodebook(uint32_t n, uint32_t d, Rng& rng) {
     }
     const float inv = static_cast<float>(1.0 / std::sqrt(norm));
     for (uint32_t j = 0; j < d; ++j) c[static_cast<size_t>(i) * d + j] *= inv;
+  }
+  return c;
+}
+
+std::vector<float> PopularFirstCodebook(uint32_t n, uint32_t d, uint32_t private_dims, Rng& rng) {
+  std::vector<float> c = RandomUnitCodebook(n, d, rng);  // the same draws as without private dimensions
+  const uint32_t m = std::min(private_dims, d - 1);
+  if (m == 0) return c;
+  for (uint32_t i = 0; i < n; ++i) {
+    float* row = &c[static_cast<size_t>(i) * d];
+    if (i < m) {
+      std::fill(row, row + d, 0.0f);
+      row[i] = 1.0f;
+      continue;
+    }
+    std::fill(row, row + m, 0.0f);
+    double norm = 0.0;
+    for (uint32_t j = m; j < d; ++j) norm += static_cast<double>(row[j]) * row[j];
+    const float inv = static_cast<float>(1.0 / std::sqrt(std::max(norm, 1e-30)));
+    for (uint32_t j = m; j < d; ++j) row[j] *= inv;
   }
   return c;
 }

@@ -36,11 +36,17 @@ struct CountProblem {
   // every SNR but raises it at 5 dB on a real federation's counts, where nodes choose alike and
   // counts are far from Poisson (BENCHMARKS.md), so federations leave it off.
   bool map_refine = false;
+  // With map_refine, CountEstimate::mean: the posterior mean E[x | y] under that prior, by Gibbs
+  // sampling from the MAP counts (K_hat draws per sweep, the first fifth of the sweeps discarded);
+  // block s draws from MakeRng(seed, "count-gibbs", s).
+  uint32_t posterior_sweeps = 100;
+  uint64_t seed = 1;
 };
 
 struct CountEstimate {
   std::vector<float> raw;       // blocks x n: the decoder's soft estimate before post-processing
   std::vector<int32_t> counts;  // blocks x n: after top-K, refit, rounding and a MAP swap search; each row sums to k_hat
+  std::vector<float> mean;      // blocks x n: the posterior mean E[x | y] (map_refine only; else empty)
   uint32_t k_hat = 0;
   int iterations = 0;           // AMP iterations / unrolled layers run
   double flops = 0.0;           // floating-point operations the decode took (counted, see .cc)
@@ -68,6 +74,11 @@ class CountDecoder {
 
 // n x d Gaussian rows scaled to unit norm: AMP-DA's code, and AMP-DA-Net's C0.
 std::vector<float> RandomUnitCodebook(uint32_t n, uint32_t d, Rng& rng);
+// RandomUnitCodebook with the first `private_dims` rows (the most popular codewords: the VQ sorts its
+// centroids so) replaced by the first unit vectors, and every other row drawn over the remaining
+// d - private_dims dimensions: the popular codewords are orthogonal to all others, which the prior
+// favours in every confusion, and the rare ones share the rest. private_dims < d.
+std::vector<float> PopularFirstCodebook(uint32_t n, uint32_t d, uint32_t private_dims, Rng& rng);
 
 struct AmpDaOptions {
   uint32_t iterations = 50;     // at most
@@ -81,6 +92,7 @@ struct AmpDaNetOptions {
   uint32_t n = 128, d = 64;
   uint32_t layers = 10;         // T unrolled AMP layers
   uint32_t filters = 32;        // CNN denoiser width (3 conv layers, kernel 3)
+  uint32_t private_dims = 0;    // C0 = PopularFirstCodebook(n, d, private_dims); 0: RandomUnitCodebook
   uint64_t seed = 1;            // C0 and the initial weights
 };
 
@@ -93,7 +105,8 @@ struct AmpDaNetTrainOptions {
   double snr_min_db = 0.0, snr_max_db = 20.0;  // SNR drawn uniformly per batch
   uint32_t ka_min = 7, ka_max = 13;            // active nodes drawn uniformly per batch
   uint64_t seed = 1;
-  std::string init_from;         // a decoder file to start from (same n, d, layers, filters); empty: fresh
+  std::string init_from;         // a decoder file to start from (same n, d, layers, filters); empty: fresh.
+                                 // With net.private_dims > 0 its code is replaced (C0 = PopularFirstCodebook, W = I).
   // The loss of a batch is log(its squared error) instead of the error itself, so every SNR of the
   // range pulls equally (the raw error is dominated by the lowest SNRs' large errors).
   bool log_loss = false;

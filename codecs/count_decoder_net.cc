@@ -21,7 +21,7 @@ struct NetImpl : torch::nn::Module {
   explicit NetImpl(const AmpDaNetOptions& o) : opt(o) {
     const int64_t T = o.layers, n = o.n, d = o.d, F = o.filters;
     Rng rng = MakeRng(o.seed, "amp-da-net-c0");
-    const std::vector<float> c0 = RandomUnitCodebook(o.n, o.d, rng);
+    const std::vector<float> c0 = PopularFirstCodebook(o.n, o.d, o.private_dims, rng);
     C0 = register_buffer("C0", Borrow(c0.data(), {n, d}).clone());
     W = register_parameter("W", torch::eye(d));
     damp = register_parameter("damp", torch::full({T}, std::log(0.3 / 0.7)));  // sigmoid -> 0.3
@@ -152,6 +152,9 @@ Result<std::unique_ptr<CountDecoder>> TrainAmpDaNet(const CountData& data, const
                                    std::to_string(opt.net.n));
   if (data.rounds.size() < 2) return Status::InvalidArgument("count data: need at least 2 rounds (train and validation)");
   if (opt.ka_min == 0 || opt.ka_min > opt.ka_max) return Status::InvalidArgument("ka_min must be in [1, ka_max]");
+  if (opt.net.private_dims >= opt.net.d || opt.net.private_dims > opt.net.n)
+    return Status::InvalidArgument("private_dims (" + std::to_string(opt.net.private_dims) + ") must be in [0, min(d - 1, n)] = [0, " +
+                                   std::to_string(std::min(opt.net.d - 1, opt.net.n)) + "]");
   if (!(opt.snr_min_db <= opt.snr_max_db))
     return Status::InvalidArgument("snr_min_db (" + std::to_string(opt.snr_min_db) + ") must be <= snr_max_db (" +
                                    std::to_string(opt.snr_max_db) + ")");
@@ -168,6 +171,13 @@ Result<std::unique_ptr<CountDecoder>> TrainAmpDaNet(const CountData& data, const
                                      std::to_string(opt.net.d) + ", " + std::to_string(opt.net.layers) + " layers, " +
                                      std::to_string(opt.net.filters) + " filters");
     net = static_cast<AmpDaNet&>(*init.value()).net();
+    if (opt.net.private_dims > 0) {  // a new code (C0, W = I) under the file's layers and CNN
+      torch::NoGradGuard ng;
+      Rng rng = MakeRng(opt.net.seed, "amp-da-net-c0");
+      const std::vector<float> c0 = PopularFirstCodebook(opt.net.n, opt.net.d, opt.net.private_dims, rng);
+      net->C0.copy_(Borrow(c0.data(), {static_cast<int64_t>(opt.net.n), static_cast<int64_t>(opt.net.d)}));
+      net->W.copy_(torch::eye(opt.net.d));
+    }
   }
   std::vector<size_t> train_r, val_r;
   SplitRounds(data, &train_r, &val_r);

@@ -213,6 +213,9 @@ int main(int argc, char** argv) {
   ota_train->add_option("--lr", oopt.learning_rate, "Adam learning rate")->check(CLI::Range(1e-7, 1.0));
   ota_train->add_option("--layers", oopt.layers, "unrolled AMP layers")->check(CLI::Range(1, 100));
   ota_train->add_option("--filters", oopt.filters, "CNN denoiser filters")->check(CLI::Range(1, 1024));
+  ota_train->add_option("--private-dims", oopt.private_dims,
+                        "the most popular codewords of C0 get a dimension each, orthogonal to all others (with --init: replaces the file's code)")
+      ->check(CLI::Range(0, 1023));
   ota_train->add_option("--mix-zipf", oopt.mix_zipf, "add 30 synthetic rounds per Zipf exponent to the data (e.g. 0.5 1.1 1.5)")
       ->check(CLI::Range(0.0, 10.0));
   ota_train->add_option("--snr-min", oopt.snr_min_db, "lowest training SNR [dB]")->check(CLI::Range(-20.0, 60.0));
@@ -224,7 +227,7 @@ int main(int argc, char** argv) {
   ota_nmse->add_option("--out", oopt.out, "output folder (default runs/ota-nmse)");
   ota_nmse->add_option("--snrs", snr_list, "comma-separated SNRs [dB] (default 0,3,5,10,15,20)");
   ota_nmse->add_option("--blocks", oopt.blocks, "blocks per SNR")->check(CLI::Range(250, 10000000));
-  ota_nmse->add_flag("--map-refine", oopt.map_refine, "post-processing ends with a MAP swap search under a Poisson count prior");
+  ota_nmse->add_flag("--map-refine", oopt.map_refine, "post-processing ends with a MAP swap search under a Poisson count prior, then estimates the posterior mean by Gibbs sampling (nmse_counts_mean)");
   ota_nmse->add_flag("--snr-per-node", oopt.snr_per_node, "SNR of one node's codeword (default: of the received sum, as the paper)");
   ota_nmse->add_option("--target", oopt.target_nmse, "NMSE target whose SNR is reported")->check(CLI::Range(1e-9, 1.0));
   bench->add_option("--net", oopt.net, "'decode': AMP-DA-Net decoder file")->check(CLI::ExistingFile);

@@ -16,6 +16,7 @@
 #include "codecs/count_decoder.h"
 #include "codecs/symmetric.h"
 #include "splitnets/learner.h"
+#include "record/files.h"
 #include "record/progress.h"
 
 namespace edgebed {
@@ -89,6 +90,7 @@ int RunOtaTrain(const OtaToolOptions& opt) {
   t.net.d = opt.d;
   t.net.layers = opt.layers;
   t.net.filters = opt.filters;
+  t.net.private_dims = opt.private_dims;
   t.net.seed = opt.seed;
   t.batch = opt.batch;
   t.steps = opt.steps;
@@ -146,16 +148,18 @@ int RunOtaNmse(const OtaToolOptions& opt) {
   SplitRounds(data.value(), &train_rounds, &rounds);
   const std::string dir = opt.out.empty() ? "runs/ota-nmse" : opt.out;
   std::filesystem::create_directories(dir);
-  std::ofstream csv(dir + "/nmse.csv");
-  csv << "snr_db,decoder,nmse_counts_raw,nmse_counts,nmse_aggregate,nmse_aggregate_soft,blocks_exact,k_hat_correct,blocks,"
-         "seconds\n";
+  std::string csv =
+      "snr_db,decoder,nmse_counts_raw,nmse_counts,nmse_counts_mean,nmse_aggregate,nmse_aggregate_soft,blocks_exact,"
+      "k_hat_correct,blocks,seconds\n";
   const uint32_t n = data->n, group = 250;
-  std::map<std::string, std::vector<double>> curve, curve_raw, curve_agg;
+  // NMSE of the counts: raw (the decoder's soft output), post-processed (integers), and with
+  // --map-refine the posterior mean by Gibbs sampling (else NaN).
+  std::map<std::string, std::vector<double>> curve, curve_raw, curve_mean, curve_agg;
   Progress progress("ota nmse", static_cast<double>(opt.snrs.size()) * opt.blocks, "blocks");
   double blocks_done = 0;
   for (double snr : opt.snrs) {
     Rng rng = MakeRng(opt.seed, "nmse", static_cast<uint64_t>(snr * 100 + 10000));
-    struct Acc { double err_raw = 0, err = 0, ref = 0, agg_err = 0, soft_err = 0, agg_ref = 0, exact = 0, khat = 0, secs = 0; };
+    struct Acc { double err_raw = 0, err_mean = 0, err = 0, ref = 0, agg_err = 0, soft_err = 0, agg_ref = 0, exact = 0, khat = 0, secs = 0; };
     std::vector<Acc> acc(decs.size());
     uint32_t groups = 0, total_blocks = 0;
     for (uint32_t done = 0; done < opt.blocks; done += group, ++groups, blocks_done += group) {
@@ -205,6 +209,7 @@ int RunOtaNmse(const OtaToolOptions& opt) {
         p.k_max = opt.ka_max;
         p.popularity = cr.popularity.data();
         p.map_refine = opt.map_refine;
+        p.seed = DeriveSeed(opt.seed, "ota-nmse-gibbs", groups);
         auto est = dec.Decode(p);
         if (!est.ok()) {
           spdlog::error("{}: {}", dec.name(), est.status().message());
@@ -220,6 +225,7 @@ int RunOtaNmse(const OtaToolOptions& opt) {
             const double x = b.counts[j];
             a.err_raw += (est->raw[j] - x) * (est->raw[j] - x);
             a.err += (est->counts[j] - x) * (est->counts[j] - x);
+            if (!est->mean.empty()) a.err_mean += (est->mean[j] - x) * (est->mean[j] - x);
             a.ref += x * x;
             exact &= est->counts[j] == static_cast<int32_t>(x);
           }
@@ -239,39 +245,58 @@ int RunOtaNmse(const OtaToolOptions& opt) {
       const std::string name = decs[k]->name();
       curve[name].push_back(a.err / a.ref);
       curve_raw[name].push_back(a.err_raw / a.ref);
+      curve_mean[name].push_back(opt.map_refine ? a.err_mean / a.ref : NAN);
       curve_agg[name].push_back(a.agg_err / a.agg_ref);
-      csv << snr << ',' << name << ',' << a.err_raw / a.ref << ',' << a.err / a.ref << ',' << a.agg_err / a.agg_ref << ','
-          << a.soft_err / a.agg_ref << ','
-          << a.exact / total_blocks << ',' << a.khat / groups << ',' << total_blocks << ',' << a.secs << "\n";
-      spdlog::info("{:>5.1f} dB  {:<10}  NMSE counts raw {:.2e}  post-processed {:.2e}  aggregate {:.2e}  exact blocks "
+      csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{}\n", snr, name, a.err_raw / a.ref, a.err / a.ref,
+                         curve_mean[name].back(), a.agg_err / a.agg_ref, a.soft_err / a.agg_ref, a.exact / total_blocks,
+                         a.khat / groups, total_blocks, a.secs);
+      spdlog::info("{:>5.1f} dB  {:<10}  NMSE counts raw {:.2e}  post-processed {:.2e}{}  aggregate {:.2e}  exact blocks "
                    "{:.1f}%  K_hat right {:.0f}%  {:.2f} s  (aggregate from soft counts {:.2e})",
-                   snr, name, a.err_raw / a.ref, a.err / a.ref, a.agg_err / a.agg_ref, 100.0 * a.exact / total_blocks,
-                   100.0 * a.khat / groups, a.secs, a.soft_err / a.agg_ref);
+                   snr, name, a.err_raw / a.ref, a.err / a.ref,
+                   opt.map_refine ? fmt::format("  posterior mean {:.2e}", a.err_mean / a.ref) : std::string(),
+                   a.agg_err / a.agg_ref, 100.0 * a.exact / total_blocks, 100.0 * a.khat / groups, a.secs,
+                   a.soft_err / a.agg_ref);
     }
   }
   progress.Finish(blocks_done);
-  csv.close();
+  if (Status st = WriteFileAtomic(dir + "/nmse.csv", csv); !st.ok()) {
+    spdlog::error("{}", st.message());
+    return 1;
+  }
   json summary = {{"target_nmse", opt.target_nmse}, {"snr", opt.snr_per_node ? "per node" : "of the superposed signal"}, {"snrs", opt.snrs}, {"map_refine", opt.map_refine}, {"data", opt.data.empty() ? fmt::format("synthetic, Zipf({:g}), n = {}", opt.zipf, opt.n) : opt.data}};
   for (const auto& [name, c] : curve) {
     const auto& raw = curve_raw[name];
+    const auto& mean = curve_mean[name];
     summary[name] = {{"nmse_counts_raw", raw}, {"nmse_counts", c}, {"nmse_aggregate", curve_agg[name]},
                      {"snr_at_target_counts_raw", SnrAt(opt.snrs, raw, opt.target_nmse)},
                      {"snr_at_target_counts", SnrAt(opt.snrs, c, opt.target_nmse)},
                      {"snr_at_1e-1_counts_raw", SnrAt(opt.snrs, raw, 1e-1)},
                      {"snr_at_1e-1_counts", SnrAt(opt.snrs, c, 1e-1)},
                      {"snr_at_target_aggregate", SnrAt(opt.snrs, curve_agg[name], opt.target_nmse)}};
-    spdlog::info("{}: counts NMSE {:.0e} reached at {:.1f} dB raw, {:.1f} dB post-processed; 1e-1 at {:.1f} dB raw, {:.1f} dB "
-                 "post-processed", name, opt.target_nmse, SnrAt(opt.snrs, raw, opt.target_nmse), SnrAt(opt.snrs, c, opt.target_nmse),
-                 SnrAt(opt.snrs, raw, 1e-1), SnrAt(opt.snrs, c, 1e-1));
+    std::string with_mean;
+    if (opt.map_refine) {
+      summary[name]["nmse_counts_mean"] = mean;
+      summary[name]["snr_at_target_counts_mean"] = SnrAt(opt.snrs, mean, opt.target_nmse);
+      summary[name]["snr_at_1e-1_counts_mean"] = SnrAt(opt.snrs, mean, 1e-1);
+      with_mean = fmt::format(", {:.1f} dB posterior mean", SnrAt(opt.snrs, mean, opt.target_nmse));
+    }
+    spdlog::info("{}: counts NMSE {:.0e} reached at {:.1f} dB raw, {:.1f} dB post-processed{}; 1e-1 at {:.1f} dB raw, {:.1f} dB "
+                 "post-processed{}", name, opt.target_nmse, SnrAt(opt.snrs, raw, opt.target_nmse),
+                 SnrAt(opt.snrs, c, opt.target_nmse), with_mean, SnrAt(opt.snrs, raw, 1e-1), SnrAt(opt.snrs, c, 1e-1),
+                 opt.map_refine ? fmt::format(", {:.1f} dB posterior mean", SnrAt(opt.snrs, mean, 1e-1)) : std::string());
   }
-  std::ofstream(dir + "/nmse.json") << summary.dump(2) << "\n";
+  if (Status st = WriteFileAtomic(dir + "/nmse.json", summary.dump(2) + "\n"); !st.ok()) {
+    spdlog::error("{}", st.message());
+    return 1;
+  }
   // Plot: NMSE of counts and of the aggregate vs SNR; each decoder's points inline, one data block each.
   {
     std::string g;
     for (const auto& [name, c] : curve) {
       g += "$" + name + " << EOD\n";
       for (size_t i = 0; i < opt.snrs.size() && i < c.size(); ++i)
-        g += fmt::format("{} {} {}\n", opt.snrs[i], curve_raw[name][i], curve_agg[name][i]);
+        g += fmt::format("{} {} {} {}\n", opt.snrs[i], curve_raw[name][i], curve_agg[name][i],
+                         opt.map_refine ? curve_mean[name][i] : curve_raw[name][i]);
       g += "EOD\n";
     }
     g += "set terminal pngcairo size 1000,420\nset output " + GnuplotPath(dir + "/nmse.png") +
@@ -285,6 +310,8 @@ int RunOtaNmse(const OtaToolOptions& opt) {
         if (!curve.count(name)) continue;
         g += sep + "$" + name + " using 1:" + col + " with linespoints pt 7 title '" + title + "'";
         sep = ", ";
+        if (opt.map_refine && std::string(col) == "2")
+          g += sep + "$" + name + " using 1:4 with linespoints dt 2 pt 6 title '" + title + ", posterior mean (Gibbs)'";
       }
       g += "\n";
     }

@@ -15,7 +15,7 @@ struct OtaToolOptions {
   double zipf = 1.1;           // synthetic data: the codewords' popularity exponent (0 = uniform)
   std::string net;             // AMP-DA-Net decoder file
   std::string out;             // decoder file (train) or output folder (nmse)
-  uint32_t n = 128, d = 64, layers = 10, filters = 32;
+  uint32_t n = 128, d = 64, layers = 10, filters = 32, private_dims = 0;
   uint32_t steps = 4000, batch = 128;
   double minutes = 25.0, learning_rate = 1e-3;
   uint64_t seed = 1;
