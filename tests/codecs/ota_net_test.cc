@@ -1,6 +1,7 @@
-// How good the learned count decoder is: a small AMP-DA-Net trained here against its untrained self
-// and AMP-DA, and the shipped decoder (codecs/decoders/amp_da_net.pt) on count vectors of a real
-// federation held out from its training (tests/data/ota/heldout_counts.bin).
+// How good the learned count decoders are: a small AMP-DA-Net trained here against its untrained self
+// and AMP-DA; the shipped decoders (codecs/decoders/amp_da_net.pt, the default, and
+// amp_da_net_private16.pt) on count vectors of a real federation held out from their training
+// (tests/data/ota/heldout_counts.bin) and on Zipf choices; the MAP search and the posterior mean.
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -106,25 +107,49 @@ TEST_CASE("a small AMP-DA-Net trained here beats its untrained self and AMP-DA o
   CHECK(e_tr < 0.85 * e_amp);
 }
 
-TEST_CASE("the shipped AMP-DA-Net on a real federation's held-out count vectors: NMSE under its bounds, below AMP-DA's") {
+TEST_CASE("the shipped AMP-DA-Nets on a real federation's held-out count vectors: NMSE under their bounds, below AMP-DA's") {
   auto data = LoadCountData(std::string(EDGEBED_SOURCE_DIR) + "/tests/data/ota/heldout_counts.bin");
   REQUIRE(data.ok());
-  auto net = LoadAmpDaNet(std::string(EDGEBED_SOURCE_DIR) + "/codecs/decoders/amp_da_net.pt");
-  REQUIRE(net.ok());
-  auto amp = MakeAmpDa(data->n, net.value()->d(), 7);
   const auto rounds = AllRounds(data.value());
-  // Bounds: the figures measured when the decoder was shipped (2026-11-30: 0.107 at 5 dB, 6.7e-3 at
-  // 10 dB over 3,500 blocks, 500 per K_a) plus about three standard deviations of the estimate (a
-  // few hundred erroneous blocks at 10 dB, a few thousand at 5 dB).
-  for (const auto& [snr, bound] : {std::pair{5.0, 0.12}, std::pair{10.0, 8e-3}}) {
-    const Nmse e_net = CountNmse(*net.value(), data.value(), rounds, snr, 7, 13, 2, 11);
-    const Nmse e_amp = CountNmse(*amp, data.value(), rounds, snr, 7, 13, 2, 11);
-    MESSAGE("shipped at ", snr, " dB: AMP-DA-Net raw ", e_net.raw, " counts ", e_net.counts, ", AMP-DA raw ", e_amp.raw,
-            " counts ", e_amp.counts);
-    CHECK(e_net.raw < bound);
-    CHECK(e_net.raw < e_amp.raw);
-    CHECK(e_net.counts < e_amp.counts);
+  // Bounds: the figures measured when each decoder was shipped (over 3,500 blocks, 500 per K_a) plus
+  // about three standard deviations of the estimate (a few hundred erroneous blocks at 10 dB, a few
+  // thousand at 5 dB). amp_da_net.pt (2026-11-30): 0.107 at 5 dB, 6.7e-3 at 10 dB;
+  // amp_da_net_private16.pt (2026-12-01): 0.111 and 8.6e-3.
+  struct Shipped {
+    const char* file;
+    double bound_5db, bound_10db;
+  };
+  for (const Shipped& f : {Shipped{"amp_da_net.pt", 0.12, 8e-3}, Shipped{"amp_da_net_private16.pt", 0.125, 1.0e-2}}) {
+    auto net = LoadAmpDaNet(std::string(EDGEBED_SOURCE_DIR) + "/codecs/decoders/" + f.file);
+    REQUIRE(net.ok());
+    auto amp = MakeAmpDa(data->n, net.value()->d(), 7);
+    for (const auto& [snr, bound] : {std::pair{5.0, f.bound_5db}, std::pair{10.0, f.bound_10db}}) {
+      const Nmse e_net = CountNmse(*net.value(), data.value(), rounds, snr, 7, 13, 2, 11);
+      const Nmse e_amp = CountNmse(*amp, data.value(), rounds, snr, 7, 13, 2, 11);
+      MESSAGE(std::string(f.file), " at ", snr, " dB: AMP-DA-Net raw ", e_net.raw, " counts ", e_net.counts, ", AMP-DA raw ", e_amp.raw,
+              " counts ", e_amp.counts);
+      CHECK(e_net.raw < bound);
+      CHECK(e_net.raw < e_amp.raw);
+      CHECK(e_net.counts < e_amp.counts);
+    }
   }
+}
+
+TEST_CASE("on independent Zipf choices at 4 dB the private-dimension decoder's posterior mean beats the default's") {
+  Rng rng = MakeRng(43, "test");
+  const CountData data = SyntheticCountData(128, 13, 2, 500, 1.1, rng);
+  const auto rounds = AllRounds(data);
+  auto base = LoadAmpDaNet(std::string(EDGEBED_SOURCE_DIR) + "/codecs/decoders/amp_da_net.pt");
+  auto priv = LoadAmpDaNet(std::string(EDGEBED_SOURCE_DIR) + "/codecs/decoders/amp_da_net_private16.pt");
+  REQUIRE(base.ok());
+  REQUIRE(priv.ok());
+  const Nmse e_base = CountNmse(*base.value(), data, rounds, 4.0, 7, 13, 2, 17, /*map_refine=*/true);
+  const Nmse e_priv = CountNmse(*priv.value(), data, rounds, 4.0, 7, 13, 2, 17, /*map_refine=*/true);
+  MESSAGE("4 dB, posterior mean NMSE: amp_da_net.pt ", e_base.mean, ", amp_da_net_private16.pt ", e_priv.mean);
+  // `edgebed ota nmse --zipf 1.1 --map-refine` (3,500 blocks): 0.107 and 0.098; the issue's goal is
+  // NMSE 1e-1 at 4 dB or below.
+  CHECK(e_priv.mean < 0.105);
+  CHECK(e_priv.mean < 0.95 * e_base.mean);
 }
 
 TEST_CASE("the MAP swap search lowers the counts' error on independent Zipf choices at 10 dB (AMP-DA)") {
