@@ -77,6 +77,7 @@ void SwapSearch(const Tensor& Y, const Tensor& C, const CountProblem& p, int64_t
   at::parallel_for(0, S, 64, [&](int64_t lo, int64_t hi) {
     std::vector<double> r(d), g(n), acc(n), cond(n);
     std::vector<int64_t> units;
+    std::vector<int32_t> x;
     double flops = 0.0;
     for (int64_t s = lo; s < hi; ++s) {
       int32_t* c = counts + s * n;
@@ -96,11 +97,16 @@ void SwapSearch(const Tensor& Y, const Tensor& C, const CountProblem& p, int64_t
       // The block's noise variance: the given one, or the rounding's residual power if larger (the
       // estimate's own error, and blocks whose power, hence noise at a given SNR, is above the mean).
       const double inv_2var = 0.5 / std::max({1e-12, p.noise_var, res / d});
-      // The negative log posterior ||r||^2 / (2 var) - log prior changes, when one count moves from i
-      // to k, by (2 (g_i - g_k) + G_ii + G_kk - 2 G_ik) / (2 var) - log(c_i pi_k / (pi_i (c_k + 1))).
+      // Moving one count from i to k (r += C_i - C_k) changes ||r||^2 by 2 (g_i - g_k) + G_ii + G_kk - 2 G_ik,
+      // so the negative log posterior ||r||^2 / (2 var) - log prior by that / (2 var) - log(c_i pi_k /
+      // (pi_i (c_k + 1))).
+      auto dres = [&](int64_t i, int64_t k) { return 2.0 * (g[i] - g[k]) + G[i * n + i] + G[k * n + k] - 2.0 * G[i * n + k]; };
       auto move_cost = [&](int64_t i, int64_t k) {
-        return inv_2var * (2.0 * (g[i] - g[k]) + G[i * n + i] + G[k * n + k] - 2.0 * G[i * n + k]) -
+        return inv_2var * dres(i, k) -
                (std::log(static_cast<double>(c[i])) - log_pi[i] + log_pi[k] - std::log(static_cast<double>(c[k] + 1)));
+      };
+      auto move_residual = [&](int64_t i, int64_t k) {  // g = C r after the move
+        for (int64_t m = 0; m < n; ++m) g[m] += G[m * n + i] - G[m * n + k];
       };
       for (int64_t it = 0; it < 2 * std::max<int64_t>(1, K); ++it) {  // at most 2 K moves
         double best = -1e-9;
@@ -117,7 +123,7 @@ void SwapSearch(const Tensor& Y, const Tensor& C, const CountProblem& p, int64_t
         if (bi < 0) break;
         --c[bi];
         ++c[bk];
-        for (int64_t m = 0; m < n; ++m) g[m] += G[m * n + bi] - G[m * n + bk];  // g = C r, r += C_i - C_k
+        move_residual(bi, bk);
         flops += 2.0 * static_cast<double>(n);
       }
       if (!mean) continue;
@@ -130,16 +136,14 @@ void SwapSearch(const Tensor& Y, const Tensor& C, const CountProblem& p, int64_t
       for (int64_t i = 0; i < n; ++i)
         for (int32_t u = 0; u < c[i]; ++u) units.push_back(i);
       std::fill(acc.begin(), acc.end(), 0.0);
-      std::vector<int32_t> x(c, c + n);
+      x.assign(c, c + n);
       const uint32_t burn = p.posterior_sweeps / 5;
       uint64_t steps = 0;
       for (uint32_t sweep = 0; sweep < p.posterior_sweeps; ++sweep)
         for (int64_t& i : units) {
           double top = -1e300;
           for (int64_t k = 0; k < n; ++k) {
-            cond[k] = k == i ? 0.0
-                             : log_pi[k] - log_pi[i] -
-                                   inv_2var * (2.0 * (g[i] - g[k]) + G[i * n + i] + G[k * n + k] - 2.0 * G[i * n + k]);
+            cond[k] = k == i ? 0.0 : log_pi[k] - log_pi[i] - inv_2var * dres(i, k);
             top = std::max(top, cond[k]);
           }
           double sum = 0.0;
@@ -155,7 +159,7 @@ void SwapSearch(const Tensor& Y, const Tensor& C, const CountProblem& p, int64_t
           if (k != i) {
             --x[i];
             ++x[k];
-            for (int64_t q = 0; q < n; ++q) g[q] += G[q * n + i] - G[q * n + k];
+            move_residual(i, k);
             i = k;
           }
           flops += 12.0 * static_cast<double>(n);
