@@ -17,12 +17,18 @@ using namespace amp;
 using Clock = std::chrono::steady_clock;
 
 // ---- AMP-DA-Net ------------------------------------------------------------------------------
+// C0 of a fresh decoder with options `o` (also put under an --init decoder when it asks for private
+// dimensions), n x d.
+Tensor InitialC0(const AmpDaNetOptions& o) {
+  Rng rng = MakeRng(o.seed, "amp-da-net-c0");
+  const std::vector<float> c0 = PopularFirstCodebook(o.n, o.d, o.private_dims, rng);
+  return Borrow(c0.data(), {static_cast<int64_t>(o.n), static_cast<int64_t>(o.d)}).clone();
+}
+
 struct NetImpl : torch::nn::Module {
   explicit NetImpl(const AmpDaNetOptions& o) : opt(o) {
-    const int64_t T = o.layers, n = o.n, d = o.d, F = o.filters;
-    Rng rng = MakeRng(o.seed, "amp-da-net-c0");
-    const std::vector<float> c0 = PopularFirstCodebook(o.n, o.d, o.private_dims, rng);
-    C0 = register_buffer("C0", Borrow(c0.data(), {n, d}).clone());
+    const int64_t T = o.layers, d = o.d, F = o.filters;
+    C0 = register_buffer("C0", InitialC0(o));
     W = register_parameter("W", torch::eye(d));
     damp = register_parameter("damp", torch::full({T}, std::log(0.3 / 0.7)));  // sigmoid -> 0.3
     resid = register_parameter("resid", torch::ones({T}));
@@ -173,9 +179,7 @@ Result<std::unique_ptr<CountDecoder>> TrainAmpDaNet(const CountData& data, const
     net = static_cast<AmpDaNet&>(*init.value()).net();
     if (opt.net.private_dims > 0) {  // a new code (C0, W = I) under the file's layers and CNN
       torch::NoGradGuard ng;
-      Rng rng = MakeRng(opt.net.seed, "amp-da-net-c0");
-      const std::vector<float> c0 = PopularFirstCodebook(opt.net.n, opt.net.d, opt.net.private_dims, rng);
-      net->C0.copy_(Borrow(c0.data(), {static_cast<int64_t>(opt.net.n), static_cast<int64_t>(opt.net.d)}));
+      net->C0.copy_(InitialC0(opt.net));
       net->W.copy_(torch::eye(opt.net.d));
     }
   }
