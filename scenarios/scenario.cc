@@ -213,10 +213,7 @@ Result<Dataset> LoadScenarioData(const Scenario& sc, bool train) {
 
 Result<std::vector<uint64_t>> ScenarioPartitionSizes(const Scenario& sc, const DataPlan& plan) {
   // The labels are all a partition depends on: the samples stay on disk.
-  EDGEBED_ASSIGN_OR_RETURN(auto parts, PartitionPlan(plan, ScenarioPartition(sc)));
-  std::vector<uint64_t> sizes;
-  for (const auto& p : parts) sizes.push_back(p.size());
-  return sizes;
+  return PartitionPlanSizes(plan, ScenarioPartition(sc));
 }
 
 const std::string& DefaultScenarioText() {

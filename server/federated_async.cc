@@ -36,7 +36,7 @@ bool FederatedServer::Dispatch(const std::string& id, uint32_t step) {
   // A lower bound on the job's virtual duration: the download and training its profile predicts
   // for its partition (the node host computes the same), with 10% to spare.
   const uint64_t samples = rec->index < assigned_samples.size() ? assigned_samples[rec->index] : 0;
-  job.min_duration_s = 0.9 * PredictRound(*rec->profile, global.bytes(), learner->TrainFlops(), samples, sc.local_epochs).total_s();
+  job.min_duration_s = 0.9 * PredictRound(registry.Profile(*rec), global.bytes(), learner->TrainFlops(), samples, sc.local_epochs).total_s();
   if (Status st = async_->Dispatch(std::move(job)); !st.ok()) spdlog::error("step {}: {}", step, st.message());
   ++step_sent;
   return true;

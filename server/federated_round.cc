@@ -32,15 +32,14 @@ std::vector<Candidate> FederatedServer::Candidates(uint32_t r) {
   std::vector<Candidate> out;
   const uint64_t model_bytes = global.bytes();
   const uint64_t avg_samples = train_rows / std::max<uint32_t>(1, sc.nodes);
-  std::vector<std::string> ids = registry.AliveIds();
-  out.reserve(ids.size());  // 100,000 candidates: grown by doubling they took twice the memory
-  for (auto& id : ids) {
-    const NodeRecord* rec = registry.Find(id);
-    const DeviceProfile& p = *rec->profile;
+  const std::vector<const NodeRecord*> alive = registry.AliveRecords();
+  out.reserve(alive.size());  // 100,000 candidates: grown by doubling they took twice the memory
+  for (const NodeRecord* rec : alive) {
+    const DeviceProfile& p = registry.Profile(*rec);
     const VirtualCost c = PredictRound(p, model_bytes, learner->TrainFlops(),
                                        rec->num_samples ? rec->num_samples : avg_samples, sc.local_epochs);
     const double upload_s = p.uplink_bps > 0 ? static_cast<double>(model_bytes) * 8.0 / p.uplink_bps : 0.0;
-    out.push_back({std::move(id), c.total_s() + upload_s, uplink->ExpectedGain(rec->index, r)});
+    out.push_back({rec->id, c.total_s() + upload_s, uplink->ExpectedGain(rec->index, r)});
   }
   return out;
 }
@@ -176,8 +175,9 @@ void FederatedServer::RunRound(uint32_t r, Clock::time_point run_start) {
   std::set<std::string> has_model;  // host connections that got this round's model
   for (const auto& id : selected) {
     const auto* rec = registry.Find(id);
-    const bool hosted = !rec->route.empty() && rec->route != id;
-    const bool light = hosted && has_model.count(rec->route) > 0;
+    const std::string& route = registry.Route(*rec);
+    const bool hosted = !route.empty() && route != id;
+    const bool light = hosted && has_model.count(route) > 0;
     if (light && !light_env) {
       light_env = ins_env;
       light_env->mutable_fit_ins()->clear_params();
@@ -192,7 +192,7 @@ void FederatedServer::RunRound(uint32_t r, Clock::time_point run_start) {
       spdlog::warn("round {}: {} failed: its connection is gone", r, id);
       continue;
     }
-    if (hosted) has_model.insert(rec->route);
+    if (hosted) has_model.insert(route);
     rounds.Expect(id);
     registry.Touch(id, Clock::now());
   }

@@ -131,9 +131,9 @@ std::pair<double, double> FederatedServer::UploadCost(const NodeRecord* rec, uin
                                                       const LinkAccounting& l) const {
   auto it = l.per_node.find(index);
   if (it != l.per_node.end() && it->second.airtime_s > 0) return {it->second.airtime_s, it->second.tx_energy_j};
-  if (rec && rec->profile->uplink_bps > 0) {
-    const double upload_s = static_cast<double>(frame_bytes) * 8.0 / rec->profile->uplink_bps;
-    return {upload_s, rec->profile->tx_power_w * upload_s};
+  if (const DeviceProfile* p = rec ? &registry.Profile(*rec) : nullptr; p && p->uplink_bps > 0) {
+    const double upload_s = static_cast<double>(frame_bytes) * 8.0 / p->uplink_bps;
+    return {upload_s, p->tx_power_w * upload_s};
   }
   return {0.0, 0.0};
 }

@@ -114,7 +114,7 @@ Status GnnServer::Run() {
       std::vector<std::string> keys(gnn->shards());
       for (const auto& id : registry.AliveIds()) {
         const NodeRecord* rec = registry.Find(id);
-        const AllowEntry* entry = allow->ByLabel(net.UserOf(rec->route));
+        const AllowEntry* entry = allow->ByLabel(net.UserOf(registry.Route(*rec)));
         if (entry && rec->index < keys.size()) keys[rec->index] = entry->public_key;
       }
       for (const auto& k : keys) start.mutable_gnn_start()->add_peer_keys(k);
@@ -144,7 +144,7 @@ Status GnnServer::Run() {
         const NodeRecord* rec = registry.ByIndex(i);
         if (rec && rec->alive) continue;
         why += (why.empty() ? "" : "; ") + (rec ? rec->id : "index " + std::to_string(i)) + " (" + (sc.gnn.mode == "pipe" ? "stage " : sc.gnn.mode == "graph" ? "partition " : "shard ") +
-               std::to_string(i) + ") " + (rec && !rec->gone_reason.empty() ? rec->gone_reason : std::string("is gone"));
+               std::to_string(i) + ") " + (rec && !registry.GoneReason(*rec).empty() ? registry.GoneReason(*rec) : std::string("is gone"));
       }
       rounds.Abandon();
       stopped = "epoch " + std::to_string(e) + ": " + (why.empty() ? "a shard could not be sent its epoch" : why);

@@ -3,6 +3,7 @@
 // channel-aware (best channel gain first), with over-commitment.
 #pragma once
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "codecs/rng.h"
@@ -10,7 +11,7 @@
 namespace edgebed {
 
 struct Candidate {
-  std::string id;
+  std::string_view id;        // the registry's (or the caller's) string: it must outlive the selection
   double predicted_s = 0.0;   // predicted virtual completion (download + train + upload)
   double channel_gain = 1.0;  // expected channel power gain this round (path loss, fading when known)
 };

@@ -64,7 +64,7 @@ size_t ServerCore::Send(const std::string& to, wire::Envelope& env, const std::s
   std::string via = route;
   if (via.empty()) {
     const auto* rec = registry.Find(to);
-    via = rec && !rec->route.empty() ? rec->route : to;
+    via = rec && !registry.Route(*rec).empty() ? registry.Route(*rec) : to;
   }
   if (via != to) env.set_node(to);
   const size_t n = net.Send(via, env);
@@ -82,8 +82,7 @@ void ServerCore::SendError(const std::string& to, wire::ErrorCode code, const st
 }
 
 void ServerCore::Gone(const std::string& id, const std::string& reason) {
-  registry.MarkGone(id);
-  if (NodeRecord* rec = registry.Find(id)) rec->gone_reason = reason;
+  registry.MarkGone(id, reason);
   Fail(id, reason);
 }
 
@@ -125,7 +124,7 @@ void ServerCore::OnMessage(const std::string& route, std::vector<zmq::message_t>
   if (st.ok()) st = wire::CheckAttached(payload.size(), attached, core.link.max_frame_bytes);
   // A node host carries many nodes on one connection; each message names its node.
   const std::string node = st.ok() && !env.node().empty() ? env.node() : from;
-  if (auto* rec = registry.Find(node); rec && rec->route == route) {
+  if (auto* rec = registry.Find(node); rec && registry.Route(*rec) == route) {
     registry.Touch(node, Clock::now());
     registry.TouchRoute(route, Clock::now());  // only a connection carrying a joined node counts
   }
@@ -148,10 +147,10 @@ void ServerCore::OnMessage(const std::string& route, std::vector<zmq::message_t>
   }
   if (!env.has_join()) {  // a node speaks only over the connection it joined on
     const auto* rec = registry.Find(node);
-    if (rec && rec->route != route) {
+    if (rec && registry.Route(*rec) != route) {
       ++stats.unknown_node;
       spdlog::error("dropped {} for '{}' from connection '{}': that node joined over '{}'", wire::BodyName(env), node,
-                    wire::Printable(route), wire::Printable(rec->route));
+                    wire::Printable(route), wire::Printable(registry.Route(*rec)));
       return;
     }
   }

@@ -209,4 +209,17 @@ Result<std::vector<std::vector<uint32_t>>> PartitionPlan(const DataPlan& plan, c
   return PartitionAll(t.labels, t.num_classes, spec, plan.client_ids);
 }
 
+Result<std::vector<uint64_t>> PartitionPlanSizes(const DataPlan& plan, const PartitionSpec& spec) {
+  std::vector<uint64_t> sizes;
+  if (spec.kind == "sample") {
+    EDGEBED_ASSIGN_OR_RETURN(const uint64_t m, SampleDrawsPerNode(plan.train.size(), spec));
+    sizes.assign(spec.num_nodes, m);
+    return sizes;
+  }
+  EDGEBED_ASSIGN_OR_RETURN(const auto parts, PartitionPlan(plan, spec));
+  sizes.reserve(parts.size());
+  for (const auto& p : parts) sizes.push_back(p.size());
+  return sizes;
+}
+
 }  // namespace edgebed

@@ -48,5 +48,8 @@ Result<Dataset> LoadTestSet(const DataPlan& plan);
 
 // Every node's training positions under `spec` (natural: the plan's client ids).
 Result<std::vector<std::vector<uint32_t>>> PartitionPlan(const DataPlan& plan, const PartitionSpec& spec);
+// How many positions each node holds, as PartitionPlan gives them; `sample` without drawing them
+// (100,000 nodes' draws are 24 MB the server would hold only to count).
+Result<std::vector<uint64_t>> PartitionPlanSizes(const DataPlan& plan, const PartitionSpec& spec);
 
 }  // namespace edgebed

@@ -21,6 +21,11 @@ struct DeviceProfile {
   double compute_power_w = 0.0;
   double ms_per_sample = 0.0;    // FedScale-style: training ms per sample and epoch; > 0 overrides train_gflops
   Status Validate(const std::string& where) const;  // names where.field on error
+  bool operator==(const DeviceProfile& o) const {
+    return name == o.name && train_gflops == o.train_gflops && memory_mb == o.memory_mb && uplink_bps == o.uplink_bps &&
+           downlink_bps == o.downlink_bps && tx_power_w == o.tx_power_w && compute_power_w == o.compute_power_w &&
+           ms_per_sample == o.ms_per_sample;
+  }
 };
 
 // DeviceProfile <-> the wire's join.profile (the one place the two are mapped).

@@ -101,11 +101,7 @@ Result<Parts> Natural(const std::vector<int64_t>& clients, const PartitionSpec& 
 
 // With replacement: each node its own seeded draws.
 Result<Parts> Sample(size_t n, const PartitionSpec& spec) {
-  const uint64_t m = spec.samples_per_node ? spec.samples_per_node : std::max<uint64_t>(1, n / spec.num_nodes);
-  if (m * spec.num_nodes > (uint64_t{1} << 31))
-    return Status::InvalidArgument("data.partition = sample: " + std::to_string(spec.num_nodes) + " nodes x " +
-                                   std::to_string(m) + " data.samples_per_node = " + std::to_string(m * spec.num_nodes) +
-                                   " draws; allowed up to 2^31 (lower data.samples_per_node)");
+  EDGEBED_ASSIGN_OR_RETURN(const uint64_t m, SampleDrawsPerNode(n, spec));
   Parts parts(spec.num_nodes);
   for (uint32_t k = 0; k < spec.num_nodes; ++k) {
     Rng rng = MakeRng(spec.seed, "partition-sample", k);
@@ -117,6 +113,17 @@ Result<Parts> Sample(size_t n, const PartitionSpec& spec) {
 }
 
 }  // namespace
+
+Result<uint64_t> SampleDrawsPerNode(size_t num_samples, const PartitionSpec& spec) {
+  if (spec.num_nodes == 0) return Status::InvalidArgument("federation.nodes must be >= 1");
+  if (num_samples == 0) return Status::InvalidArgument("the training set is empty");
+  const uint64_t m = spec.samples_per_node ? spec.samples_per_node : std::max<uint64_t>(1, num_samples / spec.num_nodes);
+  if (m * spec.num_nodes > (uint64_t{1} << 31))
+    return Status::InvalidArgument("data.partition = sample: " + std::to_string(spec.num_nodes) + " nodes x " +
+                                   std::to_string(m) + " data.samples_per_node = " + std::to_string(m * spec.num_nodes) +
+                                   " draws; allowed up to 2^31 (lower data.samples_per_node)");
+  return m;
+}
 
 Result<std::vector<std::vector<uint32_t>>> PartitionAll(const std::vector<int32_t>& labels, int num_classes,
                                                         const PartitionSpec& spec,

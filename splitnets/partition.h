@@ -29,6 +29,8 @@ struct PartitionSpec {
 Result<std::vector<std::vector<uint32_t>>> PartitionAll(const std::vector<int32_t>& labels, int num_classes,
                                                         const PartitionSpec& spec,
                                                         const std::vector<int64_t>& client_ids = {});
+// sample: how many indices each node draws from `num_samples` (the same for every node).
+Result<uint64_t> SampleDrawsPerNode(size_t num_samples, const PartitionSpec& spec);
 // One node's share of PartitionAll.
 Result<std::vector<uint32_t>> PartitionFor(const std::vector<int32_t>& labels, int num_classes,
                                            const PartitionSpec& spec, uint32_t node_index);

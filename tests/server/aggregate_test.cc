@@ -52,8 +52,10 @@ TEST_CASE("FedAvg with nothing accumulated refuses to aggregate") {
 
 TEST_CASE("selection takes the configured fraction, seeded") {
   auto s = MakeStrategy({"fedavg", 0.3, {}}).value();
+  std::vector<std::string> names;
+  for (int i = 0; i < 10; ++i) names.push_back("node-" + std::to_string(i));
   std::vector<Candidate> ids;
-  for (int i = 0; i < 10; ++i) ids.push_back({"node-" + std::to_string(i), 1.0, 1.0});
+  for (const auto& n : names) ids.push_back({n, 1.0, 1.0});
   Rng r1 = MakeRng(1, "select"), r2 = MakeRng(1, "select");
   auto a = s->ConfigureFit(1, ids, r1).ids, b = s->ConfigureFit(1, ids, r2).ids;
   CHECK(a.size() == 3);
@@ -73,7 +75,7 @@ TEST_CASE("the registry admits, refuses out-of-range and duplicate indices, bind
   CHECK(reg.Join("bad\nid", "conn-c", 2, now).message().find("printable ASCII") != std::string::npos);
   // Hijack: an alive node's id from another connection is refused; from its own it joins again.
   CHECK(reg.Join("node-0", "conn-evil", 0, now).message().find("held by another connection") != std::string::npos);
-  CHECK(reg.Find("node-0")->route == "conn-a");
+  CHECK(reg.Route(*reg.Find("node-0")) == "conn-a");
   CHECK(reg.Join("node-0", "conn-a", 0, now).ok());
   reg.MarkGone("node-1");
   CHECK(reg.AliveIds() == std::vector<std::string>{"node-0"});
@@ -91,10 +93,11 @@ TEST_CASE("the registry admits, refuses out-of-range and duplicate indices, bind
   NodeRegistry fresh(3);
   CHECK(fresh.ByIndex(1) == nullptr);
   REQUIRE(fresh.Join("node-1", "conn-a", 1, now).ok());
-  fresh.Find("node-1")->gone_reason = "left the federation: test";
-  fresh.MarkGone("node-1");
+  CHECK(fresh.GoneReason(*fresh.Find("node-1")).empty());
+  fresh.MarkGone("node-1", "left the federation: test");
+  CHECK(fresh.GoneReason(*fresh.Find("node-1")) == "left the federation: test");
   REQUIRE(fresh.Join("node-1", "conn-a", 1, now).ok());
-  CHECK(fresh.Find("node-1")->gone_reason.empty());  // alive again: no reason to be gone
+  CHECK(fresh.GoneReason(*fresh.Find("node-1")).empty());  // alive again: no reason to be gone
 }
 
 TEST_CASE("liveness: a node is silent when neither it nor the process carrying it has been heard for the timeout") {
@@ -142,8 +145,10 @@ TEST_CASE("erased values (NaN) are left out of their coordinate's mean only") {
 }
 
 TEST_CASE("deadline-aware selection leaves out the nodes predicted to miss the deadline") {
+  std::vector<std::string> names;
+  for (int i = 0; i < 20; ++i) names.push_back("node-" + std::to_string(i));
   std::vector<Candidate> c;
-  for (int i = 0; i < 20; ++i) c.push_back({"node-" + std::to_string(i), i < 5 ? 50.0 : 5.0, 1.0});
+  for (int i = 0; i < 20; ++i) c.push_back({names[i], i < 5 ? 50.0 : 5.0, 1.0});
   SelectionOptions o;
   o.policy = "deadline";
   o.fraction = 0.5;
@@ -156,8 +161,10 @@ TEST_CASE("deadline-aware selection leaves out the nodes predicted to miss the d
 }
 
 TEST_CASE("channel-aware selection takes the best gains; over-commitment selects more, aggregates K") {
+  std::vector<std::string> names;
+  for (int i = 0; i < 10; ++i) names.push_back("node-" + std::to_string(i));
   std::vector<Candidate> c;
-  for (int i = 0; i < 10; ++i) c.push_back({"node-" + std::to_string(i), 1.0, static_cast<double>(i)});
+  for (int i = 0; i < 10; ++i) c.push_back({names[i], 1.0, static_cast<double>(i)});
   SelectionOptions o;
   o.policy = "channel";
   o.fraction = 0.3;

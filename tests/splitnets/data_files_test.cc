@@ -214,6 +214,31 @@ TEST_CASE("the natural partition gives each node exactly one client's rows, and 
   CHECK(Says(PartitionPlan(plan2.value(), p).status(), "needs client ids: an array client_id"));
 }
 
+TEST_CASE("partition sizes without the partition: the counts PartitionPlan's shares have, and its errors") {
+  DataSpec s = NpzSpec(WriteArrays("sizes.npz", MakeArrays(40), false), 0.0);
+  s.test = WriteArrays("sizes_test.npz", MakeArrays(8), false);
+  auto plan = PlanData(s);
+  REQUIRE(plan.ok());
+  for (const char* kind : {"sample", "iid", "shards"}) {
+    PartitionSpec p;
+    p.kind = kind;
+    p.num_nodes = kind == std::string("sample") ? 100 : 4;  // sample: more nodes than rows
+    p.samples_per_node = 7;
+    p.shards_per_node = 2;
+    auto parts = PartitionPlan(plan.value(), p);
+    auto sizes = PartitionPlanSizes(plan.value(), p);
+    REQUIRE(parts.ok());
+    REQUIRE(sizes.ok());
+    REQUIRE(sizes->size() == parts->size());
+    for (size_t k = 0; k < parts->size(); ++k) CHECK(sizes.value()[k] == parts.value()[k].size());
+  }
+  PartitionSpec big;
+  big.kind = "sample";
+  big.num_nodes = 1u << 20;
+  big.samples_per_node = 4096;  // 2^32 draws
+  CHECK(Says(PartitionPlanSizes(plan.value(), big).status(), "allowed up to 2^31 (lower data.samples_per_node)"));
+}
+
 TEST_CASE("idx pairs, raw and gzip, and CIFAR-10 batches read back the rows asked for") {
   const int n = 9;
   std::vector<uint8_t> images = {0, 0, 8, 3, 0, 0, 0, n, 0, 0, 0, 3, 0, 0, 0, 4};
