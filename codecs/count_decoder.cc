@@ -23,6 +23,7 @@
 #include "codecs/count_decoder.h"
 #include "codecs/amp_kernels.h"
 #include "codecs/count_kernel.h"
+#include "codecs/codebook_design.h"
 
 #include <ATen/Parallel.h>
 
@@ -127,7 +128,7 @@ class AmpDa final : public CountDecoder {
  public:
   AmpDa(uint32_t n, uint32_t d, uint64_t seed, const AmpDaOptions& opt) : CountDecoder(n, d), opt_(opt) {
     Rng rng = MakeRng(seed, "amp-da-codebook");
-    codebook_ = RandomUnitCodebook(n, d, rng);
+    codebook_ = DesignedCodebook(n, d, opt.code, rng).value();
   }
   std::string name() const override { return "amp_da"; }
   Status Save(const std::string& path) const override {

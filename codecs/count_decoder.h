@@ -80,7 +80,15 @@ std::vector<float> RandomUnitCodebook(uint32_t n, uint32_t d, Rng& rng);
 // favours in every confusion, and the rare ones share the rest. private_dims < d.
 std::vector<float> PopularFirstCodebook(uint32_t n, uint32_t d, uint32_t private_dims, Rng& rng);
 
+// Which code a decoder transmits with (built by DesignedCodebook, codecs/codebook_design.h).
+struct CodeDesign {
+  uint32_t private_dims = 0;    // PopularFirstCodebook(n, d, private_dims); 0: RandomUnitCodebook
+  bool low_coherence = false;   // the shared rows then descended to a low coherence (LowCoherenceCodebook)
+  Status Validate(uint32_t n, uint32_t d) const;  // private_dims in [0, min(d - 1, n)]
+};
+
 struct AmpDaOptions {
+  CodeDesign code;              // callers validate it (code.Validate(n, d))
   uint32_t iterations = 50;     // at most
   double damping = 0.3;         // share of the previous estimate kept each iteration
   double tolerance = 1e-5;      // stop when the mean squared change of the estimate falls below
@@ -92,7 +100,7 @@ struct AmpDaNetOptions {
   uint32_t n = 128, d = 64;
   uint32_t layers = 10;         // T unrolled AMP layers
   uint32_t filters = 32;        // CNN denoiser width (3 conv layers, kernel 3)
-  uint32_t private_dims = 0;    // C0 = PopularFirstCodebook(n, d, private_dims); 0: RandomUnitCodebook
+  CodeDesign code;              // C0 (validated by TrainAmpDaNet)
   uint64_t seed = 1;            // C0 and the initial weights
 };
 
@@ -106,7 +114,8 @@ struct AmpDaNetTrainOptions {
   uint32_t ka_min = 7, ka_max = 13;            // active nodes drawn uniformly per batch
   uint64_t seed = 1;
   std::string init_from;         // a decoder file to start from (same n, d, layers, filters); empty: fresh.
-                                 // With net.private_dims > 0 its code is replaced (C0 = PopularFirstCodebook, W = I).
+                                 // With a designed net.code (private_dims > 0 or low_coherence) its code is
+                                 // replaced (C0 as a fresh decoder's, W = I).
   // The loss of a batch is log(its squared error) instead of the error itself, so every SNR of the
   // range pulls equally (the raw error is dominated by the lowest SNRs' large errors).
   bool log_loss = false;

@@ -10,6 +10,7 @@
 
 #include "codecs/amp_kernels.h"
 #include "codecs/count_decoder.h"
+#include "codecs/codebook_design.h"
 
 namespace edgebed {
 namespace {
@@ -17,11 +18,11 @@ using namespace amp;
 using Clock = std::chrono::steady_clock;
 
 // ---- AMP-DA-Net ------------------------------------------------------------------------------
-// C0 of a fresh decoder with options `o` (also put under an --init decoder when it asks for private
-// dimensions), n x d.
+// C0 of a fresh decoder with options `o` (also put under an --init decoder when it asks for a new
+// code), n x d. Callers validate o.code first.
 Tensor InitialC0(const AmpDaNetOptions& o) {
   Rng rng = MakeRng(o.seed, "amp-da-net-c0");
-  const std::vector<float> c0 = PopularFirstCodebook(o.n, o.d, o.private_dims, rng);
+  const std::vector<float> c0 = DesignedCodebook(o.n, o.d, o.code, rng).value();
   return Borrow(c0.data(), {static_cast<int64_t>(o.n), static_cast<int64_t>(o.d)}).clone();
 }
 
@@ -158,9 +159,7 @@ Result<std::unique_ptr<CountDecoder>> TrainAmpDaNet(const CountData& data, const
                                    std::to_string(opt.net.n));
   if (data.rounds.size() < 2) return Status::InvalidArgument("count data: need at least 2 rounds (train and validation)");
   if (opt.ka_min == 0 || opt.ka_min > opt.ka_max) return Status::InvalidArgument("ka_min must be in [1, ka_max]");
-  if (opt.net.private_dims >= opt.net.d || opt.net.private_dims > opt.net.n)
-    return Status::InvalidArgument("private_dims (" + std::to_string(opt.net.private_dims) + ") must be in [0, min(d - 1, n)] = [0, " +
-                                   std::to_string(std::min(opt.net.d - 1, opt.net.n)) + "]");
+  if (Status s = opt.net.code.Validate(opt.net.n, opt.net.d); !s.ok()) return s;
   if (!(opt.snr_min_db <= opt.snr_max_db))
     return Status::InvalidArgument("snr_min_db (" + std::to_string(opt.snr_min_db) + ") must be <= snr_max_db (" +
                                    std::to_string(opt.snr_max_db) + ")");
@@ -177,7 +176,7 @@ Result<std::unique_ptr<CountDecoder>> TrainAmpDaNet(const CountData& data, const
                                      std::to_string(opt.net.d) + ", " + std::to_string(opt.net.layers) + " layers, " +
                                      std::to_string(opt.net.filters) + " filters");
     net = static_cast<AmpDaNet&>(*init.value()).net();
-    if (opt.net.private_dims > 0) {  // a new code (C0, W = I) under the file's layers and CNN
+    if (opt.net.code.private_dims > 0 || opt.net.code.low_coherence) {  // a new code (C0, W = I) under the file's layers and CNN
       torch::NoGradGuard ng;
       net->C0.copy_(InitialC0(opt.net));
       net->W.copy_(torch::eye(opt.net.d));

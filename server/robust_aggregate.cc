@@ -83,7 +83,10 @@ Status Need(const RobustOptions& opt, size_t n, size_t need) {
 
 double ClipToNorm(std::vector<float>* x, double clip_norm) {
   double norm = 0.0;
-  for (float& v : *x) norm += static_cast<double>(v = Clean(v)) * v;
+  for (float& v : *x) {
+    v = Clean(v);
+    norm += static_cast<double>(v) * v;
+  }
   norm = std::sqrt(norm);
   if (norm > clip_norm)
     for (float& v : *x) v = static_cast<float>(v * (clip_norm / norm));

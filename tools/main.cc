@@ -213,9 +213,13 @@ int main(int argc, char** argv) {
   ota_train->add_option("--lr", oopt.learning_rate, "Adam learning rate")->check(CLI::Range(1e-7, 1.0));
   ota_train->add_option("--layers", oopt.layers, "unrolled AMP layers")->check(CLI::Range(1, 100));
   ota_train->add_option("--filters", oopt.filters, "CNN denoiser filters")->check(CLI::Range(1, 1024));
-  ota_train->add_option("--private-dims", oopt.private_dims,
-                        "the most popular codewords of C0 get a dimension each, orthogonal to all others (with --init: replaces the file's code)")
-      ->check(CLI::Range(0, 1023));
+  for (auto [c, whose] : {std::pair{ota_train, "C0 (with --init: replaces the file's code)"}, std::pair{ota_nmse, "AMP-DA's code"}}) {
+    c->add_option("--private-dims", oopt.code.private_dims,
+                  std::string("the most popular codewords of ") + whose + " get a dimension each, orthogonal to all others")
+        ->check(CLI::Range(0, 1023));
+    c->add_flag("--low-coherence", oopt.code.low_coherence,
+                std::string("the shared codewords of ") + whose + " descended to a small largest coherence (codecs/codebook_design.h)");
+  }
   ota_train->add_option("--mix-zipf", oopt.mix_zipf, "add 30 synthetic rounds per Zipf exponent to the data (e.g. 0.5 1.1 1.5)")
       ->check(CLI::Range(0.0, 10.0));
   ota_train->add_option("--snr-min", oopt.snr_min_db, "lowest training SNR [dB]")->check(CLI::Range(-20.0, 60.0));

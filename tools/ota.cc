@@ -44,10 +44,13 @@ Result<CountData> TrainingData(const OtaToolOptions& opt) {
   return MixCountData(std::move(base.value()), std::move(extra));
 }
 
-// AMP-DA on the d-length random code, and AMP-DA-Net from `net` when one is named.
+// AMP-DA on the d-length code `opt.code` (default: random), and AMP-DA-Net from `net` when one is named.
 Result<std::vector<std::unique_ptr<CountDecoder>>> Decoders(const OtaToolOptions& opt, uint32_t n) {
+  if (Status s = opt.code.Validate(n, opt.d); !s.ok()) return s;
   std::vector<std::unique_ptr<CountDecoder>> decs;
-  decs.push_back(MakeAmpDa(n, opt.d, opt.seed));
+  AmpDaOptions amp;
+  amp.code = opt.code;
+  decs.push_back(MakeAmpDa(n, opt.d, opt.seed, amp));
   if (opt.net.empty()) return decs;
   auto net = LoadAmpDaNet(opt.net);
   if (!net.ok()) return net.status();
@@ -90,7 +93,7 @@ int RunOtaTrain(const OtaToolOptions& opt) {
   t.net.d = opt.d;
   t.net.layers = opt.layers;
   t.net.filters = opt.filters;
-  t.net.private_dims = opt.private_dims;
+  t.net.code = opt.code;
   t.net.seed = opt.seed;
   t.batch = opt.batch;
   t.steps = opt.steps;

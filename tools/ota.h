@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "codecs/count_decoder.h"
+
 namespace edgebed {
 
 struct OtaToolOptions {
@@ -15,7 +17,8 @@ struct OtaToolOptions {
   double zipf = 1.1;           // synthetic data: the codewords' popularity exponent (0 = uniform)
   std::string net;             // AMP-DA-Net decoder file
   std::string out;             // decoder file (train) or output folder (nmse)
-  uint32_t n = 128, d = 64, layers = 10, filters = 32, private_dims = 0;
+  uint32_t n = 128, d = 64, layers = 10, filters = 32;
+  CodeDesign code;             // train: C0; nmse: AMP-DA's code
   uint32_t steps = 4000, batch = 128;
   double minutes = 25.0, learning_rate = 1e-3;
   uint64_t seed = 1;

@@ -252,7 +252,7 @@ TEST_CASE("training refuses more private dimensions than the code has, naming th
   AmpDaNetTrainOptions t;
   t.net.n = 32;
   t.net.d = 16;
-  t.net.private_dims = 16;
+  t.net.code.private_dims = 16;
   t.steps = 1;
   auto dec = TrainAmpDaNet(data, t);
   REQUIRE_FALSE(dec.ok());

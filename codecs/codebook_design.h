@@ -1,0 +1,30 @@
+// Codes designed for the URA uplink: unit-norm codewords with a small largest mutual coherence
+// (|<c_i, c_k>|), so that moving one count between two codewords changes the received signal by at
+// least sqrt(2 - 2 mu). A random code of 128 rows in 64 dimensions has mu near 0.5; the Welch bound
+// for the same shape is 0.089.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "codecs/count_decoder.h"
+#include "codecs/status.h"
+
+namespace edgebed {
+
+struct LowCoherenceOptions {
+  uint32_t private_dims = 0;       // rows 0..private_dims-1 stay unit vectors (PopularFirstCodebook)
+  uint32_t iterations = 2000;      // descent steps
+  double sharpness_start = 20.0;   // beta of the smooth maximum of g^2, grown geometrically to the end's
+  double sharpness_end = 400.0;
+  double step = 0.02;              // largest move of a row per step (on the unit sphere)
+  Status Validate(uint32_t n, uint32_t d) const;  // names the field and its range
+};
+
+// PopularFirstCodebook(n, d, private_dims, rng), then the shared rows descended to a low coherence.
+Result<std::vector<float>> LowCoherenceCodebook(uint32_t n, uint32_t d, const LowCoherenceOptions& opt, Rng& rng);
+// The code `design` asks for: LowCoherenceCodebook (default descent options) or PopularFirstCodebook.
+Result<std::vector<float>> DesignedCodebook(uint32_t n, uint32_t d, const CodeDesign& design, Rng& rng);
+// max_{i<k} |<c_i, c_k>| of an n x d row-major code.
+double MaxCoherence(const std::vector<float>& c, uint32_t n, uint32_t d);
+
+}  // namespace edgebed
