@@ -1,5 +1,6 @@
 #include "tools/ota.h"
 
+#include "codecs/codebook_design.h"
 #include "record/plot.h"
 
 #include <fmt/format.h>
@@ -147,6 +148,9 @@ int RunOtaNmse(const OtaToolOptions& opt) {
     return 2;
   }
   auto& decs = loaded.value();
+  for (const auto& dec : decs)
+    spdlog::info("{}: code of {} x {}, largest coherence |<c_i, c_k>| {:.3f}", dec->name(), dec->n(), dec->d(),
+                 MaxCoherence(dec->codebook(), dec->n(), dec->d()));
   std::vector<size_t> train_rounds, rounds;
   SplitRounds(data.value(), &train_rounds, &rounds);
   const std::string dir = opt.out.empty() ? "runs/ota-nmse" : opt.out;
