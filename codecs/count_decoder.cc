@@ -204,6 +204,15 @@ Result<CountEstimate> CountDecoder::Decode(const CountProblem& p) {
     return Status::InvalidArgument("decode: noise_var must be finite and >= 0");
   for (size_t i = 0; i < p.blocks * d_; ++i)
     if (!std::isfinite(p.y[i])) return Status::InvalidArgument("decode: the received signal holds a non-finite value");
+  if (p.start_counts) {
+    const int64_t k = std::accumulate(p.start_counts, p.start_counts + n_, int64_t{0});
+    for (size_t s = 0; s < p.blocks; ++s) {
+      const int32_t* c = p.start_counts + s * n_;
+      if (std::any_of(c, c + n_, [](int32_t v) { return v < 0; }) || std::accumulate(c, c + n_, int64_t{0}) != k || k == 0)
+        return Status::InvalidArgument("decode: start_counts row " + std::to_string(s) +
+                                       " must be counts >= 0 with the same positive sum as row 0 (" + std::to_string(k) + ")");
+    }
+  }
   CountEstimate out;
   const auto t0 = Clock::now();
   try {
@@ -257,9 +266,9 @@ std::unique_ptr<CountDecoder> MakeAmpDa(uint32_t n, uint32_t d, uint64_t seed, c
 
 // The source tree's decoder when edgebed runs from its build folder, else the installed package's.
 std::string DefaultDecoderPath() {
-  const std::string built = std::string(EDGEBED_SOURCE_DIR) + "/codecs/decoders/amp_da_net.pt";
+  const std::string built = std::string(EDGEBED_SOURCE_DIR) + "/codecs/decoders/amp_da_net_freecode.pt";
   if (std::ifstream(built).good()) return built;
-  return "/usr/share/edgebed/decoders/amp_da_net.pt";
+  return "/usr/share/edgebed/decoders/amp_da_net_freecode.pt";
 }
 
 double UraNoiseVar(uint32_t d, double snr_db) { return 1.0 / (static_cast<double>(d) * std::pow(10.0, snr_db / 10.0)); }

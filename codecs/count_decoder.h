@@ -41,6 +41,11 @@ struct CountProblem {
   // block s draws from MakeRng(seed, "count-gibbs", s).
   uint32_t posterior_sweeps = 100;
   uint64_t seed = 1;
+  // Optional, blocks x n, each row summing to the same K: with map_refine, the MAP search and the
+  // Gibbs chain start here instead of at the decoder's rounded estimate. `ota nmse --from-truth`
+  // starts them at the true counts: the posterior mean is then the code's MMSE estimate (up to the
+  // chain's mixing), which no decoder beats, so its gap to a decoder's is what decoding can still win.
+  const int32_t* start_counts = nullptr;
 };
 
 struct CountEstimate {
@@ -119,6 +124,9 @@ struct AmpDaNetTrainOptions {
   // The loss of a batch is log(its squared error) instead of the error itself, so every SNR of the
   // range pulls equally (the raw error is dominated by the lowest SNRs' large errors).
   bool log_loss = false;
+  // C0 is trained too: each codeword moves freely, where W alone mixes the same d columns of C0 for
+  // every codeword (C = rownorm(C0 W)). The saved file keeps its format (C0 is a buffer).
+  bool learn_code = false;
   bool cosine_decay = false;     // learning rate from `learning_rate` to 1% of it (cosine) over `steps` or
                                  // `max_minutes`, whichever runs out first
   // Called every `report_every` steps with (step, loss, validation NMSE of the counts).
@@ -129,8 +137,8 @@ struct AmpDaNetTrainOptions {
 // Trains AMP-DA-Net on count vectors collected from an error-free federated run.
 Result<std::unique_ptr<CountDecoder>> TrainAmpDaNet(const CountData& data, const AmpDaNetTrainOptions& opt);
 Result<std::unique_ptr<CountDecoder>> LoadAmpDaNet(const std::string& path);
-// The decoder that ships with edgebed (codecs/decoders/amp_da_net.pt in the source tree; remade by
-// tools/train_decoder), used when a scenario names none.
+// The decoder that ships with edgebed (codecs/decoders/amp_da_net_freecode.pt in the source tree;
+// remade by tools/train_decoder), used when a scenario names none.
 std::string DefaultDecoderPath();
 
 // Noise variance per real entry at a given SNR: each node's codeword (unit norm over d real entries)

@@ -207,7 +207,12 @@ Result<std::unique_ptr<CountDecoder>> TrainAmpDaNet(const CountData& data, const
   const CountBatch vb = SampleCounts(data, val_r, 512, opt.ka_min, opt.ka_max, vrng);
   auto [vX, vP, vN] = make(vb, vrng);
 
-  torch::optim::Adam adam(net->parameters(), torch::optim::AdamOptions(opt.learning_rate));
+  std::vector<Tensor> params = net->parameters();
+  if (opt.learn_code) {
+    net->C0.set_requires_grad(true);
+    params.push_back(net->C0);
+  }
+  torch::optim::Adam adam(params, torch::optim::AdamOptions(opt.learning_rate));
   const auto t0 = Clock::now();
   std::uniform_real_distribution<double> snr(opt.snr_min_db, opt.snr_max_db);
   double loss_avg = 0.0;
@@ -232,7 +237,7 @@ Result<std::unique_ptr<CountDecoder>> TrainAmpDaNet(const CountData& data, const
                         1e-2 * (Kh - Ka).square().mean() + 1e-3 * (WtW - torch::eye(d)).square().sum();
     adam.zero_grad();
     loss.backward();
-    torch::nn::utils::clip_grad_norm_(net->parameters(), 5.0);
+    torch::nn::utils::clip_grad_norm_(params, 5.0);
     adam.step();
     loss_avg = step == 1 ? loss.item<double>() : 0.98 * loss_avg + 0.02 * loss.item<double>();
     const double minutes = std::chrono::duration<double>(Clock::now() - t0).count() / 60.0;
@@ -244,6 +249,7 @@ Result<std::unique_ptr<CountDecoder>> TrainAmpDaNet(const CountData& data, const
     }
     if (last) break;
   }
+  net->C0.set_requires_grad(false);
   return std::unique_ptr<CountDecoder>(new AmpDaNet(net));
 }
 

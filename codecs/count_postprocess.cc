@@ -6,6 +6,7 @@
 #include <cmath>
 #include <map>
 #include <mutex>
+#include <numeric>
 
 #include "codecs/amp_kernels.h"
 #include "codecs/rng.h"
@@ -182,8 +183,13 @@ void PostProcess(const Tensor& X, const Tensor& Y, const Tensor& C, const CountP
   const int64_t k_top = std::min<int64_t>(K, std::min(n, d));
   RoundToK(X, Y, C, k_top, out->counts.data(), &out->flops);
   if (!p.map_refine) return;
+  int64_t k_search = k_top;
+  if (p.start_counts) {  // validated by CountDecoder::Decode: rows of one sum
+    std::copy(p.start_counts, p.start_counts + S * n, out->counts.begin());
+    k_search = std::accumulate(p.start_counts, p.start_counts + n, int64_t{0});
+  }
   out->mean.assign(out->counts.size(), 0.0f);
-  SwapSearch(Y, C, p, k_top, out->counts.data(), out->mean.data(), &out->flops);
+  SwapSearch(Y, C, p, k_search, out->counts.data(), out->mean.data(), &out->flops);
 }
 
 }  // namespace edgebed::amp

@@ -226,12 +226,17 @@ int main(int argc, char** argv) {
   ota_train->add_option("--snr-max", oopt.snr_max_db, "highest training SNR [dB]")->check(CLI::Range(-20.0, 60.0));
   ota_train->add_option("--init", oopt.init, "decoder file to start from (same n, d, layers, filters)")->check(CLI::ExistingFile);
   ota_train->add_flag("--log-loss", oopt.log_loss, "loss = log of the squared error, so every SNR pulls equally");
+  ota_train->add_flag("--learn-code", oopt.learn_code, "train C0 too (each codeword free, not only the shared mix W)");
   ota_train->add_flag("--cosine", oopt.cosine, "learning rate decays to 1% (cosine) over --steps or --minutes, whichever ends first");
   ota_nmse->add_option("--net", oopt.net, "AMP-DA-Net decoder file (none: AMP-DA only)")->check(CLI::ExistingFile);
   ota_nmse->add_option("--out", oopt.out, "output folder (default runs/ota-nmse)");
   ota_nmse->add_option("--snrs", snr_list, "comma-separated SNRs [dB] (default 0,3,5,10,15,20)");
   ota_nmse->add_option("--blocks", oopt.blocks, "blocks per SNR")->check(CLI::Range(250, 10000000));
-  ota_nmse->add_flag("--map-refine", oopt.map_refine, "post-processing ends with a MAP swap search under a Poisson count prior, then estimates the posterior mean by Gibbs sampling (nmse_counts_mean)");
+  auto* refine = ota_nmse->add_flag("--map-refine", oopt.map_refine, "post-processing ends with a MAP swap search under a Poisson count prior, then estimates the posterior mean by Gibbs sampling (nmse_counts_mean)");
+  ota_nmse->add_flag("--from-truth", oopt.from_truth,
+                     "the MAP search and the Gibbs chain start at the true counts: the posterior mean is then the code's "
+                     "MMSE estimate, a bound on what any decoder with that code reaches")
+      ->needs(refine);
   ota_nmse->add_flag("--snr-per-node", oopt.snr_per_node, "SNR of one node's codeword (default: of the received sum, as the paper)");
   ota_nmse->add_option("--target", oopt.target_nmse, "NMSE target whose SNR is reported")->check(CLI::Range(1e-9, 1.0));
   bench->add_option("--net", oopt.net, "'decode': AMP-DA-Net decoder file")->check(CLI::ExistingFile);

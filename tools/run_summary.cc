@@ -34,9 +34,12 @@ std::string RunSummaryTable(const std::string& out, const std::string& unit) {
   double up = 0.0, down = 0.0, virtual_s = 0.0, accuracy = -1.0;
   size_t rows = 0, updates = 0, offline = 0;
   std::map<std::string, size_t> causes;
-  auto metrics = ReadMetricsRows(out);  // a row cut short by a crash is left out
-  for (const auto& r : metrics.ok() ? metrics.value() : std::vector<nlohmann::json>{}) {
-    if (r.value("round", r.value("epoch", 0)) == 0) continue;
+  // Each row is folded into the totals as it is read and then dropped: a population run's rows hold
+  // per-node link lists (about 30 MB of metrics.jsonl at 100,000 nodes). A row cut short by a crash
+  // is left out; an unreadable file is named in the table.
+  const Result<std::vector<nlohmann::json>> read = ReadMetricsRows(out, [&](nlohmann::json* row) {
+    const nlohmann::json& r = *row;
+    if (r.value("round", r.value("epoch", 0)) == 0) return row->clear();
     ++rows;
     up += r.value("uplink_bytes", 0.0);
     down += r.value("downlink_bytes", 0.0);
@@ -46,9 +49,11 @@ std::string RunSummaryTable(const std::string& out, const std::string& unit) {
     if (r.contains("test_accuracy") && r["test_accuracy"].is_number()) accuracy = r["test_accuracy"].get<double>();
     if (r.contains("failed_nodes"))
       for (const auto& f : r["failed_nodes"]) ++causes[Cause(f.value("reason", std::string("?")))];
-  }
+    row->clear();
+  });
   std::string t = fmt::format("{:-^60}\n", " run summary ");
   t += fmt::format("{:<22}{}\n", "status", summary.value("status", std::string("?")));
+  if (!read.ok()) t += fmt::format("{:<22}{}\n", "metrics", read.status().message());
   if (summary.contains("stop_reason") && summary["stop_reason"].is_string() && !summary["stop_reason"].get<std::string>().empty())
     t += fmt::format("{:<22}{}\n", "stop reason", summary["stop_reason"].get<std::string>());
   t += fmt::format("{:<22}{} ({} with metrics)\n", unit + "s completed", summary.value("rounds_completed", rows), rows);
