@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <map>
 #include <numeric>
 #include <random>
@@ -298,6 +299,40 @@ TEST_CASE("with one active node the posterior mean is the closed form over the n
   auto bad = amp->Decode(p);
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.status().message().find("start_counts row 3") != std::string::npos);
+}
+
+TEST_CASE("learn_code trains C0 itself, and the saved file carries the trained code") {
+  const uint32_t n = 32, d = 16;
+  Rng rng = MakeRng(61, "test");
+  const CountData data = SyntheticCountData(n, 6, 4, 200, 1.1, rng);
+  AmpDaNetTrainOptions t;
+  t.net.n = n;
+  t.net.d = d;
+  t.net.layers = 2;
+  t.net.filters = 4;
+  t.batch = 32;
+  t.learning_rate = 1e-2;
+  t.ka_min = 2;
+  t.ka_max = 6;
+  t.steps = 30;
+  t.max_minutes = 1e9;
+  auto mixed = TrainAmpDaNet(data, t);  // W only: C = rownorm(C0 W) with C0 as drawn
+  t.learn_code = true;
+  auto free = TrainAmpDaNet(data, t);
+  REQUIRE(mixed.ok());
+  REQUIRE(free.ok());
+  const std::vector<float>& a = mixed.value()->codebook();
+  const std::vector<float>& b = free.value()->codebook();
+  double moved = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) moved = std::max(moved, static_cast<double>(std::abs(a[i] - b[i])));
+  MESSAGE("largest entry difference between the codes trained with and without learn_code: ", moved);
+  CHECK(moved > 1e-3);  // the same seed and batches: only C0's own steps tell them apart
+  const std::string path = (std::filesystem::temp_directory_path() / "edgebed-learn-code-test.pt").string();
+  REQUIRE(free.value()->Save(path).ok());
+  auto loaded = LoadAmpDaNet(path);
+  std::filesystem::remove(path);
+  REQUIRE(loaded.ok());
+  CHECK(loaded.value()->codebook() == b);  // the trained C0, not the drawn one
 }
 
 TEST_CASE("a code with private dimensions: the popular codewords are orthogonal to every other") {
