@@ -35,8 +35,8 @@ std::string RunSummaryTable(const std::string& out, const std::string& unit) {
   size_t rows = 0, updates = 0, offline = 0;
   std::map<std::string, size_t> causes;
   // Each row is folded into the totals as it is read and then dropped: a population run's rows hold
-  // per-node link lists (about 30 MB of metrics.jsonl at 100,000 nodes). A row cut short by a crash
-  // is left out; an unreadable file is named in the table.
+  // per-node link lists (3.1 MB of metrics.jsonl for BENCHMARKS' 100,000-node run, many times that as
+  // parsed JSON). A row cut short by a crash is left out; an unreadable file is named in the table.
   const Result<std::vector<nlohmann::json>> read = ReadMetricsRows(out, [&](nlohmann::json* row) {
     const nlohmann::json& r = *row;
     if (r.value("round", r.value("epoch", 0)) == 0) return row->clear();
