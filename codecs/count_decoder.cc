@@ -126,9 +126,8 @@ using Clock = std::chrono::steady_clock;
 // ---- AMP-DA ----------------------------------------------------------------------------------
 class AmpDa final : public CountDecoder {
  public:
-  AmpDa(uint32_t n, uint32_t d, uint64_t seed, const AmpDaOptions& opt) : CountDecoder(n, d), opt_(opt) {
-    Rng rng = MakeRng(seed, "amp-da-codebook");
-    codebook_ = DesignedCodebook(n, d, opt.code, rng).value();
+  AmpDa(uint32_t n, uint32_t d, std::vector<float> codebook, const AmpDaOptions& opt) : CountDecoder(n, d), opt_(opt) {
+    codebook_ = std::move(codebook);
   }
   std::string name() const override { return "amp_da"; }
   Status Save(const std::string& path) const override {
@@ -260,8 +259,11 @@ std::vector<float> PopularFirstCodebook(uint32_t n, uint32_t d, uint32_t private
   return c;
 }
 
-std::unique_ptr<CountDecoder> MakeAmpDa(uint32_t n, uint32_t d, uint64_t seed, const AmpDaOptions& opt) {
-  return std::unique_ptr<CountDecoder>(new AmpDa(n, d, seed, opt));
+Result<std::unique_ptr<CountDecoder>> MakeAmpDa(uint32_t n, uint32_t d, uint64_t seed, const AmpDaOptions& opt) {
+  Rng rng = MakeRng(seed, "amp-da-codebook");
+  auto code = DesignedCodebook(n, d, opt.code, rng);
+  if (!code.ok()) return Status::InvalidArgument("AMP-DA's code: " + code.status().message());
+  return std::unique_ptr<CountDecoder>(new AmpDa(n, d, std::move(code).value(), opt));
 }
 
 // The source tree's decoder when edgebed runs from its build folder, else the installed package's.

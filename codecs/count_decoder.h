@@ -93,13 +93,14 @@ struct CodeDesign {
 };
 
 struct AmpDaOptions {
-  CodeDesign code;              // callers validate it (code.Validate(n, d))
+  CodeDesign code;              // validated by MakeAmpDa
   uint32_t iterations = 50;     // at most
   double damping = 0.3;         // share of the previous estimate kept each iteration
   double tolerance = 1e-5;      // stop when the mean squared change of the estimate falls below
   size_t chunk_blocks = 1024;   // blocks decoded together (one EM prior per chunk)
 };
-std::unique_ptr<CountDecoder> MakeAmpDa(uint32_t n, uint32_t d, uint64_t seed, const AmpDaOptions& opt = {});
+// AMP-DA on the code opt.code draws from `seed`; an invalid design is an error naming the field.
+Result<std::unique_ptr<CountDecoder>> MakeAmpDa(uint32_t n, uint32_t d, uint64_t seed, const AmpDaOptions& opt = {});
 
 struct AmpDaNetOptions {
   uint32_t n = 128, d = 64;

@@ -255,7 +255,9 @@ Status OtaReceiver::SetUpDigitalOta() {
     AmpDaOptions a;
     a.iterations = o.amp_iterations;
     a.damping = o.amp_damping;
-    decoder = MakeAmpDa(o.codebook_size, o.code_length, DeriveSeed(opt_.seed, "ura-code"), a);
+    auto amp = MakeAmpDa(o.codebook_size, o.code_length, DeriveSeed(opt_.seed, "ura-code"), a);
+    if (!amp.ok()) return Status::InvalidArgument("ota: " + amp.status().message());
+    decoder = std::move(amp).value();
   } else if (o.decoder == "amp_da_net") {
     const std::string path = o.decoder_path.empty() ? DefaultDecoderPath() : o.decoder_path;
     auto net = LoadAmpDaNet(path);

@@ -104,7 +104,9 @@ TEST_CASE("a small AMP-DA-Net trained here beats its untrained self and AMP-DA o
   t.learning_rate = 1e-12;  // one step that moves nothing: the network as initialised
   auto untrained = TrainAmpDaNet(train, t);
   REQUIRE(untrained.ok());
-  auto amp = MakeAmpDa(n, d, 7);
+  auto amp_made = MakeAmpDa(n, d, 7);
+  REQUIRE(amp_made.ok());
+  auto amp = std::move(amp_made).value();
   const auto rounds = AllRounds(held);
   const double e_tr = CountNmse(*trained.value(), held, rounds, 5.0, 7, 13, 2, 5).raw;
   const double e_un = CountNmse(*untrained.value(), held, rounds, 5.0, 7, 13, 2, 5).raw;
@@ -132,7 +134,9 @@ TEST_CASE("the shipped AMP-DA-Nets on a real federation's held-out count vectors
   };
   // AMP-DA's figures depend only on its own code and the draws: one decode per SNR serves every file.
   const uint32_t d = 64;
-  auto amp = MakeAmpDa(data->n, d, 7);
+  auto amp_made = MakeAmpDa(data->n, d, 7);
+  REQUIRE(amp_made.ok());
+  auto amp = std::move(amp_made).value();
   const Nmse amp_5db = CountNmse(*amp, data.value(), rounds, 5.0, 7, 13, 2, 11);
   const Nmse amp_10db = CountNmse(*amp, data.value(), rounds, 10.0, 7, 13, 2, 11);
   std::map<std::string, double> raw_10db;
@@ -211,7 +215,9 @@ TEST_CASE("on independent Zipf choices at 8 dB the decoder's posterior mean is n
 TEST_CASE("the MAP swap search lowers the counts' error on independent Zipf choices at 10 dB (AMP-DA)") {
   Rng rng = MakeRng(41, "test");
   const CountData data = SyntheticCountData(128, 13, 2, 500, 1.1, rng);
-  auto amp = MakeAmpDa(128, 64, 7);
+  auto amp_made = MakeAmpDa(128, 64, 7);
+  REQUIRE(amp_made.ok());
+  auto amp = std::move(amp_made).value();
   const auto rounds = AllRounds(data);
   const Nmse plain = CountNmse(*amp, data, rounds, 10.0, 7, 13, 2, 13);
   const Nmse map = CountNmse(*amp, data, rounds, 10.0, 7, 13, 2, 13, /*map_refine=*/true);
@@ -231,7 +237,9 @@ TEST_CASE("with one active node the posterior mean is the closed form over the n
   // the decoder's largest raw entry, or CountProblem::start_counts when given (ota nmse --from-truth).
   // (The sampling itself is checked by the test above, on NMSE.)
   const uint32_t n = 16, d = 8, S = 64;
-  auto amp = MakeAmpDa(n, d, 3);
+  auto amp_made = MakeAmpDa(n, d, 3);
+  REQUIRE(amp_made.ok());
+  auto amp = std::move(amp_made).value();
   const std::vector<float>& C = amp->codebook();
   std::vector<double> pop(n);
   double total = 0.0;

@@ -263,7 +263,9 @@ TEST_CASE("count data survives the file; a damaged file is refused with its name
 TEST_CASE("AMP-DA: noise-free counts are recovered exactly and sum to K_a; symmetric functions follow exactly") {
   Rng rng = MakeRng(17, "test");
   const uint32_t n = 128, d = 64, L = 20, S = 300;
-  auto dec = MakeAmpDa(n, d, 99);
+  auto dec_made = MakeAmpDa(n, d, 99);
+  REQUIRE(dec_made.ok());
+  auto dec = std::move(dec_made).value();
   const VqCodebook q = RandomCodebook(n, L, rng);
   for (uint32_t K : {7u, 10u, 13u}) {
     const Round r = DrawRound(K, S, n, rng);
@@ -307,7 +309,9 @@ TEST_CASE("AMP-DA: noise-free counts are recovered exactly and sum to K_a; symme
 TEST_CASE("AMP-DA: the error grows as the SNR falls, and no block is lost at 20 dB") {
   Rng rng = MakeRng(19, "test");
   const uint32_t n = 128, d = 64, S = 400;
-  auto dec = MakeAmpDa(n, d, 5);
+  auto dec_made = MakeAmpDa(n, d, 5);
+  REQUIRE(dec_made.ok());
+  auto dec = std::move(dec_made).value();
   const Round r = DrawRound(10, S, n, rng);
   const std::vector<float> clean = SuperposeCounts(dec->codebook(), n, d, r.counts, 0.0, rng);
   std::vector<double> nmse;
@@ -348,7 +352,9 @@ TEST_CASE("AMP-DA: the error grows as the SNR falls, and no block is lost at 20 
 }
 
 TEST_CASE("decoders refuse bad input by name") {
-  auto dec = MakeAmpDa(16, 8, 1);
+  auto dec_made = MakeAmpDa(16, 8, 1);
+  REQUIRE(dec_made.ok());
+  auto dec = std::move(dec_made).value();
   std::vector<float> y(8 * 3, 0.5f);
   CountProblem p;
   p.y = y.data();
@@ -359,6 +365,11 @@ TEST_CASE("decoders refuse bad input by name") {
   y[5] = NAN;
   CHECK(dec->Decode(p).status().message().find("non-finite") != std::string::npos);
   CHECK(LoadAmpDaNet("/nonexistent/decoder.pt").status().message().find("/nonexistent/decoder.pt") != std::string::npos);
+  AmpDaOptions bad;
+  bad.code.private_dims = 8;  // must be < d = 8
+  auto refused = MakeAmpDa(16, 8, 1, bad);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().message().find("private_dims (8)") != std::string::npos);
 }
 
 TEST_CASE("AMP-DA-Net trains, and a saved and reloaded decoder decodes exactly as before") {

@@ -2,6 +2,7 @@
 // the same way (positional, --scenario kept as an alias) on every command that takes one.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -95,5 +96,28 @@ TEST_CASE("ota nmse makes the paper's synthetic setting itself: the popularity e
   const auto [rc2, bad] = Edgebed({"ota", "nmse", "--zipf", "-1", "--out", out});
   CHECK(rc2 != 0);
   CHECK(bad.find("--zipf") != std::string::npos);
+  std::filesystem::remove_all(out);
+}
+
+TEST_CASE("ota nmse reports how far the paper's SNR of the sum lies above each node's: the sum's mean power") {
+  // Zipf(8) over 128 codewords and K_a = 7: nearly every node sends codeword 0, and the received sum's
+  // power over one unit-norm codeword's is E||sum_i x_i c_i||^2 = K + K (K - 1) p^T G p (multinomial
+  // counts), with p^T G p = p_0^2 = (1 / sum_k k^-8)^2 to within 0.005 here (the other terms carry
+  // p_j <= 0.004). Closed form: 10 log10(7 + 42 p_0^2) = 16.872 dB, +-0.02 dB for those terms and
+  // +-0.011 dB (one standard deviation) for 250 blocks.
+  const std::string out = edgebed::e2e::TempDir("cli", "sum-power");
+  std::filesystem::remove_all(out);
+  const auto [rc, text] = Edgebed({"ota", "nmse", "--zipf", "8", "--ka-min", "7", "--ka-max", "7", "--blocks", "250",
+                                   "--snrs", "30", "--seed", "5", "--out", out});
+  REQUIRE_MESSAGE(rc == 0, text);
+  const std::string csv = Slurp(out + "/nmse.csv");
+  REQUIRE(csv.find("sum_over_node_snr_db\n") != std::string::npos);
+  const size_t row = csv.find(",amp_da,");
+  REQUIRE(row != std::string::npos);
+  const size_t end = csv.find('\n', row), last = csv.rfind(',', end);
+  const double db = std::stod(csv.substr(last + 1, end - last - 1));
+  double z = 0.0;
+  for (int k = 1; k <= 128; ++k) z += std::pow(k, -8.0);
+  CHECK(db == doctest::Approx(10.0 * std::log10(7.0 + 42.0 / (z * z))).epsilon(0.0035));  // 0.06 dB
   std::filesystem::remove_all(out);
 }
