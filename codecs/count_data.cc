@@ -130,6 +130,19 @@ CountData SyntheticCountData(uint32_t n, uint32_t nodes, uint32_t rounds, uint32
   return data;
 }
 
+CountError ClassifyCountError(const int32_t* estimate, const float* truth, uint32_t n) {
+  int64_t l1 = 0, sum = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    const int64_t e = estimate[i] - static_cast<int64_t>(std::lround(truth[i]));
+    l1 += e < 0 ? -e : e;
+    sum += e;
+  }
+  if (l1 == 0) return CountError::kExact;
+  if (l1 == 1) return CountError::kOneMoreOrLess;
+  if (l1 == 2 && sum == 0) return CountError::kOneMoved;
+  return CountError::kOther;
+}
+
 Result<CountData> MixCountData(CountData base, std::vector<CountData> extra) {
   std::vector<size_t> train, held;
   SplitRounds(base, &train, &held);

@@ -55,4 +55,10 @@ CountData SyntheticCountData(uint32_t n, uint32_t nodes, uint32_t rounds, uint32
 // mixture still holds out every round it held out of `base` (and some of the extra ones).
 Result<CountData> MixCountData(CountData base, std::vector<CountData> extra);
 
+// How one block's integer counts differ from the true ones. With unit-norm codewords a count more or
+// less on one codeword moves the received signal by |c_i| = 1 whatever the code; one count moved from
+// codeword i to k moves it by |c_i - c_k|, which the code sets.
+enum class CountError { kExact, kOneMoreOrLess, kOneMoved, kOther };
+CountError ClassifyCountError(const int32_t* estimate, const float* truth, uint32_t n);
+
 }  // namespace edgebed

@@ -162,7 +162,7 @@ int RunOtaNmse(const OtaToolOptions& opt) {
   std::filesystem::create_directories(dir);
   std::string csv =
       "snr_db,decoder,nmse_counts_raw,nmse_counts,nmse_counts_mean,nmse_aggregate,nmse_aggregate_soft,blocks_exact,"
-      "k_hat_correct,blocks,seconds,sum_over_node_snr_db\n";
+      "k_hat_correct,blocks,seconds,sum_over_node_snr_db,err_share_one_more_or_less,err_share_one_moved,err_share_other\n";
   const uint32_t n = data->n, group = 250;
   // Groups of 250 blocks cycle through K_a = ka_min..ka_max; other block counts weigh some K_a more
   // (1,000 blocks decode K_a 7..10 only, and the figures look 1.4 dB better).
@@ -178,7 +178,7 @@ int RunOtaNmse(const OtaToolOptions& opt) {
   double blocks_done = 0;
   for (double snr : opt.snrs) {
     Rng rng = MakeRng(opt.seed, "nmse", static_cast<uint64_t>(snr * 100 + 10000));
-    struct Acc { double power = 0, err_raw = 0, err_mean = 0, err = 0, ref = 0, agg_err = 0, soft_err = 0, agg_ref = 0, exact = 0, khat = 0, secs = 0; };
+    struct Acc { double err_by_kind[4] = {}; double power = 0, err_raw = 0, err_mean = 0, err = 0, ref = 0, agg_err = 0, soft_err = 0, agg_ref = 0, exact = 0, khat = 0, secs = 0; };
     std::vector<Acc> acc(decs.size());
     uint32_t groups = 0, total_blocks = 0;
     for (uint32_t done = 0; done < opt.blocks; done += group, ++groups, blocks_done += group) {
@@ -204,7 +204,10 @@ int RunOtaNmse(const OtaToolOptions& opt) {
       // The true aggregate (mean) of each block.
       std::vector<int32_t> xi(b.counts.begin(), b.counts.end());
       std::vector<float> agg_true(static_cast<size_t>(group) * q.block_length), agg(agg_true.size());
-      (void)AggregateCounts(q, xi.data(), agg_true.size(), {}, agg_true.data());
+      if (Status st = AggregateCounts(q, xi.data(), agg_true.size(), {}, agg_true.data()); !st.ok()) {
+        spdlog::error("the true counts' aggregate: {}", st.message());
+        return 1;
+      }
       total_blocks += group;
       for (size_t k = 0; k < decs.size(); ++k) {
         CountDecoder& dec = *decs[k];
@@ -249,8 +252,17 @@ int RunOtaNmse(const OtaToolOptions& opt) {
             exact &= est->counts[j] == static_cast<int32_t>(x);
           }
           a.exact += exact;
+          double block_err = 0.0;
+          for (uint32_t i = 0; i < n; ++i) {
+            const double e = est->counts[size_t(s) * n + i] - b.counts[size_t(s) * n + i];
+            block_err += e * e;
+          }
+          a.err_by_kind[static_cast<int>(ClassifyCountError(&est->counts[size_t(s) * n], &b.counts[size_t(s) * n], n))] += block_err;
         }
-        (void)AggregateCounts(q, est->counts.data(), agg.size(), {}, agg.data());
+        if (Status st = AggregateCounts(q, est->counts.data(), agg.size(), {}, agg.data()); !st.ok()) {
+          spdlog::error("{}: the aggregate of its counts: {}", dec.name(), st.message());
+          return 1;
+        }
         for (size_t i = 0; i < agg.size(); ++i) {
           a.agg_err += (agg[i] - agg_true[i]) * (agg[i] - agg_true[i]);
           a.agg_ref += agg_true[i] * agg_true[i];
@@ -271,15 +283,20 @@ int RunOtaNmse(const OtaToolOptions& opt) {
       // at the same SNR of the sum face different noise powers; --snr-per-node compares them at the same.
       const double sum_over_node_db = 10.0 * std::log10(a.power / total_blocks);
       sum_over_node[name].push_back(sum_over_node_db);
-      csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{}\n", snr, name, a.err_raw / a.ref, a.err / a.ref,
+      // Which error events the integer counts' squared error comes from (ClassifyCountError).
+      const double more_less = a.err_by_kind[int(CountError::kOneMoreOrLess)] / std::max(a.err, 1e-300),
+                   moved = a.err_by_kind[int(CountError::kOneMoved)] / std::max(a.err, 1e-300),
+                   other = a.err_by_kind[int(CountError::kOther)] / std::max(a.err, 1e-300);
+      csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", snr, name, a.err_raw / a.ref, a.err / a.ref,
                          curve_mean[name].back(), a.agg_err / a.agg_ref, a.soft_err / a.agg_ref, a.exact / total_blocks,
-                         a.khat / groups, total_blocks, a.secs, sum_over_node_db);
+                         a.khat / groups, total_blocks, a.secs, sum_over_node_db, more_less, moved, other);
       spdlog::info("{:>5.1f} dB  {:<10}  NMSE counts raw {:.2e}  post-processed {:.2e}{}  aggregate {:.2e}  exact blocks "
-                   "{:.1f}%  K_hat right {:.0f}%  {:.2f} s  (aggregate from soft counts {:.2e}; sum over one node {:+.2f} dB)",
+                   "{:.1f}%  K_hat right {:.0f}%  {:.2f} s  (aggregate from soft counts {:.2e}; sum over one node {:+.2f} dB; "
+                   "post-processed error from one count more or less {:.0f}%, one count moved {:.0f}%, other {:.0f}%)",
                    snr, name, a.err_raw / a.ref, a.err / a.ref,
                    opt.map_refine ? fmt::format("  posterior mean {:.2e}", a.err_mean / a.ref) : std::string(),
                    a.agg_err / a.agg_ref, 100.0 * a.exact / total_blocks, 100.0 * a.khat / groups, a.secs,
-                   a.soft_err / a.agg_ref, sum_over_node_db);
+                   a.soft_err / a.agg_ref, sum_over_node_db, 100 * more_less, 100 * moved, 100 * other);
     }
   }
   progress.Finish(blocks_done);

@@ -260,6 +260,19 @@ TEST_CASE("count data survives the file; a damaged file is refused with its name
   std::remove(path.c_str());
 }
 
+TEST_CASE("count errors by kind: one count more or less, one count moved, anything else") {
+  const float truth[5] = {2, 1, 0, 0, 3};
+  auto kind = [&](std::vector<int32_t> e) { return ClassifyCountError(e.data(), truth, 5); };
+  CHECK(kind({2, 1, 0, 0, 3}) == CountError::kExact);
+  CHECK(kind({2, 1, 1, 0, 3}) == CountError::kOneMoreOrLess);
+  CHECK(kind({2, 1, 0, 0, 2}) == CountError::kOneMoreOrLess);
+  CHECK(kind({1, 1, 0, 1, 3}) == CountError::kOneMoved);
+  CHECK(kind({2, 1, 0, 0, 5}) == CountError::kOther);      // two counts more on one codeword
+  CHECK(kind({3, 1, 1, 0, 3}) == CountError::kOther);      // two more, on two codewords
+  CHECK(kind({0, 1, 1, 1, 3}) == CountError::kOther);      // two counts moved
+  CHECK(kind({2, 0, 0, 0, 4}) == CountError::kOneMoved);   // moved onto a codeword that already held some
+}
+
 TEST_CASE("AMP-DA: noise-free counts are recovered exactly and sum to K_a; symmetric functions follow exactly") {
   Rng rng = MakeRng(17, "test");
   const uint32_t n = 128, d = 64, L = 20, S = 300;
