@@ -22,6 +22,28 @@ struct LowCoherenceOptions {
 
 // PopularFirstCodebook(n, d, private_dims, rng), then the shared rows descended to a low coherence.
 Result<std::vector<float>> LowCoherenceCodebook(uint32_t n, uint32_t d, const LowCoherenceOptions& opt, Rng& rng);
+// A code descended on the expected error of single moved counts. For count vectors x drawn from the
+// prior (K uniform in [ka_min, ka_max], K draws from `popularity`), MAP decoding confuses x with
+// x + e_i - e_k (one count moved from k to i) with probability Q(D / (2 s) - (s / D) ln r), where
+// D = |c_i - c_k|, s^2 = |C^T x|^2 / (d SNR) (the paper's SNR of the sum, not differentiated) and r
+// the prior's ratio; each confusion costs 2 in squared error. The rows descend (Riemannian steps, as
+// LowCoherenceCodebook) on the sum of those over the pairs, per |x|^2, a fresh batch of blocks each step.
+struct PairwiseErrorOptions {
+  std::vector<double> popularity;  // n, sums to 1
+  uint32_t ka_min = 7, ka_max = 13;
+  double snr_db = 8.0;
+  uint32_t iterations = 3000;
+  uint32_t blocks = 1024;          // count vectors per step
+  double step = 0.01;              // largest move of a row per step, decaying linearly to a tenth
+  Status Validate(uint32_t n) const;
+};
+// `start` (n x d, unit rows) descended; returns the code and the bound at the start and the end.
+struct PairwiseErrorResult {
+  std::vector<float> code;
+  double bound_start = 0.0, bound_end = 0.0;
+};
+Result<PairwiseErrorResult> PairwiseErrorCodebook(std::vector<float> start, uint32_t n, uint32_t d,
+                                                  const PairwiseErrorOptions& opt, Rng& rng);
 // The code `design` asks for: LowCoherenceCodebook (default descent options) or PopularFirstCodebook.
 Result<std::vector<float>> DesignedCodebook(uint32_t n, uint32_t d, const CodeDesign& design, Rng& rng);
 // max_{i<k} |<c_i, c_k>| of an n x d row-major code.

@@ -104,13 +104,18 @@ CountBatch SampleCounts(const CountData& data, const std::vector<size_t>& rounds
   return b;
 }
 
+std::vector<double> ZipfPopularity(uint32_t n, double exponent) {
+  std::vector<double> w(n);
+  for (uint32_t i = 0; i < n; ++i) w[i] = std::pow(static_cast<double>(i + 1), -exponent);
+  const double total = std::accumulate(w.begin(), w.end(), 0.0);
+  for (double& v : w) v /= total;
+  return w;
+}
+
 CountData SyntheticCountData(uint32_t n, uint32_t nodes, uint32_t rounds, uint32_t blocks, double zipf, Rng& rng) {
   CountData data;
   data.n = n;
-  std::vector<double> w(n);
-  for (uint32_t i = 0; i < n; ++i) w[i] = std::pow(static_cast<double>(i + 1), -zipf);
-  const double total = std::accumulate(w.begin(), w.end(), 0.0);
-  for (double& v : w) v /= total;
+  const std::vector<double> w = ZipfPopularity(n, zipf);
   std::discrete_distribution<uint32_t> pick(w.begin(), w.end());
   std::normal_distribution<float> g(0.0f, 1.0f);
   std::vector<float> centroids(static_cast<size_t>(n) * 20);

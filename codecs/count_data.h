@@ -46,6 +46,9 @@ struct CountBatch {
 CountBatch SampleCounts(const CountData& data, const std::vector<size_t>& rounds, uint32_t batch, uint32_t ka_min,
                         uint32_t ka_max, Rng& rng);
 
+// Zipf(exponent) popularity over n codewords, most popular first (sums to 1).
+std::vector<double> ZipfPopularity(uint32_t n, double exponent);
+
 // Synthetic data for tests and benchmarks: `rounds` rounds of `nodes` nodes whose indices are drawn
 // independently per block from a Zipf(`zipf`) popularity over n codewords (the statistics the
 // AMP-DA-Net paper's synthetic figures were measured with).

@@ -89,6 +89,10 @@ std::vector<float> PopularFirstCodebook(uint32_t n, uint32_t d, uint32_t private
 struct CodeDesign {
   uint32_t private_dims = 0;    // PopularFirstCodebook(n, d, private_dims); 0: RandomUnitCodebook
   bool low_coherence = false;   // the shared rows then descended to a low coherence (LowCoherenceCodebook)
+  // > 0: then descended on the union bound of single moved counts at this SNR of the sum [dB], under a
+  // Zipf(pairwise_zipf) popularity and 7..13 active nodes (PairwiseErrorCodebook)
+  double pairwise_snr_db = 0.0;
+  double pairwise_zipf = 1.1;
   Status Validate(uint32_t n, uint32_t d) const;  // private_dims in [0, min(d - 1, n)]
 };
 
@@ -120,7 +124,7 @@ struct AmpDaNetTrainOptions {
   uint32_t ka_min = 7, ka_max = 13;            // active nodes drawn uniformly per batch
   uint64_t seed = 1;
   std::string init_from;         // a decoder file to start from (same n, d, layers, filters); empty: fresh.
-                                 // With a designed net.code (private_dims > 0 or low_coherence) its code is
+                                 // With a designed net.code (private_dims > 0, low_coherence or pairwise) its code is
                                  // replaced (C0 as a fresh decoder's, W = I).
   // The loss of a batch is log(its squared error) instead of the error itself, so every SNR of the
   // range pulls equally (the raw error is dominated by the lowest SNRs' large errors).

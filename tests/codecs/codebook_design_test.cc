@@ -1,11 +1,13 @@
 // Designed URA codes: the low-coherence descent against the Welch bound and a random code, the
-// private rows it must leave alone, and the errors of a bad design.
+// private rows it must leave alone, the single-move descent against its closed form, and the errors
+// of a bad design.
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <string>
 
 #include "codecs/codebook_design.h"
+#include "codecs/count_data.h"
 #include "codecs/count_decoder.h"
 #include "codecs/rng.h"
 
@@ -107,4 +109,47 @@ TEST_CASE("A bad code design is an error naming the field and its range") {
   auto t = LowCoherenceCodebook(32, 16, opt, rng);
   REQUIRE_FALSE(t.ok());
   CHECK(t.status().message().find("step") != std::string::npos);
+}
+
+TEST_CASE("The single-move bound of two codewords and one node is erfc(|c_0 - c_1| / (2 sqrt(2) s)); the descent makes them antipodal") {
+  // One active node, two equally popular codewords: every block is x = e_k, the prior's ratio is 1,
+  // and MAP confuses it with the other codeword with probability Q(D / (2 s)), s^2 = 1 / (d SNR).
+  // The bound (2 Q per confusion, per |x|^2 = 1) is erfc(D / (2 sqrt(2) s)): D = sqrt(2) for the
+  // orthogonal start, 2 for the antipodal pair the descent must reach.
+  PairwiseErrorOptions opt;
+  opt.popularity = {0.5, 0.5};
+  opt.ka_min = opt.ka_max = 1;
+  opt.snr_db = 3.0;
+  opt.iterations = 2000;
+  opt.blocks = 64;
+  opt.step = 0.05;
+  const double s = std::sqrt(1.0 / (2.0 * std::pow(10.0, 0.3)));
+  Rng rng(3);
+  auto r = PairwiseErrorCodebook({1, 0, 0, 1}, 2, 2, opt, rng);
+  REQUIRE(r.ok());
+  CHECK(r->bound_start == doctest::Approx(std::erfc(std::sqrt(2.0) / (2.0 * std::sqrt(2.0) * s))).epsilon(1e-9));
+  CHECK(r->bound_end == doctest::Approx(std::erfc(2.0 / (2.0 * std::sqrt(2.0) * s))).epsilon(1e-3));
+  const auto& c = r->code;
+  CHECK(c[0] * c[2] + c[1] * c[3] < -0.999);
+  CHECK(RowNorm(c, 2, 0) == doctest::Approx(1.0).epsilon(1e-6));
+  CHECK(RowNorm(c, 2, 1) == doctest::Approx(1.0).epsilon(1e-6));
+}
+
+TEST_CASE("The single-move descent lowers the bound of a Zipf prior's code, and refuses a bad popularity by name") {
+  const uint32_t n = 32, d = 16;
+  PairwiseErrorOptions opt;
+  opt.popularity = ZipfPopularity(n, 1.1);
+  opt.ka_min = 3;
+  opt.ka_max = 5;
+  opt.iterations = 300;
+  opt.blocks = 512;
+  Rng rng(5);
+  auto r = PairwiseErrorCodebook(RandomUnitCodebook(n, d, rng), n, d, opt, rng);
+  REQUIRE(r.ok());
+  // Each bound is a mean over 512 fresh blocks; measured 0.120 -> 0.0425 (seed 5).
+  CHECK(r->bound_end < 0.5 * r->bound_start);
+  opt.popularity.pop_back();
+  auto bad = PairwiseErrorCodebook(RandomUnitCodebook(n, d, rng), n, d, opt, rng);
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().message() == "popularity has 31 entries for 32 codewords");
 }
