@@ -14,8 +14,8 @@ Status CodeDesign::Validate(uint32_t n, uint32_t d) const {
   if (d == 0 || private_dims >= d || private_dims > n)
     return Status::InvalidArgument("private_dims (" + std::to_string(private_dims) + ") must be in [0, min(d - 1, n)] = [0, " +
                                    std::to_string(d == 0 ? 0 : std::min(d - 1, n)) + "]");
-  if (!(pairwise_snr_db >= 0.0 && pairwise_snr_db <= 60.0))
-    return Status::InvalidArgument("pairwise_snr_db (" + std::to_string(pairwise_snr_db) + ") must be in [0, 60] (0: no pairwise descent)");
+  if (pairwise_snr_db && !(*pairwise_snr_db >= -20.0 && *pairwise_snr_db <= 60.0))
+    return Status::InvalidArgument("pairwise_snr_db (" + std::to_string(*pairwise_snr_db) + ") must be in [-20, 60]");
   if (!(pairwise_zipf >= 0.0 && pairwise_zipf <= 10.0))
     return Status::InvalidArgument("pairwise_zipf (" + std::to_string(pairwise_zipf) + ") must be in [0, 10]");
   return Status::Ok();
@@ -155,7 +155,7 @@ double PairwiseBound(const std::vector<double>& gram, uint32_t n, uint32_t d, co
       norm += double(x[k]) * x[k];
       for (uint32_t l : support) power += double(x[k]) * x[l] * gram[size_t(k) * n + l];
     }
-    const double s = std::sqrt(std::max(power, 1e-12) / (d * snr));
+    const double s = std::sqrt((opt.per_node ? 1.0 : std::max(power, 1e-12)) / (d * snr));
     for (uint32_t k : support)
       for (uint32_t i = 0; i < n; ++i) {
         if (i == k) continue;
@@ -240,10 +240,11 @@ Result<std::vector<float>> DesignedCodebook(uint32_t n, uint32_t d, const CodeDe
     lc.private_dims = design.private_dims;
     base = LowCoherenceCodebook(n, d, lc, rng);
   }
-  if (!base.ok() || !(design.pairwise_snr_db > 0.0)) return base;
+  if (!base.ok() || !design.pairwise_snr_db) return base;
   PairwiseErrorOptions pw;
   pw.popularity = ZipfPopularity(n, design.pairwise_zipf);
-  pw.snr_db = design.pairwise_snr_db;
+  pw.snr_db = *design.pairwise_snr_db;
+  pw.per_node = design.pairwise_per_node;
   auto r = PairwiseErrorCodebook(std::move(base).value(), n, d, pw, rng);
   if (!r.ok()) return r.status();
   return std::move(r.value().code);

@@ -32,6 +32,7 @@ struct PairwiseErrorOptions {
   std::vector<double> popularity;  // n, sums to 1
   uint32_t ka_min = 7, ka_max = 13;
   double snr_db = 8.0;
+  bool per_node = false;           // snr_db is each node's (s^2 = 1 / (d SNR)), not the sum's
   uint32_t iterations = 3000;
   uint32_t blocks = 1024;          // count vectors per step
   double step = 0.01;              // largest move of a row per step, decaying linearly to a tenth

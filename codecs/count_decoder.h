@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -89,10 +90,11 @@ std::vector<float> PopularFirstCodebook(uint32_t n, uint32_t d, uint32_t private
 struct CodeDesign {
   uint32_t private_dims = 0;    // PopularFirstCodebook(n, d, private_dims); 0: RandomUnitCodebook
   bool low_coherence = false;   // the shared rows then descended to a low coherence (LowCoherenceCodebook)
-  // > 0: then descended on the union bound of single moved counts at this SNR of the sum [dB], under a
-  // Zipf(pairwise_zipf) popularity and 7..13 active nodes (PairwiseErrorCodebook)
-  double pairwise_snr_db = 0.0;
+  // Set: then descended on the union bound of single moved counts at this SNR of the sum [dB], under
+  // a Zipf(pairwise_zipf) popularity and 7..13 active nodes (PairwiseErrorCodebook)
+  std::optional<double> pairwise_snr_db;
   double pairwise_zipf = 1.1;
+  bool pairwise_per_node = false;  // pairwise_snr_db is each node's SNR, not the sum's
   Status Validate(uint32_t n, uint32_t d) const;  // private_dims in [0, min(d - 1, n)]
 };
 

@@ -176,7 +176,7 @@ Result<std::unique_ptr<CountDecoder>> TrainAmpDaNet(const CountData& data, const
                                      std::to_string(opt.net.d) + ", " + std::to_string(opt.net.layers) + " layers, " +
                                      std::to_string(opt.net.filters) + " filters");
     net = static_cast<AmpDaNet&>(*init.value()).net();
-    if (opt.net.code.private_dims > 0 || opt.net.code.low_coherence || opt.net.code.pairwise_snr_db > 0.0) {  // a new code (C0, W = I) under the file's layers and CNN
+    if (opt.net.code.private_dims > 0 || opt.net.code.low_coherence || opt.net.code.pairwise_snr_db) {  // a new code (C0, W = I) under the file's layers and CNN
       torch::NoGradGuard ng;
       net->C0.copy_(InitialC0(opt.net));
       net->W.copy_(torch::eye(opt.net.d));

@@ -220,10 +220,11 @@ int main(int argc, char** argv) {
     c->add_flag("--low-coherence", oopt.code.low_coherence,
                 std::string("the shared codewords of ") + whose + " descended to a small largest coherence (codecs/codebook_design.h)");
     c->add_option("--pairwise-snr", oopt.code.pairwise_snr_db,
-                  std::string("then ") + whose + " descended on the union bound of single moved counts at this SNR of the sum [dB]; 0: no")
-        ->check(CLI::Range(0.0, 60.0));
+                  std::string("then ") + whose + " descended on the union bound of single moved counts at this SNR of the sum [dB]")
+        ->check(CLI::Range(-20.0, 60.0));
     c->add_option("--pairwise-zipf", oopt.code.pairwise_zipf, "the Zipf exponent of the popularity that descent assumes")
         ->check(CLI::Range(0.0, 10.0));
+    c->add_flag("--pairwise-per-node", oopt.code.pairwise_per_node, "--pairwise-snr is each node's SNR, not the received sum's");
   }
   ota_train->add_option("--mix-zipf", oopt.mix_zipf, "add 30 synthetic rounds per Zipf exponent to the data (e.g. 0.5 1.1 1.5)")
       ->check(CLI::Range(0.0, 10.0));
