@@ -22,7 +22,9 @@ Status CodeDesign::Validate(uint32_t n, uint32_t d) const {
 }
 
 Status LowCoherenceOptions::Validate(uint32_t n, uint32_t d) const {
-  if (Status s = CodeDesign{private_dims, true}.Validate(n, d); !s.ok()) return s;
+  CodeDesign design;
+  design.private_dims = private_dims;
+  if (Status s = design.Validate(n, d); !s.ok()) return s;
   if (!(sharpness_start > 0.0) || !(sharpness_end >= sharpness_start) || sharpness_end > 1000.0)
     return Status::InvalidArgument("sharpness must satisfy 0 < start <= end <= 1000, got " + std::to_string(sharpness_start) +
                                    " .. " + std::to_string(sharpness_end));
@@ -42,6 +44,40 @@ double MaxCoherence(const std::vector<float>& c, uint32_t n, uint32_t d) {
     }
   return mu;
 }
+
+namespace {
+// Removes from each row's gradient its part along the row (the unit sphere's tangent plane at it);
+// returns the largest row gradient's norm after.
+double ProjectToTangent(const std::vector<double>& x, std::vector<double>* grad, uint32_t rows, uint32_t dims) {
+  double gmax = 0.0;
+  for (uint32_t i = 0; i < rows; ++i) {
+    const double* xi = &x[size_t(i) * dims];
+    double* gi = &(*grad)[size_t(i) * dims];
+    double along = 0.0, gn = 0.0;
+    for (uint32_t j = 0; j < dims; ++j) along += gi[j] * xi[j];
+    for (uint32_t j = 0; j < dims; ++j) {
+      gi[j] -= along * xi[j];
+      gn += gi[j] * gi[j];
+    }
+    gmax = std::max(gmax, std::sqrt(gn));
+  }
+  return gmax;
+}
+
+// x_i -= eta g_i, then each row back to unit norm.
+void StepOnSphere(std::vector<double>* x, const std::vector<double>& grad, uint32_t rows, uint32_t dims, double eta) {
+  for (uint32_t i = 0; i < rows; ++i) {
+    double* xi = &(*x)[size_t(i) * dims];
+    double norm = 0.0;
+    for (uint32_t j = 0; j < dims; ++j) {
+      xi[j] -= eta * grad[size_t(i) * dims + j];
+      norm += xi[j] * xi[j];
+    }
+    const double inv = 1.0 / std::sqrt(norm);
+    for (uint32_t j = 0; j < dims; ++j) xi[j] *= inv;
+  }
+}
+}  // namespace
 
 // Rows m..n-1 live in dimensions m..d-1 (rows 0..m-1 are the private unit vectors and stay). The
 // shared rows descend on (1/beta) log sum_{i != k} exp(beta g_ik^2) over their Gram entries g_ik (a
@@ -83,32 +119,10 @@ Result<std::vector<float>> LowCoherenceCodebook(uint32_t n, uint32_t d, const Lo
         const double w = g[size_t(i) * rows + k] / z;
         for (uint32_t j = 0; j < dims; ++j) grad[size_t(i) * dims + j] += w * x[size_t(k) * dims + j];
       }
-    // Projected onto each row's tangent plane; the step is a share of the unit sphere's scale: the
-    // largest row gradient moves by `step`.
-    double gmax = 0.0;
-    for (uint32_t i = 0; i < rows; ++i) {
-      const double* xi = &x[size_t(i) * dims];
-      double* gi = &grad[size_t(i) * dims];
-      double along = 0.0, gn = 0.0;
-      for (uint32_t j = 0; j < dims; ++j) along += gi[j] * xi[j];
-      for (uint32_t j = 0; j < dims; ++j) {
-        gi[j] -= along * xi[j];
-        gn += gi[j] * gi[j];
-      }
-      gmax = std::max(gmax, std::sqrt(gn));
-    }
+    // The step is a share of the unit sphere's scale: the largest row gradient moves by `step`.
+    const double gmax = ProjectToTangent(x, &grad, rows, dims);
     if (gmax == 0.0) break;
-    const double eta = opt.step / gmax;
-    for (uint32_t i = 0; i < rows; ++i) {
-      double norm = 0.0;
-      for (uint32_t j = 0; j < dims; ++j) {
-        double& v = x[size_t(i) * dims + j];
-        v -= eta * grad[size_t(i) * dims + j];
-        norm += v * v;
-      }
-      const double inv = 1.0 / std::sqrt(norm);
-      for (uint32_t j = 0; j < dims; ++j) x[size_t(i) * dims + j] *= inv;
-    }
+    StepOnSphere(&x, grad, rows, dims, opt.step / gmax);
   }
   for (uint32_t i = 0; i < rows; ++i)
     for (uint32_t j = 0; j < dims; ++j) c[size_t(i + m) * d + m + j] = static_cast<float>(x[size_t(i) * dims + j]);
@@ -197,7 +211,6 @@ Result<PairwiseErrorResult> PairwiseErrorCodebook(std::vector<float> start, uint
   for (uint32_t it = 0; it < opt.iterations; ++it) {
     PairwiseBound(gram, n, d, opt, pick, rng, &dgram);
     // dB/dc_i = sum_k (dG_ik + dG_ki) c_k, projected onto row i's tangent plane.
-    double gmax = 0.0;
     for (uint32_t i = 0; i < n; ++i) {
       double* gi = &grad[size_t(i) * d];
       std::fill(gi, gi + d, 0.0);
@@ -206,25 +219,10 @@ Result<PairwiseErrorResult> PairwiseErrorCodebook(std::vector<float> start, uint
         if (w == 0.0) continue;
         for (uint32_t j = 0; j < d; ++j) gi[j] += w * c[size_t(k) * d + j];
       }
-      double along = 0.0, gn = 0.0;
-      for (uint32_t j = 0; j < d; ++j) along += gi[j] * c[size_t(i) * d + j];
-      for (uint32_t j = 0; j < d; ++j) {
-        gi[j] -= along * c[size_t(i) * d + j];
-        gn += gi[j] * gi[j];
-      }
-      gmax = std::max(gmax, std::sqrt(gn));
     }
+    const double gmax = ProjectToTangent(c, &grad, n, d);
     if (gmax == 0.0) break;
-    const double eta = opt.step * (1.0 - 0.9 * double(it) / opt.iterations) / gmax;
-    for (uint32_t i = 0; i < n; ++i) {
-      double norm = 0.0;
-      for (uint32_t j = 0; j < d; ++j) {
-        double& v = c[size_t(i) * d + j];
-        v -= eta * grad[size_t(i) * d + j];
-        norm += v * v;
-      }
-      for (uint32_t j = 0; j < d; ++j) c[size_t(i) * d + j] /= std::sqrt(norm);
-    }
+    StepOnSphere(&c, grad, n, d, opt.step * (1.0 - 0.9 * double(it) / opt.iterations) / gmax);
     fill_gram();
   }
   out.bound_end = PairwiseBound(gram, n, d, opt, pick, rng, nullptr);

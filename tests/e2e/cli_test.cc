@@ -2,6 +2,7 @@
 // the same way (positional, --scenario kept as an alias) on every command that takes one.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <string>
@@ -110,12 +111,24 @@ TEST_CASE("ota nmse reports how far the paper's SNR of the sum lies above each n
   const auto [rc, text] = Edgebed({"ota", "nmse", "--zipf", "8", "--ka-min", "7", "--ka-max", "7", "--blocks", "250",
                                    "--snrs", "30", "--seed", "5", "--out", out});
   REQUIRE_MESSAGE(rc == 0, text);
+  // The column named sum_over_node_snr_db, in AMP-DA's row.
   const std::string csv = Slurp(out + "/nmse.csv");
-  REQUIRE(csv.find("sum_over_node_snr_db\n") != std::string::npos);
-  const size_t row = csv.find(",amp_da,");
+  auto fields = [](const std::string& line) {
+    std::vector<std::string> f(1);
+    for (char ch : line) {
+      if (ch == ',') f.emplace_back();
+      else f.back().push_back(ch);
+    }
+    return f;
+  };
+  const auto header = fields(csv.substr(0, csv.find('\n')));
+  const size_t col = std::find(header.begin(), header.end(), "sum_over_node_snr_db") - header.begin();
+  REQUIRE(col < header.size());
+  const size_t row = csv.find("\n30,amp_da,");
   REQUIRE(row != std::string::npos);
-  const size_t end = csv.find('\n', row), last = csv.rfind(',', end);
-  const double db = std::stod(csv.substr(last + 1, end - last - 1));
+  const auto values = fields(csv.substr(row + 1, csv.find('\n', row + 1) - row - 1));
+  REQUIRE(values.size() == header.size());
+  const double db = std::stod(values[col]);
   double z = 0.0;
   for (int k = 1; k <= 128; ++k) z += std::pow(k, -8.0);
   CHECK(db == doctest::Approx(10.0 * std::log10(7.0 + 42.0 / (z * z))).epsilon(0.0035));  // 0.06 dB
