@@ -45,7 +45,8 @@ struct PairwiseErrorResult {
 };
 Result<PairwiseErrorResult> PairwiseErrorCodebook(std::vector<float> start, uint32_t n, uint32_t d,
                                                   const PairwiseErrorOptions& opt, Rng& rng);
-// The code `design` asks for: LowCoherenceCodebook (default descent options) or PopularFirstCodebook.
+// The code `design` asks for: PopularFirstCodebook or LowCoherenceCodebook (default descent options),
+// then PairwiseErrorCodebook (default options, a Zipf popularity) when design.pairwise_snr_db is set.
 Result<std::vector<float>> DesignedCodebook(uint32_t n, uint32_t d, const CodeDesign& design, Rng& rng);
 // max_{i<k} |<c_i, c_k>| of an n x d row-major code.
 double MaxCoherence(const std::vector<float>& c, uint32_t n, uint32_t d);

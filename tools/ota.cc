@@ -241,22 +241,17 @@ int RunOtaNmse(const OtaToolOptions& opt) {
         a.secs += est->seconds;
         a.khat += est->k_hat == ka;
         for (uint32_t s = 0; s < group; ++s) {
-          bool exact = true;
+          double block_err = 0.0;
           for (uint32_t i = 0; i < n; ++i) {
             const size_t j = static_cast<size_t>(s) * n + i;
             const double x = b.counts[j];
             a.err_raw += (est->raw[j] - x) * (est->raw[j] - x);
-            a.err += (est->counts[j] - x) * (est->counts[j] - x);
+            block_err += (est->counts[j] - x) * (est->counts[j] - x);
             if (!est->mean.empty()) a.err_mean += (est->mean[j] - x) * (est->mean[j] - x);
             a.ref += x * x;
-            exact &= est->counts[j] == static_cast<int32_t>(x);
           }
-          a.exact += exact;
-          double block_err = 0.0;
-          for (uint32_t i = 0; i < n; ++i) {
-            const double e = est->counts[size_t(s) * n + i] - b.counts[size_t(s) * n + i];
-            block_err += e * e;
-          }
+          a.exact += block_err == 0.0;
+          a.err += block_err;
           a.err_by_kind[static_cast<int>(ClassifyCountError(&est->counts[size_t(s) * n], &b.counts[size_t(s) * n], n))] += block_err;
         }
         if (Status st = AggregateCounts(q, est->counts.data(), agg.size(), {}, agg.data()); !st.ok()) {
