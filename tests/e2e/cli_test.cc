@@ -113,20 +113,12 @@ TEST_CASE("ota nmse reports how far the paper's SNR of the sum lies above each n
   REQUIRE_MESSAGE(rc == 0, text);
   // The column named sum_over_node_snr_db, in AMP-DA's row.
   const std::string csv = Slurp(out + "/nmse.csv");
-  auto fields = [](const std::string& line) {
-    std::vector<std::string> f(1);
-    for (char ch : line) {
-      if (ch == ',') f.emplace_back();
-      else f.back().push_back(ch);
-    }
-    return f;
-  };
-  const auto header = fields(csv.substr(0, csv.find('\n')));
+  const auto header = edgebed::e2e::CsvFields(csv.substr(0, csv.find('\n')));
   const size_t col = std::find(header.begin(), header.end(), "sum_over_node_snr_db") - header.begin();
   REQUIRE(col < header.size());
   const size_t row = csv.find("\n30,amp_da,");
   REQUIRE(row != std::string::npos);
-  const auto values = fields(csv.substr(row + 1, csv.find('\n', row + 1) - row - 1));
+  const auto values = edgebed::e2e::CsvFields(csv.substr(row + 1, csv.find('\n', row + 1) - row - 1));
   REQUIRE(values.size() == header.size());
   const double db = std::stod(values[col]);
   double z = 0.0;

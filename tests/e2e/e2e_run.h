@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,14 @@ inline int RunScenario(const std::string& scenario, const std::string& out, cons
 inline std::string Slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The comma-separated fields of one CSV line (edgebed's CSVs quote nothing).
+inline std::vector<std::string> CsvFields(const std::string& line) {
+  std::vector<std::string> f;
+  std::stringstream ss(line);
+  for (std::string x; std::getline(ss, x, ',');) f.push_back(x);
+  return f;
 }
 
 inline nlohmann::json Summary(const std::string& out) { return nlohmann::json::parse(Slurp(out + "/summary.json")); }

@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <tuple>
 
 #include "splitnets/transfer.h"
@@ -443,9 +442,7 @@ TEST_CASE("split learning across processes: noisy bottlenecks, a node killed mid
   std::getline(csv, l);
   CHECK(l.find("pass,controller,request,t_s,kbps,width") == 0);
   for (; std::getline(csv, l); ++lines) {
-    std::vector<std::string> f;
-    std::stringstream ss(l);
-    for (std::string x; std::getline(ss, x, ',');) f.push_back(x);
+    const std::vector<std::string> f = edgebed::e2e::CsvFields(l);
     REQUIRE(f.size() == 15);
     // node_ms is the encoder's FLOPs at 1 GFLOP/s: the summary's MFLOPs at that width, in ms
     for (const auto& w : summary["widths"])
