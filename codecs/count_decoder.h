@@ -134,6 +134,11 @@ struct AmpDaNetTrainOptions {
   // C0 is trained too: each codeword moves freely, where W alone mixes the same d columns of C0 for
   // every codeword (C = rownorm(C0 W)). The saved file keeps its format (C0 is a buffer).
   bool learn_code = false;
+  // The noise's scale (each block's received power over the SNR) is differentiated, so a learned code
+  // also lowers the superposed signal's power, which lowers the noise at one SNR of the sum; the
+  // authors' training does this (their add_awgn_noise). Off: the scale is a constant of each step, and
+  // the code gains only what it gains at a fixed noise (BENCHMARKS.md, issue 20).
+  bool noise_follows_code = false;
   bool cosine_decay = false;     // learning rate from `learning_rate` to 1% of it (cosine) over `steps` or
                                  // `max_minutes`, whichever runs out first
   // Called every `report_every` steps with (step, loss, validation NMSE of the counts).

@@ -198,8 +198,9 @@ Result<std::unique_ptr<CountDecoder>> TrainAmpDaNet(const CountData& data, const
     for (int64_t i = 0; i < B * d; ++i) np[i] = g(r);
     return std::make_tuple(X, P, noise);
   };
-  auto receive = [](const Tensor& signal, const Tensor& unit_noise, double snr_db) {
-    const Tensor sd = (signal.square().mean(1, true) / std::pow(10.0, snr_db / 10.0)).sqrt().detach();
+  auto receive = [&](const Tensor& signal, const Tensor& unit_noise, double snr_db) {
+    Tensor sd = (signal.square().mean(1, true) / std::pow(10.0, snr_db / 10.0)).sqrt();
+    if (!opt.noise_follows_code) sd = sd.detach();
     return std::make_pair(signal + sd * unit_noise, sd.square().mean().item<double>());
   };
   // Validation batch at 5 dB, fixed.

@@ -110,10 +110,17 @@ int RunOtaTrain(const OtaToolOptions& opt) {
   t.log_loss = opt.log_loss;
   t.cosine_decay = opt.cosine;
   t.learn_code = opt.learn_code;
+  t.noise_follows_code = opt.noise_follows_code;
   const std::string log_path = opt.out + ".train.csv";
+  std::error_code ec;
+  if (const auto dir = std::filesystem::path(opt.out).parent_path(); !dir.empty()) std::filesystem::create_directories(dir, ec);
   std::ofstream log(log_path);
-  log << "step,elapsed_s,loss,val_nmse_5db\n";
+  if (!(log << "step,elapsed_s,loss,val_nmse_5db\n")) {
+    spdlog::error("ota train: cannot write the training log {}{}", log_path, ec ? " (" + ec.message() + ")" : "");
+    return 1;
+  }
   const auto t0 = std::chrono::steady_clock::now();
+  bool log_failed = false;
   t.on_progress = [&](uint32_t step, double loss, double nmse) {
     const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     double left = TimeLeft(el, step, opt.steps);
@@ -121,7 +128,7 @@ int RunOtaTrain(const OtaToolOptions& opt) {
     spdlog::info("step {:>5}/{}  loss {:.4f}  validation NMSE at 5 dB {:.4f}  {} elapsed, ~{} left", step, opt.steps, loss,
                  nmse, FormatDuration(el), FormatDuration(left));
     log << step << ',' << el << ',' << loss << ',' << nmse << "\n";
-    log.flush();
+    if (!log.flush()) log_failed = true;
   };
   auto dec = TrainAmpDaNet(data.value(), t);
   if (!dec.ok()) {
@@ -131,6 +138,11 @@ int RunOtaTrain(const OtaToolOptions& opt) {
   Status st = dec.value()->Save(opt.out);
   if (!st.ok()) {
     spdlog::error("{}", st.message());
+    return 1;
+  }
+  log.close();
+  if (log_failed || !log) {  // the decoder is saved; its log is not whole
+    spdlog::error("ota train: saved {}, but writing its training log {} failed", opt.out, log_path);
     return 1;
   }
   spdlog::info("saved {} (training log {})", opt.out, log_path);

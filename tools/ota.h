@@ -31,7 +31,7 @@ struct OtaToolOptions {
   std::vector<double> mix_zipf;
   double snr_min_db = 0.0, snr_max_db = 20.0;
   std::string init;
-  bool log_loss = false, cosine = false, learn_code = false;
+  bool log_loss = false, cosine = false, learn_code = false, noise_follows_code = false;
   bool snr_per_node = false;   // nmse: SNR of one node's codeword, not of the superposed signal
   bool from_truth = false;     // nmse: the MAP search and the posterior mean start at the true counts
   bool map_refine = false;     // nmse: post-processing ends with the MAP swap search (CountProblem)

@@ -1,8 +1,8 @@
 // How good the learned count decoders are: a small AMP-DA-Net trained here against its untrained self
 // and AMP-DA; the shipped decoders (codecs/decoders/amp_da_net.pt, amp_da_net_private16.pt,
-// amp_da_net_lowcoh.pt and amp_da_net_freecode.pt, the default) on count vectors of a real federation
-// held out from their training
-// (tests/data/ota/heldout_counts.bin) and on Zipf choices; the MAP search and the posterior mean.
+// amp_da_net_lowcoh.pt, amp_da_net_freecode.pt, the default, and amp_da_net_sumpower.pt) on count
+// vectors of a real federation held out from their training (tests/data/ota/heldout_counts.bin) and
+// on Zipf choices; the MAP search and the posterior mean.
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -163,37 +163,48 @@ TEST_CASE("the shipped AMP-DA-Nets on a real federation's held-out count vectors
   CHECK(raw_10db.at("amp_da_net_freecode.pt") < 0.85 * raw_10db.at("amp_da_net.pt"));
 }
 
+// Two decoder files' posterior-mean NMSE on the same independent Zipf(1.1) choices of 13 nodes
+// (3,500 blocks, 500 per K_a in 7..13, the MAP search and the Gibbs chain) at one SNR of the sum.
+std::pair<double, double> ZipfPosteriorMeans(const std::string& a, const std::string& b, double snr_db, uint64_t data_seed,
+                                             uint64_t noise_seed) {
+  auto da = LoadAmpDaNet(a.find('/') == std::string::npos ? std::string(EDGEBED_SOURCE_DIR) + "/codecs/decoders/" + a : a);
+  auto db = LoadAmpDaNet(b.find('/') == std::string::npos ? std::string(EDGEBED_SOURCE_DIR) + "/codecs/decoders/" + b : b);
+  REQUIRE(da.ok());
+  REQUIRE(db.ok());
+  Rng rng = MakeRng(data_seed, "test");
+  const CountData zipf = SyntheticCountData(128, 13, 2, 500, 1.1, rng);
+  const auto rounds = AllRounds(zipf);
+  const double ea = CountNmse(*da.value(), zipf, rounds, snr_db, 7, 13, 2, noise_seed, /*map_refine=*/true).mean;
+  const double eb = CountNmse(*db.value(), zipf, rounds, snr_db, 7, 13, 2, noise_seed, /*map_refine=*/true).mean;
+  MESSAGE(snr_db, " dB, posterior mean NMSE: ", a, " ", ea, ", ", b, " ", eb);
+  return {ea, eb};
+}
+
 TEST_CASE("on independent Zipf choices at 4 dB the private-dimension decoder's posterior mean beats the default's") {
-  Rng rng = MakeRng(43, "test");
-  const CountData data = SyntheticCountData(128, 13, 2, 500, 1.1, rng);
-  const auto rounds = AllRounds(data);
-  auto base = LoadAmpDaNet(std::string(EDGEBED_SOURCE_DIR) + "/codecs/decoders/amp_da_net.pt");
-  auto priv = LoadAmpDaNet(std::string(EDGEBED_SOURCE_DIR) + "/codecs/decoders/amp_da_net_private16.pt");
-  REQUIRE(base.ok());
-  REQUIRE(priv.ok());
-  const Nmse e_base = CountNmse(*base.value(), data, rounds, 4.0, 7, 13, 2, 17, /*map_refine=*/true);
-  const Nmse e_priv = CountNmse(*priv.value(), data, rounds, 4.0, 7, 13, 2, 17, /*map_refine=*/true);
-  MESSAGE("4 dB, posterior mean NMSE: amp_da_net.pt ", e_base.mean, ", amp_da_net_private16.pt ", e_priv.mean);
+  const auto [e_base, e_priv] = ZipfPosteriorMeans("amp_da_net.pt", "amp_da_net_private16.pt", 4.0, 43, 17);
   // `edgebed ota nmse --zipf 1.1 --map-refine` (3,500 blocks): 0.107 and 0.098; the issue's goal is
   // NMSE 1e-1 at 4 dB or below.
-  CHECK(e_priv.mean < 0.105);
-  CHECK(e_priv.mean < 0.95 * e_base.mean);
+  CHECK(e_priv < 0.105);
+  CHECK(e_priv < 0.95 * e_base);
 }
 
 TEST_CASE("on independent Zipf choices at 9 dB the low-coherence decoder's posterior mean beats the default's") {
-  auto base = LoadAmpDaNet(std::string(EDGEBED_SOURCE_DIR) + "/codecs/decoders/amp_da_net.pt");
-  auto lowcoh = LoadAmpDaNet(std::string(EDGEBED_SOURCE_DIR) + "/codecs/decoders/amp_da_net_lowcoh.pt");
-  REQUIRE(base.ok());
-  REQUIRE(lowcoh.ok());
-  Rng rng = MakeRng(47, "test");
-  const CountData zipf = SyntheticCountData(128, 13, 2, 500, 1.1, rng);
-  const auto rounds = AllRounds(zipf);
-  const double z_base = CountNmse(*base.value(), zipf, rounds, 9.0, 7, 13, 2, 19, /*map_refine=*/true).mean;
-  const double z_low = CountNmse(*lowcoh.value(), zipf, rounds, 9.0, 7, 13, 2, 19, /*map_refine=*/true).mean;
-  MESSAGE("9 dB, posterior mean NMSE: amp_da_net.pt ", z_base, ", amp_da_net_lowcoh.pt ", z_low);
+  const auto [z_base, z_low] = ZipfPosteriorMeans("amp_da_net.pt", "amp_da_net_lowcoh.pt", 9.0, 47, 19);
   // Measured here (2026-12-02): 7.7e-3 and 5.6e-3 (`edgebed ota nmse --zipf 1.1 --map-refine`, 3,500
   // blocks: 7.2e-3 and 5.4e-3). The estimates spread by about 5%; the gap is 27%.
   CHECK(z_low < 0.85 * z_base);
+}
+
+TEST_CASE("amp_da_net_sumpower.pt at 8 dB of the sum on independent Zipf choices: under 1e-2, below the default's") {
+  // Trained with the noise's scale differentiated (the authors' convention, `ota train
+  // --noise-follows-code`): its code lowers the received sum's power, which at one SNR of the sum is
+  // less noise. BENCHMARKS.md (issue 20) has why it is not the default.
+  const auto [e_sum, e_def] = ZipfPosteriorMeans("amp_da_net_sumpower.pt", DefaultDecoderPath(), 8.0, 53, 23);
+  // Measured here: 5.3e-3 and 1.17e-2 (`edgebed ota nmse --zipf 1.1 --map-refine`, other draws of
+  // 3,500 blocks: 4.4e-3 and 1.21e-2). The issue's goal is 1e-2 at 8 dB or below; these estimates
+  // spread by 10-15% (a hundred or so wrong blocks), so the bound is about two of that above.
+  CHECK(e_sum < 7e-3);
+  CHECK(e_sum < 0.6 * e_def);
 }
 
 TEST_CASE("on independent Zipf choices at 8 dB the decoder's posterior mean is near its code's MMSE estimate") {
@@ -309,21 +320,27 @@ TEST_CASE("with one active node the posterior mean is the closed form over the n
   CHECK(bad.status().message().find("start_counts row 3") != std::string::npos);
 }
 
-TEST_CASE("learn_code trains C0 itself, and the saved file carries the trained code") {
-  const uint32_t n = 32, d = 16;
-  Rng rng = MakeRng(61, "test");
-  const CountData data = SyntheticCountData(n, 6, 4, 200, 1.1, rng);
+// A small decoder whose code learns quickly: n 32, d 16, 2 layers, K_a 2..6, lr 1e-2.
+static AmpDaNetTrainOptions SmallCodeLearning(uint32_t steps) {
   AmpDaNetTrainOptions t;
-  t.net.n = n;
-  t.net.d = d;
+  t.net.n = 32;
+  t.net.d = 16;
   t.net.layers = 2;
   t.net.filters = 4;
   t.batch = 32;
   t.learning_rate = 1e-2;
   t.ka_min = 2;
   t.ka_max = 6;
-  t.steps = 30;
+  t.steps = steps;
   t.max_minutes = 1e9;
+  return t;
+}
+
+TEST_CASE("learn_code trains C0 itself, and the saved file carries the trained code") {
+  const uint32_t n = 32;
+  Rng rng = MakeRng(61, "test");
+  const CountData data = SyntheticCountData(n, 6, 4, 200, 1.1, rng);
+  AmpDaNetTrainOptions t = SmallCodeLearning(30);
   auto mixed = TrainAmpDaNet(data, t);  // W only: C = rownorm(C0 W) with C0 as drawn
   t.learn_code = true;
   auto free = TrainAmpDaNet(data, t);
@@ -341,6 +358,45 @@ TEST_CASE("learn_code trains C0 itself, and the saved file carries the trained c
   std::filesystem::remove(path);
   REQUIRE(loaded.ok());
   CHECK(loaded.value()->codebook() == b);  // the trained C0, not the drawn one
+}
+
+TEST_CASE("noise_follows_code: a code learned with the noise's scale differentiated lowers the sum's power") {
+  // At one SNR of the superposed signal the noise is that signal's power over the SNR; differentiated
+  // (the authors' training), the code also learns to shrink |x C|^2 for the counts it sees. The same
+  // seed, data and steps with the scale held constant show what the decoding loss alone does to it.
+  const uint32_t n = 32, d = 16;
+  Rng rng = MakeRng(62, "test");
+  const CountData data = SyntheticCountData(n, 6, 4, 200, 1.1, rng);
+  AmpDaNetTrainOptions t = SmallCodeLearning(200);
+  t.learn_code = true;
+  t.snr_max_db = 6.0;  // where the noise is large enough for its scale's gradient to matter
+  auto fixed = TrainAmpDaNet(data, t);
+  t.noise_follows_code = true;
+  auto follows = TrainAmpDaNet(data, t);
+  REQUIRE(fixed.ok());
+  REQUIRE(follows.ok());
+  // E|x C|^2 / E[K] over held-out draws of the same counts. With unit-norm codewords and multinomial
+  // counts it is 1 + E[K (K - 1)] / E[K] |C^T p|^2 (p the popularity): at least 1, and what a code can
+  // take off is the excess over 1.
+  std::vector<size_t> train_r, held_r;
+  SplitRounds(data, &train_r, &held_r);
+  Rng draw = MakeRng(63, "test");
+  const CountBatch b = SampleCounts(data, held_r, 2000, 2, 6, draw);
+  auto sum_over_node = [&](const std::vector<float>& c) {
+    double power = 0.0, k = 0.0;
+    for (size_t s = 0; s < b.ka.size(); ++s) {
+      for (uint32_t j = 0; j < d; ++j) {
+        double y = 0.0;
+        for (uint32_t i = 0; i < n; ++i) y += b.counts[s * n + i] * c[i * d + j];
+        power += y * y;
+      }
+      k += b.ka[s];
+    }
+    return power / k;
+  };
+  const double p_fixed = sum_over_node(fixed.value()->codebook()), p_follows = sum_over_node(follows.value()->codebook());
+  MESSAGE("sum over one node: noise scale constant ", p_fixed, ", differentiated ", p_follows);
+  CHECK(p_follows - 1.0 < 0.75 * (p_fixed - 1.0));  // measured: 0.14 against 0.28
 }
 
 TEST_CASE("a code with private dimensions: the popular codewords are orthogonal to every other") {

@@ -301,12 +301,17 @@ TEST_CASE("digital OTA end to end: VQ indices over the superposing channel, AMP-
   CHECK(rows[3]["test_accuracy"].get<double>() > rows[0]["test_accuracy"].get<double>() + 0.3);
 
   // The collected indices train a (tiny) AMP-DA-Net, which then decodes beside AMP-DA.
-  const std::string net = out + "-net.pt", nmse = out + "-nmse";
+  const std::string net = out + "-net/new/folder.pt", nmse = out + "-nmse";  // ota train makes the folders
   const std::string bin = std::string(EDGEBED_BINARY);
   CHECK(std::system((bin + " ota train --data " + counts + " --out " + net +
                      " --steps 20 --layers 2 --filters 4 --batch 16 --ka-min 2 --ka-max 4 > " + out + "-train.log 2>&1")
                         .c_str()) == 0);
   REQUIRE(fs::exists(net));
+  CHECK(fs::file_size(net + ".train.csv") > 0);
+  // A training log that cannot be written is an error naming it, before any training.
+  CHECK(std::system((bin + " ota train --data " + counts + " --out /dev/full/net.pt --steps 20 > " + out +
+                     "-train-bad.log 2>&1").c_str()) != 0);
+  CHECK(Slurp(out + "-train-bad.log").find("/dev/full/net.pt.train.csv") != std::string::npos);
   CHECK(std::system((bin + " ota nmse --data " + counts + " --net " + net + " --out " + nmse +
                      " --blocks 250 --snrs 10,20 --ka-min 2 --ka-max 4 > " + out + "-nmse.log 2>&1")
                         .c_str()) == 0);
@@ -321,8 +326,9 @@ TEST_CASE("digital OTA end to end: VQ indices over the superposing channel, AMP-
   CHECK(Run(out, "--set channel.uplink='\"digital_ota\"' --set ota.decoder='\"amp_da_net\"' --set ota.decoder_path='\"" +
                      net + "\"'") == 2);
   CHECK(Slurp(out + ".log").find("ota.decoder_path") != std::string::npos);
-  for (const auto& p : {counts, net, net + ".train.csv", out + "-train.log", out + "-nmse.log"}) fs::remove(p);
+  for (const auto& p : {counts, out + "-train.log", out + "-train-bad.log", out + "-nmse.log"}) fs::remove(p);
   fs::remove_all(nmse);
+  fs::remove_all(out + "-net");
   Cleanup(out);
 }
 
