@@ -226,16 +226,13 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(0.0, 10.0));
     c->add_flag("--pairwise-per-node", oopt.code.pairwise_per_node, "--pairwise-snr is each node's SNR, not the received sum's");
   }
-  ota_train->add_option("--mix-zipf", oopt.mix_zipf, "add 30 synthetic rounds per Zipf exponent to the data (e.g. 0.5 1.1 1.5)")
-      ->check(CLI::Range(0.0, 10.0));
+  ota_train->add_option("--mix-zipf", oopt.mix_zipf, "add 30 synthetic rounds per Zipf exponent to the data (e.g. 0.5 1.1 1.5)")->check(CLI::Range(0.0, 10.0));
   ota_train->add_option("--snr-min", oopt.snr_min_db, "lowest training SNR [dB]")->check(CLI::Range(-20.0, 60.0));
   ota_train->add_option("--snr-max", oopt.snr_max_db, "highest training SNR [dB]")->check(CLI::Range(-20.0, 60.0));
   ota_train->add_option("--init", oopt.init, "decoder file to start from (same n, d, layers, filters)")->check(CLI::ExistingFile);
   ota_train->add_flag("--log-loss", oopt.log_loss, "loss = log of the squared error, so every SNR pulls equally");
   ota_train->add_flag("--learn-code", oopt.learn_code, "train C0 too (each codeword free, not only the shared mix W)");
-  ota_train->add_flag("--noise-follows-code", oopt.noise_follows_code,
-                     "differentiate the noise's scale (each block's power over the SNR), as the authors' training does: "
-                     "the code also learns to lower the superposed signal's power");
+  ota_train->add_flag("--noise-follows-code", oopt.noise_follows_code, "differentiate the noise's scale (each block's power over the SNR), as the authors' training does: the code also learns to lower the superposed signal's power");
   ota_train->add_flag("--cosine", oopt.cosine, "learning rate decays to 1% (cosine) over --steps or --minutes, whichever ends first");
   ota_nmse->add_option("--net", oopt.net, "AMP-DA-Net decoder file (none: AMP-DA only)")->check(CLI::ExistingFile);
   ota_nmse->add_option("--out", oopt.out, "output folder (default runs/ota-nmse)");
