@@ -10,7 +10,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -114,21 +113,21 @@ int RunOtaTrain(const OtaToolOptions& opt) {
   const std::string log_path = opt.out + ".train.csv";
   std::error_code ec;
   if (const auto dir = std::filesystem::path(opt.out).parent_path(); !dir.empty()) std::filesystem::create_directories(dir, ec);
-  std::ofstream log(log_path);
-  if (!(log << "step,elapsed_s,loss,val_nmse_5db\n")) {
-    spdlog::error("ota train: cannot write the training log {}{}", log_path, ec ? " (" + ec.message() + ")" : "");
+  LineFile log;
+  Status log_st = log.Open(log_path, /*append=*/false);
+  if (log_st.ok()) log_st = log.Append("step,elapsed_s,loss,val_nmse_5db");
+  if (!log_st.ok()) {
+    spdlog::error("ota train: the training log: {}", log_st.message());
     return 1;
   }
   const auto t0 = std::chrono::steady_clock::now();
-  bool log_failed = false;
   t.on_progress = [&](uint32_t step, double loss, double nmse) {
     const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     double left = TimeLeft(el, step, opt.steps);
     if (opt.minutes > 0) left = std::min(left < 0 ? 1e18 : left, std::max(0.0, opt.minutes * 60.0 - el));
     spdlog::info("step {:>5}/{}  loss {:.4f}  validation NMSE at 5 dB {:.4f}  {} elapsed, ~{} left", step, opt.steps, loss,
                  nmse, FormatDuration(el), FormatDuration(left));
-    log << step << ',' << el << ',' << loss << ',' << nmse << "\n";
-    if (!log.flush()) log_failed = true;
+    if (log_st.ok()) log_st = log.Append(fmt::format("{},{},{},{}", step, el, loss, nmse));
   };
   auto dec = TrainAmpDaNet(data.value(), t);
   if (!dec.ok()) {
@@ -140,9 +139,8 @@ int RunOtaTrain(const OtaToolOptions& opt) {
     spdlog::error("{}", st.message());
     return 1;
   }
-  log.close();
-  if (log_failed || !log) {  // the decoder is saved; its log is not whole
-    spdlog::error("ota train: saved {}, but writing its training log {} failed", opt.out, log_path);
+  if (!log_st.ok()) {  // the decoder is saved; its log is not whole
+    spdlog::error("ota train: saved {}, but its training log: {}", opt.out, log_st.message());
     return 1;
   }
   spdlog::info("saved {} (training log {})", opt.out, log_path);

@@ -382,17 +382,10 @@ TEST_CASE("noise_follows_code: a code learned with the noise's scale differentia
   SplitRounds(data, &train_r, &held_r);
   Rng draw = MakeRng(63, "test");
   const CountBatch b = SampleCounts(data, held_r, 2000, 2, 6, draw);
+  const double k = std::accumulate(b.ka.begin(), b.ka.end(), 0.0);
   auto sum_over_node = [&](const std::vector<float>& c) {
-    double power = 0.0, k = 0.0;
-    for (size_t s = 0; s < b.ka.size(); ++s) {
-      for (uint32_t j = 0; j < d; ++j) {
-        double y = 0.0;
-        for (uint32_t i = 0; i < n; ++i) y += b.counts[s * n + i] * c[i * d + j];
-        power += y * y;
-      }
-      k += b.ka[s];
-    }
-    return power / k;
+    const std::vector<float> y = SuperposeCounts(c, n, d, b.counts, 0.0, draw);  // no noise: no draw
+    return std::inner_product(y.begin(), y.end(), y.begin(), 0.0) / k;
   };
   const double p_fixed = sum_over_node(fixed.value()->codebook()), p_follows = sum_over_node(follows.value()->codebook());
   MESSAGE("sum over one node: noise scale constant ", p_fixed, ", differentiated ", p_follows);
