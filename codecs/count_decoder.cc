@@ -268,9 +268,9 @@ Result<std::unique_ptr<CountDecoder>> MakeAmpDa(uint32_t n, uint32_t d, uint64_t
 
 // The source tree's decoder when edgebed runs from its build folder, else the installed package's.
 std::string DefaultDecoderPath() {
-  const std::string built = std::string(EDGEBED_SOURCE_DIR) + "/codecs/decoders/amp_da_net_freecode.pt";
+  const std::string built = std::string(EDGEBED_SOURCE_DIR) + "/codecs/decoders/amp_da_net_follow.pt";
   if (std::ifstream(built).good()) return built;
-  return "/usr/share/edgebed/decoders/amp_da_net_freecode.pt";
+  return "/usr/share/edgebed/decoders/amp_da_net_follow.pt";
 }
 
 double UraNoiseVar(uint32_t d, double snr_db) { return 1.0 / (static_cast<double>(d) * std::pow(10.0, snr_db / 10.0)); }

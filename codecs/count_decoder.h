@@ -149,7 +149,7 @@ struct AmpDaNetTrainOptions {
 // Trains AMP-DA-Net on count vectors collected from an error-free federated run.
 Result<std::unique_ptr<CountDecoder>> TrainAmpDaNet(const CountData& data, const AmpDaNetTrainOptions& opt);
 Result<std::unique_ptr<CountDecoder>> LoadAmpDaNet(const std::string& path);
-// The decoder that ships with edgebed (codecs/decoders/amp_da_net_freecode.pt in the source tree;
+// The decoder that ships with edgebed (codecs/decoders/amp_da_net_follow.pt in the source tree;
 // remade by tools/train_decoder), used when a scenario names none.
 std::string DefaultDecoderPath();
 

@@ -11,7 +11,7 @@ namespace edgebed {
 // server decodes the superposed codewords into counts and aggregates from them.
 struct OtaConfig {
   std::string decoder = "amp_da";  // exact (counts known: error-free digital) | amp_da | amp_da_net
-  std::string decoder_path;        // amp_da_net decoder file; empty = codecs/decoders/amp_da_net_freecode.pt
+  std::string decoder_path;        // amp_da_net decoder file; empty = codecs/decoders/amp_da_net_follow.pt
   uint32_t block_length = 20;      // L values per VQ block
   uint32_t codebook_size = 128;    // n centroids = URA codewords (log2 n bits per block)
   uint32_t code_length = 64;       // d real channel uses per block (amp_da; amp_da_net takes its own)

@@ -1,6 +1,6 @@
 // How good the learned count decoders are: a small AMP-DA-Net trained here against its untrained self
 // and AMP-DA; the shipped decoders (codecs/decoders/amp_da_net.pt, amp_da_net_private16.pt,
-// amp_da_net_lowcoh.pt, amp_da_net_freecode.pt, the default, and amp_da_net_sumpower.pt) on count
+// amp_da_net_lowcoh.pt, amp_da_net_freecode.pt, amp_da_net_sumpower.pt and amp_da_net_follow.pt, the default) on count
 // vectors of a real federation held out from their training (tests/data/ota/heldout_counts.bin) and
 // on Zipf choices; the MAP search and the posterior mean.
 #include <doctest/doctest.h>
@@ -127,7 +127,8 @@ TEST_CASE("the shipped AMP-DA-Nets on a real federation's held-out count vectors
   // about three standard deviations of the estimate (a few hundred erroneous blocks at 10 dB, a few
   // thousand at 5 dB). amp_da_net.pt (2026-11-30): 0.107 at 5 dB, 6.7e-3 at 10 dB;
   // amp_da_net_private16.pt (2026-12-01): 0.111 and 8.6e-3; amp_da_net_lowcoh.pt (2026-12-02): 0.099
-  // and 5.1e-3; amp_da_net_freecode.pt (2026-12-02, the default): 0.098 and 5.3e-3.
+  // and 5.1e-3; amp_da_net_freecode.pt (2026-12-02): 0.098 and 5.3e-3; amp_da_net_follow.pt
+  // (2026-12-02, the default): 0.092 and 4.1e-3.
   struct Shipped {
     const char* file;
     double bound_5db, bound_10db;
@@ -141,7 +142,8 @@ TEST_CASE("the shipped AMP-DA-Nets on a real federation's held-out count vectors
   const Nmse amp_10db = CountNmse(*amp, data.value(), rounds, 10.0, 7, 13, 2, 11);
   std::map<std::string, double> raw_10db;
   for (const Shipped& f : {Shipped{"amp_da_net.pt", 0.12, 8e-3}, Shipped{"amp_da_net_private16.pt", 0.125, 1.0e-2},
-                           Shipped{"amp_da_net_lowcoh.pt", 0.112, 5.8e-3}, Shipped{"amp_da_net_freecode.pt", 0.11, 6.1e-3}}) {
+                           Shipped{"amp_da_net_lowcoh.pt", 0.112, 5.8e-3}, Shipped{"amp_da_net_freecode.pt", 0.11, 6.1e-3},
+                           Shipped{"amp_da_net_follow.pt", 0.1, 4.8e-3}}) {
     auto net = LoadAmpDaNet(std::string(EDGEBED_SOURCE_DIR) + "/codecs/decoders/" + f.file);
     REQUIRE(net.ok());
     REQUIRE(net.value()->d() == d);
@@ -161,6 +163,10 @@ TEST_CASE("the shipped AMP-DA-Nets on a real federation's held-out count vectors
   // blocks); the gaps are 23% and 20%.
   CHECK(raw_10db.at("amp_da_net_lowcoh.pt") < 0.85 * raw_10db.at("amp_da_net.pt"));
   CHECK(raw_10db.at("amp_da_net_freecode.pt") < 0.85 * raw_10db.at("amp_da_net.pt"));
+  // The default, trained with the noise's scale differentiated, beats freecode there too: measured
+  // 4.1e-3 against 5.3e-3 here (`edgebed ota nmse`, other draws: 2.80e-3 against 4.65e-3); the
+  // estimates spread by about 5%.
+  CHECK(raw_10db.at("amp_da_net_follow.pt") < 0.9 * raw_10db.at("amp_da_net_freecode.pt"));
 }
 
 // Two decoder files' posterior-mean NMSE on the same independent Zipf(1.1) choices of 13 nodes
@@ -195,16 +201,28 @@ TEST_CASE("on independent Zipf choices at 9 dB the low-coherence decoder's poste
   CHECK(z_low < 0.85 * z_base);
 }
 
-TEST_CASE("amp_da_net_sumpower.pt at 8 dB of the sum on independent Zipf choices: under 1e-2, below the default's") {
+TEST_CASE("amp_da_net_sumpower.pt at 8 dB of the sum on independent Zipf choices: under 1e-2, below freecode's") {
   // Trained with the noise's scale differentiated (the authors' convention, `ota train
   // --noise-follows-code`): its code lowers the received sum's power, which at one SNR of the sum is
   // less noise. BENCHMARKS.md (issue 20) has why it is not the default.
-  const auto [e_sum, e_def] = ZipfPosteriorMeans("amp_da_net_sumpower.pt", DefaultDecoderPath(), 8.0, 53, 23);
+  const auto [e_sum, e_def] = ZipfPosteriorMeans("amp_da_net_sumpower.pt", "amp_da_net_freecode.pt", 8.0, 53, 23);
   // Measured here: 5.3e-3 and 1.17e-2 (`edgebed ota nmse --zipf 1.1 --map-refine`, other draws of
   // 3,500 blocks: 4.4e-3 and 1.21e-2). The issue's goal is 1e-2 at 8 dB or below; these estimates
   // spread by 10-15% (a hundred or so wrong blocks), so the bound is about two of that above.
   CHECK(e_sum < 7e-3);
   CHECK(e_sum < 0.6 * e_def);
+}
+
+TEST_CASE("the default decoder on independent Zipf choices: 1e-1 at 4 dB and 1e-2 at 8 dB of the sum (the issue's goal)") {
+  // amp_da_net_follow.pt, `ota train --noise-follows-code` from freecode (BENCHMARKS.md, issue 20);
+  // `edgebed ota nmse --zipf 1.1 --map-refine` (3,500 blocks): 0.054 at 4 dB, 3.9e-3 at 8 dB.
+  const auto [e4, f4] = ZipfPosteriorMeans(DefaultDecoderPath(), "amp_da_net_freecode.pt", 4.0, 59, 29);
+  const auto [e8, f8] = ZipfPosteriorMeans(DefaultDecoderPath(), "amp_da_net_freecode.pt", 8.0, 59, 29);
+  // Measured here: 0.055 and 4.3e-3 (freecode: 0.092 and 1.27e-2). The estimates spread by 10-15% at
+  // 8 dB and a few per cent at 4 dB.
+  CHECK(e4 < 0.07);
+  CHECK(e8 < 6e-3);
+  CHECK(e8 < 0.6 * f8);
 }
 
 TEST_CASE("on independent Zipf choices at 8 dB the decoder's posterior mean is near its code's MMSE estimate") {

@@ -7,7 +7,7 @@ include(GNUInstallDirs)
 set(EDGEBED_SHARE ${CMAKE_INSTALL_DATADIR}/edgebed)
 install(TARGETS edgebed RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/scenarios/ DESTINATION ${EDGEBED_SHARE}/scenarios FILES_MATCHING PATTERN "*.toml")
-install(FILES ${PROJECT_SOURCE_DIR}/codecs/decoders/amp_da_net_freecode.pt ${PROJECT_SOURCE_DIR}/codecs/decoders/amp_da_net.pt
+install(FILES ${PROJECT_SOURCE_DIR}/codecs/decoders/amp_da_net_follow.pt ${PROJECT_SOURCE_DIR}/codecs/decoders/amp_da_net_freecode.pt ${PROJECT_SOURCE_DIR}/codecs/decoders/amp_da_net.pt
         DESTINATION ${EDGEBED_SHARE}/decoders)
 install(FILES ${PROJECT_SOURCE_DIR}/splitnets/backbones/irbnet_c0-4.pt DESTINATION ${EDGEBED_SHARE}/backbones)
 install(FILES ${PROJECT_SOURCE_DIR}/examples/your_model.py ${PROJECT_SOURCE_DIR}/examples/your_model.toml
